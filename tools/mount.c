@@ -1,0 +1,222 @@
+/* mount.c - the pog subcommands that talk to a mounted store via MNT/.pog. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cjson/cJSON.h>
+
+#include "tool.h"
+
+/* "MNT/.pog/LEAF" into buf; -ENAMETOOLONG when it does not fit. */
+static int control_path(const char *mnt, const char *leaf, char *buf,
+			size_t size)
+{
+	int n = snprintf(buf, size, "%s/.pog/%s", mnt, leaf);
+
+	return n < 0 || (size_t)n >= size ? -ENAMETOOLONG : 0;
+}
+
+/* Why MNT/.pog/LEAF could not be opened (errno err), as one phrase. */
+static const char *control_open_reason(const char *mnt, int err,
+				       char *buf, size_t size)
+{
+	struct stat st;
+
+	if (stat(mnt, &st) < 0)
+		snprintf(buf, size, "%s", strerror(errno));
+	else if (!S_ISDIR(st.st_mode))
+		snprintf(buf, size, "not a directory");
+	else if (err == ENOENT)
+		snprintf(buf, size, "not a pogfs mount (no .pog control "
+				    "directory)");
+	else if (err == ENOTCONN)
+		snprintf(buf, size, "%s (the pogfs daemon is gone; "
+				    "fusermount3 -u it)", strerror(err));
+	else
+		snprintf(buf, size, "%s", strerror(err));
+	return buf;
+}
+
+/* Read MNT/.pog/status whole (caller frees *text). Returns 0 or -errno. */
+static int read_status(const char *mnt, char **text, size_t *len)
+{
+	char path[4096];
+	int fd, err;
+
+	err = control_path(mnt, "status", path, sizeof(path));
+	if (err < 0)
+		return err;
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	err = tool_read_all(fd, text, len);
+	close(fd);
+	return err;
+}
+
+/* The "last_error" of MNT/.pog/status into buf ("" when none or unknown). */
+static void last_error(const char *mnt, char *buf, size_t size)
+{
+	const cJSON *item;
+	cJSON *json;
+	char *text;
+	size_t len;
+
+	buf[0] = '\0';
+	if (read_status(mnt, &text, &len) < 0)
+		return;
+	json = cJSON_ParseWithLength(text, len);
+	free(text);
+	if (!json)
+		return;
+	item = cJSON_GetObjectItemCaseSensitive(json, "last_error");
+	if (cJSON_IsString(item) && item->valuestring)
+		snprintf(buf, size, "%s", item->valuestring);
+	cJSON_Delete(json);
+}
+
+/* Strip trailing newlines and blanks in place. */
+static void chomp(char *text)
+{
+	size_t len = strlen(text);
+
+	while (len && (text[len - 1] == '\n' || text[len - 1] == ' ' ||
+		       text[len - 1] == '\r'))
+		text[--len] = '\0';
+}
+
+/*
+ * Write command (one write, as `echo command > ctl` does) to MNT/.pog/ctl
+ * and read back the daemon's answer on the same open file when it gives
+ * one (*answer, freed by the caller, may be NULL).
+ * Returns 0, or a positive errno when the open or the write failed.
+ */
+static int send_command(const char *mnt, const char *command, char **answer)
+{
+	char path[4096];
+	size_t len = strlen(command), answer_len;
+	ssize_t n;
+	int fd, err = 0;
+
+	*answer = NULL;
+	if (control_path(mnt, "ctl", path, sizeof(path)) < 0)
+		return ENAMETOOLONG;
+	fd = open(path, O_RDWR | O_CLOEXEC);
+	if (fd < 0 && (errno == EACCES || errno == EPERM))
+		fd = open(path, O_WRONLY | O_CLOEXEC);
+	if (fd < 0)
+		return errno;
+	n = write(fd, command, len);
+	if (n < 0)
+		err = errno;
+	else if ((size_t)n != len)
+		err = EIO;
+	else {
+		/* The answer is optional (a write-only ctl has none); ctl
+		 * may also be unseekable, so a failed lseek is no error. */
+		(void)lseek(fd, 0, SEEK_SET);
+		if (tool_read_all(fd, answer, &answer_len) < 0)
+			*answer = NULL;
+	}
+	close(fd);
+	return err;
+}
+
+/* Join words with single spaces into buf; -E2BIG when too long. */
+static int join_words(char **words, int count, char *buf, size_t size)
+{
+	size_t used = 0;
+
+	buf[0] = '\0';
+	for (int i = 0; i < count; i++) {
+		size_t len = strlen(words[i]);
+
+		if (used + (i ? 1 : 0) + len >= size)
+			return -E2BIG;
+		if (i)
+			buf[used++] = ' ';
+		memcpy(buf + used, words[i], len + 1);
+		used += len;
+	}
+	return 0;
+}
+
+/* Send "commit [message]" or "abort" and report like the shell would. */
+static int run_control(const struct tool_args *a, const char *command,
+		       struct tool_error *e)
+{
+	const char *mnt = a->operands[0];
+	char what[512], reason[512], why[256];
+	char line[POG_MESSAGE_MAX + 16];
+	char *answer;
+	int err;
+
+	snprintf(what, sizeof(what), "%s %s", a->command, mnt);
+	snprintf(line, sizeof(line), "%s", command);
+	if (a->operand_count > 1) {
+		char message[POG_MESSAGE_MAX + 1];
+
+		if (join_words(a->operands + 1, a->operand_count - 1, message,
+			       sizeof(message)) < 0)
+			return tool_fail(e, TOOL_EXIT_USAGE, what,
+					 "message longer than %d bytes",
+					 POG_MESSAGE_MAX);
+		if (strpbrk(message, "\n\r"))
+			return tool_fail(e, TOOL_EXIT_USAGE, what,
+					 "message must be one line");
+		snprintf(line, sizeof(line), "%s %s", command, message);
+	}
+	strcat(line, "\n");
+	err = send_command(mnt, line, &answer);
+	if (err == ENOENT || err == ENOTDIR || err == ENOTCONN)
+		return tool_fail(e, TOOL_EXIT_FAIL, what, "%s",
+				 control_open_reason(mnt, err, reason,
+						     sizeof(reason)));
+	if (err) {
+		last_error(mnt, why, sizeof(why));
+		return tool_fail(e, TOOL_EXIT_FAIL, what, "%s%s%s",
+				 strerror(err), why[0] ? ": " : "", why);
+	}
+	if (answer) {
+		chomp(answer);
+		if (answer[0])
+			printf("%s\n", answer);
+		free(answer);
+	}
+	return TOOL_EXIT_OK;
+}
+
+int tool_commit(const struct tool_args *a, struct tool_error *e)
+{
+	return run_control(a, "commit", e);
+}
+
+int tool_abort(const struct tool_args *a, struct tool_error *e)
+{
+	return run_control(a, "abort", e);
+}
+
+int tool_status(const struct tool_args *a, struct tool_error *e)
+{
+	const char *mnt = a->operands[0];
+	char what[512], reason[512];
+	char *text;
+	size_t len;
+	int err;
+
+	snprintf(what, sizeof(what), "%s %s", a->command, mnt);
+	err = read_status(mnt, &text, &len);
+	if (err < 0)
+		return tool_fail(e, TOOL_EXIT_FAIL, what, "%s",
+				 control_open_reason(mnt, -err, reason,
+						     sizeof(reason)));
+	fwrite(text, 1, len, stdout);
+	if (len && text[len - 1] != '\n')
+		putchar('\n');
+	free(text);
+	return TOOL_EXIT_OK;
+}

@@ -1,0 +1,365 @@
+/* pog.c - the pog command: option parsing, help texts and dispatch. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "tool.h"
+
+#ifndef POG_VERSION
+#define POG_VERSION "unknown"
+#endif
+
+struct tool_command {
+	const char *name;
+	const char *summary; /* one line for `pog --help` */
+	const char *usage;   /* the page for `pog NAME --help` */
+	unsigned options;    /* TOOL_OPT_* it accepts */
+	int min_operands;
+	int max_operands;    /* -1: any number */
+	int (*run)(const struct tool_args *a, struct tool_error *e);
+};
+
+static int not_implemented(const struct tool_args *a, struct tool_error *e)
+{
+	return tool_fail(e, TOOL_EXIT_USAGE, a->command, "not implemented yet");
+}
+
+static const char usage_mkfs[] =
+	"NAME\n"
+	"    pog mkfs - create a pogfs store\n"
+	"\n"
+	"SYNOPSIS\n"
+	"    pog mkfs POOL [--size N]\n"
+	"\n"
+	"DESCRIPTION\n"
+	"    Creates the pool file POOL holding an empty root map, ready to be\n"
+	"    mounted with pogfs. It never overwrites: when POOL exists, it is\n"
+	"    left alone and mkfs fails.\n"
+	"\n"
+	"OPTIONS\n"
+	"    --size N     the pool's capacity in bytes, with an optional\n"
+	"                 binary suffix: 64M, 8G. Default: 1G.\n"
+	"    -h, --help   show this page.\n"
+	"\n"
+	"EXIT STATUS\n"
+	"    0 created, 1 failed, 2 bad usage.\n";
+
+static const char usage_info[] =
+	"NAME\n"
+	"    pog info - show what a store holds\n"
+	"\n"
+	"SYNOPSIS\n"
+	"    pog info POOL\n"
+	"\n"
+	"DESCRIPTION\n"
+	"    Prints the pool's format version, size, space in use, number of\n"
+	"    objects and its last commit (id and time). The pool must not be\n"
+	"    mounted; for a mounted store read MNT/.pog/status instead.\n"
+	"\n"
+	"OPTIONS\n"
+	"    -h, --help   show this page.\n"
+	"\n"
+	"EXIT STATUS\n"
+	"    0 success, 1 failed, 2 bad usage.\n";
+
+static const char usage_gc[] =
+	"NAME\n"
+	"    pog gc - collect garbage in an unmounted store\n"
+	"\n"
+	"SYNOPSIS\n"
+	"    pog gc POOL\n"
+	"\n"
+	"DESCRIPTION\n"
+	"    Marks every object reachable from the root map and frees the\n"
+	"    rest (old page versions, removed subtrees, aborted data), then\n"
+	"    reports what was freed. pogfs does the same on every unmount, and\n"
+	"    writing 'gc' to MNT/.pog/ctl does it while mounted. A crash\n"
+	"    during gc loses nothing.\n"
+	"\n"
+	"OPTIONS\n"
+	"    -h, --help   show this page.\n"
+	"\n"
+	"EXIT STATUS\n"
+	"    0 success, 1 failed, 2 bad usage.\n";
+
+static const char usage_fsck[] =
+	"NAME\n"
+	"    pog fsck - check a store\n"
+	"\n"
+	"SYNOPSIS\n"
+	"    pog fsck POOL [--repair]\n"
+	"\n"
+	"DESCRIPTION\n"
+	"    Checks the last committed state of an unmounted store: every\n"
+	"    reference points at a live object, every page's CRC, link\n"
+	"    counts, sizes, type invariants, reachability; garbage is\n"
+	"    reported. Each finding is one line on standard output:\n"
+	"\n"
+	"        SEVERITY MSGID INO: TEXT\n"
+	"\n"
+	"    where SEVERITY is ERROR, WARNING or INFO, MSGID a stable name of\n"
+	"    the kind of problem (e.g. bad-ref) and INO the object concerned\n"
+	"    (0 when none). A summary follows.\n"
+	"\n"
+	"OPTIONS\n"
+	"    --repair     fix what can be fixed without losing reachable\n"
+	"                 data.\n"
+	"    -h, --help   show this page.\n"
+	"\n"
+	"EXIT STATUS\n"
+	"    0 clean (after --repair: everything found was repaired),\n"
+	"    1 problems found, 2 the check could not run.\n";
+
+static const char usage_export[] =
+	"NAME\n"
+	"    pog export - write a store or a subtree as JSON\n"
+	"\n"
+	"SYNOPSIS\n"
+	"    pog export POOL|MNTPATH [--gzip] [-o FILE]\n"
+	"\n"
+	"DESCRIPTION\n"
+	"    Not implemented yet: it answers 'not implemented yet' and exits\n"
+	"    with status 2.\n"
+	"\n"
+	"OPTIONS\n"
+	"    -h, --help   show this page.\n";
+
+static const char usage_import[] =
+	"NAME\n"
+	"    pog import - load JSON into a store\n"
+	"\n"
+	"SYNOPSIS\n"
+	"    pog import POOL|MNTPATH FILE.json[.gz]\n"
+	"\n"
+	"DESCRIPTION\n"
+	"    Not implemented yet: it answers 'not implemented yet' and exits\n"
+	"    with status 2.\n"
+	"\n"
+	"OPTIONS\n"
+	"    -h, --help   show this page.\n";
+
+static const char usage_commit[] =
+	"NAME\n"
+	"    pog commit - make a mounted store's staged changes durable\n"
+	"\n"
+	"SYNOPSIS\n"
+	"    pog commit MNT [MESSAGE...]\n"
+	"\n"
+	"DESCRIPTION\n"
+	"    Writes 'commit MESSAGE' to MNT/.pog/ctl, exactly as\n"
+	"    `echo commit MESSAGE > MNT/.pog/ctl` does. When it succeeds every\n"
+	"    staged change survives a crash. The words of MESSAGE are joined\n"
+	"    with spaces; it goes to MNT/.pog/log. On failure it prints the\n"
+	"    errno and the reason the daemon left in MNT/.pog/status.\n"
+	"\n"
+	"OPTIONS\n"
+	"    -h, --help   show this page. Put -- before a message that\n"
+	"                 starts with '-'.\n"
+	"\n"
+	"EXIT STATUS\n"
+	"    0 committed, 1 failed, 2 bad usage.\n";
+
+static const char usage_abort[] =
+	"NAME\n"
+	"    pog abort - throw away a mounted store's staged changes\n"
+	"\n"
+	"SYNOPSIS\n"
+	"    pog abort MNT\n"
+	"\n"
+	"DESCRIPTION\n"
+	"    Writes 'abort' to MNT/.pog/ctl: the mount returns to its last\n"
+	"    commit. On failure it prints the errno and the reason the daemon\n"
+	"    left in MNT/.pog/status.\n"
+	"\n"
+	"OPTIONS\n"
+	"    -h, --help   show this page.\n"
+	"\n"
+	"EXIT STATUS\n"
+	"    0 aborted, 1 failed, 2 bad usage.\n";
+
+static const char usage_status[] =
+	"NAME\n"
+	"    pog status - show a mounted store's state\n"
+	"\n"
+	"SYNOPSIS\n"
+	"    pog status MNT\n"
+	"\n"
+	"DESCRIPTION\n"
+	"    Prints MNT/.pog/status, a JSON document: last commit id and\n"
+	"    time, number of staged changes, pool size and use, object count,\n"
+	"    last error and last GC result.\n"
+	"\n"
+	"OPTIONS\n"
+	"    -h, --help   show this page.\n"
+	"\n"
+	"EXIT STATUS\n"
+	"    0 success, 1 failed, 2 bad usage.\n";
+
+static const struct tool_command commands[] = {
+	{ "mkfs", "create a store", usage_mkfs, TOOL_OPT_SIZE, 1, 1,
+	  tool_mkfs },
+	{ "info", "show a store's format, size, use and last commit",
+	  usage_info, 0, 1, 1, tool_info },
+	{ "fsck", "check a store (and --repair it)", usage_fsck,
+	  TOOL_OPT_REPAIR, 1, 1, tool_fsck },
+	{ "gc", "collect garbage offline", usage_gc, 0, 1, 1, tool_gc },
+	{ "export", "write a store or subtree as JSON (not yet)",
+	  usage_export, 0, 0, -1, not_implemented },
+	{ "import", "load JSON into a store (not yet)", usage_import, 0, 0, -1,
+	  not_implemented },
+	{ "commit", "commit a mounted store's staged changes", usage_commit,
+	  0, 1, -1, tool_commit },
+	{ "abort", "discard a mounted store's staged changes", usage_abort, 0,
+	  1, 1, tool_abort },
+	{ "status", "show a mounted store's status", usage_status, 0, 1, 1,
+	  tool_status },
+};
+#define COMMAND_COUNT (sizeof(commands) / sizeof(commands[0]))
+
+static void print_usage(FILE *out)
+{
+	fprintf(out,
+		"NAME\n"
+		"    pog - manage pogfs stores\n"
+		"\n"
+		"SYNOPSIS\n"
+		"    pog COMMAND [ARGS...]\n"
+		"    pog COMMAND --help\n"
+		"    pog --help | --version\n"
+		"\n"
+		"COMMANDS\n");
+	for (size_t i = 0; i < COMMAND_COUNT; i++)
+		fprintf(out, "    %-8s %s\n", commands[i].name,
+			commands[i].summary);
+	fprintf(out,
+		"\n"
+		"    POOL is a pool file (made by pog mkfs, served by pogfs);\n"
+		"    commands on a POOL refuse it while pogfs has it mounted.\n"
+		"    MNT is the directory where pogfs mounted a store.\n"
+		"\n"
+		"ERRORS\n"
+		"    One line on standard error, 'pog: WHAT: WHY', and a\n"
+		"    non-zero exit status.\n");
+}
+
+static const struct tool_command *find_command(const char *name)
+{
+	for (size_t i = 0; i < COMMAND_COUNT; i++)
+		if (strcmp(commands[i].name, name) == 0)
+			return &commands[i];
+	return NULL;
+}
+
+/*
+ * Split argv (after the command name) into options and operands.
+ * Returns 0, 1 when --help was asked for, or a usage exit status with e
+ * filled. a->operands is allocated (free it) whatever the result.
+ */
+static int parse_args(const struct tool_command *c, int argc, char **argv,
+		      struct tool_args *a, struct tool_error *e)
+{
+	bool options_done = false;
+
+	memset(a, 0, sizeof(*a));
+	a->command = c->name;
+	a->operands = calloc((size_t)argc + 1, sizeof(*a->operands));
+	if (!a->operands)
+		return tool_fail(e, TOOL_EXIT_FAIL, c->name, "out of memory");
+	for (int i = 0; i < argc; i++) {
+		char *arg = argv[i];
+
+		if (options_done || arg[0] != '-' || arg[1] == '\0') {
+			a->operands[a->operand_count++] = arg;
+		} else if (strcmp(arg, "--") == 0) {
+			options_done = true;
+		} else if (strcmp(arg, "-h") == 0 ||
+			   strcmp(arg, "--help") == 0) {
+			return 1;
+		} else if ((c->options & TOOL_OPT_REPAIR) &&
+			   strcmp(arg, "--repair") == 0) {
+			a->repair = true;
+		} else if ((c->options & TOOL_OPT_SIZE) &&
+			   strncmp(arg, "--size=", 7) == 0) {
+			a->size = arg + 7;
+		} else if ((c->options & TOOL_OPT_SIZE) &&
+			   strcmp(arg, "--size") == 0) {
+			if (i + 1 == argc)
+				return tool_fail(e, TOOL_EXIT_USAGE, c->name,
+						 "--size needs a value (see "
+						 "pog %s --help)", c->name);
+			a->size = argv[++i];
+		} else if (c->run != not_implemented) {
+			return tool_fail(e, TOOL_EXIT_USAGE, c->name,
+					 "unknown option '%s' (see pog %s "
+					 "--help)", arg, c->name);
+		}
+	}
+	if (c->run == not_implemented)
+		return 0;
+	if (a->operand_count < c->min_operands)
+		return tool_fail(e, TOOL_EXIT_USAGE, c->name,
+				 "missing operand (see pog %s --help)",
+				 c->name);
+	if (c->max_operands >= 0 && a->operand_count > c->max_operands)
+		return tool_fail(e, TOOL_EXIT_USAGE, c->name,
+				 "unexpected operand '%s' (see pog %s --help)",
+				 a->operands[c->max_operands], c->name);
+	return 0;
+}
+
+/* Run one subcommand; its error, if any, is left in e. */
+static int run_command(const struct tool_command *c, int argc, char **argv,
+		       struct tool_error *e)
+{
+	struct tool_args a;
+	int status = parse_args(c, argc, argv, &a, e);
+
+	if (status == 1) {
+		fputs(c->usage, stdout);
+		status = TOOL_EXIT_OK;
+	} else if (status == 0) {
+		status = c->run(&a, e);
+	}
+	free(a.operands);
+	return status;
+}
+
+int main(int argc, char **argv)
+{
+	const struct tool_command *c;
+	struct tool_error e = { { 0 }, { 0 } };
+	int status;
+
+	if (argc < 2) {
+		print_usage(stderr);
+		return TOOL_EXIT_USAGE;
+	}
+	if (strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0 ||
+	    strcmp(argv[1], "help") == 0) {
+		c = argc > 2 ? find_command(argv[2]) : NULL;
+		if (c)
+			fputs(c->usage, stdout);
+		else
+			print_usage(stdout);
+		return TOOL_EXIT_OK;
+	}
+	if (strcmp(argv[1], "--version") == 0) {
+		printf("pog %s\n", POG_VERSION);
+		return TOOL_EXIT_OK;
+	}
+	c = find_command(argv[1]);
+	if (!c) {
+		fprintf(stderr, "pog: %s: unknown command (see pog --help)\n",
+			argv[1]);
+		return TOOL_EXIT_USAGE;
+	}
+	status = run_command(c, argc - 2, argv + 2, &e);
+	if (fflush(stdout) != 0 && status == TOOL_EXIT_OK) {
+		tool_fail(&e, TOOL_EXIT_FAIL, c->name,
+			  "cannot write standard output");
+		status = TOOL_EXIT_FAIL;
+	}
+	if (status != TOOL_EXIT_OK && e.what[0])
+		fprintf(stderr, "pog: %s: %s\n", e.what, e.why);
+	return status;
+}

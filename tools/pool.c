@@ -1,0 +1,263 @@
+/* pool.c - the pog subcommands that work on an unmounted pool file. */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "tool.h"
+
+/* What a subcommand's error line names: "info pogfs.pool". */
+static const char *what_of(const struct tool_args *a, char *buf, size_t size)
+{
+	snprintf(buf, size, "%s %s", a->command, a->operands[0]);
+	return buf;
+}
+
+/* The reason to show when opening or creating path answered err. */
+static const char *open_reason(int err)
+{
+	switch (err) {
+	case -ENOENT:
+		return "no such file (create a store with 'pog mkfs POOL')";
+	case -EEXIST:
+		return "file exists (pog mkfs never overwrites a file)";
+	case -EISDIR:
+		return "is a directory, not a pool file";
+	case POG_ELOCKED:
+		return "pool is in use by another process "
+		       "(unmount it or stop that process first)";
+	case POG_ENOTPOOL:
+		return "not a pogfs pool";
+	case POG_ENEWER:
+		return "pool has a newer format than this pog can read "
+		       "(use a newer pogfs)";
+	default:
+		return pog_strerror(err);
+	}
+}
+
+/*
+ * Open a.operands[0] for exclusive offline use. On failure fills e and
+ * returns `status`; on success returns 0 and *s is open.
+ */
+static int open_pool(const struct tool_args *a, pog_store **s,
+		     struct tool_error *e, int status)
+{
+	const char *path = a->operands[0];
+	char what[512];
+	struct stat st;
+	int err;
+
+	if (stat(path, &st) == 0 && S_ISDIR(st.st_mode))
+		err = -EISDIR;
+	else
+		err = pog_open(path, 0, s);
+	if (err < 0)
+		return tool_fail(e, status, what_of(a, what, sizeof(what)),
+				 "%s", open_reason(err));
+	return 0;
+}
+
+/* Close s without collecting garbage; fill e when that fails. */
+static int close_pool(const struct tool_args *a, pog_store *s,
+		      struct tool_error *e, int status)
+{
+	char what[512];
+	int err = pog_close(s, POG_CLOSE_NOGC);
+
+	if (err < 0)
+		return tool_fail(e, status, what_of(a, what, sizeof(what)),
+				 "close: %s", pog_strerror(err));
+	return 0;
+}
+
+int tool_mkfs(const struct tool_args *a, struct tool_error *e)
+{
+	const char *path = a->operands[0];
+	struct pog_status st;
+	pog_store *s = NULL;
+	uint64_t size = 0;
+	char what[512], bytes[32];
+	int err;
+
+	what_of(a, what, sizeof(what));
+	if (a->size && pog_parse_size(a->size, &size) < 0)
+		return tool_fail(e, TOOL_EXIT_USAGE, what,
+				 "bad size '%s' (a number of bytes with an "
+				 "optional suffix, e.g. 64M, 8G)", a->size);
+	if (a->size && size == 0)
+		return tool_fail(e, TOOL_EXIT_USAGE, what,
+				 "bad size '%s' (must not be zero)", a->size);
+	if (access(path, F_OK) == 0)
+		err = -EEXIST;
+	else if (errno != ENOENT)
+		err = -errno;
+	else
+		err = pog_create(path, size, &s);
+	if (err == -ENOENT)
+		return tool_fail(e, TOOL_EXIT_FAIL, what,
+				 "its directory does not exist");
+	if (err < 0)
+		return tool_fail(e, TOOL_EXIT_FAIL, what, "%s",
+				 open_reason(err));
+	if (pog_status(s, &st) == 0)
+		printf("created %s: %s, format version %" PRIu64 "\n", path,
+		       tool_format_bytes(st.pool_size, bytes, sizeof(bytes)),
+		       st.format_version);
+	else
+		printf("created %s\n", path);
+	return close_pool(a, s, e, TOOL_EXIT_FAIL);
+}
+
+static void print_status(const char *path, const struct pog_status *st)
+{
+	char bytes[32], when[64];
+
+	printf("pool:            %s\n", path);
+	printf("format version:  %" PRIu64 "\n", st->format_version);
+	printf("size:            %s (%" PRIu64 " bytes)\n",
+	       tool_format_bytes(st->pool_size, bytes, sizeof(bytes)),
+	       st->pool_size);
+	printf("used:            %s (%" PRIu64 " of %" PRIu64
+	       " blocks of %" PRIu64 " bytes)\n",
+	       tool_format_bytes(st->pool_used, bytes, sizeof(bytes)),
+	       st->blocks_used, st->blocks_total, st->block_size);
+	printf("objects:         %" PRIu64 "\n", st->objects);
+	if (st->commit_id == 0)
+		printf("last commit:     none\n");
+	else
+		printf("last commit:     %" PRIu64 " at %s\n", st->commit_id,
+		       tool_format_time(st->commit_time, when, sizeof(when)));
+	if (st->last_error[0])
+		printf("last error:      %s\n", st->last_error);
+}
+
+int tool_info(const struct tool_args *a, struct tool_error *e)
+{
+	struct pog_status st;
+	pog_store *s;
+	char what[512];
+	int err, status;
+
+	status = open_pool(a, &s, e, TOOL_EXIT_FAIL);
+	if (status)
+		return status;
+	err = pog_status(s, &st);
+	if (err < 0) {
+		status = tool_fail(e, TOOL_EXIT_FAIL,
+				   what_of(a, what, sizeof(what)), "%s",
+				   pog_strerror(err));
+		pog_close(s, POG_CLOSE_NOGC);
+		return status;
+	}
+	print_status(a->operands[0], &st);
+	return close_pool(a, s, e, TOOL_EXIT_FAIL);
+}
+
+int tool_gc(const struct tool_args *a, struct tool_error *e)
+{
+	struct pog_gc_result r;
+	struct pog_status st;
+	pog_store *s;
+	char what[512], freed[32], live[32];
+	int err, status;
+
+	status = open_pool(a, &s, e, TOOL_EXIT_FAIL);
+	if (status)
+		return status;
+	memset(&r, 0, sizeof(r));
+	err = pog_gc(s, &r);
+	if (err < 0) {
+		status = tool_fail(e, TOOL_EXIT_FAIL,
+				   what_of(a, what, sizeof(what)), "%s",
+				   pog_strerror(err));
+		pog_close(s, POG_CLOSE_NOGC);
+		return status;
+	}
+	printf("freed %" PRIu64 " objects and %" PRIu64 " blocks (%s)\n",
+	       r.objects_freed, r.blocks_freed,
+	       tool_format_bytes(r.bytes_freed, freed, sizeof(freed)));
+	printf("live: %" PRIu64 " objects in %" PRIu64 " blocks",
+	       r.objects_live, r.blocks_live);
+	if (pog_status(s, &st) == 0)
+		printf("; pool use now %s", tool_format_bytes(st.pool_used,
+							      live,
+							      sizeof(live)));
+	printf("\n");
+	/* The collection just ran: closing must not run it again. */
+	return close_pool(a, s, e, TOOL_EXIT_FAIL);
+}
+
+static const char *severity_name(int severity)
+{
+	switch (severity) {
+	case POG_FSCK_INFO:
+		return "INFO";
+	case POG_FSCK_WARN:
+		return "WARNING";
+	case POG_FSCK_ERROR:
+		return "ERROR";
+	default:
+		return "UNKNOWN";
+	}
+}
+
+/* pog_fsck callback: one line per finding, "SEVERITY msgid ino: text". */
+static void print_finding(void *ctx, int severity, const char *msgid,
+			  uint64_t ino, const char *text)
+{
+	(void)ctx;
+	printf("%s %s %" PRIu64 ": %s\n", severity_name(severity),
+	       msgid ? msgid : "unknown", ino, text ? text : "");
+	fflush(stdout);
+}
+
+static void print_fsck_summary(const char *path, int verdict, bool repair,
+			       const struct pog_fsck_result *r)
+{
+	printf("%s: %" PRIu64 " objects (%" PRIu64 " reachable, %" PRIu64
+	       " garbage), %" PRIu64 " blocks, %" PRIu64 " pages\n",
+	       path, r->objects, r->reachable, r->garbage_objects,
+	       r->blocks_used, r->pages);
+	printf("%s: %" PRIu64 " errors, %" PRIu64 " warnings", path,
+	       r->errors, r->warnings);
+	if (repair)
+		printf(", %" PRIu64 " repaired", r->repaired);
+	if (verdict == 0)
+		printf(": clean\n");
+	else if (repair)
+		printf(": problems remain\n");
+	else
+		printf(": problems found (pog fsck --repair fixes what it "
+		       "can)\n");
+}
+
+/* Exit 0 clean, 1 problems found, 2 could not run. */
+int tool_fsck(const struct tool_args *a, struct tool_error *e)
+{
+	struct pog_fsck_result r;
+	pog_store *s;
+	char what[512];
+	int verdict, status;
+
+	status = open_pool(a, &s, e, 2);
+	if (status)
+		return status;
+	memset(&r, 0, sizeof(r));
+	verdict = pog_fsck(s, a->repair ? POG_FSCK_REPAIR : 0, print_finding,
+			   NULL, &r);
+	if (verdict < 0) {
+		status = tool_fail(e, 2, what_of(a, what, sizeof(what)),
+				   "check could not run: %s",
+				   pog_strerror(verdict));
+		pog_close(s, POG_CLOSE_NOGC);
+		return status;
+	}
+	print_fsck_summary(a->operands[0], verdict, a->repair, &r);
+	status = close_pool(a, s, e, 2);
+	if (status)
+		return status;
+	return verdict == 0 ? TOOL_EXIT_OK : 1;
+}
