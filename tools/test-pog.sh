@@ -3,7 +3,7 @@
 # Usage: tools/test-pog.sh PATH/TO/pog     (meson test registers it)
 set -u
 
-POG=${1:?usage: test-pog.sh PATH/TO/pog}
+POG=$(realpath "${1:?usage: test-pog.sh PATH/TO/pog}")
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/pog-cli.XXXXXX")
 trap 'rm -rf "$TMP"' EXIT
 failures=0
@@ -119,6 +119,27 @@ one_error_line "info not a pool"
 expect 2 "fsck of a file that is not a pool" -- "$POG" fsck "$TMP/random.pool"
 expect 1 "info of a directory" -- "$POG" info "$TMP"
 one_error_line "info of a directory"
+
+# A pool another process holds (as a running pogfs does) is refused.
+/usr/bin/python3 -c '
+import fcntl, sys, time
+f = open(sys.argv[1], "r+b")
+fcntl.lockf(f, fcntl.LOCK_EX)
+print("locked", flush=True)
+time.sleep(60)
+' "$P" >"$TMP/locker.out" 2>&1 </dev/null &
+locker=$!
+for _ in $(seq 100); do
+	grep -q locked "$TMP/locker.out" 2>/dev/null && break
+	sleep 0.05
+done
+expect 1 "info of a pool in use" -- "$POG" info "$P"
+check "says the pool is in use" "$TMP/err" "in use by another process"
+one_error_line "info of a pool in use"
+expect 2 "fsck of a pool in use cannot run" -- "$POG" fsck "$P"
+kill "$locker" 2>/dev/null
+wait "$locker" 2>/dev/null
+expect 0 "info once the pool is free again" -- "$POG" info "$P"
 
 # --- mount commands away from a mount ---------------------------------------
 mkdir "$TMP/notmnt"
