@@ -1,0 +1,1163 @@
+/* ops.c - the FUSE low-level operations: thin adapters onto pog_* calls. */
+#include "pogfs.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+#include <stdio.h> /* RENAME_NOREPLACE, RENAME_EXCHANGE */
+#include <sys/statvfs.h>
+#include <sys/xattr.h>
+#include <time.h>
+
+#define XATTR_USER_PREFIX "user."
+#define XATTR_POG_PREFIX "user.pog."
+#define XATTR_POG_TYPE "user.pog.type"
+
+static struct pogfs *fs_of(fuse_req_t req)
+{
+	return fuse_req_userdata(req);
+}
+
+/* ---- error mapping, attributes, entries ------------------------------ */
+
+int pogfs_errno(long rc)
+{
+	if (rc >= 0)
+		return 0;
+	switch (rc) {
+	case POG_ECORRUPT:
+	case POG_EFATAL:
+	case POG_ENOTPOOL:
+	case POG_ENEWER:
+		return EIO;
+	case POG_ELOCKED:
+		return EBUSY;
+	}
+	if (rc > -4096)
+		return (int)-rc;
+	return EIO;
+}
+
+void pogfs_fill_stat(const struct pog_attr *a, struct stat *st)
+{
+	memset(st, 0, sizeof(*st));
+	st->st_ino = a->ino;
+	st->st_mode = a->mode;
+	st->st_nlink = a->nlink;
+	st->st_uid = a->uid;
+	st->st_gid = a->gid;
+	st->st_rdev = a->rdev;
+	st->st_size = (off_t)a->size;
+	st->st_blksize = 4096;
+	st->st_blocks = (blkcnt_t)a->blocks;
+	st->st_atim.tv_sec = a->atime.sec;
+	st->st_atim.tv_nsec = a->atime.nsec;
+	st->st_mtim.tv_sec = a->mtime.sec;
+	st->st_mtim.tv_nsec = a->mtime.nsec;
+	st->st_ctim.tv_sec = a->ctime.sec;
+	st->st_ctim.tv_nsec = a->ctime.nsec;
+}
+
+void pogfs_touch(struct pogfs *fs)
+{
+	struct timespec now;
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	atomic_store_explicit(&fs->last_change_ns,
+			      (uint64_t)now.tv_sec * 1000000000u + (uint64_t)now.tv_nsec,
+			      memory_order_relaxed);
+}
+
+static void fill_entry(struct pogfs *fs, const struct pog_attr *a,
+		       struct fuse_entry_param *e)
+{
+	memset(e, 0, sizeof(*e));
+	e->ino = a->ino;
+	e->generation = 0; /* identities are never reused */
+	pogfs_fill_stat(a, &e->attr);
+	e->attr_timeout = fs->timeout;
+	e->entry_timeout = fs->timeout;
+}
+
+/*
+ * The kernel is about to hold one more reference to ino: count it (for
+ * forget and for invalidation) and pin staged objects against GC.
+ */
+static void hold(struct pogfs *fs, uint64_t ino, uint64_t parent,
+		 const char *name, size_t len)
+{
+	if (ino_is_virtual(ino))
+		return;
+	if (inode_table_remember(&fs->inodes, ino, parent, name, len) != 0)
+		pogfs_log(fs, LOG_ERR, "inode table: out of memory");
+	if (!ino_is_committed(ino))
+		pog_pin(fs->store, ino);
+}
+
+/* Undo hold() when the reply did not reach the kernel. */
+static void unhold(struct pogfs *fs, uint64_t ino, uint64_t n)
+{
+	if (ino_is_virtual(ino))
+		return;
+	uint64_t dropped = inode_table_forget(&fs->inodes, ino, n);
+	if (dropped && !ino_is_committed(ino))
+		pog_unpin(fs->store, ino, dropped);
+}
+
+void pogfs_reply_entry(fuse_req_t req, uint64_t parent, const char *name,
+		       size_t len, const struct pog_attr *a)
+{
+	struct pogfs *fs = fs_of(req);
+	struct fuse_entry_param e;
+
+	fill_entry(fs, a, &e);
+	hold(fs, a->ino, parent, name, len);
+	if (fuse_reply_entry(req, &e) != 0)
+		unhold(fs, a->ino, 1);
+}
+
+/* A name from the kernel as a store key. */
+struct key {
+	char buf[POG_KEY_MAX + 1];
+	size_t len;
+};
+
+static int key_of(const char *name, struct key *k)
+{
+	size_t len = strlen(name);
+	if (len > POGFS_NAME_MAX)
+		return -ENAMETOOLONG;
+	ssize_t n = pog_name_unescape(name, len, k->buf, sizeof(k->buf) - 1);
+	if (n < 0)
+		return (int)n;
+	k->len = (size_t)n;
+	k->buf[n] = '\0';
+	return 0;
+}
+
+/* Is name the hidden control directory in dir? */
+static bool is_ctl_name(uint64_t dir, const char *name)
+{
+	return dir == POG_ROOT_INO && strcmp(name, POG_CTL_NAME) == 0;
+}
+
+/* May the staged state under ino be changed? 0 or -errno. */
+static int check_writable(uint64_t ino)
+{
+	if (ino_is_virtual(ino))
+		return -EPERM;
+	if (ino_is_committed(ino))
+		return -EROFS;
+	return 0;
+}
+
+static void now_time(struct pog_time *t)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	t->sec = ts.tv_sec;
+	t->nsec = (uint32_t)ts.tv_nsec;
+}
+
+/* ---- lifecycle -------------------------------------------------------- */
+
+static void op_init(void *userdata, struct fuse_conn_info *conn)
+{
+	struct pogfs *fs = userdata;
+
+	if (conn->capable & FUSE_CAP_ATOMIC_O_TRUNC)
+		conn->want |= FUSE_CAP_ATOMIC_O_TRUNC;
+	/* Write-through: every write reaches the store at once, so the
+	 * staged state is what all processes see. */
+	conn->want &= ~FUSE_CAP_WRITEBACK_CACHE;
+	if (conn->capable & FUSE_CAP_SPLICE_READ)
+		conn->want &= ~FUSE_CAP_SPLICE_READ;
+	conn->max_write = 1u << 20;
+	conn->max_readahead = 1u << 20;
+	(void)fs;
+}
+
+static void op_destroy(void *userdata)
+{
+	pogfs_close_store(userdata);
+}
+
+/* ---- names ------------------------------------------------------------ */
+
+static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	struct pogfs *fs = fs_of(req);
+	struct pog_attr a;
+	struct key k;
+	int rc;
+
+	if (ino_is_virtual(parent) || is_ctl_name(parent, name)) {
+		ctl_lookup(req, parent, name);
+		return;
+	}
+	rc = key_of(name, &k);
+	if (rc == 0)
+		rc = pog_lookup(fs->store, parent, k.buf, k.len, &a);
+	if (rc < 0) {
+		fuse_reply_err(req, pogfs_errno(rc));
+		return;
+	}
+	pogfs_reply_entry(req, parent, name, strlen(name), &a);
+}
+
+static void forget_one(struct pogfs *fs, uint64_t ino, uint64_t nlookup)
+{
+	unhold(fs, ino, nlookup);
+}
+
+static void op_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup)
+{
+	forget_one(fs_of(req), ino, nlookup);
+	fuse_reply_none(req);
+}
+
+static void op_forget_multi(fuse_req_t req, size_t count,
+			    struct fuse_forget_data *forgets)
+{
+	struct pogfs *fs = fs_of(req);
+	for (size_t i = 0; i < count; i++)
+		forget_one(fs, forgets[i].ino, forgets[i].nlookup);
+	fuse_reply_none(req);
+}
+
+/* ---- attributes ------------------------------------------------------- */
+
+static void op_getattr(fuse_req_t req, fuse_ino_t ino,
+		       struct fuse_file_info *fi)
+{
+	struct pogfs *fs = fs_of(req);
+	struct pog_attr a;
+	struct stat st;
+	(void)fi;
+
+	if (ino_is_virtual(ino)) {
+		ctl_getattr(req, ino);
+		return;
+	}
+	int rc = pog_getattr(fs->store, ino, &a);
+	if (rc < 0) {
+		fuse_reply_err(req, pogfs_errno(rc));
+		return;
+	}
+	pogfs_fill_stat(&a, &st);
+	fuse_reply_attr(req, &st, fs->timeout);
+}
+
+static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
+		       int to_set, struct fuse_file_info *fi)
+{
+	struct pogfs *fs = fs_of(req);
+	struct pog_attr want, out;
+	unsigned mask = 0;
+	(void)fi;
+
+	if (ino_is_virtual(ino)) {
+		/* Shells truncate ctl before writing: accept and ignore. */
+		if (to_set & ~(FUSE_SET_ATTR_SIZE | FUSE_SET_ATTR_ATIME |
+			       FUSE_SET_ATTR_MTIME | FUSE_SET_ATTR_ATIME_NOW |
+			       FUSE_SET_ATTR_MTIME_NOW | FUSE_SET_ATTR_CTIME)) {
+			fuse_reply_err(req, EPERM);
+			return;
+		}
+		ctl_getattr(req, ino);
+		return;
+	}
+	int rc = check_writable(ino);
+	if (rc < 0) {
+		fuse_reply_err(req, pogfs_errno(rc));
+		return;
+	}
+
+	memset(&want, 0, sizeof(want));
+	if (to_set & FUSE_SET_ATTR_MODE) {
+		want.mode = attr->st_mode & 07777;
+		mask |= POG_SET_MODE;
+	}
+	if (to_set & FUSE_SET_ATTR_UID) {
+		want.uid = attr->st_uid;
+		mask |= POG_SET_UID;
+	}
+	if (to_set & FUSE_SET_ATTR_GID) {
+		want.gid = attr->st_gid;
+		mask |= POG_SET_GID;
+	}
+	if (to_set & FUSE_SET_ATTR_SIZE) {
+		want.size = (uint64_t)attr->st_size;
+		mask |= POG_SET_SIZE;
+		if (!(to_set & (FUSE_SET_ATTR_MTIME | FUSE_SET_ATTR_MTIME_NOW))) {
+			/* truncate(2) updates mtime like a write does */
+			now_time(&want.mtime);
+			mask |= POG_SET_MTIME;
+		}
+	}
+	if (to_set & FUSE_SET_ATTR_ATIME_NOW) {
+		now_time(&want.atime);
+		mask |= POG_SET_ATIME;
+	} else if (to_set & FUSE_SET_ATTR_ATIME) {
+		want.atime.sec = attr->st_atim.tv_sec;
+		want.atime.nsec = (uint32_t)attr->st_atim.tv_nsec;
+		mask |= POG_SET_ATIME;
+	}
+	if (to_set & FUSE_SET_ATTR_MTIME_NOW) {
+		now_time(&want.mtime);
+		mask |= POG_SET_MTIME;
+	} else if (to_set & FUSE_SET_ATTR_MTIME) {
+		want.mtime.sec = attr->st_mtim.tv_sec;
+		want.mtime.nsec = (uint32_t)attr->st_mtim.tv_nsec;
+		mask |= POG_SET_MTIME;
+	}
+	if (to_set & FUSE_SET_ATTR_CTIME) {
+		want.ctime.sec = attr->st_ctim.tv_sec;
+		want.ctime.nsec = (uint32_t)attr->st_ctim.tv_nsec;
+		mask |= POG_SET_CTIME;
+	}
+
+	rc = pog_setattr(fs->store, ino, &want, mask, &out);
+	if (rc < 0) {
+		fuse_reply_err(req, pogfs_errno(rc));
+		return;
+	}
+	pogfs_touch(fs);
+	struct stat st;
+	pogfs_fill_stat(&out, &st);
+	fuse_reply_attr(req, &st, fs->timeout);
+}
+
+/* ---- creating --------------------------------------------------------- */
+
+/*
+ * Owner of a new object: the caller, with the group of a setgid parent
+ * (which new directories inherit), as a kernel filesystem does.
+ */
+static void set_owner(fuse_req_t req, uint64_t parent, struct pog_new *spec,
+		      bool is_dir)
+{
+	struct pogfs *fs = fs_of(req);
+	const struct fuse_ctx *ctx = fuse_req_ctx(req);
+	struct pog_attr pa;
+
+	spec->uid = ctx->uid;
+	spec->gid = ctx->gid;
+	if (pog_getattr(fs->store, parent, &pa) == 0 && (pa.mode & S_ISGID)) {
+		spec->gid = pa.gid;
+		if (is_dir)
+			spec->mode |= S_ISGID;
+	}
+}
+
+/*
+ * Shared by mkdir, mknod, symlink and create: make the node and reply
+ * with an entry (or, when fi is given, with create's open file).
+ */
+static void make_node(fuse_req_t req, uint64_t parent, const char *name,
+		      struct pog_new *spec, struct fuse_file_info *fi)
+{
+	struct pogfs *fs = fs_of(req);
+	struct pog_attr a;
+	struct key k;
+	int rc;
+
+	if (is_ctl_name(parent, name)) {
+		fuse_reply_err(req, EEXIST);
+		return;
+	}
+	rc = check_writable(parent);
+	if (rc == 0)
+		rc = key_of(name, &k);
+	if (rc == 0) {
+		set_owner(req, parent, spec, spec->type == POG_MAP ||
+						     spec->type == POG_LIST);
+		rc = pog_mknode(fs->store, parent, k.buf, k.len, spec, &a);
+	}
+	if (rc < 0) {
+		fuse_reply_err(req, pogfs_errno(rc));
+		return;
+	}
+	pogfs_touch(fs);
+	if (!fi) {
+		pogfs_reply_entry(req, parent, name, strlen(name), &a);
+		return;
+	}
+
+	struct fuse_entry_param e;
+	fill_entry(fs, &a, &e);
+	fi->keep_cache = 1;
+	fi->fh = 0;
+	hold(fs, a.ino, parent, name, strlen(name));
+	if (fuse_reply_create(req, &e, fi) != 0)
+		unhold(fs, a.ino, 1);
+}
+
+static void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name,
+		     mode_t mode)
+{
+	struct pog_new spec = { .type = POG_MAP, .mode = mode & 07777 };
+	make_node(req, parent, name, &spec, NULL);
+}
+
+static void op_mknod(fuse_req_t req, fuse_ino_t parent, const char *name,
+		     mode_t mode, dev_t rdev)
+{
+	struct pog_new spec = { .mode = mode & 07777 };
+
+	switch (mode & S_IFMT) {
+	case S_IFREG:
+		spec.type = POG_STRING;
+		break;
+	case S_IFIFO:
+	case S_IFSOCK:
+	case S_IFCHR:
+	case S_IFBLK:
+		spec.type = POG_SPECIAL;
+		spec.mode = mode & (S_IFMT | 07777);
+		spec.rdev = rdev;
+		break;
+	default:
+		fuse_reply_err(req, EINVAL);
+		return;
+	}
+	make_node(req, parent, name, &spec, NULL);
+}
+
+static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name,
+		      mode_t mode, struct fuse_file_info *fi)
+{
+	struct pog_new spec = { .type = POG_STRING, .mode = mode & 07777 };
+	make_node(req, parent, name, &spec, fi);
+}
+
+/*
+ * Where a symlink target points inside the store, if it does: relative
+ * targets from the link's directory, absolute ones under the mount point.
+ */
+static bool resolve_target(struct pogfs *fs, uint64_t parent,
+			   const char *target, uint64_t *ino)
+{
+	uint64_t dir = parent;
+	const char *path = target;
+
+	if (target[0] == '\0')
+		return false;
+	if (target[0] == '/') {
+		size_t n = fs->mountpoint_len;
+		if (!fs->mountpoint || strncmp(target, fs->mountpoint, n) != 0 ||
+		    (target[n] != '/' && target[n] != '\0'))
+			return false;
+		dir = POG_ROOT_INO;
+		path = target + n;
+		while (*path == '/')
+			path++;
+	}
+	/* ".pog/..." is not in the store: keep such links as text */
+	return pog_resolve(fs->store, dir, path, ino) == 0 &&
+	       !ino_is_committed(*ino);
+}
+
+static void op_symlink(fuse_req_t req, const char *link, fuse_ino_t parent,
+		       const char *name)
+{
+	struct pogfs *fs = fs_of(req);
+	struct pog_new spec = { .mode = 0777 };
+	uint64_t target;
+
+	if (strlen(link) > POG_SYMLINK_MAX) {
+		fuse_reply_err(req, ENAMETOOLONG);
+		return;
+	}
+	if (check_writable(parent) == 0 && resolve_target(fs, parent, link, &target)) {
+		spec.type = POG_REF;
+		spec.ref_target = target;
+	} else {
+		spec.type = POG_SYMLINK;
+		spec.text = link;
+	}
+	make_node(req, parent, name, &spec, NULL);
+}
+
+static void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent,
+		    const char *newname)
+{
+	struct pogfs *fs = fs_of(req);
+	struct pog_attr a;
+	struct key k;
+	int rc;
+
+	if (is_ctl_name(newparent, newname)) {
+		fuse_reply_err(req, EEXIST);
+		return;
+	}
+	rc = check_writable(ino);
+	if (rc == 0)
+		rc = check_writable(newparent);
+	if (rc == 0)
+		rc = key_of(newname, &k);
+	if (rc == 0)
+		rc = pog_link(fs->store, ino, newparent, k.buf, k.len, &a);
+	if (rc < 0) {
+		fuse_reply_err(req, pogfs_errno(rc));
+		return;
+	}
+	pogfs_touch(fs);
+	pogfs_reply_entry(req, newparent, newname, strlen(newname), &a);
+}
+
+/* ---- removing and renaming -------------------------------------------- */
+
+static void remove_entry(fuse_req_t req, uint64_t parent, const char *name,
+			 unsigned flags)
+{
+	struct pogfs *fs = fs_of(req);
+	struct key k;
+	int rc;
+
+	if (is_ctl_name(parent, name)) {
+		fuse_reply_err(req, EPERM);
+		return;
+	}
+	rc = check_writable(parent);
+	if (rc == 0)
+		rc = key_of(name, &k);
+	if (rc == 0)
+		rc = pog_remove(fs->store, parent, k.buf, k.len, flags);
+	if (rc == 0)
+		pogfs_touch(fs);
+	fuse_reply_err(req, pogfs_errno(rc));
+}
+
+static void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	remove_entry(req, parent, name, 0);
+}
+
+static void op_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	remove_entry(req, parent, name, POG_REMOVE_DIR);
+}
+
+static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
+		      fuse_ino_t newparent, const char *newname,
+		      unsigned int flags)
+{
+	struct pogfs *fs = fs_of(req);
+	struct key *from = NULL, *to = NULL;
+	unsigned pflags = 0;
+	int rc = 0;
+
+	if (flags & ~(unsigned)(RENAME_NOREPLACE | RENAME_EXCHANGE))
+		rc = -EINVAL;
+	else if (is_ctl_name(parent, name) || is_ctl_name(newparent, newname))
+		rc = -EPERM;
+	if (flags & RENAME_NOREPLACE)
+		pflags |= POG_RENAME_NOREPLACE;
+	if (flags & RENAME_EXCHANGE)
+		pflags |= POG_RENAME_EXCHANGE;
+	if (rc == 0)
+		rc = check_writable(parent);
+	if (rc == 0)
+		rc = check_writable(newparent);
+	if (rc == 0) {
+		from = malloc(sizeof(*from));
+		to = malloc(sizeof(*to));
+		if (!from || !to)
+			rc = -ENOMEM;
+	}
+	if (rc == 0)
+		rc = key_of(name, from);
+	if (rc == 0)
+		rc = key_of(newname, to);
+	if (rc == 0)
+		rc = pog_rename(fs->store, parent, from->buf, from->len,
+				newparent, to->buf, to->len, pflags);
+	if (rc == 0)
+		pogfs_touch(fs);
+	free(from);
+	free(to);
+	fuse_reply_err(req, pogfs_errno(rc));
+}
+
+/* ---- symlinks --------------------------------------------------------- */
+
+static void op_readlink(fuse_req_t req, fuse_ino_t ino)
+{
+	struct pogfs *fs = fs_of(req);
+	char *buf = malloc(POG_SYMLINK_MAX + 1);
+	ssize_t n;
+
+	if (!buf) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	n = ino_is_virtual(ino) ? -EINVAL
+				: pog_readlink(fs->store, ino, buf, POG_SYMLINK_MAX);
+	if (n > POG_SYMLINK_MAX)
+		n = -ENAMETOOLONG;
+	if (n < 0) {
+		fuse_reply_err(req, pogfs_errno(n));
+	} else {
+		buf[n] = '\0';
+		fuse_reply_readlink(req, buf);
+	}
+	free(buf);
+}
+
+/* ---- files ------------------------------------------------------------ */
+
+static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct pogfs *fs = fs_of(req);
+	struct pog_attr a;
+	bool writing = (fi->flags & O_ACCMODE) != O_RDONLY;
+	int rc;
+
+	if (ino_is_virtual(ino)) {
+		ctl_open(req, ino, fi);
+		return;
+	}
+	if (ino_is_committed(ino) && (writing || (fi->flags & O_TRUNC))) {
+		fuse_reply_err(req, EROFS);
+		return;
+	}
+	rc = pog_getattr(fs->store, ino, &a);
+	if (rc == 0 && (fi->flags & O_TRUNC) && writing && a.size != 0) {
+		struct pog_attr want = { .size = 0 };
+		now_time(&want.mtime);
+		rc = pog_setattr(fs->store, ino, &want,
+				 POG_SET_SIZE | POG_SET_MTIME, &a);
+		if (rc == 0)
+			pogfs_touch(fs);
+	}
+	if (rc < 0) {
+		fuse_reply_err(req, pogfs_errno(rc));
+		return;
+	}
+	fi->fh = 0;
+	if (a.type == POG_STRING) {
+		/* The page cache stays valid across opens: every change
+		 * goes through this kernel, and abort/commit invalidate. */
+		fi->keep_cache = 1;
+	} else {
+		/* Typed scalars may refuse a write or canonicalise their
+		 * text: keep them out of the page cache. */
+		fi->direct_io = 1;
+	}
+	fuse_reply_open(req, fi);
+}
+
+static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+		    struct fuse_file_info *fi)
+{
+	struct pogfs *fs = fs_of(req);
+
+	if (ino_is_virtual(ino)) {
+		ctl_read(req, ino, size, off, fi);
+		return;
+	}
+	char *buf = malloc(size ? size : 1);
+	if (!buf) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	ssize_t n = pog_read(fs->store, ino, (uint64_t)off, buf, size);
+	if (n < 0)
+		fuse_reply_err(req, pogfs_errno(n));
+	else
+		fuse_reply_buf(req, buf, (size_t)n);
+	free(buf);
+}
+
+static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf,
+		     size_t size, off_t off, struct fuse_file_info *fi)
+{
+	struct pogfs *fs = fs_of(req);
+
+	if (ino_is_virtual(ino)) {
+		ctl_write(req, ino, buf, size, off, fi);
+		return;
+	}
+	if (ino_is_committed(ino)) {
+		fuse_reply_err(req, EROFS);
+		return;
+	}
+	ssize_t n = pog_write(fs->store, ino, (uint64_t)off, buf, size);
+	if (n < 0) {
+		fuse_reply_err(req, pogfs_errno(n));
+		return;
+	}
+	pogfs_touch(fs);
+	fuse_reply_write(req, (size_t)n);
+}
+
+static void op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	(void)ino;
+	(void)fi;
+	fuse_reply_err(req, 0);
+}
+
+static void op_release(fuse_req_t req, fuse_ino_t ino,
+		       struct fuse_file_info *fi)
+{
+	if (ino_is_virtual(ino)) {
+		ctl_release(req, ino, fi);
+		return;
+	}
+	fuse_reply_err(req, 0);
+}
+
+/* Durability is what `commit` gives; fsync promises nothing more. */
+static void op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync,
+		     struct fuse_file_info *fi)
+{
+	(void)ino;
+	(void)datasync;
+	(void)fi;
+	fuse_reply_err(req, 0);
+}
+
+static void op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode,
+			 off_t offset, off_t length, struct fuse_file_info *fi)
+{
+	(void)ino;
+	(void)mode;
+	(void)offset;
+	(void)length;
+	(void)fi;
+	fuse_reply_err(req, EOPNOTSUPP);
+}
+
+/* ---- directories ------------------------------------------------------ */
+
+static void op_opendir(fuse_req_t req, fuse_ino_t ino,
+		       struct fuse_file_info *fi)
+{
+	(void)ino;
+	fi->fh = 0;
+	fuse_reply_open(req, fi);
+}
+
+/*
+ * Directory offsets: 1 is after ".", 2 after "..", 3 after the optional
+ * ".pog" of the root; core cookies (> 0, < 2^61) are shifted by 3.
+ */
+#define DIR_OFF_SHIFT 3
+
+struct dir_fill {
+	fuse_req_t req;
+	struct pogfs *fs;
+	uint64_t dir;
+	char *buf;
+	size_t size;
+	size_t used;
+	bool plus;
+};
+
+static bool add_entry(struct dir_fill *d, const char *name, size_t len,
+		      const struct pog_attr *a, off_t next)
+{
+	struct fuse_entry_param e;
+	size_t need;
+	(void)len;
+
+	fill_entry(d->fs, a, &e);
+	if (d->plus) {
+		need = fuse_add_direntry_plus(d->req, d->buf + d->used,
+					      d->size - d->used, name, &e, next);
+	} else {
+		need = fuse_add_direntry(d->req, d->buf + d->used,
+					 d->size - d->used, name, &e.attr, next);
+	}
+	if (need > d->size - d->used)
+		return false;
+	d->used += need;
+	return true;
+}
+
+static int dir_fill_fn(void *ctx, const char *key, size_t len,
+		       const struct pog_attr *a, uint64_t next_cookie)
+{
+	struct dir_fill *d = ctx;
+	char name[POGFS_NAME_MAX + 1];
+	ssize_t n = pog_name_escape(key, len, name, POGFS_NAME_MAX);
+
+	if (n < 0) {
+		pogfs_log(d->fs, LOG_WARNING,
+			  "readdir %llu: key of %zu bytes has no file name, skipped",
+			  (unsigned long long)d->dir, len);
+		return 0;
+	}
+	name[n] = '\0';
+	if (!add_entry(d, name, (size_t)n, a, (off_t)(next_cookie + DIR_OFF_SHIFT)))
+		return 1;
+	/* Every readdirplus entry with an ino is a lookup for the kernel. */
+	if (d->plus)
+		hold(d->fs, a->ino, d->dir, name, (size_t)n);
+	return 0;
+}
+
+/* The "." or ".." entry: ino 0 in the entry so the kernel links nothing. */
+static bool add_dot(struct dir_fill *d, const char *name, uint64_t ino,
+		    off_t next)
+{
+	struct pog_attr a = { .ino = ino, .mode = S_IFDIR | 0755 };
+	struct fuse_entry_param e;
+	size_t need;
+
+	fill_entry(d->fs, &a, &e);
+	if (d->plus) {
+		e.ino = 0;
+		need = fuse_add_direntry_plus(d->req, d->buf + d->used,
+					      d->size - d->used, name, &e, next);
+	} else {
+		need = fuse_add_direntry(d->req, d->buf + d->used,
+					 d->size - d->used, name, &e.attr, next);
+	}
+	if (need > d->size - d->used)
+		return false;
+	d->used += need;
+	return true;
+}
+
+static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+		       struct fuse_file_info *fi, bool plus)
+{
+	struct pogfs *fs = fs_of(req);
+	struct dir_fill d = { .req = req, .fs = fs, .dir = ino, .size = size,
+			      .plus = plus };
+	int rc = 0;
+	(void)fi;
+
+	d.buf = malloc(size ? size : 1);
+	if (!d.buf) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	if (ino_is_virtual(ino)) {
+		d.used = ctl_readdir(req, ino, d.buf, size, off, plus);
+		goto reply;
+	}
+	if (off < 1 && !add_dot(&d, ".", ino, 1))
+		goto reply;
+	if (off < 2 && !add_dot(&d, "..", ino == POG_ROOT_INO ? ino : ino, 2))
+		goto reply;
+	if (off < 3 && ino == POG_ROOT_INO && fs->showpog) {
+		struct stat st;
+		struct fuse_entry_param e;
+		size_t need;
+
+		ctl_stat(fs, VINO_POG, &st);
+		memset(&e, 0, sizeof(e));
+		e.ino = VINO_POG;
+		e.attr = st;
+		e.attr_timeout = e.entry_timeout = fs->timeout;
+		need = plus ? fuse_add_direntry_plus(req, d.buf + d.used,
+						     size - d.used, POG_CTL_NAME,
+						     &e, 3)
+			    : fuse_add_direntry(req, d.buf + d.used,
+						size - d.used, POG_CTL_NAME,
+						&st, 3);
+		if (need > size - d.used)
+			goto reply;
+		d.used += need;
+	}
+	rc = pog_readdir(fs->store, ino,
+			 off >= DIR_OFF_SHIFT ? (uint64_t)off - DIR_OFF_SHIFT : 0,
+			 dir_fill_fn, &d);
+reply:
+	if (rc < 0 && d.used == 0)
+		fuse_reply_err(req, pogfs_errno(rc));
+	else
+		fuse_reply_buf(req, d.buf, d.used);
+	free(d.buf);
+}
+
+static void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+		       struct fuse_file_info *fi)
+{
+	do_readdir(req, ino, size, off, fi, false);
+}
+
+static void op_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size,
+			   off_t off, struct fuse_file_info *fi)
+{
+	do_readdir(req, ino, size, off, fi, true);
+}
+
+static void op_releasedir(fuse_req_t req, fuse_ino_t ino,
+			  struct fuse_file_info *fi)
+{
+	(void)ino;
+	(void)fi;
+	fuse_reply_err(req, 0);
+}
+
+static void op_fsyncdir(fuse_req_t req, fuse_ino_t ino, int datasync,
+			struct fuse_file_info *fi)
+{
+	(void)ino;
+	(void)datasync;
+	(void)fi;
+	fuse_reply_err(req, 0);
+}
+
+static void op_statfs(fuse_req_t req, fuse_ino_t ino)
+{
+	struct pogfs *fs = fs_of(req);
+	struct pog_status *ps = malloc(sizeof(*ps));
+	struct statvfs sv;
+	int rc;
+	(void)ino;
+
+	if (!ps) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	rc = pog_status(fs->store, ps);
+	if (rc < 0) {
+		free(ps);
+		fuse_reply_err(req, pogfs_errno(rc));
+		return;
+	}
+	memset(&sv, 0, sizeof(sv));
+	sv.f_bsize = ps->block_size ? ps->block_size : 4096;
+	sv.f_frsize = sv.f_bsize;
+	sv.f_blocks = ps->blocks_total;
+	sv.f_bfree = ps->blocks_total > ps->blocks_used
+			     ? ps->blocks_total - ps->blocks_used : 0;
+	sv.f_bavail = sv.f_bfree;
+	/* Objects are limited by space, not by a table: one per block. */
+	sv.f_files = ps->objects + sv.f_bfree;
+	sv.f_ffree = sv.f_bfree;
+	sv.f_favail = sv.f_bfree;
+	sv.f_namemax = POGFS_NAME_MAX;
+	free(ps);
+	fuse_reply_statfs(req, &sv);
+}
+
+/* ---- extended attributes ---------------------------------------------- */
+
+static bool is_user_xattr(const char *name)
+{
+	return strncmp(name, XATTR_USER_PREFIX, strlen(XATTR_USER_PREFIX)) == 0;
+}
+
+static void reply_xattr_value(fuse_req_t req, const char *value, size_t len,
+			      size_t size)
+{
+	if (size == 0)
+		fuse_reply_xattr(req, len);
+	else if (len > size)
+		fuse_reply_err(req, ERANGE);
+	else
+		fuse_reply_buf(req, value, len);
+}
+
+static void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
+			size_t size)
+{
+	struct pogfs *fs = fs_of(req);
+
+	/* Other namespaces (security.capability is asked on every write)
+	 * simply have no attributes here. */
+	if (!is_user_xattr(name) || ino_is_virtual(ino)) {
+		fuse_reply_err(req, ENODATA);
+		return;
+	}
+	if (strcmp(name, XATTR_POG_TYPE) == 0) {
+		struct pog_attr a;
+		int rc = pog_getattr(fs->store, ino, &a);
+		const char *type = rc == 0 ? pog_type_name(a.type) : NULL;
+		if (rc < 0)
+			fuse_reply_err(req, pogfs_errno(rc));
+		else if (!type)
+			fuse_reply_err(req, EIO);
+		else
+			reply_xattr_value(req, type, strlen(type), size);
+		return;
+	}
+
+	size_t cap = size ? size : POG_XATTR_VALUE_MAX;
+	char *buf = malloc(cap);
+	if (!buf) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	ssize_t n = pog_getxattr(fs->store, ino, name, buf, cap);
+	if (n == -ERANGE || (n >= 0 && (size_t)n > cap))
+		fuse_reply_err(req, ERANGE);
+	else if (n < 0)
+		fuse_reply_err(req, pogfs_errno(n));
+	else
+		reply_xattr_value(req, buf, (size_t)n, size);
+	free(buf);
+}
+
+static void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
+			const char *value, size_t size, int flags)
+{
+	struct pogfs *fs = fs_of(req);
+	int rc = check_writable(ino);
+
+	if (rc == 0 && !is_user_xattr(name))
+		rc = -EOPNOTSUPP;
+	if (rc == 0 && strcmp(name, XATTR_POG_TYPE) == 0) {
+		/*
+		 * Setting the type an object already has is a no-op (so
+		 * rsync -X restores); converting is not supported yet.
+		 */
+		struct pog_attr a;
+		const char *type;
+		rc = pog_getattr(fs->store, ino, &a);
+		type = rc == 0 ? pog_type_name(a.type) : NULL;
+		if (rc == 0 && (flags & XATTR_CREATE))
+			rc = -EEXIST;
+		else if (rc == 0 && !(type && strlen(type) == size &&
+				      memcmp(type, value, size) == 0))
+			rc = -EOPNOTSUPP;
+		fuse_reply_err(req, pogfs_errno(rc));
+		return;
+	}
+	if (rc == 0 && strncmp(name, XATTR_POG_PREFIX, strlen(XATTR_POG_PREFIX)) == 0)
+		rc = -EPERM; /* user.pog.hash and friends are computed */
+	if (rc == 0 && strlen(name) > POG_XATTR_NAME_MAX)
+		rc = -ERANGE;
+	if (rc == 0 && size > POG_XATTR_VALUE_MAX)
+		rc = -E2BIG;
+	if (rc == 0)
+		rc = pog_setxattr(fs->store, ino, name, value, size, flags);
+	if (rc == 0)
+		pogfs_touch(fs);
+	fuse_reply_err(req, pogfs_errno(rc));
+}
+
+/* Does this object show user.pog.type in its list? (The kernel keeps
+ * user.* off symlinks and special files.) */
+static bool lists_type(uint32_t mode)
+{
+	return S_ISREG(mode) || S_ISDIR(mode);
+}
+
+static void op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
+{
+	struct pogfs *fs = fs_of(req);
+	struct pog_attr a;
+	char *core = NULL, *out = NULL;
+	ssize_t n;
+	size_t len = 0;
+	int rc;
+
+	if (ino_is_virtual(ino)) {
+		reply_xattr_value(req, "", 0, size);
+		return;
+	}
+	rc = pog_getattr(fs->store, ino, &a);
+	if (rc < 0)
+		goto fail;
+	/* Measure, then fetch; retry if it grew in between. */
+	for (;;) {
+		n = pog_listxattr(fs->store, ino, NULL, 0);
+		if (n < 0) {
+			rc = (int)n;
+			goto fail;
+		}
+		free(core);
+		core = malloc((size_t)n + 1);
+		if (!core) {
+			rc = -ENOMEM;
+			goto fail;
+		}
+		ssize_t got = n ? pog_listxattr(fs->store, ino, core, (size_t)n) : 0;
+		if (got == -ERANGE || got > n)
+			continue;
+		if (got < 0) {
+			rc = (int)got;
+			goto fail;
+		}
+		n = got;
+		break;
+	}
+	out = malloc((size_t)n + sizeof(XATTR_POG_TYPE));
+	if (!out) {
+		rc = -ENOMEM;
+		goto fail;
+	}
+	if (lists_type(a.mode)) {
+		memcpy(out, XATTR_POG_TYPE, sizeof(XATTR_POG_TYPE));
+		len = sizeof(XATTR_POG_TYPE);
+	}
+	for (ssize_t i = 0; i < n;) {
+		size_t l = strnlen(core + i, (size_t)(n - i));
+		if (strncmp(core + i, XATTR_POG_PREFIX, strlen(XATTR_POG_PREFIX)) != 0 &&
+		    l > 0) {
+			memcpy(out + len, core + i, l);
+			out[len + l] = '\0';
+			len += l + 1;
+		}
+		i += (ssize_t)l + 1;
+	}
+	reply_xattr_value(req, out, len, size);
+	free(core);
+	free(out);
+	return;
+fail:
+	free(core);
+	free(out);
+	fuse_reply_err(req, pogfs_errno(rc));
+}
+
+static void op_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
+{
+	struct pogfs *fs = fs_of(req);
+	int rc = check_writable(ino);
+
+	if (rc == 0 && !is_user_xattr(name))
+		rc = -EOPNOTSUPP;
+	if (rc == 0 && strncmp(name, XATTR_POG_PREFIX, strlen(XATTR_POG_PREFIX)) == 0)
+		rc = -EPERM;
+	if (rc == 0)
+		rc = pog_removexattr(fs->store, ino, name);
+	if (rc == 0)
+		pogfs_touch(fs);
+	fuse_reply_err(req, pogfs_errno(rc));
+}
+
+const struct fuse_lowlevel_ops pogfs_ops = {
+	.init = op_init,
+	.destroy = op_destroy,
+	.lookup = op_lookup,
+	.forget = op_forget,
+	.forget_multi = op_forget_multi,
+	.getattr = op_getattr,
+	.setattr = op_setattr,
+	.readlink = op_readlink,
+	.mknod = op_mknod,
+	.mkdir = op_mkdir,
+	.unlink = op_unlink,
+	.rmdir = op_rmdir,
+	.symlink = op_symlink,
+	.rename = op_rename,
+	.link = op_link,
+	.open = op_open,
+	.read = op_read,
+	.write = op_write,
+	.flush = op_flush,
+	.release = op_release,
+	.fsync = op_fsync,
+	.opendir = op_opendir,
+	.readdir = op_readdir,
+	.readdirplus = op_readdirplus,
+	.releasedir = op_releasedir,
+	.fsyncdir = op_fsyncdir,
+	.statfs = op_statfs,
+	.setxattr = op_setxattr,
+	.getxattr = op_getxattr,
+	.listxattr = op_listxattr,
+	.removexattr = op_removexattr,
+	.create = op_create,
+	.fallocate = op_fallocate,
+};

@@ -1,0 +1,124 @@
+/* pogfs.h - shared state and helpers of the pogfs FUSE daemon (fs/). */
+#ifndef POGFS_H
+#define POGFS_H
+
+#define FUSE_USE_VERSION 314
+
+#include <fuse_lowlevel.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/stat.h>
+#include <syslog.h>
+#include <time.h>
+
+#include "pog.h"
+#include "inode_table.h"
+
+/*
+ * Inode numbers. Core identities are below 2^63: the staged view below
+ * POG_COMMITTED_BIT (2^62), the committed view with that bit set. The
+ * .pog control directory lives on reserved numbers with bit 63 set, so
+ * the two ranges can never meet.
+ */
+#define VINO_BASE ((uint64_t)1 << 63)
+#define VINO_POG (VINO_BASE | 1)     /* .pog/ */
+#define VINO_CTL (VINO_BASE | 2)     /* .pog/ctl */
+#define VINO_STATUS (VINO_BASE | 3)  /* .pog/status */
+#define VINO_CHANGES (VINO_BASE | 4) /* .pog/changes */
+#define VINO_LOG (VINO_BASE | 5)     /* .pog/log */
+#define VINO_OBJECTS (VINO_BASE | 6) /* .pog/objects/ */
+#define VINO_COMMITTED_ROOT (POG_ROOT_INO | POG_COMMITTED_BIT)
+
+#define POG_CTL_NAME ".pog"
+#define POGFS_NAME_MAX 255
+
+static inline bool ino_is_virtual(uint64_t ino)
+{
+	return (ino & VINO_BASE) != 0;
+}
+
+static inline bool ino_is_committed(uint64_t ino)
+{
+	return !ino_is_virtual(ino) && (ino & POG_COMMITTED_BIT) != 0;
+}
+
+/* The daemon. One per process; fuse_req_userdata() returns it. */
+struct pogfs {
+	pog_store *store;          /* set before the session starts */
+	struct fuse_session *se;
+	char *pool_path;
+	char *mountpoint;          /* absolute, no trailing '/' */
+	size_t mountpoint_len;
+	double timeout;            /* entry and attr cache, seconds */
+	bool showpog;              /* list .pog in the root */
+	bool autocommit;           /* commit on unmount and when quiet */
+	unsigned autocommit_delay; /* seconds without changes */
+	bool foreground;
+	uid_t uid;                 /* the daemon's, owner of .pog */
+	gid_t gid;
+	struct timespec start_time;
+
+	struct inode_table inodes; /* what the kernel has looked up */
+
+	/* Last staged change (CLOCK_MONOTONIC ns), for autocommit. */
+	_Atomic uint64_t last_change_ns;
+	_Atomic bool stopping;
+	pthread_t autocommit_thread;
+	bool autocommit_running;
+	bool closed;               /* store closed at destroy */
+	pthread_mutex_t close_lock;
+};
+
+/* Map a core return code to a positive errno for fuse_reply_err. */
+int pogfs_errno(long rc);
+
+/* Log a line: stderr in the foreground, syslog once daemonized. */
+void pogfs_log(struct pogfs *fs, int priority, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+/* Note that the staged state changed (autocommit's quiet period). */
+void pogfs_touch(struct pogfs *fs);
+
+/* struct stat from a core attr. */
+void pogfs_fill_stat(const struct pog_attr *a, struct stat *st);
+
+/*
+ * Reply to a request that hands the kernel a new reference (lookup,
+ * mknod, ...): pins the object, records it in the inode table, replies.
+ * parent/name say where the kernel found it (for inval_entry on abort).
+ */
+void pogfs_reply_entry(fuse_req_t req, uint64_t parent, const char *name,
+		       size_t len, const struct pog_attr *a);
+
+/* The stat of a .pog virtual inode; false when ino is not one. */
+bool ctl_stat(struct pogfs *fs, uint64_t ino, struct stat *st);
+
+/* Kernel cache invalidation after abort (staged view) or commit
+ * (committed view). */
+void pogfs_invalidate(struct pogfs *fs, bool committed_view);
+
+/* ---- .pog virtual directory (ctl.c) --------------------------------- */
+void ctl_lookup(fuse_req_t req, uint64_t parent, const char *name);
+void ctl_getattr(fuse_req_t req, uint64_t ino);
+void ctl_open(fuse_req_t req, uint64_t ino, struct fuse_file_info *fi);
+void ctl_read(fuse_req_t req, uint64_t ino, size_t size, off_t off,
+	      struct fuse_file_info *fi);
+void ctl_write(fuse_req_t req, uint64_t ino, const char *buf, size_t size,
+	       off_t off, struct fuse_file_info *fi);
+void ctl_release(fuse_req_t req, uint64_t ino, struct fuse_file_info *fi);
+/*
+ * Add the entries of a virtual directory from position off to buf.
+ * Returns the bytes used.
+ */
+size_t ctl_readdir(fuse_req_t req, uint64_t ino, char *buf, size_t size,
+		   off_t off, bool plus);
+
+/* The ops table (ops.c). */
+extern const struct fuse_lowlevel_ops pogfs_ops;
+
+/* Store teardown at unmount (main.c): autocommit or discard, close. */
+void pogfs_close_store(struct pogfs *fs);
+
+#endif /* POGFS_H */
