@@ -1,0 +1,322 @@
+"""Files, directories, links and metadata through a real pogfs mount."""
+import ctypes
+import errno
+import os
+import stat
+import subprocess
+import time
+
+import pytest
+
+RENAME_NOREPLACE = 1
+RENAME_EXCHANGE = 2
+AT_FDCWD = -100
+_libc = ctypes.CDLL(None, use_errno=True)
+
+
+def renameat2(old, new, flags):
+    rc = _libc.renameat2(AT_FDCWD, os.fsencode(old), AT_FDCWD,
+                         os.fsencode(new), ctypes.c_uint(flags))
+    if rc != 0:
+        e = ctypes.get_errno()
+        raise OSError(e, os.strerror(e), str(old))
+
+
+def test_create_read_write(mnt):
+    f = mnt / "hello.txt"
+    f.write_text("hello, world\n")
+    assert f.read_text() == "hello, world\n"
+    st = f.stat()
+    assert stat.S_ISREG(st.st_mode)
+    assert st.st_size == 13
+    assert st.st_uid == os.getuid()
+    # overwrite in the middle
+    with open(f, "r+b") as h:
+        h.seek(7)
+        h.write(b"pogfs")
+    assert f.read_bytes() == b"hello, pogfs\n"
+
+
+def test_append_and_o_trunc(mnt):
+    f = mnt / "log"
+    with open(f, "w") as h:
+        h.write("one\n")
+    with open(f, "a") as h:
+        h.write("two\n")
+    fd = os.open(f, os.O_WRONLY | os.O_APPEND)
+    os.write(fd, b"three\n")
+    os.close(fd)
+    assert f.read_text() == "one\ntwo\nthree\n"
+    with open(f, "w") as h:  # O_TRUNC
+        h.write("x")
+    assert f.read_text() == "x"
+    assert f.stat().st_size == 1
+
+
+def test_truncate_and_sparse(mnt):
+    f = mnt / "sparse"
+    with open(f, "wb") as h:
+        h.write(b"abc")
+        h.seek(1 << 20)
+        h.write(b"end")
+    data = f.read_bytes()
+    assert len(data) == (1 << 20) + 3
+    assert data[:3] == b"abc"
+    assert data[3:1 << 20] == bytes((1 << 20) - 3)
+    assert data[-3:] == b"end"
+    os.truncate(f, 2)
+    assert f.read_bytes() == b"ab"
+    os.truncate(f, 10)
+    assert f.read_bytes() == b"ab" + bytes(8)
+    assert f.stat().st_size == 10
+
+
+def test_large_file(mnt):
+    f = mnt / "big"
+    block = os.urandom(1 << 16)
+    with open(f, "wb") as h:
+        for _ in range(64):  # 4 MiB
+            h.write(block)
+    with open(f, "rb") as h:
+        for _ in range(64):
+            assert h.read(1 << 16) == block
+        assert h.read(1) == b""
+
+
+def test_mkdir_rmdir(mnt):
+    d = mnt / "a" / "b" / "c"
+    d.mkdir(parents=True)
+    assert (mnt / "a" / "b").is_dir()
+    assert sorted(os.listdir(mnt / "a")) == ["b"]
+    (d / "f").write_text("x")
+    with pytest.raises(OSError) as e:
+        (mnt / "a" / "b" / "c").rmdir()
+    assert e.value.errno == errno.ENOTEMPTY
+    with pytest.raises(OSError) as e:
+        os.unlink(mnt / "a")
+    assert e.value.errno in (errno.EISDIR, errno.EPERM)
+    (d / "f").unlink()
+    d.rmdir()
+    assert os.listdir(mnt / "a" / "b") == []
+    with pytest.raises(FileExistsError):
+        (mnt / "a").mkdir()
+    st = (mnt / "a").stat()
+    assert st.st_nlink == 3  # ., .. and b/..
+
+
+def test_rename(mnt):
+    (mnt / "x").write_text("x")
+    (mnt / "y").write_text("y")
+    ino = (mnt / "x").stat().st_ino
+    os.rename(mnt / "x", mnt / "y")  # replaces
+    assert (mnt / "y").read_text() == "x"
+    assert (mnt / "y").stat().st_ino == ino
+    assert not (mnt / "x").exists()
+    # a directory over an empty directory, and into another directory
+    (mnt / "d1").mkdir()
+    (mnt / "d1" / "f").write_text("f")
+    (mnt / "d2").mkdir()
+    os.rename(mnt / "d1", mnt / "d2")
+    assert (mnt / "d2" / "f").read_text() == "f"
+    (mnt / "d3").mkdir()
+    (mnt / "d3" / "g").write_text("g")
+    with pytest.raises(OSError) as e:
+        os.rename(mnt / "d2", mnt / "d3")
+    assert e.value.errno in (errno.ENOTEMPTY, errno.EEXIST)
+    os.rename(mnt / "y", mnt / "d3" / "moved")
+    assert (mnt / "d3" / "moved").stat().st_ino == ino
+
+
+def test_rename_noreplace_exchange(mnt):
+    (mnt / "a").write_text("A")
+    (mnt / "b").write_text("B")
+    with pytest.raises(OSError) as e:
+        renameat2(mnt / "a", mnt / "b", RENAME_NOREPLACE)
+    assert e.value.errno == errno.EEXIST
+    renameat2(mnt / "a", mnt / "c", RENAME_NOREPLACE)
+    assert (mnt / "c").read_text() == "A"
+    renameat2(mnt / "b", mnt / "c", RENAME_EXCHANGE)
+    assert (mnt / "c").read_text() == "B"
+    assert (mnt / "b").read_text() == "A"
+    (mnt / "dir").mkdir()
+    renameat2(mnt / "dir", mnt / "b", RENAME_EXCHANGE)
+    assert (mnt / "b").is_dir()
+    assert (mnt / "dir").read_text() == "A"
+
+
+def test_hard_links(mnt):
+    a = mnt / "a"
+    a.write_text("shared")
+    os.link(a, mnt / "b")
+    (mnt / "sub").mkdir()
+    os.link(a, mnt / "sub" / "c")
+    st = a.stat()
+    assert st.st_nlink == 3
+    assert (mnt / "b").stat().st_ino == st.st_ino
+    with open(mnt / "sub" / "c", "a") as h:
+        h.write("!")
+    assert (mnt / "b").read_text() == "shared!"
+    a.unlink()
+    assert (mnt / "b").stat().st_nlink == 2
+    assert (mnt / "sub" / "c").read_text() == "shared!"
+    with pytest.raises(OSError):
+        os.link(mnt / "sub", mnt / "sub2")  # no hard links to directories
+
+
+def test_symlink_ref_follows_rename(mnt):
+    (mnt / "dir").mkdir()
+    (mnt / "dir" / "target").write_text("T")
+    os.symlink("dir/target", mnt / "link")
+    assert os.readlink(mnt / "link") == "dir/target"
+    assert (mnt / "link").read_text() == "T"
+    # the link is a reference: it follows the object when it moves
+    (mnt / "other").mkdir()
+    os.rename(mnt / "dir" / "target", mnt / "other" / "renamed")
+    assert os.readlink(mnt / "link") == "other/renamed"
+    assert (mnt / "link").read_text() == "T"
+    # absolute paths under the mount point are refs too
+    os.symlink(str(mnt / "other"), mnt / "abs")
+    assert os.readlink(mnt / "abs") == "other"
+    assert stat.S_ISLNK((mnt / "abs").lstat().st_mode)
+
+
+def test_symlink_plain_text(mnt):
+    os.symlink("/etc/hostname", mnt / "outside")
+    assert os.readlink(mnt / "outside") == "/etc/hostname"
+    os.symlink("does/not/exist", mnt / "dangling")
+    assert os.readlink(mnt / "dangling") == "does/not/exist"
+    os.symlink("../../above", mnt / "above")
+    assert os.readlink(mnt / "above") == "../../above"
+
+
+def test_chmod_chown_utimens(mnt):
+    f = mnt / "f"
+    f.write_text("x")
+    c0 = f.stat().st_ctime_ns
+    time.sleep(0.01)
+    os.chmod(f, 0o640)
+    st = f.stat()
+    assert stat.S_IMODE(st.st_mode) == 0o640
+    assert st.st_ctime_ns > c0
+    os.chown(f, 1234, 5678)
+    st = f.stat()
+    assert (st.st_uid, st.st_gid) == (1234, 5678)
+    os.chown(f, -1, 42)  # -1 leaves the owner alone
+    st = f.stat()
+    assert (st.st_uid, st.st_gid) == (1234, 42)
+    os.utime(f, ns=(1_000_000_123, 2_000_000_456_789_012))
+    st = f.stat()
+    assert st.st_atime_ns == 1_000_000_123
+    assert st.st_mtime_ns == 2_000_000_456_789_012
+    before = time.time_ns()
+    os.utime(f)  # UTIME_NOW
+    assert abs(f.stat().st_mtime_ns - before) < 5_000_000_000
+    # UTIME_OMIT on atime: only mtime changes
+    os.utime(f, ns=(5_000_000_000, 6_000_000_000))
+    libc_utimensat_omit_atime(f, 7_000_000_000)
+    st = f.stat()
+    assert st.st_atime_ns == 5_000_000_000
+    assert st.st_mtime_ns == 7_000_000_000
+    (mnt / "d").mkdir(mode=0o700)
+    assert stat.S_IMODE((mnt / "d").stat().st_mode) == 0o700
+
+
+class Timespec(ctypes.Structure):
+    _fields_ = [("tv_sec", ctypes.c_long), ("tv_nsec", ctypes.c_long)]
+
+
+def libc_utimensat_omit_atime(path, mtime_ns):
+    UTIME_OMIT = (1 << 30) - 2
+    times = (Timespec * 2)(Timespec(0, UTIME_OMIT),
+                           Timespec(mtime_ns // 10**9, mtime_ns % 10**9))
+    rc = _libc.utimensat(AT_FDCWD, os.fsencode(path), times, 0)
+    assert rc == 0, os.strerror(ctypes.get_errno())
+
+
+def test_create_owner_is_caller(mnt):
+    os.chmod(mnt, 0o777)
+    script = "open('%s/by_nobody', 'w').write('n'); import os; os.mkdir('%s/dir_nobody')" % (mnt, mnt)
+    subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+                    "/usr/bin/python3", "-c", script], check=True)
+    for name in ("by_nobody", "dir_nobody"):
+        st = (mnt / name).stat()
+        assert (st.st_uid, st.st_gid) == (65534, 65534)
+    # permission checks are the kernel's (default_permissions)
+    (mnt / "private").write_text("secret")
+    os.chmod(mnt / "private", 0o600)
+    r = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+                        "cat", str(mnt / "private")], capture_output=True)
+    assert r.returncode != 0
+
+
+def test_xattrs(mnt):
+    f = mnt / "f"
+    f.write_text("x")
+    subprocess.run(["setfattr", "-n", "user.color", "-v", "blue", str(f)], check=True)
+    out = subprocess.run(["getfattr", "--only-values", "-n", "user.color", str(f)],
+                         check=True, capture_output=True).stdout
+    assert out == b"blue"
+    assert os.getxattr(f, "user.color") == b"blue"
+    names = os.listxattr(f)
+    assert "user.color" in names and "user.pog.type" in names
+    assert os.getxattr(f, "user.pog.type") == b"string"
+    (mnt / "d").mkdir()
+    assert os.getxattr(mnt / "d", "user.pog.type") == b"map"
+    os.setxattr(f, "user.pog.type", b"string")  # same type: a no-op
+    with pytest.raises(OSError):
+        os.setxattr(f, "user.pog.hash", b"forged")
+    with pytest.raises(OSError) as e:
+        os.setxattr(f, "user.color", b"red", os.XATTR_CREATE)
+    assert e.value.errno == errno.EEXIST
+    os.removexattr(f, "user.color")
+    with pytest.raises(OSError) as e:
+        os.getxattr(f, "user.color")
+    assert e.value.errno == errno.ENODATA
+
+
+def test_fifo(mnt):
+    os.mkfifo(mnt / "fifo", 0o644)
+    assert stat.S_ISFIFO((mnt / "fifo").lstat().st_mode)
+
+
+def test_names_round_trip(mnt):
+    names = ["with space", "%", "%2F", "%25", "a%2Fb", "ünïcødé", "x" * 255,
+             "-dash", ".hidden", "tab\tname", "new\nline"]
+    for n in names:
+        (mnt / n).write_text(n)
+    assert sorted(os.listdir(mnt)) == sorted(names)
+    for n in names:
+        assert (mnt / n).read_text() == n
+    with pytest.raises(OSError) as e:
+        (mnt / ("y" * 256)).write_text("too long")
+    assert e.value.errno == errno.ENAMETOOLONG
+
+
+def test_unlinked_open_file_stays_readable(mnt):
+    f = mnt / "gone"
+    f.write_text("still here")
+    with open(f, "r+") as h:
+        f.unlink()
+        assert not f.exists()
+        assert h.read() == "still here"
+        h.write(" and more")
+        h.seek(0)
+        assert h.read() == "still here and more"
+
+
+def test_statfs(mnt):
+    sv = os.statvfs(mnt)
+    assert sv.f_blocks > 0
+    assert 0 < sv.f_bfree <= sv.f_blocks
+    assert sv.f_namemax == 255
+    total = sv.f_blocks * sv.f_frsize
+    assert total >= 256 << 20
+
+
+def test_fsync_and_fallocate(mnt):
+    f = mnt / "f"
+    with open(f, "wb") as h:
+        h.write(b"data")
+        h.flush()
+        os.fsync(h.fileno())
+    assert f.read_bytes() == b"data"

@@ -1,0 +1,274 @@
+"""Transactions through .pog: commit, abort, crash, unmount, control files."""
+import errno
+import os
+import subprocess
+import time
+
+import pytest
+
+from conftest import POG, POGFS, Mount, mkfs, tree_snapshot
+
+
+def test_pog_hidden_but_reachable(mount):
+    mnt = mount.path
+    (mnt / "a").write_text("a")
+    assert os.listdir(mnt) == ["a"]
+    ls = subprocess.run(["ls", "-a", str(mnt)], capture_output=True, text=True,
+                        check=True).stdout.split()
+    assert ".pog" not in ls
+    assert sorted(os.listdir(mnt / ".pog")) == sorted(
+        ["ctl", "status", "changes", "log", "committed", "objects"])
+    assert (mnt / ".pog").is_dir()
+    with pytest.raises(OSError):
+        (mnt / ".pog").rmdir()
+    with pytest.raises(OSError):
+        (mnt / ".pog" / "newfile").write_text("x")
+
+
+def test_showpog_option(pool, tmp_path):
+    m = Mount(pool, tmp_path / "mnt").start("-o", "showpog")
+    try:
+        assert ".pog" in os.listdir(m.path)
+    finally:
+        m.stop()
+
+
+def test_commit_survives_remount(mount):
+    mnt = mount.path
+    (mnt / "dir").mkdir()
+    (mnt / "dir" / "f").write_text("committed")
+    answer = mount.commit("first")
+    assert answer.startswith("commit ")
+    st = mount.status()
+    assert st["staged"] == 0
+    assert st["commit_id"] >= 1
+    log = (mnt / ".pog" / "log").read_text().splitlines()
+    assert log and log[-1].split(" ", 3)[3] == "first"
+    mount.remount()
+    assert (mnt / "dir" / "f").read_text() == "committed"
+
+
+def test_unmount_discards_staged(mount):
+    mnt = mount.path
+    (mnt / "kept").write_text("kept")
+    mount.commit()
+    (mnt / "lost").write_text("lost")
+    (mnt / "kept").write_text("changed")
+    mount.stop()
+    assert "discarded" in mount.stderr()
+    mount.start()
+    assert sorted(os.listdir(mnt)) == ["kept"]
+    assert (mnt / "kept").read_text() == "kept"
+
+
+def test_autocommit_on_unmount(pool, tmp_path):
+    m = Mount(pool, tmp_path / "mnt").start("-o", "autocommit,autocommit_delay=60")
+    try:
+        (m.path / "auto").write_text("saved")
+        m.remount()
+        assert (m.path / "auto").read_text() == "saved"
+    finally:
+        m.stop()
+
+
+def test_autocommit_after_quiet_period(pool, tmp_path):
+    m = Mount(pool, tmp_path / "mnt").start("-o", "autocommit,autocommit_delay=1")
+    try:
+        (m.path / "auto").write_text("saved")
+        deadline = time.monotonic() + 10
+        while m.status()["staged"] != 0:
+            assert time.monotonic() < deadline
+            time.sleep(0.2)
+        m.kill9()
+        m.start()
+        assert (m.path / "auto").read_text() == "saved"
+    finally:
+        m.stop()
+
+
+def test_abort_returns_committed_tree(mount):
+    mnt = mount.path
+    (mnt / "d").mkdir()
+    (mnt / "d" / "f").write_text("old content\n")
+    (mnt / "g").write_text("g")
+    (mnt / "h").write_text("h")
+    mount.commit("base")
+    before = tree_snapshot(mnt)
+    # read through the page cache, then change everything
+    with open(mnt / "d" / "f") as h:
+        assert h.read() == "old content\n"
+    (mnt / "d" / "f").write_text("new content that is longer\n")
+    assert (mnt / "d" / "f").read_text() == "new content that is longer\n"
+    (mnt / "new").write_text("new")
+    (mnt / "newdir").mkdir()
+    (mnt / "g").unlink()
+    os.rename(mnt / "h", mnt / "d" / "h2")
+    os.chmod(mnt / "d", 0o700)
+    assert mount.status()["staged"] > 0
+    changes = (mnt / ".pog" / "changes").read_text().splitlines()
+    assert any(line.startswith("A ") and "new" in line for line in changes)
+    mount.abort()
+    assert mount.status()["staged"] == 0
+    assert tree_snapshot(mnt) == before
+    assert (mnt / "d" / "f").read_text() == "old content\n"
+    assert not (mnt / "new").exists()
+    assert (mnt / "g").read_text() == "g"
+
+
+def test_abort_invalidates_open_file(mount):
+    mnt = mount.path
+    (mnt / "f").write_text("A" * 10000)
+    mount.commit()
+    with open(mnt / "f", "rb") as h:
+        assert h.read() == b"A" * 10000
+        with open(mnt / "f", "r+b") as w:
+            w.write(b"B" * 10000)
+        h.seek(0)
+        assert h.read() == b"B" * 10000
+        mount.abort()
+        h.seek(0)
+        assert h.read() == b"A" * 10000
+
+
+def test_committed_view_is_read_only(mount):
+    mnt = mount.path
+    (mnt / "f").write_text("v1")
+    mount.commit()
+    (mnt / "f").write_text("v2")
+    (mnt / "staged-only").write_text("s")
+    committed = mnt / ".pog" / "committed"
+    assert (committed / "f").read_text() == "v1"
+    assert not (committed / "staged-only").exists()
+    for action in (lambda: (committed / "f").write_text("x"),
+                   lambda: (committed / "new").write_text("x"),
+                   lambda: (committed / "f").unlink(),
+                   lambda: os.chmod(committed / "f", 0o600),
+                   lambda: (committed / "dir").mkdir()):
+        with pytest.raises(OSError) as e:
+            action()
+        assert e.value.errno == errno.EROFS
+    mount.commit()
+    assert (committed / "f").read_text() == "v2"
+
+
+def test_objects_by_identity(mount):
+    mnt = mount.path
+    (mnt / "f").write_text("by ino")
+    ino = (mnt / "f").stat().st_ino
+    assert (mnt / ".pog" / "objects" / str(ino)).read_text() == "by ino"
+    assert os.listdir(mnt / ".pog" / "objects") == []
+    assert not (mnt / ".pog" / "objects" / "999999999").exists()
+
+
+def test_bad_ctl_commands(mount):
+    for bad in ["frobnicate\n", "abort now\n", "\n", "gc please\n",
+                "export /x\n", "commit\nabort\n"]:
+        with pytest.raises(OSError) as e:
+            mount.ctl(bad)
+        assert e.value.errno == errno.EINVAL, bad
+        assert mount.status()["last_error"], bad
+    with pytest.raises(OSError):
+        mount.ctl("frobnicate\n")
+    assert "frobnicate" in mount.status()["last_error"]
+    with pytest.raises(OSError) as e:
+        mount.ctl("export sub/tree\n")
+    assert "not implemented" in mount.status()["last_error"]
+    # shell style: one write of "abort\n" works
+    subprocess.run(["sh", "-c", f"echo abort > '{mount.path}/.pog/ctl'"], check=True)
+    r = subprocess.run(["sh", "-c", f"echo bogus > '{mount.path}/.pog/ctl'"],
+                       capture_output=True, text=True)
+    assert r.returncode != 0
+    assert "Invalid argument" in r.stderr
+
+
+def test_gc_busy_when_staged(mount):
+    (mount.path / "f").write_text("x")
+    with pytest.raises(OSError) as e:
+        mount.ctl("gc")
+    assert e.value.errno == errno.EBUSY
+    mount.commit()
+    answer = mount.ctl("gc")
+    assert "freed" in answer
+
+
+def test_kill9_keeps_last_commit(mount):
+    mnt = mount.path
+    (mnt / "safe").write_text("committed")
+    (mnt / "dir").mkdir()
+    mount.commit("safe")
+    before = tree_snapshot(mnt)
+    (mnt / "safe").write_text("staged")
+    (mnt / "extra").write_bytes(os.urandom(300_000))
+    (mnt / "dir" / "x").write_text("x")
+    mount.kill9()
+    r = subprocess.run([POG, "fsck", str(mount.pool)], capture_output=True, text=True)
+    assert r.returncode == 0, r.stdout + r.stderr
+    mount.start()
+    assert tree_snapshot(mnt) == before
+
+
+def test_second_daemon_refused(mount, tmp_path):
+    other = tmp_path / "other"
+    other.mkdir()
+    r = subprocess.run([POGFS, str(mount.pool), str(other), "-f"],
+                       capture_output=True, text=True, timeout=30)
+    assert r.returncode != 0
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("pog: ")
+    assert not os.path.ismount(other)
+
+
+def test_refuses_non_pool(tmp_path):
+    junk = tmp_path / "junk"
+    junk.write_bytes(b"not a pool" * 1000)
+    (tmp_path / "m").mkdir()
+    r = subprocess.run([POGFS, str(junk), str(tmp_path / "m"), "-f"],
+                       capture_output=True, text=True, timeout=30)
+    assert r.returncode != 0
+    assert r.stderr.startswith("pog: ")
+    assert len(r.stderr.strip().splitlines()) == 1
+
+
+def test_help():
+    r = subprocess.run([POGFS, "--help"], capture_output=True, text=True)
+    assert r.returncode == 0
+    assert "autocommit" in r.stdout
+
+
+def test_daemon_mode(pool, tmp_path):
+    mnt = tmp_path / "mnt"
+    mnt.mkdir()
+    r = subprocess.run([POGFS, str(pool), str(mnt)], capture_output=True, timeout=30)
+    try:
+        assert r.returncode == 0, r.stderr
+        assert os.path.ismount(mnt)
+        (mnt / "f").write_text("x")
+    finally:
+        subprocess.run(["fusermount3", "-u", str(mnt)])
+    # the daemon exits after unmount and releases the pool's lock
+    deadline = time.monotonic() + 30
+    while True:
+        r = subprocess.run([POG, "info", str(pool)], capture_output=True)
+        if r.returncode == 0 or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    assert r.returncode == 0
+
+
+def test_gc_returns_space(mount):
+    mnt = mount.path
+    used0 = mount.status()["pool_used"]
+    block = os.urandom(1 << 20)
+    with open(mnt / "big", "wb") as h:
+        for i in range(100):
+            h.write(bytes([i]) + block[1:])
+    mount.commit("big")
+    used_big = mount.status()["pool_used"]
+    assert used_big - used0 >= 90 << 20
+    (mnt / "big").unlink()
+    mount.commit("delete big")
+    mount.ctl("gc")
+    used_after = mount.status()["pool_used"]
+    assert used_after < used0 + (10 << 20), (used0, used_big, used_after)
+    sv = os.statvfs(mnt)
+    assert (sv.f_blocks - sv.f_bfree) * sv.f_frsize < used_big
