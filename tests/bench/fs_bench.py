@@ -1,0 +1,228 @@
+#!/usr/bin/python3
+"""fs_bench.py - staged operations through pogfs vs libfuse's passthrough_ll.
+
+Builds passthrough_ll from the libfuse examples into a temporary directory,
+mounts it over a tmpfs directory, mounts pogfs on a pool in /dev/shm, runs
+the same workload on both in one run, and prints times and the ratios
+pogfs/passthrough (goals: metadata <= 1.2x, data <= 1.4x).
+
+Run as root (mounts tmpfs, drops the page cache before reads):
+    /usr/bin/python3 tests/bench/fs_bench.py [--files N] [--mib M] [--repeat R]
+Binaries: $POGFS_BIN, $POG_BIN, else ./build/fs/pogfs and ./build/tools/pog.
+Not part of the test suite.
+"""
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+BUILD = Path(os.environ.get("POGFS_BUILD_DIR", REPO / "build"))
+POGFS = os.environ.get("POGFS_BIN", str(BUILD / "fs" / "pogfs"))
+POG = os.environ.get("POG_BIN", str(BUILD / "tools" / "pog"))
+EXAMPLES = Path("/usr/share/doc/libfuse3-dev/examples")
+
+
+def sh(*cmd, **kw):
+    return subprocess.run(cmd, check=True, **kw)
+
+
+def build_passthrough(tmp):
+    src = EXAMPLES / "passthrough_ll.c"
+    if not src.exists() and (EXAMPLES / "passthrough_ll.c.gz").exists():
+        sh("sh", "-c", f"gunzip -c {EXAMPLES}/passthrough_ll.c.gz > {tmp}/passthrough_ll.c")
+        src = tmp / "passthrough_ll.c"
+    flags = subprocess.run(["pkg-config", "--cflags", "--libs", "fuse3"], check=True,
+                           capture_output=True, text=True).stdout.split()
+    out = tmp / "passthrough_ll"
+    sh("gcc", "-O2", "-Wall", "-I", str(EXAMPLES), str(src), "-o", str(out), *flags)
+    return out
+
+
+def wait_mount(path, proc, timeout=20):
+    deadline = time.monotonic() + timeout
+    while not os.path.ismount(path):
+        if proc.poll() is not None:
+            raise RuntimeError(f"daemon for {path} exited with {proc.returncode}")
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{path} did not mount")
+        time.sleep(0.02)
+
+
+def unmount(path, proc):
+    subprocess.run(["fusermount3", "-u", str(path)], stderr=subprocess.DEVNULL)
+    try:
+        proc.wait(timeout=120)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+def drop_caches():
+    try:
+        os.sync()
+        with open("/proc/sys/vm/drop_caches", "w") as f:
+            f.write("3\n")
+    except OSError:
+        pass
+
+
+def timed(fn):
+    t0 = time.perf_counter()
+    fn()
+    return time.perf_counter() - t0
+
+
+def workload(root, nfiles, mib):
+    """Returns {operation: seconds}."""
+    d = root / "bench"
+    d.mkdir()
+    names = [str(d / f"file{i:06d}") for i in range(nfiles)]
+    payload = b"x" * 4096
+    res = {}
+
+    def create():
+        for n in names:
+            os.close(os.open(n, os.O_CREAT | os.O_WRONLY, 0o644))
+
+    def stat():
+        for n in names:
+            os.stat(n)
+
+    def readdir():
+        for _ in range(10):
+            with os.scandir(d) as it:
+                for _e in it:
+                    pass
+
+    def write4k():
+        for n in names:
+            fd = os.open(n, os.O_WRONLY)
+            os.write(fd, payload)
+            os.close(fd)
+
+    def read4k():
+        for n in names:
+            fd = os.open(n, os.O_RDONLY)
+            os.read(fd, 8192)
+            os.close(fd)
+
+    renamed = [n + ".r" for n in names]
+
+    def rename():
+        for a, b in zip(names, renamed):
+            os.rename(a, b)
+
+    def unlink():
+        for n in renamed:
+            os.unlink(n)
+
+    big = str(root / "big")
+    block = os.urandom(1 << 20)
+
+    def seq_write():
+        fd = os.open(big, os.O_CREAT | os.O_WRONLY | os.O_TRUNC, 0o644)
+        for _ in range(mib):
+            os.write(fd, block)
+        os.close(fd)
+
+    def seq_read():
+        fd = os.open(big, os.O_RDONLY)
+        while os.read(fd, 1 << 20):
+            pass
+        os.close(fd)
+
+    res["create"] = timed(create)
+    res["stat"] = timed(stat)
+    res["readdir x10"] = timed(readdir)
+    res["write 4 KiB"] = timed(write4k)
+    drop_caches()
+    res["read 4 KiB"] = timed(read4k)
+    res["rename"] = timed(rename)
+    res["unlink"] = timed(unlink)
+    res[f"seq write {mib} MiB"] = timed(seq_write)
+    drop_caches()
+    res[f"seq read {mib} MiB"] = timed(seq_read)
+    os.unlink(big)
+    d.rmdir()
+    return res
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--files", type=int, default=10000)
+    ap.add_argument("--mib", type=int, default=1024)
+    ap.add_argument("--repeat", type=int, default=1,
+                    help="runs per file system; the best time counts")
+    ap.add_argument("--pool-size", default="4G")
+    args = ap.parse_args()
+    if os.geteuid() != 0:
+        sys.exit("pog: fs_bench: run as root (mounts tmpfs)")
+    for b in (POGFS, POG):
+        if not os.access(b, os.X_OK):
+            sys.exit(f"pog: fs_bench: {b}: not built")
+
+    tmp = Path(tempfile.mkdtemp(prefix="pogfs-bench."))
+    shm = Path(tempfile.mkdtemp(prefix="pogfs-bench.", dir="/dev/shm"))
+    mounted = []
+    procs = []
+    try:
+        pt = build_passthrough(tmp)
+        backing = tmp / "tmpfs"
+        backing.mkdir()
+        sh("mount", "-t", "tmpfs", "-o", f"size={args.mib + 512}m", "tmpfs", str(backing))
+        mounted.append(backing)
+        pt_mnt = tmp / "passthrough"
+        pt_mnt.mkdir()
+        p = subprocess.Popen([str(pt), "-f", "-o", f"source={backing}", str(pt_mnt)])
+        procs.append((pt_mnt, p))
+        wait_mount(pt_mnt, p)
+
+        pool = shm / "bench.pool"
+        sh(POG, "mkfs", str(pool), "--size", args.pool_size, stdout=subprocess.DEVNULL)
+        pog_mnt = tmp / "pogfs"
+        pog_mnt.mkdir()
+        q = subprocess.Popen([POGFS, str(pool), str(pog_mnt), "-f"])
+        procs.append((pog_mnt, q))
+        wait_mount(pog_mnt, q)
+
+        results = {"passthrough": None, "pogfs": None}
+        for _ in range(args.repeat):
+            for name, m in (("passthrough", pt_mnt), ("pogfs", pog_mnt)):
+                r = workload(m, args.files, args.mib)
+                if name == "pogfs":
+                    # keep the pool from filling up between repeats
+                    with open(m / ".pog" / "ctl", "w") as c:
+                        c.write("abort\n")
+                best = results[name]
+                results[name] = r if best is None else {k: min(best[k], r[k]) for k in r}
+
+        print(f"\n{args.files} files, {args.mib} MiB sequential; best of {args.repeat}")
+        print(f"{'operation':<22}{'passthrough_ll':>16}{'pogfs':>12}{'ratio':>8}  goal")
+        data_ops = ("write 4 KiB", "read 4 KiB")
+        for op in results["pogfs"]:
+            a, b = results["passthrough"][op], results["pogfs"][op]
+            goal = 1.4 if op.startswith("seq") or op in data_ops else 1.2
+            mark = "ok" if b / a <= goal else "SLOW"
+            if op.startswith("seq"):
+                ta = f"{args.mib / a:.0f} MiB/s"
+                tb = f"{args.mib / b:.0f} MiB/s"
+            else:
+                ta = f"{a / args.files * 1e6:.1f} us"
+                tb = f"{b / args.files * 1e6:.1f} us"
+            print(f"{op:<22}{ta:>16}{tb:>12}{b / a:>7.2f}x  <= {goal} {mark}")
+    finally:
+        for m, p in reversed(procs):
+            unmount(m, p)
+        for m in reversed(mounted):
+            subprocess.run(["umount", str(m)])
+        shutil.rmtree(tmp, ignore_errors=True)
+        shutil.rmtree(shm, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
