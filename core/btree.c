@@ -1,0 +1,553 @@
+/* btree.c - copy-on-write B+trees of u64 keys and variable-size values. */
+#include <errno.h>
+#include <string.h>
+
+#include "store_int.h"
+
+/*
+ * Nodes are single blocks. A node referenced by a commit is never
+ * written: before a change, every node on the path is copied into a block
+ * of the running transaction (a "fresh" block), after which it is changed
+ * in place until commit. A fresh child implies a fresh parent, because
+ * linking the child changed the parent.
+ */
+
+#define HDR(s, bno) ((struct pog_node_hdr *)pog_block((s), (bno)))
+#define LEAF_BODY sizeof(struct pog_node_hdr)
+
+static uint16_t *leaf_slots(struct pog_node_hdr *h)
+{
+	return (uint16_t *)(h + 1);
+}
+
+static struct pog_leaf_entry *leaf_entry(struct pog_node_hdr *h, unsigned i)
+{
+	return (struct pog_leaf_entry *)((char *)h + leaf_slots(h)[i]);
+}
+
+static uint64_t leaf_key(struct pog_node_hdr *h, unsigned i)
+{
+	uint64_t k;
+	memcpy(&k, &leaf_entry(h, i)->key, sizeof(k));
+	return k;
+}
+
+static struct pog_branch *branches(struct pog_node_hdr *h)
+{
+	return (struct pog_branch *)(h + 1);
+}
+
+static size_t leaf_free(const struct pog_node_hdr *h)
+{
+	return h->free_end - LEAF_BODY - 2u * h->count;
+}
+
+int pog_node_check(const pog_store *s, uint64_t bno, uint32_t kind)
+{
+	if (!pog_bno_valid(s, bno))
+		return POG_ECORRUPT;
+	struct pog_node_hdr *h = HDR(s, bno);
+	if (h->magic != POG_NODE_MAGIC || h->level >= POG_BT_MAX_DEPTH ||
+	    (kind && h->tree != kind))
+		return POG_ECORRUPT;
+	if (h->level) {
+		if (h->count == 0 || h->count > POG_BRANCH_MAX)
+			return POG_ECORRUPT;
+	} else if (h->free_end > POG_BLOCK_SIZE ||
+		   h->free_end < LEAF_BODY + 2u * h->count) {
+		return POG_ECORRUPT;
+	}
+	return 0;
+}
+
+/* First slot whose key >= key; *found when equal. */
+static unsigned leaf_search(struct pog_node_hdr *h, uint64_t key, bool *found)
+{
+	unsigned lo = 0, hi = h->count;
+	while (lo < hi) {
+		unsigned mid = (lo + hi) / 2;
+		if (leaf_key(h, mid) < key)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	*found = lo < h->count && leaf_key(h, lo) == key;
+	return lo;
+}
+
+/* Child index for key: the last branch whose key <= key (at least 0). */
+static unsigned branch_search(struct pog_node_hdr *h, uint64_t key)
+{
+	struct pog_branch *b = branches(h);
+	unsigned lo = 1, hi = h->count;
+	while (lo < hi) {
+		unsigned mid = (lo + hi) / 2;
+		if (b[mid].key <= key)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo - 1;
+}
+
+static void node_init(struct pog_node_hdr *h, uint32_t kind, uint16_t level)
+{
+	memset(h, 0, POG_BLOCK_SIZE);
+	h->magic = POG_NODE_MAGIC;
+	h->level = level;
+	h->tree = kind;
+	h->free_end = POG_BLOCK_SIZE;
+}
+
+static int node_new(pog_store *s, uint32_t kind, uint16_t level, uint64_t *bno)
+{
+	int err = pog_block_alloc(s, true, bno);
+	if (err)
+		return err;
+	node_init(HDR(s, *bno), kind, level);
+	return 0;
+}
+
+/* Make *bno writable in this transaction (copying it if committed). */
+static int node_writable(pog_store *s, uint64_t *bno)
+{
+	if (pog_bno_fresh(s, *bno))
+		return 0;
+	uint64_t copy;
+	int err = pog_block_alloc(s, true, &copy);
+	if (err)
+		return err;
+	memcpy(pog_block(s, copy), pog_block(s, *bno), POG_BLOCK_SIZE);
+	pog_block_release(s, *bno);
+	*bno = copy;
+	return 0;
+}
+
+/* Rewrite a leaf compactly without slot `skip` (or none: skip = count). */
+static void leaf_compact(struct pog_node_hdr *h, unsigned skip)
+{
+	char tmp[POG_BLOCK_SIZE];
+	struct pog_node_hdr *t = (struct pog_node_hdr *)tmp;
+	node_init(t, h->tree, 0);
+	for (unsigned i = 0; i < h->count; i++) {
+		if (i == skip)
+			continue;
+		struct pog_leaf_entry *e = leaf_entry(h, i);
+		size_t sz = POG_LEAF_ENTRY_SIZE(e->vlen);
+		t->free_end -= (uint16_t)sz;
+		memcpy(tmp + t->free_end, e, sz);
+		leaf_slots(t)[t->count++] = t->free_end;
+	}
+	memcpy(h, tmp, POG_BLOCK_SIZE);
+}
+
+static void leaf_insert_at(struct pog_node_hdr *h, unsigned pos, uint64_t key,
+			   const void *val, uint16_t vlen)
+{
+	size_t sz = POG_LEAF_ENTRY_SIZE(vlen);
+	h->free_end -= (uint16_t)sz;
+	struct pog_leaf_entry *e = (struct pog_leaf_entry *)((char *)h + h->free_end);
+	memset(e, 0, sizeof(*e));
+	e->key = key;
+	e->vlen = vlen;
+	memcpy(e + 1, val, vlen);
+	uint16_t *sl = leaf_slots(h);
+	memmove(sl + pos + 1, sl + pos, (h->count - pos) * sizeof(*sl));
+	sl[pos] = h->free_end;
+	h->count++;
+}
+
+struct split {
+	bool happened;
+	uint64_t key;
+	uint64_t right;
+};
+
+/* Split a full leaf while inserting (key, val) at pos. */
+static int leaf_split(pog_store *s, uint64_t bno, unsigned pos, uint64_t key,
+		      const void *val, uint16_t vlen, struct split *sp)
+{
+	struct pog_node_hdr *h = HDR(s, bno);
+	char old[POG_BLOCK_SIZE];
+	memcpy(old, h, POG_BLOCK_SIZE);
+	struct pog_node_hdr *o = (struct pog_node_hdr *)old;
+	unsigned total = o->count + 1u;
+	size_t bytes = 0, half;
+	for (unsigned i = 0; i < o->count; i++)
+		bytes += POG_LEAF_ENTRY_SIZE(leaf_entry(o, i)->vlen) + 2;
+	bytes += POG_LEAF_ENTRY_SIZE(vlen) + 2;
+	half = bytes / 2;
+
+	uint64_t right;
+	int err = node_new(s, h->tree, 0, &right);
+	if (err)
+		return err;
+	struct pog_node_hdr *r = HDR(s, right);
+	node_init(h, o->tree, 0);
+	size_t acc = 0;
+	unsigned oi = 0;
+	bool to_right = false;
+	for (unsigned i = 0; i < total; i++) {
+		uint64_t k;
+		const void *v;
+		uint16_t vl;
+		if (i == pos) {
+			k = key, v = val, vl = vlen;
+		} else {
+			struct pog_leaf_entry *e = leaf_entry(o, oi++);
+			memcpy(&k, &e->key, sizeof(k));
+			v = e + 1;
+			vl = e->vlen;
+		}
+		size_t sz = POG_LEAF_ENTRY_SIZE(vl) + 2;
+		/* In key order: left until half the bytes, then right; left
+		 * keeps at least one entry and right gets at least one. */
+		if (i > 0 && (acc >= half || i + 1 == total || leaf_free(h) < sz))
+			to_right = true;
+		struct pog_node_hdr *dst = to_right ? r : h;
+		if (dst == r && r->count == 0)
+			sp->key = k;
+		leaf_insert_at(dst, dst->count, k, v, vl);
+		acc += sz;
+	}
+	sp->happened = true;
+	sp->right = right;
+	return 0;
+}
+
+static int branch_insert(pog_store *s, uint64_t bno, unsigned pos, uint64_t key,
+			 uint64_t child, struct split *sp)
+{
+	struct pog_node_hdr *h = HDR(s, bno);
+	struct pog_branch *b = branches(h);
+	if (h->count < POG_BRANCH_MAX) {
+		memmove(b + pos + 1, b + pos, (h->count - pos) * sizeof(*b));
+		b[pos] = (struct pog_branch){key, child};
+		h->count++;
+		return 0;
+	}
+	uint64_t right;
+	int err = node_new(s, h->tree, h->level, &right);
+	if (err)
+		return err;
+	struct pog_branch all[POG_BRANCH_MAX + 1];
+	memcpy(all, b, pos * sizeof(*b));
+	all[pos] = (struct pog_branch){key, child};
+	memcpy(all + pos + 1, b + pos, (h->count - pos) * sizeof(*b));
+	unsigned total = h->count + 1u, left = total / 2;
+	struct pog_node_hdr *r = HDR(s, right);
+	memcpy(b, all, left * sizeof(*b));
+	h->count = (uint16_t)left;
+	memcpy(branches(r), all + left, (total - left) * sizeof(*b));
+	r->count = (uint16_t)(total - left);
+	sp->happened = true;
+	sp->key = all[left].key;
+	sp->right = right;
+	return 0;
+}
+
+static int insert_rec(pog_store *s, uint64_t *bno, uint64_t key,
+		      const void *val, uint16_t vlen, struct split *sp)
+{
+	int err = node_writable(s, bno);
+	if (err)
+		return err;
+	struct pog_node_hdr *h = HDR(s, *bno);
+	if (h->level == 0) {
+		bool found;
+		unsigned pos = leaf_search(h, key, &found);
+		if (found) {
+			leaf_compact(h, pos);
+		}
+		size_t need = POG_LEAF_ENTRY_SIZE(vlen) + 2;
+		if (leaf_free(h) < need)
+			leaf_compact(h, h->count);
+		if (leaf_free(h) >= need) {
+			leaf_insert_at(h, pos, key, val, vlen);
+			return 0;
+		}
+		return leaf_split(s, *bno, pos, key, val, vlen, sp);
+	}
+	unsigned i = branch_search(h, key);
+	uint64_t child = branches(h)[i].child;
+	struct split csp = {0};
+	err = insert_rec(s, &child, key, val, vlen, &csp);
+	h = HDR(s, *bno);
+	branches(h)[i].child = child;
+	if (err)
+		return err;
+	if (!csp.happened)
+		return 0;
+	return branch_insert(s, *bno, i + 1, csp.key, csp.right, sp);
+}
+
+int pog_bt_put(pog_store *s, uint32_t kind, uint64_t *root, uint64_t key,
+	       const void *val, uint16_t vlen)
+{
+	if (vlen > POG_VALUE_MAX)
+		return -E2BIG;
+	int err;
+	if (!*root) {
+		err = node_new(s, kind, 0, root);
+		if (err)
+			return err;
+	}
+	struct split sp = {0};
+	err = insert_rec(s, root, key, val, vlen, &sp);
+	if (err || !sp.happened)
+		return err;
+	uint64_t nr;
+	uint16_t level = HDR(s, *root)->level;
+	err = node_new(s, kind, (uint16_t)(level + 1), &nr);
+	if (err) {
+		/* Keep both halves reachable from nothing new: undo is not
+		 * possible cheaply, so the txn reports the failure. */
+		return err;
+	}
+	struct pog_node_hdr *h = HDR(s, nr);
+	branches(h)[0] = (struct pog_branch){0, *root};
+	branches(h)[1] = (struct pog_branch){sp.key, sp.right};
+	h->count = 2;
+	*root = nr;
+	return 0;
+}
+
+int pog_bt_get(pog_store *s, uint64_t root, uint64_t key, const void **val,
+	       uint16_t *vlen)
+{
+	uint64_t bno = root;
+	for (int depth = 0; bno; depth++) {
+		if (depth >= POG_BT_MAX_DEPTH || pog_node_check(s, bno, 0))
+			return POG_ECORRUPT;
+		struct pog_node_hdr *h = HDR(s, bno);
+		if (h->level == 0) {
+			bool found;
+			unsigned pos = leaf_search(h, key, &found);
+			if (!found)
+				return -ENOENT;
+			struct pog_leaf_entry *e = leaf_entry(h, pos);
+			*val = e + 1;
+			if (vlen)
+				*vlen = e->vlen;
+			return 0;
+		}
+		bno = branches(h)[branch_search(h, key)].child;
+	}
+	return -ENOENT;
+}
+
+int pog_bt_get_mut(pog_store *s, uint64_t *root, uint64_t key, void **val,
+		   uint16_t *vlen)
+{
+	const void *cv;
+	int err = pog_bt_get(s, *root, key, &cv, NULL);
+	if (err)
+		return err;
+	uint64_t *link = root;
+	for (;;) {
+		err = node_writable(s, link);
+		if (err)
+			return err;
+		struct pog_node_hdr *h = HDR(s, *link);
+		if (h->level == 0) {
+			bool found;
+			unsigned pos = leaf_search(h, key, &found);
+			struct pog_leaf_entry *e = leaf_entry(h, pos);
+			*val = e + 1;
+			if (vlen)
+				*vlen = e->vlen;
+			return 0;
+		}
+		link = &branches(h)[branch_search(h, key)].child;
+	}
+}
+
+static int delete_rec(pog_store *s, uint64_t *bno, uint64_t key, bool *empty)
+{
+	int err = node_writable(s, bno);
+	if (err)
+		return err;
+	struct pog_node_hdr *h = HDR(s, *bno);
+	if (h->level == 0) {
+		bool found;
+		unsigned pos = leaf_search(h, key, &found);
+		if (!found)
+			return -ENOENT;
+		leaf_compact(h, pos);
+		*empty = h->count == 0;
+		return 0;
+	}
+	unsigned i = branch_search(h, key);
+	uint64_t child = branches(h)[i].child;
+	bool child_empty = false;
+	err = delete_rec(s, &child, key, &child_empty);
+	h = HDR(s, *bno);
+	branches(h)[i].child = child;
+	if (err)
+		return err;
+	if (child_empty) {
+		pog_block_release(s, child);
+		struct pog_branch *b = branches(h);
+		memmove(b + i, b + i + 1, (h->count - i - 1u) * sizeof(*b));
+		h->count--;
+	}
+	*empty = h->count == 0;
+	return 0;
+}
+
+int pog_bt_del(pog_store *s, uint64_t *root, uint64_t key)
+{
+	const void *v;
+	int err = pog_bt_get(s, *root, key, &v, NULL);
+	if (err)
+		return err;
+	bool empty = false;
+	err = delete_rec(s, root, key, &empty);
+	if (err)
+		return err;
+	if (empty) {
+		pog_block_release(s, *root);
+		*root = 0;
+		return 0;
+	}
+	/* Collapse a root with a single child. */
+	for (;;) {
+		struct pog_node_hdr *h = HDR(s, *root);
+		if (h->level == 0 || h->count != 1)
+			return 0;
+		uint64_t child = branches(h)[0].child;
+		pog_block_release(s, *root);
+		*root = child;
+	}
+}
+
+static void release_rec(pog_store *s, uint64_t bno, int depth)
+{
+	if (depth >= POG_BT_MAX_DEPTH || pog_node_check(s, bno, 0))
+		return;
+	struct pog_node_hdr *h = HDR(s, bno);
+	if (h->level)
+		for (unsigned i = 0; i < h->count; i++)
+			release_rec(s, branches(h)[i].child, depth + 1);
+	pog_block_release(s, bno);
+}
+
+void pog_bt_release(pog_store *s, uint64_t root)
+{
+	if (root)
+		release_rec(s, root, 0);
+}
+
+/* ---- iteration ----------------------------------------------------------- */
+
+/* Descend from it->bno[d] along leftmost children to a leaf. */
+static int descend_left(struct pog_bt_iter *it)
+{
+	for (;;) {
+		int d = it->depth - 1;
+		struct pog_node_hdr *h = HDR(it->s, it->bno[d]);
+		if (h->level == 0)
+			return 0;
+		if (it->depth >= POG_BT_MAX_DEPTH)
+			return POG_ECORRUPT;
+		uint64_t child = branches(h)[it->pos[d]].child;
+		if (pog_node_check(it->s, child, 0))
+			return POG_ECORRUPT;
+		it->bno[it->depth] = child;
+		it->pos[it->depth] = 0;
+		it->depth++;
+	}
+}
+
+/* Move to the next leaf position when the current leaf is exhausted. */
+static int settle(struct pog_bt_iter *it)
+{
+	while (it->depth > 0) {
+		int d = it->depth - 1;
+		struct pog_node_hdr *h = HDR(it->s, it->bno[d]);
+		if (it->pos[d] < h->count) {
+			if (h->level == 0)
+				return 1;
+			int err = descend_left(it);
+			if (err)
+				return err;
+			continue;
+		}
+		it->depth--;
+		if (it->depth > 0)
+			it->pos[it->depth - 1]++;
+	}
+	return 0;
+}
+
+int pog_bt_seek(struct pog_bt_iter *it, pog_store *s, uint64_t root,
+		uint64_t key)
+{
+	it->s = s;
+	it->depth = 0;
+	if (!root)
+		return 0;
+	uint64_t bno = root;
+	for (;;) {
+		if (it->depth >= POG_BT_MAX_DEPTH || pog_node_check(s, bno, 0))
+			return POG_ECORRUPT;
+		struct pog_node_hdr *h = HDR(s, bno);
+		it->bno[it->depth] = bno;
+		if (h->level == 0) {
+			bool found;
+			it->pos[it->depth++] = (uint16_t)leaf_search(h, key, &found);
+			break;
+		}
+		unsigned i = branch_search(h, key);
+		it->pos[it->depth++] = (uint16_t)i;
+		bno = branches(h)[i].child;
+	}
+	return settle(it);
+}
+
+void pog_bt_cur(const struct pog_bt_iter *it, uint64_t *key, const void **val,
+		uint16_t *vlen)
+{
+	int d = it->depth - 1;
+	struct pog_node_hdr *h = HDR(it->s, it->bno[d]);
+	struct pog_leaf_entry *e = leaf_entry(h, it->pos[d]);
+	if (key)
+		memcpy(key, &e->key, sizeof(*key));
+	if (val)
+		*val = e + 1;
+	if (vlen)
+		*vlen = e->vlen;
+}
+
+int pog_bt_next(struct pog_bt_iter *it)
+{
+	if (it->depth == 0)
+		return 0;
+	it->pos[it->depth - 1]++;
+	return settle(it);
+}
+
+static int walk_rec(pog_store *s, uint64_t bno, int depth,
+		    int (*fn)(void *, uint64_t, const struct pog_node_hdr *),
+		    void *ctx)
+{
+	if (depth >= POG_BT_MAX_DEPTH || pog_node_check(s, bno, 0))
+		return POG_ECORRUPT;
+	struct pog_node_hdr *h = HDR(s, bno);
+	int r = fn(ctx, bno, h);
+	if (r || h->level == 0)
+		return r;
+	for (unsigned i = 0; i < h->count; i++) {
+		r = walk_rec(s, branches(h)[i].child, depth + 1, fn, ctx);
+		if (r)
+			return r;
+	}
+	return 0;
+}
+
+int pog_bt_walk(pog_store *s, uint64_t root,
+		int (*fn)(void *ctx, uint64_t bno, const struct pog_node_hdr *h),
+		void *ctx)
+{
+	return root ? walk_rec(s, root, 0, fn, ctx) : 0;
+}

@@ -1,0 +1,178 @@
+/* format.h - the on-media layout of a pogfs pool (fixed-width, pinned). */
+#ifndef POG_FORMAT_H
+#define POG_FORMAT_H
+
+/*
+ * A pogfs pool is a libpmemobj pool (layout POG_LAYOUT) whose root object
+ * is struct pog_super. Everything else lives in 4 KiB blocks carved from
+ * 8 MiB segments, each segment one pmemobj allocation. A block is named by
+ * its number bno = segment * POG_SEG_BLOCKS + index; block 0 of every
+ * segment is that segment's header (its free bitmap), so bno 0 is never a
+ * valid data block and serves as "none".
+ *
+ * All structures reachable from a commit are immutable: changes are
+ * written copy-on-write into blocks that no commit references, flushed,
+ * and published by storing the new commit record's bno into
+ * pog_super.commit_block (one aligned 8-byte store, then persisted).
+ *
+ * Block kinds: B+tree nodes (struct pog_node_hdr first), data pages (raw
+ * bytes, CRC kept by whoever points at them), and commit records.
+ */
+
+#include <stdint.h>
+#include <libpmemobj.h>
+
+#define POG_LAYOUT "pogfs"
+#define POG_SUPER_MAGIC 0x314c4f4f50474f50ULL /* "POGPOOL1" */
+#define POG_FORMAT_VERSION 1u
+#define POG_BLOCK_SIZE 4096u
+#define POG_BLOCK_SHIFT 12
+#define POG_SEG_BLOCKS 2048u /* 8 MiB segments */
+#define POG_SEG_BYTES ((uint64_t)POG_SEG_BLOCKS * POG_BLOCK_SIZE)
+#define POG_DEFAULT_POOL_SIZE ((uint64_t)1 << 30)
+#define POG_MIN_POOL_SIZE ((uint64_t)32 << 20)
+
+/* One segment table slot (array in pog_super.segtab). */
+struct pog_seg_slot {
+	PMEMoid oid;      /* the pmemobj allocation (POG_SEG_BYTES + 1 block) */
+	uint64_t base;    /* pool offset of block 0, 4 KiB aligned */
+};
+_Static_assert(sizeof(struct pog_seg_slot) == 24, "seg slot size");
+
+/* The pmemobj root object. */
+struct pog_super {
+	uint64_t magic;
+	uint32_t format_version;
+	uint32_t block_size;
+	uint64_t pool_size;
+	uint64_t seg_blocks;
+	uint64_t max_segments;
+	uint64_t nsegments;     /* slots in use */
+	PMEMoid segtab;         /* struct pog_seg_slot[max_segments] */
+	uint64_t commit_block;  /* bno of the current commit record */
+	uint64_t clean;         /* 1: segment bitmaps are exact */
+	uint64_t uuid[2];
+	uint64_t reserved[16];
+};
+_Static_assert(sizeof(struct pog_super) == 224, "super size");
+
+/* Block 0 of a segment: its free-space bitmap (bit set = block in use). */
+#define POG_SEG_MAGIC 0x3147455347474f50ULL /* "POGGSEG1" */
+struct pog_seg_header {
+	uint64_t magic;
+	uint64_t index;
+	uint64_t bitmap[POG_SEG_BLOCKS / 64];
+};
+_Static_assert(sizeof(struct pog_seg_header) == 16 + 256, "seg header");
+
+/* A commit record: one block. */
+#define POG_COMMIT_MAGIC 0x54494d4d4f43474fULL /* "OGCOMMIT" */
+struct pog_commit_rec {
+	uint64_t magic;
+	uint64_t id;
+	int64_t time_sec;
+	uint32_t time_nsec;
+	uint32_t crc;         /* crc32 of this struct with crc = 0 */
+	uint64_t obj_root;    /* object table B+tree */
+	uint64_t log_root;    /* commit log B+tree */
+	uint64_t next_ino;
+	uint64_t nobjects;
+	uint64_t prev_commit; /* informational: earlier record's bno */
+	uint64_t changes;
+	uint64_t reserved[6];
+};
+_Static_assert(sizeof(struct pog_commit_rec) == 128, "commit rec size");
+
+/* B+tree node header; the rest of the block is the node's body. */
+#define POG_NODE_MAGIC 0x4e47u /* "GN" */
+struct pog_node_hdr {
+	uint16_t magic;
+	uint16_t level;   /* 0 = leaf */
+	uint16_t count;   /* entries */
+	uint16_t free_end; /* leaf: start of the entry heap (grows down) */
+	uint32_t crc;     /* crc32 of the block with crc = 0, set at commit */
+	uint32_t tree;    /* enum pog_tree_kind, for checking */
+};
+_Static_assert(sizeof(struct pog_node_hdr) == 16, "node header size");
+
+/*
+ * Leaf body: count uint16_t slot offsets (sorted by key) right after the
+ * header; each slot points at an entry in the heap at the end of the
+ * block: struct pog_leaf_entry followed by vlen value bytes, padded to 8.
+ * Internal body: count struct pog_branch, sorted; key of [0] is ignored.
+ */
+struct pog_leaf_entry {
+	uint64_t key;
+	uint16_t vlen;
+	uint16_t reserved[3];
+};
+_Static_assert(sizeof(struct pog_leaf_entry) == 16, "leaf entry size");
+/* Entries take whole 8-byte units so that every value is 8-byte aligned. */
+#define POG_LEAF_ENTRY_SIZE(vlen) \
+	((sizeof(struct pog_leaf_entry) + (vlen) + 7u) & ~(size_t)7u)
+
+struct pog_branch {
+	uint64_t key;
+	uint64_t child;
+};
+_Static_assert(sizeof(struct pog_branch) == 16, "branch size");
+
+#define POG_BRANCH_MAX ((POG_BLOCK_SIZE - sizeof(struct pog_node_hdr)) / 16)
+/* Largest value a leaf entry may carry (3 entries always fit a leaf). */
+#define POG_VALUE_MAX 1296u
+
+enum pog_tree_kind {
+	POG_TREE_OBJECTS = 1, /* key ino -> struct pog_inode */
+	POG_TREE_MAP = 2,     /* key hash|seq -> u64 child ino + key bytes */
+	POG_TREE_LIST = 3,    /* key index -> u64 child ino */
+	POG_TREE_PAGES = 4,   /* key page index -> struct pog_page_ref */
+	POG_TREE_XATTR = 5,   /* key hash|seq -> u8 namelen, name, value */
+	POG_TREE_LOG = 6,     /* key commit id -> struct pog_log_rec + msg */
+};
+
+/* Object record (value in the object table). */
+#define POG_INODE_DIRECT 1u  /* string: content is the bno of page 0 */
+struct pog_inode {
+	uint32_t type;
+	uint32_t mode;
+	uint32_t uid;
+	uint32_t gid;
+	uint32_t nlink;
+	uint32_t flags;
+	uint64_t size;
+	uint64_t rdev;
+	int64_t atime_sec;
+	int64_t mtime_sec;
+	int64_t ctime_sec;
+	uint32_t atime_nsec;
+	uint32_t mtime_nsec;
+	uint32_t ctime_nsec;
+	uint32_t direct_crc; /* POG_INODE_DIRECT: crc of the page */
+	uint64_t content;    /* tree root / page bno / scalar bits / ref ino */
+	uint64_t xattrs;     /* xattr tree root */
+	uint64_t parent;     /* owning directory, 0 when none */
+	uint64_t parent_key; /* the entry's key there */
+	uint64_t entries;    /* maps, lists: number of entries */
+	uint64_t blocks;     /* data blocks held (for st_blocks) */
+	uint64_t reserved[2];
+};
+_Static_assert(sizeof(struct pog_inode) == 144, "inode size");
+
+/* Page table entry. */
+struct pog_page_ref {
+	uint64_t bno;
+	uint32_t crc;
+	uint32_t reserved;
+};
+_Static_assert(sizeof(struct pog_page_ref) == 16, "page ref size");
+
+/* Commit log value (message bytes follow). */
+struct pog_log_rec {
+	int64_t time_sec;
+	uint32_t time_nsec;
+	uint32_t reserved;
+	uint64_t changes;
+};
+_Static_assert(sizeof(struct pog_log_rec) == 24, "log rec size");
+
+#endif /* POG_FORMAT_H */

@@ -1,0 +1,415 @@
+/* fsck.c - check (and repair) the committed state of a store. */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "store_int.h"
+
+struct fsck {
+	pog_store *s;
+	pog_fsck_fn fn;
+	void *ctx;
+	struct pog_fsck_result res;
+	uint64_t *claimed;          /* bitmap: block already seen */
+	struct pog_map64 owners;    /* ino -> owning entries seen */
+	struct pog_map64 subdirs;   /* dir ino -> child dirs */
+	struct pog_map64 reach;     /* reachable inos */
+	struct pog_vec dangling;    /* (dir, key) pairs to repair */
+	struct pog_vec bad_nlink;   /* inos with a wrong nlink */
+	uint64_t cur_ino;
+};
+
+static void report(struct fsck *f, int sev, const char *id, uint64_t ino,
+		   const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+
+static void report(struct fsck *f, int sev, const char *id, uint64_t ino,
+		   const char *fmt, ...)
+{
+	char text[512];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(text, sizeof(text), fmt, ap);
+	va_end(ap);
+	if (sev == POG_FSCK_ERROR)
+		f->res.errors++;
+	else if (sev == POG_FSCK_WARN)
+		f->res.warnings++;
+	if (f->fn)
+		f->fn(f->ctx, sev, id, ino, text);
+}
+
+static int claim(struct fsck *f, uint64_t bno, const char *what)
+{
+	if (!pog_bno_valid(f->s, bno)) {
+		report(f, POG_FSCK_ERROR, "bad-block", f->cur_ino,
+		       "%s points at block %" PRIu64 " outside the pool", what, bno);
+		return 1;
+	}
+	if (pog_bit(f->claimed, bno)) {
+		report(f, POG_FSCK_ERROR, "block-shared", f->cur_ino,
+		       "block %" PRIu64 " (%s) is used twice", bno, what);
+		return 1;
+	}
+	f->claimed[bno / 64] |= 1ULL << (bno % 64);
+	f->res.blocks_used++;
+	struct pog_seg *g = &f->s->segs[bno / POG_SEG_BLOCKS];
+	if (!pog_bit(g->used, bno % POG_SEG_BLOCKS))
+		report(f, POG_FSCK_ERROR, "block-marked-free", f->cur_ino,
+		       "block %" PRIu64 " is in use but marked free", bno);
+	return 0;
+}
+
+static int check_node(void *c, uint64_t bno, const struct pog_node_hdr *h)
+{
+	struct fsck *f = c;
+	if (claim(f, bno, "tree node"))
+		return 0;
+	char *blk = pog_block(f->s, bno);
+	uint32_t want = h->crc;
+	((struct pog_node_hdr *)blk)->crc = 0;
+	uint32_t got = pog_crc32(blk, POG_BLOCK_SIZE);
+	((struct pog_node_hdr *)blk)->crc = want;
+	if (got != want)
+		report(f, POG_FSCK_ERROR, "bad-node-crc", f->cur_ino,
+		       "tree node %" PRIu64 " fails its checksum", bno);
+	return 0;
+}
+
+static int check_page(void *c, uint64_t bno, int is_node)
+{
+	struct fsck *f = c;
+	if (is_node)
+		return 0;
+	f->res.pages++;
+	claim(f, bno, "page");
+	return 0;
+}
+
+static void check_pages(struct fsck *f, uint64_t ino, const struct pog_inode *in)
+{
+	uint64_t npages = 0;
+	if (in->flags & POG_INODE_DIRECT) {
+		const void *d;
+		npages = 1;
+		if (pog_page_read(f->s, in->content, in->direct_crc, &d))
+			report(f, POG_FSCK_ERROR, "bad-page-crc", ino,
+			       "page 0 fails its checksum");
+	} else {
+		struct pog_bt_iter it;
+		int r = pog_bt_seek(&it, f->s, in->content, 0);
+		while (r > 0) {
+			uint64_t page;
+			const void *val;
+			struct pog_page_ref ref;
+			const void *d;
+			pog_bt_cur(&it, &page, &val, NULL);
+			memcpy(&ref, val, sizeof(ref));
+			npages++;
+			if (page * POG_BLOCK_SIZE >= in->size)
+				report(f, POG_FSCK_ERROR, "page-past-eof", ino,
+				       "page %" PRIu64 " lies past the size %" PRIu64,
+				       page, in->size);
+			if (pog_page_read(f->s, ref.bno, ref.crc, &d))
+				report(f, POG_FSCK_ERROR, "bad-page-crc", ino,
+				       "page %" PRIu64 " fails its checksum", page);
+			r = pog_bt_next(&it);
+		}
+		if (r < 0)
+			report(f, POG_FSCK_ERROR, "bad-tree", ino,
+			       "page table is damaged");
+	}
+	if (npages != in->blocks)
+		report(f, POG_FSCK_WARN, "bad-blocks", ino,
+		       "holds %" PRIu64 " pages but records %" PRIu64, npages,
+		       in->blocks);
+}
+
+static void check_dir(struct fsck *f, uint64_t ino, const struct pog_inode *in)
+{
+	uint64_t n = 0, expect_key = 0;
+	struct pog_bt_iter it;
+	int r = pog_bt_seek(&it, f->s, in->content, 0);
+	while (r > 0) {
+		uint64_t key, child;
+		const void *val;
+		const struct pog_inode *c;
+		uint16_t vlen;
+		pog_bt_cur(&it, &key, &val, &vlen);
+		memcpy(&child, val, sizeof(child));
+		n++;
+		if (in->type == POG_LIST && key != expect_key++)
+			report(f, POG_FSCK_ERROR, "list-gap", ino,
+			       "list index %" PRIu64 " out of order", key);
+		if (pog_inode_get(f->s, &f->s->committed, child, &c)) {
+			report(f, POG_FSCK_ERROR, "dangling-entry", ino,
+			       "entry points at missing object %" PRIu64, child);
+			pog_vec_push(&f->dangling, ino);
+			pog_vec_push(&f->dangling, key);
+		} else {
+			uint64_t *o = pog_map64_get(&f->owners, child);
+			if (o)
+				(*o)++;
+			if (c->type == POG_MAP || c->type == POG_LIST) {
+				uint64_t *sd = pog_map64_get(&f->subdirs, ino);
+				if (sd)
+					(*sd)++;
+			}
+		}
+		r = pog_bt_next(&it);
+	}
+	if (r < 0)
+		report(f, POG_FSCK_ERROR, "bad-tree", ino, "entry tree is damaged");
+	if (n != in->entries)
+		report(f, POG_FSCK_ERROR, "bad-entries", ino,
+		       "has %" PRIu64 " entries but records %" PRIu64, n,
+		       in->entries);
+}
+
+static bool type_ok(const struct pog_inode *in)
+{
+	switch (in->type) {
+	case POG_MAP:
+	case POG_LIST:
+		return S_ISDIR(in->mode);
+	case POG_STRING:
+		return S_ISREG(in->mode);
+	case POG_REF:
+	case POG_SYMLINK:
+		return S_ISLNK(in->mode);
+	case POG_SPECIAL:
+		return S_ISFIFO(in->mode) || S_ISCHR(in->mode) ||
+		       S_ISBLK(in->mode) || S_ISSOCK(in->mode);
+	case POG_INT:
+	case POG_FLOAT:
+	case POG_BOOL:
+	case POG_NULL:
+		return S_ISREG(in->mode);
+	default:
+		return false;
+	}
+}
+
+static void check_object(struct fsck *f, uint64_t ino, const struct pog_inode *in)
+{
+	f->cur_ino = ino;
+	f->res.objects++;
+	if (!type_ok(in)) {
+		report(f, POG_FSCK_ERROR, "bad-type", ino,
+		       "type %u does not match mode %o", in->type, in->mode);
+		return;
+	}
+	struct fsck *c = f;
+	if (in->type == POG_MAP || in->type == POG_LIST) {
+		pog_bt_walk(f->s, in->content, check_node, c);
+		check_dir(f, ino, in);
+	} else if (in->type == POG_STRING || in->type == POG_SYMLINK) {
+		if (!(in->flags & POG_INODE_DIRECT))
+			pog_bt_walk(f->s, in->content, check_node, c);
+		pog_object_blocks(f->s, in, check_page, c);
+		check_pages(f, ino, in);
+	} else if (in->type == POG_REF) {
+		const struct pog_inode *t;
+		if (pog_inode_get(f->s, &f->s->committed, in->content, &t))
+			report(f, POG_FSCK_ERROR, "dangling-ref", ino,
+			       "ref points at missing object %" PRIu64, in->content);
+	}
+	pog_bt_walk(f->s, in->xattrs, check_node, c);
+}
+
+/* Everything the root reaches, walked with an explicit stack. */
+static int check_reachability(struct fsck *f)
+{
+	struct pog_vec stack = {0};
+	uint64_t *v = pog_map64_get(&f->reach, POG_ROOT_INO);
+	if (!v || pog_vec_push(&stack, POG_ROOT_INO))
+		return -ENOMEM;
+	*v = 1;
+	int err = 0;
+	while (!err && stack.n) {
+		uint64_t ino = stack.v[--stack.n];
+		const struct pog_inode *in;
+		if (pog_inode_get(f->s, &f->s->committed, ino, &in))
+			continue;
+		struct pog_bt_iter it;
+		if (in->type == POG_REF) {
+			uint64_t t = in->content;
+			if (!pog_map64_find(&f->reach, t)) {
+				uint64_t *x = pog_map64_get(&f->reach, t);
+				if (!x || pog_vec_push(&stack, t))
+					err = -ENOMEM;
+				else
+					*x = 1;
+			}
+			continue;
+		}
+		if (in->type != POG_MAP && in->type != POG_LIST)
+			continue;
+		int r = pog_bt_seek(&it, f->s, in->content, 0);
+		while (r > 0 && !err) {
+			const void *val;
+			uint64_t child;
+			pog_bt_cur(&it, NULL, &val, NULL);
+			memcpy(&child, val, sizeof(child));
+			if (!pog_map64_find(&f->reach, child)) {
+				uint64_t *x = pog_map64_get(&f->reach, child);
+				if (!x || pog_vec_push(&stack, child))
+					err = -ENOMEM;
+				else
+					*x = 1;
+			}
+			r = pog_bt_next(&it);
+		}
+	}
+	pog_vec_release(&stack);
+	return err;
+}
+
+static void check_links(struct fsck *f)
+{
+	struct pog_bt_iter it;
+	int r = pog_bt_seek(&it, f->s, f->s->committed.obj_root, 0);
+	while (r > 0) {
+		uint64_t ino;
+		const void *val;
+		pog_bt_cur(&it, &ino, &val, NULL);
+		const struct pog_inode *in = val;
+		bool reachable = pog_map64_find(&f->reach, ino) != NULL;
+		if (reachable)
+			f->res.reachable++;
+		else
+			f->res.garbage_objects++;
+		uint64_t *o = pog_map64_find(&f->owners, ino);
+		uint64_t owners = o ? *o : 0;
+		uint64_t want;
+		if (in->type == POG_MAP || in->type == POG_LIST) {
+			uint64_t *sd = pog_map64_find(&f->subdirs, ino);
+			want = (owners || ino == POG_ROOT_INO) ? 2 + (sd ? *sd : 0) : 0;
+		} else {
+			want = owners;
+		}
+		if (in->nlink != want && (reachable || owners)) {
+			report(f, POG_FSCK_ERROR, "bad-nlink", ino,
+			       "link count %u, expected %" PRIu64, in->nlink, want);
+			pog_vec_push(&f->bad_nlink, ino);
+			pog_vec_push(&f->bad_nlink, want);
+		}
+		if (reachable && owners > 1 &&
+		    (in->type == POG_MAP || in->type == POG_LIST))
+			report(f, POG_FSCK_ERROR, "dir-hardlink", ino,
+			       "directory has %" PRIu64 " owning entries", owners);
+		r = pog_bt_next(&it);
+	}
+	if (f->res.garbage_objects)
+		report(f, POG_FSCK_INFO, "garbage", 0,
+		       "%" PRIu64 " unreachable objects (collected by gc)",
+		       f->res.garbage_objects);
+}
+
+static uint64_t free_garbage_blocks(struct fsck *f)
+{
+	uint64_t unclaimed = 0;
+	for (uint64_t i = 0; i < f->s->nsegs; i++)
+		for (unsigned b = 1; b < POG_SEG_BLOCKS; b++) {
+			uint64_t bno = i * POG_SEG_BLOCKS + b;
+			if (pog_bit(f->s->segs[i].used, b) && !pog_bit(f->claimed, bno))
+				unclaimed++;
+		}
+	return unclaimed;
+}
+
+static int repair(struct fsck *f)
+{
+	pog_store *s = f->s;
+	int err = 0;
+	for (size_t i = 0; !err && i + 1 < f->bad_nlink.n; i += 2) {
+		void *val;
+		err = pog_bt_get_mut(s, &s->staged.obj_root, f->bad_nlink.v[i],
+				     &val, NULL);
+		if (!err) {
+			((struct pog_inode *)val)->nlink = (uint32_t)f->bad_nlink.v[i + 1];
+			f->res.repaired++;
+		}
+	}
+	for (size_t i = 0; !err && i + 1 < f->dangling.n; i += 2) {
+		uint64_t dir = f->dangling.v[i], key = f->dangling.v[i + 1];
+		void *val;
+		err = pog_bt_get_mut(s, &s->staged.obj_root, dir, &val, NULL);
+		if (!err) {
+			struct pog_inode in;
+			memcpy(&in, val, sizeof(in));
+			if (pog_bt_del(s, &in.content, key) == 0) {
+				in.entries--;
+				f->res.repaired++;
+			}
+			err = pog_bt_put(s, POG_TREE_OBJECTS, &s->staged.obj_root,
+					 dir, &in, sizeof(in));
+		}
+	}
+	if (!err && f->res.repaired)
+		err = pog_commit_locked(s, "fsck repair", NULL);
+	return err;
+}
+
+int pog_fsck(pog_store *s, unsigned flags, pog_fsck_fn fn, void *ctx,
+	     struct pog_fsck_result *out)
+{
+	int err = (flags & POG_FSCK_REPAIR) ? pog_wrlock(s) : pog_rdlock(s);
+	if (err)
+		return err;
+	struct fsck f = {.s = s, .fn = fn, .ctx = ctx};
+	f.claimed = calloc(s->nsegs * POG_WORDS_PER_SEG + 1, sizeof(uint64_t));
+	if (!f.claimed) {
+		pog_unlock(s);
+		return -ENOMEM;
+	}
+	for (uint64_t i = 0; i < s->nsegs; i++)
+		f.claimed[i * POG_WORDS_PER_SEG] |= 1;
+	claim(&f, s->commit_bno, "commit record");
+	pog_bt_walk(s, s->committed.log_root, check_node, &f);
+	err = pog_bt_walk(s, s->committed.obj_root, check_node, &f);
+	if (err)
+		report(&f, POG_FSCK_ERROR, "bad-tree", 0, "object table is damaged");
+	struct pog_bt_iter it;
+	int r = err ? 0 : pog_bt_seek(&it, s, s->committed.obj_root, 0);
+	while (r > 0) {
+		uint64_t ino;
+		const void *val;
+		uint16_t vlen;
+		pog_bt_cur(&it, &ino, &val, &vlen);
+		if (vlen != sizeof(struct pog_inode))
+			report(&f, POG_FSCK_ERROR, "bad-inode", ino, "record size %u", vlen);
+		else
+			check_object(&f, ino, val);
+		r = pog_bt_next(&it);
+	}
+	f.cur_ino = 0;
+	const struct pog_inode *root;
+	if (pog_inode_get(s, &s->committed, POG_ROOT_INO, &root) ||
+	    root->type != POG_MAP)
+		report(&f, POG_FSCK_ERROR, "no-root", POG_ROOT_INO,
+		       "the root map is missing");
+	err = check_reachability(&f);
+	if (!err)
+		check_links(&f);
+	uint64_t unclaimed = free_garbage_blocks(&f);
+	if (unclaimed)
+		report(&f, POG_FSCK_INFO, "garbage-blocks", 0,
+		       "%" PRIu64 " blocks held by nothing (freed by gc)", unclaimed);
+	if (!err && (flags & POG_FSCK_REPAIR) && f.res.errors)
+		err = repair(&f);
+	if (out)
+		*out = f.res;
+	uint64_t left = f.res.errors > f.res.repaired ? f.res.errors - f.res.repaired : 0;
+	free(f.claimed);
+	pog_map64_release(&f.owners);
+	pog_map64_release(&f.subdirs);
+	pog_map64_release(&f.reach);
+	pog_vec_release(&f.dangling);
+	pog_vec_release(&f.bad_nlink);
+	pog_unlock(s);
+	if (err)
+		return err;
+	return left ? 1 : 0;
+}

@@ -1,0 +1,185 @@
+/* gc.c - garbage collection by reachability, of objects and of blocks. */
+#include <errno.h>
+#include <string.h>
+
+#include "store_int.h"
+
+/*
+ * Two levels. Objects: everything the root (or a pin) reaches through map
+ * and list entries and refs lives; the rest leaves the object table in a
+ * commit of its own. Blocks: everything the last commit reaches is in use,
+ * everything else is free. Both walks cost what is live, not the pool's
+ * size, and neither writes anything a crash could leave half-done: a crash
+ * before the commit point keeps the old commit, and the free-space bitmap
+ * is only trusted after a clean close.
+ */
+
+struct mark_ctx {
+	pog_store *s;
+	uint64_t count;
+};
+
+static int mark_block(void *c, uint64_t bno, int is_node)
+{
+	struct mark_ctx *m = c;
+	(void)is_node;
+	if (!pog_bno_valid(m->s, bno))
+		return POG_ECORRUPT;
+	pog_mark_used(m->s, bno);
+	m->count++;
+	return 0;
+}
+
+static int mark_node(void *c, uint64_t bno, const struct pog_node_hdr *h)
+{
+	(void)h;
+	return mark_block(c, bno, 1);
+}
+
+/* Recompute the in-use bitmap from the committed state alone. */
+int pog_mark_committed(pog_store *s)
+{
+	s->blocks_used = 0;
+	for (uint64_t i = 0; i < s->nsegs; i++) {
+		struct pog_seg *g = &s->segs[i];
+		memset(g->used, 0, sizeof(g->used));
+		g->used[0] = 1;
+		g->nused = 1;
+		s->blocks_used++;
+	}
+	struct mark_ctx m = {s, 0};
+	int err = mark_block(&m, s->commit_bno, 0);
+	if (!err)
+		err = pog_bt_walk(s, s->committed.log_root, mark_node, &m);
+	if (!err)
+		err = pog_bt_walk(s, s->committed.obj_root, mark_node, &m);
+	struct pog_bt_iter it;
+	int r = err ? err : pog_bt_seek(&it, s, s->committed.obj_root, 0);
+	while (r > 0) {
+		const void *val;
+		uint16_t vlen;
+		pog_bt_cur(&it, NULL, &val, &vlen);
+		if (vlen != sizeof(struct pog_inode))
+			return POG_ECORRUPT;
+		r = pog_object_blocks(s, val, mark_block, &m);
+		if (r)
+			break;
+		r = pog_bt_next(&it);
+	}
+	return r < 0 ? r : 0;
+}
+
+struct reach_ctx {
+	struct pog_map64 seen;
+	struct pog_vec stack;
+	int err;
+};
+
+static int reach_push(void *c, uint64_t ino, int owned)
+{
+	struct reach_ctx *r = c;
+	(void)owned;
+	if (pog_map64_find(&r->seen, ino))
+		return 0;
+	uint64_t *v = pog_map64_get(&r->seen, ino);
+	if (!v || pog_vec_push(&r->stack, ino))
+		return -ENOMEM;
+	*v = 1;
+	return 0;
+}
+
+/* The set of objects reachable from the root and the pins. */
+static int reach_objects(pog_store *s, struct reach_ctx *r)
+{
+	int err = reach_push(r, POG_ROOT_INO, 1);
+	pthread_mutex_lock(&s->pin_lock);
+	pog_map64_foreach(&s->pins, i) {
+		if (!err)
+			err = reach_push(r, s->pins.keys[i], 1);
+	}
+	pthread_mutex_unlock(&s->pin_lock);
+	while (!err && r->stack.n) {
+		uint64_t ino = r->stack.v[--r->stack.n];
+		const struct pog_inode *in;
+		err = pog_inode_get(s, &s->staged, ino, &in);
+		if (err == -ENOENT) { /* a pin of an object already gone */
+			err = 0;
+			continue;
+		}
+		if (!err)
+			err = pog_object_edges(s, in, reach_push, r);
+	}
+	return err;
+}
+
+/* Objects in the table that are not reachable. */
+static int unreachable_objects(pog_store *s, struct reach_ctx *r,
+			       struct pog_vec *out)
+{
+	struct pog_bt_iter it;
+	int ret = pog_bt_seek(&it, s, s->staged.obj_root, 0);
+	while (ret > 0) {
+		uint64_t ino;
+		pog_bt_cur(&it, &ino, NULL, NULL);
+		if (!pog_map64_find(&r->seen, ino) && pog_vec_push(out, ino))
+			return -ENOMEM;
+		ret = pog_bt_next(&it);
+	}
+	return ret;
+}
+
+static int gc_locked(pog_store *s, struct pog_gc_result *res)
+{
+	if (s->changes.n || s->nremoved) {
+		pog_set_error(s, "gc: changes are staged; commit or abort first");
+		return -EBUSY;
+	}
+	pog_abort_locked(s); /* blocks left by failed operations */
+	uint64_t before = s->blocks_used;
+	struct reach_ctx r = {0};
+	struct pog_vec dead = {0};
+	int err = reach_objects(s, &r);
+	if (!err)
+		err = unreachable_objects(s, &r, &dead);
+	for (size_t i = 0; !err && i < dead.n; i++) {
+		err = pog_reserve(s, 128);
+		if (!err)
+			err = pog_object_destroy(s, dead.v[i]);
+	}
+	if (!err && dead.n) {
+		char msg[64];
+		snprintf(msg, sizeof(msg), "gc: %zu unreachable objects", dead.n);
+		err = pog_commit_locked(s, msg, NULL);
+	}
+	if (!err)
+		err = pog_mark_committed(s);
+	if (!err) {
+		res->objects_live = r.seen.n;
+		res->objects_freed = dead.n;
+		res->blocks_live = s->blocks_used - s->nsegs;
+		res->blocks_freed = before > s->blocks_used ? before - s->blocks_used : 0;
+		res->bytes_freed = res->blocks_freed * POG_BLOCK_SIZE;
+		s->gc_runs++;
+		s->gc_freed_blocks = res->blocks_freed;
+		s->gc_freed_objects = res->objects_freed;
+	} else {
+		pog_set_error(s, "gc: %s", pog_strerror(err));
+	}
+	pog_map64_release(&r.seen);
+	pog_vec_release(&r.stack);
+	pog_vec_release(&dead);
+	return err;
+}
+
+int pog_gc(pog_store *s, struct pog_gc_result *out)
+{
+	struct pog_gc_result res = {0};
+	int err = pog_wrlock(s);
+	if (err)
+		return err;
+	err = gc_locked(s, &res);
+	pog_unlock(s);
+	if (out)
+		*out = res;
+	return err;
+}

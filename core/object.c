@@ -1,0 +1,1583 @@
+/* object.c - the object graph: maps, lists, strings, refs, xattrs. */
+#include <errno.h>
+#include <inttypes.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "store_int.h"
+
+#define KEY_HASH_MASK 0x0FFFFFFFFFFFFFF0ULL
+#define KEY_SEQS 16
+#define PAGE POG_BLOCK_SIZE
+
+/* ---- inodes ---------------------------------------------------------------- */
+
+int pog_inode_get(pog_store *s, const struct pog_state *st, uint64_t ino,
+		  const struct pog_inode **out)
+{
+	const void *val;
+	uint16_t vlen;
+	int err = pog_bt_get(s, st->obj_root, ino, &val, &vlen);
+	if (err)
+		return err;
+	if (vlen != sizeof(struct pog_inode))
+		return POG_ECORRUPT;
+	*out = val;
+	return 0;
+}
+
+static int inode_load(pog_store *s, const struct pog_state *st, uint64_t ino,
+		      struct pog_inode *copy)
+{
+	const struct pog_inode *in;
+	int err = pog_inode_get(s, st, ino, &in);
+	if (!err)
+		memcpy(copy, in, sizeof(*copy));
+	return err;
+}
+
+static int inode_store(pog_store *s, uint64_t ino, const struct pog_inode *in)
+{
+	return pog_bt_put(s, POG_TREE_OBJECTS, &s->staged.obj_root, ino, in,
+			  sizeof(*in));
+}
+
+static bool is_dir_type(uint32_t type)
+{
+	return type == POG_MAP || type == POG_LIST;
+}
+
+static void stamp(struct pog_inode *in, bool mtime)
+{
+	struct pog_time t = pog_now();
+	in->ctime_sec = t.sec;
+	in->ctime_nsec = t.nsec;
+	if (mtime) {
+		in->mtime_sec = t.sec;
+		in->mtime_nsec = t.nsec;
+	}
+}
+
+static ssize_t readlink_locked(pog_store *s, const struct pog_state *st,
+			       uint64_t ino, const struct pog_inode *in,
+			       char *buf, size_t size);
+
+static void fill_attr(pog_store *s, const struct pog_state *st, uint64_t ino,
+		      const struct pog_inode *in, struct pog_attr *a)
+{
+	memset(a, 0, sizeof(*a));
+	a->ino = ino | (st == &s->committed ? POG_COMMITTED_BIT : 0);
+	a->type = in->type;
+	a->mode = in->mode;
+	a->uid = in->uid;
+	a->gid = in->gid;
+	a->nlink = in->nlink;
+	a->size = in->size;
+	a->rdev = in->rdev;
+	a->blocks = in->blocks * (POG_BLOCK_SIZE / 512);
+	a->atime = (struct pog_time){in->atime_sec, in->atime_nsec};
+	a->mtime = (struct pog_time){in->mtime_sec, in->mtime_nsec};
+	a->ctime = (struct pog_time){in->ctime_sec, in->ctime_nsec};
+	if (is_dir_type(in->type))
+		a->size = POG_BLOCK_SIZE;
+	if (in->type == POG_REF) {
+		char tmp[8192];
+		ssize_t n = readlink_locked(s, st, ino, in, tmp, sizeof(tmp));
+		a->size = n > 0 ? (uint64_t)n : 0;
+	}
+}
+
+int pog_root_init(pog_store *s)
+{
+	struct pog_inode in = {0};
+	struct pog_time t = pog_now();
+	in.type = POG_MAP;
+	in.mode = S_IFDIR | 0755;
+	in.uid = (uint32_t)getuid();
+	in.gid = (uint32_t)getgid();
+	in.nlink = 2;
+	in.atime_sec = in.mtime_sec = in.ctime_sec = t.sec;
+	in.atime_nsec = in.mtime_nsec = in.ctime_nsec = t.nsec;
+	int err = inode_store(s, POG_ROOT_INO, &in);
+	if (err)
+		return err;
+	s->staged.next_ino = POG_ROOT_INO + 1;
+	s->staged.nobjects = 1;
+	return 0;
+}
+
+/* ---- directory entries ------------------------------------------------------ */
+
+struct dirent_val {
+	uint64_t ino;
+	char name[]; /* maps only */
+};
+
+/* Find name in a map: *key and *child when found; else -ENOENT and *key is
+ * a free key for the name (or -ENOSPC when its hash bucket is full). */
+static int map_find(pog_store *s, const struct pog_inode *dir, const char *name,
+		    size_t len, uint64_t *key, uint64_t *child, uint64_t *free_key)
+{
+	uint64_t base = pog_hash_bytes(name, len) & KEY_HASH_MASK;
+	unsigned taken = 0;
+	struct pog_bt_iter it;
+	int r = pog_bt_seek(&it, s, dir->content, base);
+	while (r > 0) {
+		uint64_t k;
+		const void *val;
+		uint16_t vlen;
+		pog_bt_cur(&it, &k, &val, &vlen);
+		if (k >= base + KEY_SEQS)
+			break;
+		if (vlen < sizeof(uint64_t))
+			return POG_ECORRUPT;
+		taken |= 1u << (k - base);
+		if (vlen - sizeof(uint64_t) == len &&
+		    memcmp((const char *)val + sizeof(uint64_t), name, len) == 0) {
+			*key = k;
+			memcpy(child, val, sizeof(*child));
+			return 0;
+		}
+		r = pog_bt_next(&it);
+	}
+	if (r < 0)
+		return r;
+	if (free_key) {
+		unsigned seq = 0;
+		while (seq < KEY_SEQS && (taken & (1u << seq)))
+			seq++;
+		if (seq == KEY_SEQS)
+			return -ENOSPC;
+		*free_key = base + seq;
+	}
+	return -ENOENT;
+}
+
+/* Parse a list index name: canonical decimal only. */
+static int list_index(const char *name, size_t len, uint64_t *idx)
+{
+	if (len == 0 || len > 19 || (len > 1 && name[0] == '0'))
+		return -EINVAL;
+	uint64_t v = 0;
+	for (size_t i = 0; i < len; i++) {
+		if (name[i] < '0' || name[i] > '9')
+			return -EINVAL;
+		v = v * 10 + (uint64_t)(name[i] - '0');
+	}
+	*idx = v;
+	return 0;
+}
+
+/* Look up a child: *key is its key in dir. -ENOENT, -ENOTDIR. */
+static int dir_find(pog_store *s, const struct pog_inode *dir, const char *name,
+		    size_t len, uint64_t *key, uint64_t *child)
+{
+	if (dir->type == POG_MAP)
+		return map_find(s, dir, name, len, key, child, NULL);
+	if (dir->type != POG_LIST)
+		return -ENOTDIR;
+	uint64_t idx;
+	if (list_index(name, len, &idx) || idx >= dir->entries)
+		return -ENOENT;
+	const void *val;
+	int err = pog_bt_get(s, dir->content, idx, &val, NULL);
+	if (err)
+		return err == -ENOENT ? POG_ECORRUPT : err;
+	*key = idx;
+	memcpy(child, val, sizeof(*child));
+	return 0;
+}
+
+static int map_put(pog_store *s, struct pog_inode *dir, uint64_t key,
+		   uint64_t child, const char *name, size_t len)
+{
+	char buf[sizeof(uint64_t) + POG_KEY_MAX];
+	memcpy(buf, &child, sizeof(child));
+	memcpy(buf + sizeof(child), name, len);
+	return pog_bt_put(s, POG_TREE_MAP, &dir->content, key, buf,
+			  (uint16_t)(sizeof(child) + len));
+}
+
+/* Re-point an existing entry at another child, keeping its name. */
+static int entry_set_child(pog_store *s, struct pog_inode *dir, uint64_t key,
+			   uint64_t child)
+{
+	void *val;
+	int err = pog_bt_get_mut(s, &dir->content, key, &val, NULL);
+	if (!err)
+		memcpy(val, &child, sizeof(child));
+	return err;
+}
+
+/* Remove entry key from dir; in a list the later entries shift down. */
+static int entry_remove(pog_store *s, struct pog_inode *dir, uint64_t key)
+{
+	int err = pog_bt_del(s, &dir->content, key);
+	if (err)
+		return err == -ENOENT ? POG_ECORRUPT : err;
+	if (dir->type == POG_LIST) {
+		for (uint64_t i = key + 1; i < dir->entries; i++) {
+			const void *val;
+			uint64_t child;
+			err = pog_bt_get(s, dir->content, i, &val, NULL);
+			if (err)
+				return err == -ENOENT ? POG_ECORRUPT : err;
+			memcpy(&child, val, sizeof(child));
+			err = pog_bt_del(s, &dir->content, i);
+			if (!err)
+				err = pog_bt_put(s, POG_TREE_LIST, &dir->content,
+						 i - 1, &child, sizeof(child));
+			if (err)
+				return err;
+			/* Keep the child's owning key current. */
+			struct pog_inode c;
+			if (!inode_load(s, &s->staged, child, &c) &&
+			    c.parent_key == i) {
+				c.parent_key = i - 1;
+				err = inode_store(s, child, &c);
+				if (err)
+					return err;
+			}
+		}
+	}
+	dir->entries--;
+	return 0;
+}
+
+/* Where a new entry for name goes: -EEXIST when taken. */
+static int entry_slot(pog_store *s, const struct pog_inode *dir,
+		      const char *name, size_t len, uint64_t *key)
+{
+	uint64_t existing, child;
+	if (dir->type == POG_MAP) {
+		int err = map_find(s, dir, name, len, &existing, &child, key);
+		return err == 0 ? -EEXIST : err == -ENOENT ? 0 : err;
+	}
+	if (dir->type != POG_LIST)
+		return -ENOTDIR;
+	uint64_t idx;
+	if (list_index(name, len, &idx))
+		return -EINVAL;
+	if (idx < dir->entries)
+		return -EEXIST;
+	if (idx != dir->entries)
+		return -EINVAL; /* a list only grows at its end */
+	*key = idx;
+	return 0;
+}
+
+static int entry_insert(pog_store *s, struct pog_inode *dir, uint64_t key,
+			uint64_t child, const char *name, size_t len)
+{
+	int err;
+	if (dir->type == POG_MAP)
+		err = map_put(s, dir, key, child, name, len);
+	else
+		err = pog_bt_put(s, POG_TREE_LIST, &dir->content, key, &child,
+				 sizeof(child));
+	if (!err)
+		dir->entries++;
+	return err;
+}
+
+static int check_name(size_t len)
+{
+	return len > POG_KEY_MAX ? -ENAMETOOLONG : 0;
+}
+
+/* ---- pages --------------------------------------------------------------------- */
+
+int pog_page_read(pog_store *s, uint64_t bno, uint32_t crc, const void **data)
+{
+	if (!pog_bno_valid(s, bno))
+		return POG_ECORRUPT;
+	const void *p = pog_block(s, bno);
+	if (pog_crc32(p, PAGE) != crc) {
+		atomic_fetch_add(&s->checksum_errors, 1);
+		pog_set_error(s, "checksum mismatch in block %" PRIu64, bno);
+		return POG_ECORRUPT;
+	}
+	*data = p;
+	return 0;
+}
+
+static int page_ref(pog_store *s, const struct pog_inode *in, uint64_t page,
+		    struct pog_page_ref *ref)
+{
+	if (in->flags & POG_INODE_DIRECT) {
+		if (page != 0 || !in->content)
+			return -ENOENT;
+		*ref = (struct pog_page_ref){in->content, in->direct_crc, 0};
+		return 0;
+	}
+	const void *val;
+	uint16_t vlen;
+	int err = pog_bt_get(s, in->content, page, &val, &vlen);
+	if (err)
+		return err;
+	if (vlen != sizeof(*ref))
+		return POG_ECORRUPT;
+	memcpy(ref, val, sizeof(*ref));
+	return 0;
+}
+
+static int page_set(pog_store *s, struct pog_inode *in, uint64_t page,
+		    const struct pog_page_ref *ref)
+{
+	if (!(in->flags & POG_INODE_DIRECT) && !in->content && page == 0) {
+		in->flags |= POG_INODE_DIRECT;
+		in->content = ref->bno;
+		in->direct_crc = ref->crc;
+		return 0;
+	}
+	if (in->flags & POG_INODE_DIRECT) {
+		if (page == 0) {
+			in->content = ref->bno;
+			in->direct_crc = ref->crc;
+			return 0;
+		}
+		/* Grow from one direct page into a page table. */
+		struct pog_page_ref first = {in->content, in->direct_crc, 0};
+		uint64_t root = 0;
+		int err = pog_bt_put(s, POG_TREE_PAGES, &root, 0, &first,
+				     sizeof(first));
+		if (err)
+			return err;
+		in->flags &= ~POG_INODE_DIRECT;
+		in->content = root;
+	}
+	return pog_bt_put(s, POG_TREE_PAGES, &in->content, page, ref,
+			  sizeof(*ref));
+}
+
+static int page_drop(pog_store *s, struct pog_inode *in, uint64_t page)
+{
+	struct pog_page_ref ref;
+	int err = page_ref(s, in, page, &ref);
+	if (err)
+		return err == -ENOENT ? 0 : err;
+	if (in->flags & POG_INODE_DIRECT) {
+		in->flags &= ~POG_INODE_DIRECT;
+		in->content = 0;
+	} else {
+		err = pog_bt_del(s, &in->content, page);
+		if (err)
+			return err;
+	}
+	pog_block_release(s, ref.bno);
+	in->blocks--;
+	return 0;
+}
+
+/* A writable copy of page `page` (zeros when it was a hole). */
+static int page_writable(pog_store *s, struct pog_inode *in, uint64_t page,
+			 char **data, uint64_t *bno)
+{
+	struct pog_page_ref ref;
+	int err = page_ref(s, in, page, &ref);
+	if (err && err != -ENOENT)
+		return err;
+	bool exists = !err;
+	if (exists && pog_bno_fresh(s, ref.bno)) {
+		*bno = ref.bno;
+		*data = pog_block(s, ref.bno);
+		return 0;
+	}
+	const void *old = NULL;
+	if (exists) {
+		err = pog_page_read(s, ref.bno, ref.crc, &old);
+		if (err)
+			return err;
+	}
+	err = pog_block_alloc(s, false, bno);
+	if (err)
+		return err;
+	*data = pog_block(s, *bno);
+	if (old)
+		memcpy(*data, old, PAGE);
+	else
+		memset(*data, 0, PAGE);
+	if (exists)
+		pog_block_release(s, ref.bno);
+	else
+		in->blocks++;
+	return 0;
+}
+
+static int page_write(pog_store *s, struct pog_inode *in, uint64_t page,
+		      size_t at, const void *buf, size_t len)
+{
+	char *data;
+	uint64_t bno;
+	int err = page_writable(s, in, page, &data, &bno);
+	if (err)
+		return err;
+	if (buf)
+		memcpy(data + at, buf, len);
+	else
+		memset(data + at, 0, len);
+	struct pog_page_ref ref = {bno, pog_crc32(data, PAGE), 0};
+	return page_set(s, in, page, &ref);
+}
+
+static int data_write(pog_store *s, struct pog_inode *in, uint64_t off,
+		      const void *buf, size_t len)
+{
+	const char *p = buf;
+	while (len) {
+		uint64_t page = off / PAGE;
+		size_t at = off % PAGE, n = PAGE - at;
+		if (n > len)
+			n = len;
+		int err = page_write(s, in, page, at, p, n);
+		if (err)
+			return err;
+		off += n;
+		len -= n;
+		if (p)
+			p += n;
+	}
+	return 0;
+}
+
+static ssize_t data_read(pog_store *s, const struct pog_inode *in, uint64_t off,
+			 void *buf, size_t len)
+{
+	if (off >= in->size)
+		return 0;
+	if (len > in->size - off)
+		len = in->size - off;
+	char *out = buf;
+	size_t done = 0;
+	while (done < len) {
+		uint64_t page = (off + done) / PAGE;
+		size_t at = (off + done) % PAGE, n = PAGE - at;
+		if (n > len - done)
+			n = len - done;
+		struct pog_page_ref ref;
+		int err = page_ref(s, in, page, &ref);
+		if (err == -ENOENT) {
+			memset(out + done, 0, n);
+		} else if (err) {
+			return done ? (ssize_t)done : err;
+		} else {
+			const void *data;
+			err = pog_page_read(s, ref.bno, ref.crc, &data);
+			if (err)
+				return done ? (ssize_t)done : err;
+			memcpy(out + done, (const char *)data + at, n);
+		}
+		done += n;
+	}
+	return (ssize_t)done;
+}
+
+/* Drop pages at or past the new size and zero the tail of the last one. */
+static int data_truncate(pog_store *s, struct pog_inode *in, uint64_t size)
+{
+	if (size < in->size) {
+		uint64_t first = (size + PAGE - 1) / PAGE;
+		if (in->flags & POG_INODE_DIRECT) {
+			if (first == 0) {
+				int err = page_drop(s, in, 0);
+				if (err)
+					return err;
+			}
+		} else {
+			for (;;) {
+				struct pog_bt_iter it;
+				int r = pog_bt_seek(&it, s, in->content, first);
+				if (r < 0)
+					return r;
+				if (r == 0)
+					break;
+				uint64_t key;
+				pog_bt_cur(&it, &key, NULL, NULL);
+				int err = page_drop(s, in, key);
+				if (err)
+					return err;
+			}
+		}
+		if (size % PAGE) {
+			struct pog_page_ref ref;
+			if (page_ref(s, in, size / PAGE, &ref) == 0) {
+				int err = page_write(s, in, size / PAGE, size % PAGE,
+						     NULL, PAGE - size % PAGE);
+				if (err)
+					return err;
+			}
+		}
+	}
+	in->size = size;
+	return 0;
+}
+
+/* Release every page and page-table node of a string. */
+static int data_release(pog_store *s, struct pog_inode *in)
+{
+	return data_truncate(s, in, 0);
+}
+
+/* ---- public: reading ------------------------------------------------------------ */
+
+int pog_getattr(pog_store *s, uint64_t ino, struct pog_attr *out)
+{
+	int err = pog_rdlock(s);
+	if (err)
+		return err;
+	const struct pog_state *st = pog_view(s, &ino);
+	const struct pog_inode *in;
+	err = pog_inode_get(s, st, ino, &in);
+	if (!err)
+		fill_attr(s, st, ino, in, out);
+	pog_unlock(s);
+	return err;
+}
+
+int pog_lookup(pog_store *s, uint64_t dir, const char *name, size_t len,
+	       struct pog_attr *out)
+{
+	int err = check_name(len);
+	if (err)
+		return err;
+	err = pog_rdlock(s);
+	if (err)
+		return err;
+	const struct pog_state *st = pog_view(s, &dir);
+	const struct pog_inode *d, *c;
+	uint64_t key, child;
+	err = pog_inode_get(s, st, dir, &d);
+	if (!err)
+		err = dir_find(s, d, name, len, &key, &child);
+	if (!err)
+		err = pog_inode_get(s, st, child, &c);
+	if (!err)
+		fill_attr(s, st, child, c, out);
+	pog_unlock(s);
+	return err;
+}
+
+int pog_readdir(pog_store *s, uint64_t dir, uint64_t cookie, pog_dirent_fn fn,
+		void *ctx)
+{
+	int err = pog_rdlock(s);
+	if (err)
+		return err;
+	const struct pog_state *st = pog_view(s, &dir);
+	const struct pog_inode *d;
+	err = pog_inode_get(s, st, dir, &d);
+	if (!err && !is_dir_type(d->type))
+		err = -ENOTDIR;
+	if (err) {
+		pog_unlock(s);
+		return err;
+	}
+	uint64_t dtype = d->type;
+	struct pog_bt_iter it;
+	/* A cookie is the last key consumed + 1: resume at the first key
+	 * at or above it. */
+	int r = pog_bt_seek(&it, s, d->content, cookie);
+	while (r > 0) {
+		uint64_t key, child;
+		const void *val;
+		uint16_t vlen;
+		pog_bt_cur(&it, &key, &val, &vlen);
+		memcpy(&child, val, sizeof(child));
+		char name[256];
+		ssize_t nlen;
+		if (dtype == POG_MAP)
+			nlen = pog_name_escape((const char *)val + 8, vlen - 8u,
+					       name, sizeof(name));
+		else
+			nlen = snprintf(name, sizeof(name), "%" PRIu64, key);
+		const struct pog_inode *c;
+		struct pog_attr a;
+		if (nlen >= 0 && pog_inode_get(s, st, child, &c) == 0) {
+			fill_attr(s, st, child, c, &a);
+			r = fn(ctx, name, (size_t)nlen, &a, key + 1);
+			if (r)
+				break;
+		}
+		r = pog_bt_next(&it);
+	}
+	pog_unlock(s);
+	return r;
+}
+
+ssize_t pog_read(pog_store *s, uint64_t ino, uint64_t off, void *buf,
+		 size_t len)
+{
+	int err = pog_rdlock(s);
+	if (err)
+		return err;
+	const struct pog_state *st = pog_view(s, &ino);
+	const struct pog_inode *in;
+	ssize_t r = pog_inode_get(s, st, ino, &in);
+	if (!r) {
+		if (is_dir_type(in->type))
+			r = -EISDIR;
+		else
+			r = data_read(s, in, off, buf, len);
+	}
+	pog_unlock(s);
+	return r;
+}
+
+ssize_t pog_path_locked(pog_store *s, const struct pog_state *st, uint64_t ino,
+			char *buf, size_t size)
+{
+	char tmp[4096];
+	size_t end = sizeof(tmp); /* components are built right to left */
+	int depth = 0;
+	while (ino != POG_ROOT_INO) {
+		const struct pog_inode *in, *p;
+		if (++depth > 2048 || pog_inode_get(s, st, ino, &in))
+			return -ENOENT;
+		uint64_t parent = in->parent, key = in->parent_key;
+		if (!parent || pog_inode_get(s, st, parent, &p))
+			return -ENOENT;
+		const void *val;
+		uint16_t vlen;
+		uint64_t child;
+		if (pog_bt_get(s, p->content, key, &val, &vlen))
+			return -ENOENT;
+		memcpy(&child, val, sizeof(child));
+		if (child != ino)
+			return -ENOENT;
+		char name[256];
+		ssize_t n = p->type == POG_MAP
+			? pog_name_escape((const char *)val + 8, vlen - 8u, name,
+					  sizeof(name))
+			: snprintf(name, sizeof(name), "%" PRIu64, key);
+		if (n < 0 || (size_t)n + 1 > end)
+			return -ENAMETOOLONG;
+		if (end != sizeof(tmp))
+			tmp[--end] = '/';
+		end -= (size_t)n;
+		memcpy(tmp + end, name, (size_t)n);
+		ino = parent;
+	}
+	size_t len = sizeof(tmp) - end;
+	memcpy(buf, tmp + end, len < size ? len : size);
+	if (len < size)
+		buf[len] = '\0';
+	return (ssize_t)len;
+}
+
+ssize_t pog_path(pog_store *s, uint64_t ino, char *buf, size_t size)
+{
+	int err = pog_rdlock(s);
+	if (err)
+		return err;
+	const struct pog_state *st = pog_view(s, &ino);
+	ssize_t r = pog_path_locked(s, st, ino, buf, size);
+	pog_unlock(s);
+	return r;
+}
+
+/* Split a root-relative path into components (in place). */
+static size_t split_path(char *path, char **parts, size_t max)
+{
+	size_t n = 0;
+	char *save = NULL;
+	for (char *tok = strtok_r(path, "/", &save); tok && n < max;
+	     tok = strtok_r(NULL, "/", &save))
+		parts[n++] = tok;
+	return n;
+}
+
+/* Relative path from directory `from` to `to` (both root-relative). */
+static ssize_t relative_path(const char *from, const char *to, char *buf,
+			     size_t size)
+{
+	char f[4096], t[4096], out[8192];
+	char *fp[2048], *tp[2048];
+	snprintf(f, sizeof(f), "%s", from);
+	snprintf(t, sizeof(t), "%s", to);
+	size_t fn = split_path(f, fp, 2048), tn = split_path(t, tp, 2048);
+	size_t common = 0, len = 0;
+	while (common < fn && common < tn && strcmp(fp[common], tp[common]) == 0)
+		common++;
+	for (size_t i = common; i < fn; i++)
+		len += (size_t)snprintf(out + len, sizeof(out) - len, "../");
+	for (size_t i = common; i < tn && len < sizeof(out); i++)
+		len += (size_t)snprintf(out + len, sizeof(out) - len, "%s/", tp[i]);
+	if (len >= sizeof(out))
+		return -ENAMETOOLONG;
+	if (len == 0)
+		out[len++] = '.';
+	else
+		len--; /* the trailing '/' */
+	memcpy(buf, out, len < size ? len : size);
+	return (ssize_t)len;
+}
+
+static ssize_t readlink_locked(pog_store *s, const struct pog_state *st,
+			       uint64_t ino, const struct pog_inode *in,
+			       char *buf, size_t size)
+{
+	if (in->type == POG_SYMLINK) {
+		char tmp[POG_SYMLINK_MAX + 1];
+		ssize_t n = data_read(s, in, 0, tmp, sizeof(tmp));
+		if (n < 0)
+			return n;
+		memcpy(buf, tmp, (size_t)n < size ? (size_t)n : size);
+		return n;
+	}
+	if (in->type != POG_REF)
+		return -EINVAL;
+	char from[4096], to[4096];
+	ssize_t fl = 0, tl;
+	if (in->parent) {
+		fl = pog_path_locked(s, st, in->parent, from, sizeof(from) - 1);
+		if (fl < 0)
+			fl = 0;
+	}
+	from[fl] = '\0';
+	(void)ino;
+	tl = pog_path_locked(s, st, in->content, to, sizeof(to) - 1);
+	if (tl < 0)
+		tl = snprintf(to, sizeof(to), ".pog/objects/%" PRIu64, in->content);
+	else
+		to[tl] = '\0';
+	return relative_path(from, to, buf, size);
+}
+
+ssize_t pog_readlink(pog_store *s, uint64_t ino, char *buf, size_t size)
+{
+	int err = pog_rdlock(s);
+	if (err)
+		return err;
+	const struct pog_state *st = pog_view(s, &ino);
+	const struct pog_inode *in;
+	ssize_t r = pog_inode_get(s, st, ino, &in);
+	if (!r)
+		r = readlink_locked(s, st, ino, in, buf, size);
+	pog_unlock(s);
+	return r;
+}
+
+int pog_ref_target(pog_store *s, uint64_t ino, uint64_t *target)
+{
+	int err = pog_rdlock(s);
+	if (err)
+		return err;
+	const struct pog_state *st = pog_view(s, &ino);
+	const struct pog_inode *in;
+	err = pog_inode_get(s, st, ino, &in);
+	if (!err && in->type != POG_REF)
+		err = -EINVAL;
+	if (!err)
+		*target = in->content;
+	pog_unlock(s);
+	return err;
+}
+
+int pog_resolve(pog_store *s, uint64_t dir, const char *path, uint64_t *ino)
+{
+	int err = pog_rdlock(s);
+	if (err)
+		return err;
+	const struct pog_state *st = pog_view(s, &dir);
+	uint64_t cur = dir;
+	const char *p = path;
+	while (!err && *p) {
+		const char *e = strchrnul(p, '/');
+		size_t len = (size_t)(e - p);
+		const struct pog_inode *in;
+		err = pog_inode_get(s, st, cur, &in);
+		if (err)
+			break;
+		if (len == 0 || (len == 1 && p[0] == '.')) {
+			/* stay */
+		} else if (len == 2 && p[0] == '.' && p[1] == '.') {
+			if (cur == POG_ROOT_INO)
+				err = -EXDEV;
+			else if (!in->parent)
+				err = -ENOENT;
+			else
+				cur = in->parent;
+		} else {
+			char key[POG_KEY_MAX + 1];
+			uint64_t k, child;
+			ssize_t kl = len > 255 ? -ENAMETOOLONG
+				: pog_name_unescape(p, len, key, sizeof(key));
+			if (kl < 0)
+				err = (int)kl;
+			else
+				err = dir_find(s, in, key, (size_t)kl, &k, &child);
+			if (!err)
+				cur = child;
+		}
+		p = *e ? e + 1 : e;
+	}
+	if (!err)
+		*ino = cur;
+	pog_unlock(s);
+	return err;
+}
+
+/* Take the write lock and make sure the change cannot run out of blocks
+ * half-way: 128 blocks cover the tree copies of any one operation. */
+static int begin_change(pog_store *s, uint64_t pages)
+{
+	int err = pog_wrlock(s);
+	if (err)
+		return err;
+	err = pog_reserve(s, 128 + 2 * pages);
+	if (err) {
+		pog_set_error(s, "pool is full");
+		pog_unlock(s);
+	}
+	return err;
+}
+
+/* ---- public: changing ---------------------------------------------------------- */
+
+static int new_inode(pog_store *s, const struct pog_new *spec,
+		     struct pog_inode *in)
+{
+	memset(in, 0, sizeof(*in));
+	uint32_t perm = spec->mode & 07777;
+	in->type = spec->type;
+	in->uid = spec->uid;
+	in->gid = spec->gid;
+	in->nlink = 1;
+	switch (spec->type) {
+	case POG_MAP:
+	case POG_LIST:
+		in->mode = S_IFDIR | perm;
+		in->nlink = 2;
+		break;
+	case POG_STRING:
+		in->mode = S_IFREG | perm;
+		break;
+	case POG_REF: {
+		const struct pog_inode *t;
+		int err = pog_inode_get(s, &s->staged, spec->ref_target, &t);
+		if (err)
+			return err == -ENOENT ? -ENOENT : err;
+		in->mode = S_IFLNK | 0777;
+		in->content = spec->ref_target;
+		break;
+	}
+	case POG_SYMLINK:
+		in->mode = S_IFLNK | 0777;
+		break;
+	case POG_SPECIAL: {
+		uint32_t fmt = spec->mode & S_IFMT;
+		if (fmt != S_IFIFO && fmt != S_IFCHR && fmt != S_IFBLK &&
+		    fmt != S_IFSOCK)
+			return -EINVAL;
+		in->mode = fmt | perm;
+		in->rdev = spec->rdev;
+		break;
+	}
+	default:
+		return -EINVAL;
+	}
+	struct pog_time t = pog_now();
+	in->atime_sec = in->mtime_sec = in->ctime_sec = t.sec;
+	in->atime_nsec = in->mtime_nsec = in->ctime_nsec = t.nsec;
+	return 0;
+}
+
+int pog_mknode(pog_store *s, uint64_t dir, const char *name, size_t len,
+	       const struct pog_new *spec, struct pog_attr *out)
+{
+	int err = check_name(len);
+	if (err)
+		return err;
+	if (spec->type == POG_SYMLINK &&
+	    (!spec->text || strlen(spec->text) > POG_SYMLINK_MAX))
+		return spec->text ? -ENAMETOOLONG : -EINVAL;
+	if (dir & POG_COMMITTED_BIT)
+		return -EROFS;
+	err = begin_change(s, 0);
+	if (err)
+		return err;
+	struct pog_inode d, c;
+	uint64_t key, ino = s->staged.next_ino;
+	err = inode_load(s, &s->staged, dir, &d);
+	if (!err)
+		err = entry_slot(s, &d, name, len, &key);
+	if (!err)
+		err = new_inode(s, spec, &c);
+	if (!err && spec->type == POG_SYMLINK) {
+		size_t tl = strlen(spec->text);
+		err = data_write(s, &c, 0, spec->text, tl);
+		c.size = tl;
+	}
+	if (!err) {
+		c.parent = dir;
+		c.parent_key = key;
+		err = inode_store(s, ino, &c);
+	}
+	if (!err)
+		err = entry_insert(s, &d, key, ino, name, len);
+	if (!err) {
+		if (is_dir_type(c.type))
+			d.nlink++;
+		stamp(&d, true);
+		err = inode_store(s, dir, &d);
+	}
+	if (!err) {
+		s->staged.next_ino++;
+		s->staged.nobjects++;
+		pog_note_change(s, ino, POG_CHG_ADDED);
+		pog_note_change(s, dir, POG_CHG_MODIFIED);
+		fill_attr(s, &s->staged, ino, &c, out);
+	}
+	pog_unlock(s);
+	return err;
+}
+
+int pog_link(pog_store *s, uint64_t ino, uint64_t dir, const char *name,
+	     size_t len, struct pog_attr *out)
+{
+	int err = check_name(len);
+	if (err)
+		return err;
+	if ((dir | ino) & POG_COMMITTED_BIT)
+		return -EROFS;
+	err = begin_change(s, 0);
+	if (err)
+		return err;
+	struct pog_inode d, c;
+	uint64_t key;
+	err = inode_load(s, &s->staged, ino, &c);
+	if (!err && is_dir_type(c.type))
+		err = -EPERM;
+	if (!err && c.nlink >= 65000)
+		err = -EMLINK;
+	if (!err)
+		err = inode_load(s, &s->staged, dir, &d);
+	if (!err)
+		err = entry_slot(s, &d, name, len, &key);
+	if (!err)
+		err = entry_insert(s, &d, key, ino, name, len);
+	if (!err) {
+		stamp(&d, true);
+		err = inode_store(s, dir, &d);
+	}
+	if (!err) {
+		c.nlink++;
+		if (!c.parent) {
+			c.parent = dir;
+			c.parent_key = key;
+		}
+		stamp(&c, false);
+		err = inode_store(s, ino, &c);
+	}
+	if (!err) {
+		pog_note_change(s, ino, POG_CHG_MODIFIED);
+		pog_note_change(s, dir, POG_CHG_MODIFIED);
+		fill_attr(s, &s->staged, ino, &c, out);
+	}
+	pog_unlock(s);
+	return err;
+}
+
+/* The child leaves its place (dir already updated by the caller). */
+static int child_unlinked(pog_store *s, uint64_t ino, uint64_t dir,
+			  uint64_t key)
+{
+	struct pog_inode c;
+	int err = inode_load(s, &s->staged, ino, &c);
+	if (err)
+		return err;
+	if (is_dir_type(c.type))
+		c.nlink = 0;
+	else if (c.nlink)
+		c.nlink--;
+	if (c.parent == dir && c.parent_key == key) {
+		c.parent = 0;
+		c.parent_key = 0;
+	}
+	stamp(&c, false);
+	return inode_store(s, ino, &c);
+}
+
+static int check_removable(const struct pog_inode *c, unsigned flags)
+{
+	if (flags & POG_REMOVE_DIR) {
+		if (!is_dir_type(c->type))
+			return -ENOTDIR;
+		if (c->entries)
+			return -ENOTEMPTY;
+	} else if (is_dir_type(c->type)) {
+		return -EISDIR;
+	}
+	return 0;
+}
+
+int pog_remove(pog_store *s, uint64_t dir, const char *name, size_t len,
+	       unsigned flags)
+{
+	int err = check_name(len);
+	if (err)
+		return err;
+	if (dir & POG_COMMITTED_BIT)
+		return -EROFS;
+	err = begin_change(s, 0);
+	if (err)
+		return err;
+	struct pog_inode d, c;
+	uint64_t key, child;
+	err = inode_load(s, &s->staged, dir, &d);
+	if (!err)
+		err = dir_find(s, &d, name, len, &key, &child);
+	if (!err)
+		err = inode_load(s, &s->staged, child, &c);
+	if (!err)
+		err = check_removable(&c, flags);
+	if (!err) {
+		pog_note_removed(s, child);
+		err = entry_remove(s, &d, key);
+	}
+	if (!err) {
+		if (is_dir_type(c.type))
+			d.nlink--;
+		stamp(&d, true);
+		err = inode_store(s, dir, &d);
+	}
+	if (!err)
+		err = child_unlinked(s, child, dir, key);
+	if (!err)
+		pog_note_change(s, dir, POG_CHG_MODIFIED);
+	pog_unlock(s);
+	return err;
+}
+
+/* Is `ino` the directory `dir` or one of its ancestors? */
+static bool is_ancestor(pog_store *s, uint64_t ino, uint64_t dir)
+{
+	for (int depth = 0; dir && depth < 4096; depth++) {
+		if (dir == ino)
+			return true;
+		const struct pog_inode *in;
+		if (pog_inode_get(s, &s->staged, dir, &in))
+			return false;
+		dir = in->parent;
+	}
+	return false;
+}
+
+static int set_parent(pog_store *s, uint64_t ino, uint64_t dir, uint64_t key)
+{
+	struct pog_inode c;
+	int err = inode_load(s, &s->staged, ino, &c);
+	if (err)
+		return err;
+	c.parent = dir;
+	c.parent_key = key;
+	stamp(&c, false);
+	return inode_store(s, ino, &c);
+}
+
+static void note_moved(pog_store *s, uint64_t ino)
+{
+	uint64_t *v = pog_map64_find(&s->changes, ino);
+	if (v && (*v & POG_CHG_ADDED))
+		return;
+	pog_note_removed(s, ino);
+	pog_note_change(s, ino, POG_CHG_ADDED);
+}
+
+struct rename_ctx {
+	struct pog_inode od, nd, src, dst;
+	uint64_t okey, nkey, sino, dino;
+	bool have_dst;
+};
+
+static int rename_exchange(pog_store *s, uint64_t olddir, uint64_t newdir,
+			   struct rename_ctx *r)
+{
+	bool same = olddir == newdir;
+	note_moved(s, r->sino);
+	note_moved(s, r->dino);
+	int err = entry_set_child(s, &r->od, r->okey, r->dino);
+	if (!err && same)
+		r->nd = r->od;
+	if (!err)
+		err = entry_set_child(s, &r->nd, r->nkey, r->sino);
+	if (err)
+		return err;
+	if (same) {
+		r->od = r->nd;
+	} else {
+		int sdir = is_dir_type(r->src.type), ddir = is_dir_type(r->dst.type);
+		r->od.nlink += (uint32_t)(ddir - sdir);
+		r->nd.nlink += (uint32_t)(sdir - ddir);
+	}
+	stamp(&r->od, true);
+	err = inode_store(s, olddir, &r->od);
+	if (!err && !same) {
+		stamp(&r->nd, true);
+		err = inode_store(s, newdir, &r->nd);
+	}
+	if (!err)
+		err = set_parent(s, r->sino, newdir, r->nkey);
+	if (!err)
+		err = set_parent(s, r->dino, olddir, r->okey);
+	return err;
+}
+
+static int rename_move(pog_store *s, uint64_t olddir, uint64_t newdir,
+		       const char *newname, size_t newlen, struct rename_ctx *r)
+{
+	bool same = olddir == newdir;
+	bool sdir = is_dir_type(r->src.type);
+	int err = 0;
+	note_moved(s, r->sino);
+	if (r->have_dst) {
+		if (sdir && !is_dir_type(r->dst.type))
+			return -ENOTDIR;
+		if (!sdir && is_dir_type(r->dst.type))
+			return -EISDIR;
+		if (is_dir_type(r->dst.type) && r->dst.entries)
+			return -ENOTEMPTY;
+		pog_note_removed(s, r->dino);
+		err = entry_set_child(s, &r->nd, r->nkey, r->sino);
+		if (!err && is_dir_type(r->dst.type))
+			r->nd.nlink--;
+		if (!err)
+			err = child_unlinked(s, r->dino, newdir, r->nkey);
+	} else {
+		err = entry_insert(s, &r->nd, r->nkey, r->sino, newname, newlen);
+	}
+	if (err)
+		return err;
+	if (same)
+		r->od = r->nd;
+	err = entry_remove(s, &r->od, r->okey);
+	if (err)
+		return err;
+	if (same) {
+		r->nd = r->od;
+	} else if (sdir) {
+		r->od.nlink--;
+		r->nd.nlink++;
+	}
+	stamp(&r->od, true);
+	err = inode_store(s, olddir, &r->od);
+	if (!err && !same) {
+		stamp(&r->nd, true);
+		err = inode_store(s, newdir, &r->nd);
+	}
+	if (!err)
+		err = set_parent(s, r->sino, newdir, r->nkey);
+	return err;
+}
+
+int pog_rename(pog_store *s, uint64_t olddir, const char *oldname,
+	       size_t oldlen, uint64_t newdir, const char *newname,
+	       size_t newlen, unsigned flags)
+{
+	int err = check_name(oldlen);
+	if (!err)
+		err = check_name(newlen);
+	if (err)
+		return err;
+	if ((olddir | newdir) & POG_COMMITTED_BIT)
+		return -EROFS;
+	if ((flags & POG_RENAME_NOREPLACE) && (flags & POG_RENAME_EXCHANGE))
+		return -EINVAL;
+	err = begin_change(s, 0);
+	if (err)
+		return err;
+	struct rename_ctx *r = calloc(1, sizeof(*r));
+	if (!r) {
+		pog_unlock(s);
+		return -ENOMEM;
+	}
+	err = inode_load(s, &s->staged, olddir, &r->od);
+	if (!err)
+		err = inode_load(s, &s->staged, newdir, &r->nd);
+	if (!err && (r->od.type == POG_LIST || r->nd.type == POG_LIST))
+		err = -EINVAL; /* list reordering: not supported yet */
+	if (!err)
+		err = dir_find(s, &r->od, oldname, oldlen, &r->okey, &r->sino);
+	if (!err)
+		err = inode_load(s, &s->staged, r->sino, &r->src);
+	if (!err) {
+		int f = map_find(s, &r->nd, newname, newlen, &r->nkey, &r->dino,
+				 &r->nkey);
+		if (f == 0)
+			r->have_dst = true;
+		else if (f != -ENOENT)
+			err = f;
+	}
+	if (!err && r->have_dst)
+		err = inode_load(s, &s->staged, r->dino, &r->dst);
+	if (!err && (flags & POG_RENAME_NOREPLACE) && r->have_dst)
+		err = -EEXIST;
+	if (!err && (flags & POG_RENAME_EXCHANGE) && !r->have_dst)
+		err = -ENOENT;
+	if (!err && is_dir_type(r->src.type) && is_ancestor(s, r->sino, newdir))
+		err = -EINVAL;
+	if (!err && (flags & POG_RENAME_EXCHANGE) &&
+	    is_dir_type(r->dst.type) && is_ancestor(s, r->dino, olddir))
+		err = -EINVAL;
+	bool noop = !err && r->have_dst && r->sino == r->dino;
+	if (!err && !noop) {
+		if (flags & POG_RENAME_EXCHANGE)
+			err = rename_exchange(s, olddir, newdir, r);
+		else
+			err = rename_move(s, olddir, newdir, newname, newlen, r);
+	}
+	if (!err && !noop) {
+		pog_note_change(s, olddir, POG_CHG_MODIFIED);
+		pog_note_change(s, newdir, POG_CHG_MODIFIED);
+	}
+	free(r);
+	pog_unlock(s);
+	return err;
+}
+
+static int writable_file(const struct pog_inode *in)
+{
+	if (is_dir_type(in->type))
+		return -EISDIR;
+	if (in->type != POG_STRING)
+		return -EINVAL;
+	return 0;
+}
+
+ssize_t pog_write(pog_store *s, uint64_t ino, uint64_t off, const void *buf,
+		  size_t len)
+{
+	if (ino & POG_COMMITTED_BIT)
+		return -EROFS;
+	if (off > POG_FILE_MAX || len > POG_FILE_MAX - off)
+		return -EFBIG;
+	int err = begin_change(s, len / PAGE + 2);
+	if (err)
+		return err;
+	struct pog_inode in;
+	err = inode_load(s, &s->staged, ino, &in);
+	if (!err)
+		err = writable_file(&in);
+	if (!err && len) {
+		err = data_write(s, &in, off, buf, len);
+		if (!err && off + len > in.size)
+			in.size = off + len;
+	}
+	if (!err) {
+		stamp(&in, true);
+		err = inode_store(s, ino, &in);
+	}
+	if (!err)
+		pog_note_change(s, ino, POG_CHG_MODIFIED);
+	pog_unlock(s);
+	return err ? err : (ssize_t)len;
+}
+
+int pog_setattr(pog_store *s, uint64_t ino, const struct pog_attr *attr,
+		unsigned mask, struct pog_attr *out)
+{
+	if (ino & POG_COMMITTED_BIT)
+		return -EROFS;
+	int err = begin_change(s, 0);
+	if (err)
+		return err;
+	struct pog_inode in;
+	err = inode_load(s, &s->staged, ino, &in);
+	if (!err && (mask & POG_SET_SIZE)) {
+		err = writable_file(&in);
+		if (!err && attr->size > POG_FILE_MAX)
+			err = -EFBIG;
+		if (!err && attr->size != in.size) {
+			err = data_truncate(s, &in, attr->size);
+			stamp(&in, true);
+		}
+	}
+	if (!err) {
+		if (mask & POG_SET_MODE)
+			in.mode = (in.mode & S_IFMT) | (attr->mode & 07777);
+		if (mask & POG_SET_UID)
+			in.uid = attr->uid;
+		if (mask & POG_SET_GID)
+			in.gid = attr->gid;
+		if (mask & POG_SET_ATIME) {
+			in.atime_sec = attr->atime.sec;
+			in.atime_nsec = attr->atime.nsec;
+		}
+		if (mask & POG_SET_MTIME) {
+			in.mtime_sec = attr->mtime.sec;
+			in.mtime_nsec = attr->mtime.nsec;
+		}
+		stamp(&in, false);
+		if (mask & POG_SET_CTIME) {
+			in.ctime_sec = attr->ctime.sec;
+			in.ctime_nsec = attr->ctime.nsec;
+		}
+		err = inode_store(s, ino, &in);
+	}
+	if (!err) {
+		pog_note_change(s, ino, POG_CHG_MODIFIED);
+		if (out)
+			fill_attr(s, &s->staged, ino, &in, out);
+	}
+	pog_unlock(s);
+	return err;
+}
+
+/* ---- xattrs ---------------------------------------------------------------------- */
+
+/* Find name in an xattr tree: key, pointer to value and its size. */
+static int xattr_find(pog_store *s, uint64_t root, const char *name,
+		      uint64_t *key, const char **value, size_t *vsize,
+		      uint64_t *free_key)
+{
+	size_t nlen = strlen(name);
+	uint64_t base = pog_hash_bytes(name, nlen) & KEY_HASH_MASK;
+	unsigned taken = 0;
+	struct pog_bt_iter it;
+	int r = pog_bt_seek(&it, s, root, base);
+	while (r > 0) {
+		uint64_t k;
+		const void *val;
+		uint16_t vlen;
+		pog_bt_cur(&it, &k, &val, &vlen);
+		if (k >= base + KEY_SEQS)
+			break;
+		const unsigned char *v = val;
+		taken |= 1u << (k - base);
+		if (vlen < 1 || v[0] + 1u > vlen)
+			return POG_ECORRUPT;
+		if (v[0] == nlen && memcmp(v + 1, name, nlen) == 0) {
+			*key = k;
+			if (value)
+				*value = (const char *)v + 1 + nlen;
+			if (vsize)
+				*vsize = vlen - 1u - nlen;
+			return 0;
+		}
+		r = pog_bt_next(&it);
+	}
+	if (r < 0)
+		return r;
+	if (free_key) {
+		unsigned seq = 0;
+		while (seq < KEY_SEQS && (taken & (1u << seq)))
+			seq++;
+		if (seq == KEY_SEQS)
+			return -ENOSPC;
+		*free_key = base + seq;
+	}
+	return -ENODATA;
+}
+
+ssize_t pog_getxattr(pog_store *s, uint64_t ino, const char *name, void *buf,
+		     size_t size)
+{
+	int err = pog_rdlock(s);
+	if (err)
+		return err;
+	const struct pog_state *st = pog_view(s, &ino);
+	const struct pog_inode *in;
+	const char *value;
+	size_t vsize;
+	uint64_t key;
+	ssize_t r = pog_inode_get(s, st, ino, &in);
+	if (!r)
+		r = xattr_find(s, in->xattrs, name, &key, &value, &vsize, NULL);
+	if (!r) {
+		if (size && vsize > size)
+			r = -ERANGE;
+		else if (size)
+			memcpy(buf, value, vsize);
+		if (!r)
+			r = (ssize_t)vsize;
+	}
+	pog_unlock(s);
+	return r;
+}
+
+int pog_setxattr(pog_store *s, uint64_t ino, const char *name,
+		 const void *value, size_t size, int flags)
+{
+	size_t nlen = strlen(name);
+	if (nlen == 0 || nlen > POG_XATTR_NAME_MAX)
+		return nlen ? -ERANGE : -EINVAL;
+	if (size > POG_XATTR_VALUE_MAX)
+		return -E2BIG;
+	if (ino & POG_COMMITTED_BIT)
+		return -EROFS;
+	int err = begin_change(s, 0);
+	if (err)
+		return err;
+	struct pog_inode in;
+	uint64_t key, free_key = 0;
+	err = inode_load(s, &s->staged, ino, &in);
+	if (!err) {
+		err = xattr_find(s, in.xattrs, name, &key, NULL, NULL, &free_key);
+		if (!err && (flags & POG_XATTR_CREATE))
+			err = -EEXIST;
+		else if (err == -ENODATA && !(flags & POG_XATTR_REPLACE)) {
+			key = free_key;
+			err = 0;
+		}
+	}
+	if (!err) {
+		char buf[1 + POG_XATTR_NAME_MAX + POG_XATTR_VALUE_MAX];
+		buf[0] = (char)nlen;
+		memcpy(buf + 1, name, nlen);
+		memcpy(buf + 1 + nlen, value, size);
+		err = pog_bt_put(s, POG_TREE_XATTR, &in.xattrs, key, buf,
+				 (uint16_t)(1 + nlen + size));
+	}
+	if (!err) {
+		stamp(&in, false);
+		err = inode_store(s, ino, &in);
+	}
+	if (!err)
+		pog_note_change(s, ino, POG_CHG_MODIFIED);
+	pog_unlock(s);
+	return err;
+}
+
+ssize_t pog_listxattr(pog_store *s, uint64_t ino, char *buf, size_t size)
+{
+	int err = pog_rdlock(s);
+	if (err)
+		return err;
+	const struct pog_state *st = pog_view(s, &ino);
+	const struct pog_inode *in;
+	ssize_t r = pog_inode_get(s, st, ino, &in);
+	size_t total = 0;
+	struct pog_bt_iter it;
+	if (!r)
+		r = pog_bt_seek(&it, s, in->xattrs, 0);
+	while (r > 0) {
+		const void *val;
+		uint16_t vlen;
+		pog_bt_cur(&it, NULL, &val, &vlen);
+		const unsigned char *v = val;
+		size_t nlen = v[0];
+		if (size) {
+			if (total + nlen + 1 > size) {
+				r = -ERANGE;
+				break;
+			}
+			memcpy(buf + total, v + 1, nlen);
+			buf[total + nlen] = '\0';
+		}
+		total += nlen + 1;
+		r = pog_bt_next(&it);
+	}
+	pog_unlock(s);
+	return r < 0 ? r : (ssize_t)total;
+}
+
+int pog_removexattr(pog_store *s, uint64_t ino, const char *name)
+{
+	if (ino & POG_COMMITTED_BIT)
+		return -EROFS;
+	int err = begin_change(s, 0);
+	if (err)
+		return err;
+	struct pog_inode in;
+	uint64_t key;
+	err = inode_load(s, &s->staged, ino, &in);
+	if (!err)
+		err = xattr_find(s, in.xattrs, name, &key, NULL, NULL, NULL);
+	if (!err)
+		err = pog_bt_del(s, &in.xattrs, key);
+	if (!err) {
+		stamp(&in, false);
+		err = inode_store(s, ino, &in);
+	}
+	if (!err)
+		pog_note_change(s, ino, POG_CHG_MODIFIED);
+	pog_unlock(s);
+	return err;
+}
+
+/* ---- whole-object helpers for GC and fsck --------------------------------------- */
+
+struct blocks_ctx {
+	int (*fn)(void *ctx, uint64_t bno, int is_node);
+	void *ctx;
+};
+
+static int node_visit(void *c, uint64_t bno, const struct pog_node_hdr *h)
+{
+	(void)h;
+	struct blocks_ctx *b = c;
+	return b->fn(b->ctx, bno, 1);
+}
+
+int pog_object_blocks(pog_store *s, const struct pog_inode *in,
+		      int (*fn)(void *ctx, uint64_t bno, int is_node),
+		      void *ctx)
+{
+	struct blocks_ctx b = {fn, ctx};
+	int r = 0;
+	bool has_pages = in->type == POG_STRING || in->type == POG_SYMLINK;
+	if (has_pages && (in->flags & POG_INODE_DIRECT)) {
+		r = fn(ctx, in->content, 0);
+	} else if (has_pages || is_dir_type(in->type)) {
+		r = pog_bt_walk(s, in->content, node_visit, &b);
+		if (!r && has_pages) {
+			struct pog_bt_iter it;
+			r = pog_bt_seek(&it, s, in->content, 0);
+			while (r > 0) {
+				const void *val;
+				struct pog_page_ref ref;
+				pog_bt_cur(&it, NULL, &val, NULL);
+				memcpy(&ref, val, sizeof(ref));
+				r = fn(ctx, ref.bno, 0);
+				if (r)
+					break;
+				r = pog_bt_next(&it);
+			}
+		}
+	}
+	if (!r)
+		r = pog_bt_walk(s, in->xattrs, node_visit, &b);
+	return r;
+}
+
+int pog_object_edges(pog_store *s, const struct pog_inode *in,
+		     int (*fn)(void *ctx, uint64_t ino, int owned), void *ctx)
+{
+	if (in->type == POG_REF)
+		return fn(ctx, in->content, 0);
+	if (!is_dir_type(in->type))
+		return 0;
+	struct pog_bt_iter it;
+	int r = pog_bt_seek(&it, s, in->content, 0);
+	while (r > 0) {
+		const void *val;
+		uint64_t child;
+		pog_bt_cur(&it, NULL, &val, NULL);
+		memcpy(&child, val, sizeof(child));
+		r = fn(ctx, child, 1);
+		if (r)
+			break;
+		r = pog_bt_next(&it);
+	}
+	return r;
+}
+
+int pog_object_destroy(pog_store *s, uint64_t ino)
+{
+	struct pog_inode in;
+	int err = inode_load(s, &s->staged, ino, &in);
+	if (err)
+		return err;
+	if (in.type == POG_STRING || in.type == POG_SYMLINK)
+		err = data_release(s, &in);
+	else if (is_dir_type(in.type))
+		pog_bt_release(s, in.content);
+	if (err)
+		return err;
+	pog_bt_release(s, in.xattrs);
+	err = pog_bt_del(s, &s->staged.obj_root, ino);
+	if (!err)
+		s->staged.nobjects--;
+	return err;
+}

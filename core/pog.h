@@ -1,0 +1,372 @@
+/* pog.h - the public API of the pogfs store library (core/). */
+#ifndef POG_H
+#define POG_H
+
+/*
+ * Calling sequence
+ * ----------------
+ *   pog_store *s;
+ *   pog_create(path, size, &s)  or  pog_open(path, 0, &s);
+ *   ... pog_lookup / pog_mknode / pog_write / ... (all staged) ...
+ *   pog_commit(s, "message", &id);   or   pog_abort(s);
+ *   pog_close(s);                  (discards what is still staged)
+ *
+ * Every function returns 0 (or a non-negative count where documented) on
+ * success and a negative value on failure: either -errno, or one of the
+ * store-specific POG_E* codes below. pog_strerror() names any of them.
+ *
+ * Objects are named by their identity ("ino"), a 64-bit number that is
+ * never reused within a pool. POG_ROOT_INO is the root map.
+ *
+ * Views: every ino below 2^62 names the staged state (what the mount
+ * shows). The same ino with POG_COMMITTED_BIT set names that object as of
+ * the last commit (read-only; writes answer -EROFS). Read calls accept
+ * both; readdir/lookup in the committed view return committed inos.
+ *
+ * Thread safety: a pog_store may be used from many threads at once; the
+ * store serialises writers and lets readers run in parallel.
+ *
+ * Ownership: strings passed in are copied; nothing passed in is kept.
+ */
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct pog_store pog_store;
+
+#define POG_ROOT_INO ((uint64_t)1)
+#define POG_COMMITTED_BIT ((uint64_t)1 << 62)
+#define POG_INO_MASK (POG_COMMITTED_BIT - 1)
+
+/* Limits (a kernel filesystem answers the same errnos). */
+#define POG_KEY_MAX 1024          /* bytes in a map key: -ENAMETOOLONG */
+#define POG_XATTR_NAME_MAX 255    /* -ERANGE / -ENAMETOOLONG */
+#define POG_XATTR_VALUE_MAX 1024  /* -E2BIG (or -ENOSPC as ext4) */
+#define POG_SYMLINK_MAX 4095      /* -ENAMETOOLONG */
+#define POG_FILE_MAX ((uint64_t)1 << 44) /* 16 TiB: -EFBIG */
+#define POG_MESSAGE_MAX 1000      /* commit message bytes (longer: -E2BIG) */
+
+/* Store-specific error codes (negative, outside errno's range). */
+enum {
+	POG_ENOTPOOL = -2001, /* the file is not a pogfs pool */
+	POG_ENEWER = -2002,   /* the pool has a newer format than we read */
+	POG_ECORRUPT = -2003, /* damaged structure or checksum mismatch */
+	POG_ELOCKED = -2004,  /* another process holds the pool */
+	POG_EFATAL = -2005,   /* an earlier fatal error: store refuses work */
+};
+
+/* Name of any error code this API returns (static string). */
+const char *pog_strerror(int err);
+
+/* Object types. Directories are maps and lists; files are scalars. */
+enum pog_type {
+	POG_MAP = 1,
+	POG_LIST = 2,
+	POG_STRING = 3,
+	POG_INT = 4,
+	POG_FLOAT = 5,
+	POG_BOOL = 6,
+	POG_NULL = 7,
+	POG_REF = 8,     /* symlink that names an object by identity */
+	POG_SYMLINK = 9, /* symlink kept as plain text */
+	POG_SPECIAL = 10 /* fifo, socket, char or block device (see mode) */
+};
+
+/* Name of a type ("map", "string", ...); NULL for an unknown value. */
+const char *pog_type_name(unsigned type);
+
+struct pog_time {
+	int64_t sec;
+	uint32_t nsec;
+};
+
+struct pog_attr {
+	uint64_t ino;
+	uint32_t type;   /* enum pog_type */
+	uint32_t mode;   /* full st_mode including S_IFMT */
+	uint32_t uid;
+	uint32_t gid;
+	uint32_t nlink;  /* owning entries (hard links); dirs: 2 + subdirs */
+	uint32_t pad;
+	uint64_t size;   /* bytes shown to stat() */
+	uint64_t blocks; /* 512-byte units allocated */
+	uint64_t rdev;
+	struct pog_time atime, mtime, ctime;
+};
+
+/* ---- store lifecycle ------------------------------------------------- */
+
+/*
+ * Create a new store at path (never overwrites: -EEXIST). size 0 means
+ * the default, 1 GiB. On success *out is open with an empty root map.
+ */
+int pog_create(const char *path, uint64_t size, pog_store **out);
+
+#define POG_OPEN_READONLY 1u /* no commits; shared lock */
+#define POG_OPEN_NOLOCK 2u   /* for tests only */
+/*
+ * Open an existing store, taking an exclusive lock on the file
+ * (POG_ELOCKED if another process holds it). Recovers from an unclean
+ * shutdown (re-derives free space from the last commit). On failure *out
+ * is untouched.
+ */
+int pog_open(const char *path, unsigned flags, pog_store **out);
+
+/*
+ * Close: discards staged changes (returns how many there were, >= 0) and,
+ * unless POG_CLOSE_NOGC, collects garbage first. s is freed in any case.
+ */
+#define POG_CLOSE_NOGC 1u
+int pog_close(pog_store *s, unsigned flags);
+
+/* ---- transactions ---------------------------------------------------- */
+
+/*
+ * Make everything staged durable, atomically. When it returns 0 the
+ * commit survives a crash of the process and of the machine; *id (may be
+ * NULL) receives its id. message may be NULL. With nothing staged it
+ * still records a commit (ids grow by one per commit).
+ * On failure (-ENOSPC, -EIO) nothing was committed and everything staged
+ * is still staged.
+ */
+int pog_commit(pog_store *s, const char *message, uint64_t *id);
+
+/* Throw away everything staged; the view returns to the last commit. */
+int pog_abort(pog_store *s);
+
+/* Number of staged changes (objects added, modified or removed). */
+uint64_t pog_staged_count(pog_store *s);
+
+struct pog_status {
+	uint64_t format_version;
+	uint64_t commit_id;       /* last commit, 0 = none yet */
+	struct pog_time commit_time;
+	uint64_t staged;          /* staged changes */
+	uint64_t pool_size;       /* bytes the pool file may hold */
+	uint64_t pool_used;       /* bytes in use by blocks */
+	uint64_t block_size;
+	uint64_t blocks_total;    /* blocks the pool can hold */
+	uint64_t blocks_used;
+	uint64_t objects;         /* objects in the staged object table */
+	uint64_t next_ino;
+	uint64_t gc_runs;         /* GC runs in this session */
+	uint64_t gc_freed_blocks; /* by the last GC */
+	uint64_t gc_freed_objects;
+	uint64_t checksum_errors; /* CRC mismatches seen in this session */
+	char last_error[256];     /* "" when none */
+};
+int pog_status(pog_store *s, struct pog_status *out);
+
+/*
+ * Record the reason of the last failed command (shown in status).
+ * fmt is printf-style; pass NULL to clear.
+ */
+void pog_set_error(pog_store *s, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+/* One line of the commit log, oldest first. */
+struct pog_log_entry {
+	uint64_t id;
+	struct pog_time time;
+	uint64_t changes;
+	const char *message; /* valid during the callback only */
+};
+/* Call fn for each commit; fn returns non-zero to stop (returned). */
+int pog_log(pog_store *s, int (*fn)(void *ctx, const struct pog_log_entry *e),
+	    void *ctx);
+
+/* Staged changes: kind is 'A', 'M' or 'D'; path relative to the root. */
+int pog_changes(pog_store *s,
+		int (*fn)(void *ctx, char kind, const char *path), void *ctx);
+
+/* ---- objects: reading ------------------------------------------------ */
+
+int pog_getattr(pog_store *s, uint64_t ino, struct pog_attr *out);
+
+/* Look a key up in a map or list dir; fills *out with the child. */
+int pog_lookup(pog_store *s, uint64_t dir, const char *name, size_t len,
+	       struct pog_attr *out);
+
+/*
+ * List a directory from position `cookie` (0 = start). fn receives each
+ * entry with the cookie that resumes after it (always > 0 and < 2^61);
+ * when fn returns non-zero the listing stops (that value is returned,
+ * and the entry it was given counts as not consumed).
+ */
+typedef int (*pog_dirent_fn)(void *ctx, const char *name, size_t len,
+			     const struct pog_attr *attr, uint64_t next_cookie);
+int pog_readdir(pog_store *s, uint64_t dir, uint64_t cookie, pog_dirent_fn fn,
+		void *ctx);
+
+/* Read up to len bytes at off of a file; returns bytes read (0 at EOF). */
+ssize_t pog_read(pog_store *s, uint64_t ino, uint64_t off, void *buf,
+		 size_t len);
+
+/*
+ * Symlink text: for POG_SYMLINK the stored text; for POG_REF the current
+ * path of the target relative to the link's directory, or
+ * a relative path to ".pog/objects/<ino>" at the mount's root when the
+ * target has no owning place. Returns the full length (the text is cut
+ * at size; no NUL is added).
+ */
+ssize_t pog_readlink(pog_store *s, uint64_t ino, char *buf, size_t size);
+
+/* For POG_REF: the target's ino. */
+int pog_ref_target(pog_store *s, uint64_t ino, uint64_t *target);
+
+/*
+ * The path of an object from the root ("" for the root, "a/b" else),
+ * names escaped as the mount shows them. -ENOENT when it has no owning
+ * place reachable from the root. Returns the length.
+ */
+ssize_t pog_path(pog_store *s, uint64_t ino, char *buf, size_t size);
+
+/*
+ * Resolve a '/'-separated path (escaped names) starting at dir; ".." and
+ * "." are honoured; going above the root answers -EXDEV. Symlinks in the
+ * middle are not followed (-ENOENT).
+ */
+int pog_resolve(pog_store *s, uint64_t dir, const char *path, uint64_t *ino);
+
+/* ---- objects: changing (all staged) ---------------------------------- */
+
+/* What to create in pog_mknode. */
+struct pog_new {
+	uint32_t type;  /* POG_MAP, POG_LIST, POG_STRING, POG_SPECIAL ... */
+	uint32_t mode;  /* permission bits (and S_IFMT for POG_SPECIAL) */
+	uint32_t uid;
+	uint32_t gid;
+	uint64_t rdev;
+	uint64_t ref_target;  /* POG_REF: target ino */
+	const char *text;     /* POG_SYMLINK: text (NUL-terminated) */
+};
+/* Create a child of dir under name; -EEXIST if the name is taken. */
+int pog_mknode(pog_store *s, uint64_t dir, const char *name, size_t len,
+	       const struct pog_new *spec, struct pog_attr *out);
+
+/* Add a hard link to a file-like object (not maps or lists: -EPERM). */
+int pog_link(pog_store *s, uint64_t ino, uint64_t dir, const char *name,
+	     size_t len, struct pog_attr *out);
+
+/*
+ * Remove the entry name from dir. With POG_REMOVE_DIR it must be an
+ * empty map or list (rmdir: -ENOTDIR, -ENOTEMPTY); without, it must not
+ * be a map or list (unlink: -EISDIR). The object itself stays readable
+ * by ino until the garbage collector finds nothing holding it.
+ */
+#define POG_REMOVE_DIR 1u
+int pog_remove(pog_store *s, uint64_t dir, const char *name, size_t len,
+	       unsigned flags);
+
+#define POG_RENAME_NOREPLACE 1u
+#define POG_RENAME_EXCHANGE 2u
+int pog_rename(pog_store *s, uint64_t olddir, const char *oldname,
+	       size_t oldlen, uint64_t newdir, const char *newname,
+	       size_t newlen, unsigned flags);
+
+/* Write len bytes at off; returns bytes written. Grows the file (holes
+ * read as zeros). -EFBIG past POG_FILE_MAX. */
+ssize_t pog_write(pog_store *s, uint64_t ino, uint64_t off, const void *buf,
+		  size_t len);
+
+/* Which fields of pog_setattr's attr to apply. */
+#define POG_SET_MODE  (1u << 0) /* permission bits only */
+#define POG_SET_UID   (1u << 1)
+#define POG_SET_GID   (1u << 2)
+#define POG_SET_SIZE  (1u << 3) /* truncate or extend */
+#define POG_SET_ATIME (1u << 4)
+#define POG_SET_MTIME (1u << 5)
+#define POG_SET_CTIME (1u << 6) /* explicit ctime (else set to now) */
+int pog_setattr(pog_store *s, uint64_t ino, const struct pog_attr *attr,
+		unsigned mask, struct pog_attr *out);
+
+/* Extended attributes (any name; "user.*" is what the mount passes). */
+#define POG_XATTR_CREATE 1  /* same values as XATTR_CREATE/REPLACE */
+#define POG_XATTR_REPLACE 2
+ssize_t pog_getxattr(pog_store *s, uint64_t ino, const char *name, void *buf,
+		     size_t size);
+int pog_setxattr(pog_store *s, uint64_t ino, const char *name,
+		 const void *value, size_t size, int flags);
+/* NUL-separated names; returns the total length (size 0: just measure). */
+ssize_t pog_listxattr(pog_store *s, uint64_t ino, char *buf, size_t size);
+int pog_removexattr(pog_store *s, uint64_t ino, const char *name);
+
+/*
+ * Pins keep an object alive through GC while the kernel or an open file
+ * holds it (lookup counts). pog_unpin drops n pins.
+ */
+void pog_pin(pog_store *s, uint64_t ino);
+void pog_unpin(pog_store *s, uint64_t ino, uint64_t n);
+
+/* ---- garbage collection and checking --------------------------------- */
+
+struct pog_gc_result {
+	uint64_t objects_live;
+	uint64_t objects_freed;
+	uint64_t blocks_live;
+	uint64_t blocks_freed;
+	uint64_t bytes_freed;
+};
+/*
+ * Collect garbage: remove objects nothing reaches (from the root, refs
+ * and pins), commit that, and return unreachable blocks to the free
+ * space. -EBUSY while changes are staged (commit or abort first).
+ */
+int pog_gc(pog_store *s, struct pog_gc_result *out);
+
+enum pog_fsck_severity { POG_FSCK_INFO = 0, POG_FSCK_WARN = 1, POG_FSCK_ERROR = 2 };
+struct pog_fsck_result {
+	uint64_t objects;
+	uint64_t reachable;
+	uint64_t garbage_objects;
+	uint64_t blocks_used;
+	uint64_t pages;
+	uint64_t errors;
+	uint64_t warnings;
+	uint64_t repaired;
+};
+/* msgid is a stable identifier like "bad-ref"; ino is 0 when none. */
+typedef void (*pog_fsck_fn)(void *ctx, int severity, const char *msgid,
+			    uint64_t ino, const char *text);
+#define POG_FSCK_REPAIR 1u
+/* Check the committed state. Returns 0 when clean, 1 when problems
+ * were found (after repair: those not repaired), <0 when it could not
+ * run. */
+int pog_fsck(pog_store *s, unsigned flags, pog_fsck_fn fn, void *ctx,
+	     struct pog_fsck_result *out);
+
+/* ---- names ----------------------------------------------------------- */
+
+/*
+ * Keys that cannot be file names are shown escaped. A key is "unsafe"
+ * when it is empty, ".", "..", or contains '/' or NUL. The escaped form
+ * of a key k is C(k) = "%" followed by k with every '/', NUL and '%'
+ * written as %2F, %00, %25 (uppercase hex).
+ *   name(k) = C(k)  if k is unsafe, or k itself has the form C(k2) of a
+ *                   key k2 that would be escaped (so it cannot be misread)
+ *           = k     otherwise.
+ * pog_name_unescape inverts it: a name of the form C(k) where k would be
+ * escaped decodes to k; any other name is the key itself. So every name
+ * a user creates lists back unchanged, and every key round-trips.
+ * Both return the output length, or -ENAMETOOLONG when out_size is too
+ * small (escape: the name must also fit 255 bytes).
+ */
+ssize_t pog_name_escape(const char *key, size_t len, char *out,
+			size_t out_size);
+ssize_t pog_name_unescape(const char *name, size_t len, char *out,
+			  size_t out_size);
+
+/* ---- parse helpers shared by the daemon and the tools ----------------- */
+
+/* "64M", "8G", "1073741824" -> bytes. -EINVAL when malformed. */
+int pog_parse_size(const char *text, uint64_t *out);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* POG_H */

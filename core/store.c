@@ -1,0 +1,857 @@
+/* store.c - pool lifecycle, block allocation, commit and abort. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "store_int.h"
+
+
+/* ---- locking --------------------------------------------------------------- */
+
+int pog_rdlock(pog_store *s)
+{
+	pthread_rwlock_rdlock(&s->lock);
+	if (s->fatal) {
+		pthread_rwlock_unlock(&s->lock);
+		return POG_EFATAL;
+	}
+	return 0;
+}
+
+int pog_wrlock(pog_store *s)
+{
+	pthread_rwlock_wrlock(&s->lock);
+	if (s->fatal) {
+		pthread_rwlock_unlock(&s->lock);
+		return POG_EFATAL;
+	}
+	if (s->open_flags & POG_OPEN_READONLY) {
+		pthread_rwlock_unlock(&s->lock);
+		return -EROFS;
+	}
+	return 0;
+}
+
+void pog_unlock(pog_store *s)
+{
+	pthread_rwlock_unlock(&s->lock);
+}
+
+const struct pog_state *pog_view(pog_store *s, uint64_t *ino)
+{
+	if (*ino & POG_COMMITTED_BIT) {
+		*ino &= POG_INO_MASK;
+		return &s->committed;
+	}
+	return &s->staged;
+}
+
+/* ---- blocks ----------------------------------------------------------------- */
+
+bool pog_bno_valid(const pog_store *s, uint64_t bno)
+{
+	uint64_t seg = bno / POG_SEG_BLOCKS;
+	return seg < s->nsegs && bno % POG_SEG_BLOCKS != 0;
+}
+
+bool pog_bno_fresh(const pog_store *s, uint64_t bno)
+{
+	const struct pog_seg *g = &s->segs[bno / POG_SEG_BLOCKS];
+	return pog_bit(g->fresh, bno % POG_SEG_BLOCKS);
+}
+
+static void seg_dram_init(pog_store *s, uint64_t i)
+{
+	struct pog_seg *g = &s->segs[i];
+	memset(g, 0, sizeof(*g));
+	g->base = (char *)s->pop + s->segtab[i].base;
+	g->used[0] = 1; /* the header block */
+	g->nused = 1;
+}
+
+/* Add a segment to the pool (crash-safe: a slot allocated but not yet
+ * counted is picked up again next time). */
+static int seg_add(pog_store *s)
+{
+	struct pog_super *sb = s->super;
+	uint64_t n = sb->nsegments;
+	if (n >= sb->max_segments)
+		return -ENOSPC;
+	struct pog_seg *grown = realloc(s->segs, (n + 1) * sizeof(*grown));
+	if (!grown)
+		return -ENOMEM;
+	s->segs = grown;
+	struct pog_seg_slot *slot = &s->segtab[n];
+	if (OID_IS_NULL(slot->oid) &&
+	    pmemobj_alloc(s->pop, &slot->oid, POG_SEG_BYTES + POG_BLOCK_SIZE, 0,
+			  NULL, NULL))
+		return -ENOSPC;
+	uint64_t base = (slot->oid.off + POG_BLOCK_SIZE - 1) &
+			~(uint64_t)(POG_BLOCK_SIZE - 1);
+	slot->base = base;
+	pmemobj_persist(s->pop, &slot->base, sizeof(slot->base));
+	struct pog_seg_header *hdr = (void *)((char *)s->pop + base);
+	memset(hdr, 0, sizeof(*hdr));
+	hdr->magic = POG_SEG_MAGIC;
+	hdr->index = n;
+	hdr->bitmap[0] = 1;
+	pmemobj_persist(s->pop, hdr, sizeof(*hdr));
+	sb->nsegments = n + 1;
+	pmemobj_persist(s->pop, &sb->nsegments, sizeof(sb->nsegments));
+	s->nsegs = n + 1;
+	seg_dram_init(s, n);
+	return 0;
+}
+
+static int find_free(pog_store *s, uint64_t from_seg, uint64_t to_seg,
+		     uint64_t *bno)
+{
+	for (uint64_t i = from_seg; i < to_seg; i++) {
+		struct pog_seg *g = &s->segs[i];
+		if (g->nused >= POG_SEG_BLOCKS)
+			continue;
+		for (unsigned w = 0; w < POG_WORDS_PER_SEG; w++) {
+			if (g->used[w] == ~0ULL)
+				continue;
+			unsigned b = (unsigned)__builtin_ctzll(~g->used[w]);
+			*bno = i * POG_SEG_BLOCKS + w * 64u + b;
+			return 0;
+		}
+	}
+	return -ENOSPC;
+}
+
+int pog_block_alloc(pog_store *s, bool node, uint64_t *bno)
+{
+	uint64_t start = s->alloc_cursor / POG_SEG_BLOCKS;
+	if (start >= s->nsegs)
+		start = 0;
+	int err = find_free(s, start, s->nsegs, bno);
+	if (err)
+		err = find_free(s, 0, start, bno);
+	if (err) {
+		err = seg_add(s);
+		if (err)
+			return err;
+		*bno = (s->nsegs - 1) * POG_SEG_BLOCKS + 1;
+	}
+	uint64_t seg = *bno / POG_SEG_BLOCKS, i = *bno % POG_SEG_BLOCKS;
+	struct pog_seg *g = &s->segs[seg];
+	uint64_t bit = 1ULL << (i % 64);
+	g->used[i / 64] |= bit;
+	g->fresh[i / 64] |= bit;
+	if (node)
+		g->node[i / 64] |= bit;
+	else
+		g->node[i / 64] &= ~bit;
+	g->nused++;
+	s->blocks_used++;
+	if (s->fresh_count++ == 0) {
+		s->fresh_min_seg = s->fresh_max_seg = seg;
+	} else {
+		if (seg < s->fresh_min_seg)
+			s->fresh_min_seg = seg;
+		if (seg > s->fresh_max_seg)
+			s->fresh_max_seg = seg;
+	}
+	s->alloc_cursor = *bno + 1;
+	return 0;
+}
+
+int pog_reserve(pog_store *s, uint64_t blocks)
+{
+	for (;;) {
+		uint64_t capacity = s->nsegs * (uint64_t)POG_SEG_BLOCKS;
+		if (capacity - s->blocks_used >= blocks)
+			return 0;
+		int err = seg_add(s);
+		if (err)
+			return err;
+	}
+}
+
+static void block_free_now(pog_store *s, uint64_t bno)
+{
+	struct pog_seg *g = &s->segs[bno / POG_SEG_BLOCKS];
+	uint64_t i = bno % POG_SEG_BLOCKS, bit = 1ULL << (i % 64);
+	if (!(g->used[i / 64] & bit))
+		POG_BUG("freeing free block %llu", (unsigned long long)bno);
+	g->used[i / 64] &= ~bit;
+	g->nused--;
+	s->blocks_used--;
+}
+
+void pog_block_release(pog_store *s, uint64_t bno)
+{
+	struct pog_seg *g = &s->segs[bno / POG_SEG_BLOCKS];
+	uint64_t i = bno % POG_SEG_BLOCKS, bit = 1ULL << (i % 64);
+	if (g->fresh[i / 64] & bit) {
+		g->fresh[i / 64] &= ~bit;
+		g->node[i / 64] &= ~bit;
+		s->fresh_count--;
+		block_free_now(s, bno);
+		return;
+	}
+	/* Still part of the last commit: free once the next one is durable. */
+	/* Out of memory here only means the block stays used until GC. */
+	(void)pog_vec_push(&s->freed, bno);
+}
+
+void pog_mark_used(pog_store *s, uint64_t bno)
+{
+	struct pog_seg *g = &s->segs[bno / POG_SEG_BLOCKS];
+	uint64_t i = bno % POG_SEG_BLOCKS, bit = 1ULL << (i % 64);
+	if (g->used[i / 64] & bit)
+		return;
+	g->used[i / 64] |= bit;
+	g->nused++;
+	s->blocks_used++;
+}
+
+/* ---- change tracking ------------------------------------------------------ */
+
+void pog_note_change(pog_store *s, uint64_t ino, unsigned kind)
+{
+	uint64_t *v = pog_map64_get(&s->changes, ino);
+	if (v)
+		*v |= kind;
+}
+
+void pog_note_removed(pog_store *s, uint64_t ino)
+{
+	uint64_t *v = pog_map64_find(&s->changes, ino);
+	if (v && (*v & POG_CHG_ADDED)) {
+		pog_map64_del(&s->changes, ino);
+		return;
+	}
+	pog_map64_del(&s->changes, ino);
+	char path[4096];
+	ssize_t n = pog_path_locked(s, &s->staged, ino, path, sizeof(path));
+	if (n < 0 || (size_t)n >= sizeof(path))
+		snprintf(path, sizeof(path), ".pog/objects/%llu",
+			 (unsigned long long)ino);
+	else
+		path[n] = '\0';
+	if (s->nremoved == s->removed_cap) {
+		size_t cap = s->removed_cap ? s->removed_cap * 2 : 16;
+		char **p = realloc(s->removed_paths, cap * sizeof(*p));
+		if (!p)
+			return;
+		s->removed_paths = p;
+		s->removed_cap = cap;
+	}
+	char *dup = strdup(path);
+	if (dup)
+		s->removed_paths[s->nremoved++] = dup;
+}
+
+static void changes_clear(pog_store *s)
+{
+	pog_map64_release(&s->changes);
+	for (size_t i = 0; i < s->nremoved; i++)
+		free(s->removed_paths[i]);
+	s->nremoved = 0;
+}
+
+uint64_t pog_staged_count(pog_store *s)
+{
+	pthread_rwlock_rdlock(&s->lock);
+	uint64_t n = s->changes.n + s->nremoved;
+	pthread_rwlock_unlock(&s->lock);
+	return n;
+}
+
+/* ---- errors ----------------------------------------------------------------- */
+
+void pog_set_error(pog_store *s, const char *fmt, ...)
+{
+	pthread_mutex_lock(&s->err_lock);
+	if (!fmt) {
+		s->last_error[0] = '\0';
+	} else {
+		va_list ap;
+		va_start(ap, fmt);
+		vsnprintf(s->last_error, sizeof(s->last_error), fmt, ap);
+		va_end(ap);
+	}
+	pthread_mutex_unlock(&s->err_lock);
+}
+
+/* ---- open, create, close ---------------------------------------------------- */
+
+static pog_store *store_new(void)
+{
+	pog_store *s = calloc(1, sizeof(*s));
+	if (!s)
+		return NULL;
+	s->lock_fd = -1;
+	pthread_rwlock_init(&s->lock, NULL);
+	pthread_mutex_init(&s->pin_lock, NULL);
+	pthread_mutex_init(&s->err_lock, NULL);
+	return s;
+}
+
+static void store_free(pog_store *s)
+{
+	if (s->pop)
+		pmemobj_close(s->pop);
+	if (s->lock_fd >= 0)
+		close(s->lock_fd);
+	changes_clear(s);
+	free(s->removed_paths);
+	pog_vec_release(&s->freed);
+	pog_map64_release(&s->pins);
+	free(s->segs);
+	pthread_rwlock_destroy(&s->lock);
+	pthread_mutex_destroy(&s->pin_lock);
+	pthread_mutex_destroy(&s->err_lock);
+	free(s);
+}
+
+/* Lock the pool file with an open-file-description lock, which neither
+ * libpmemobj's own flock nor other descriptors' closes disturb. */
+static int lock_pool(pog_store *s, const char *path, bool readonly)
+{
+	s->lock_fd = open(path, (readonly ? O_RDONLY : O_RDWR) | O_CLOEXEC);
+	if (s->lock_fd < 0)
+		return -errno;
+	struct flock fl = {
+		.l_type = readonly ? F_RDLCK : F_WRLCK,
+		.l_whence = SEEK_SET,
+	};
+	if (fcntl(s->lock_fd, F_OFD_SETLK, &fl) < 0)
+		return (errno == EAGAIN || errno == EACCES) ? POG_ELOCKED
+							    : -errno;
+	return 0;
+}
+
+static int check_signature(int fd)
+{
+	char sig[8];
+	ssize_t n = pread(fd, sig, sizeof(sig), 0);
+	if (n < 0)
+		return -errno;
+	if (n != sizeof(sig) || memcmp(sig, "PMEMOBJ", 8) != 0)
+		return POG_ENOTPOOL;
+	return 0;
+}
+
+static int load_commit(pog_store *s)
+{
+	uint64_t bno = s->super->commit_block;
+	if (!pog_bno_valid(s, bno))
+		return POG_ECORRUPT;
+	struct pog_commit_rec rec;
+	memcpy(&rec, pog_block(s, bno), sizeof(rec));
+	uint32_t crc = rec.crc;
+	rec.crc = 0;
+	if (rec.magic != POG_COMMIT_MAGIC || pog_crc32(&rec, sizeof(rec)) != crc)
+		return POG_ECORRUPT;
+	s->committed = (struct pog_state){
+		.obj_root = rec.obj_root,
+		.log_root = rec.log_root,
+		.next_ino = rec.next_ino,
+		.nobjects = rec.nobjects,
+	};
+	s->staged = s->committed;
+	s->commit_id = rec.id;
+	s->commit_bno = bno;
+	s->commit_time = (struct pog_time){rec.time_sec, rec.time_nsec};
+	return 0;
+}
+
+static int load_segments(pog_store *s)
+{
+	struct pog_super *sb = s->super;
+	if (sb->nsegments > sb->max_segments)
+		return POG_ECORRUPT;
+	s->segtab = pmemobj_direct(sb->segtab);
+	if (!s->segtab)
+		return POG_ECORRUPT;
+	s->nsegs = sb->nsegments;
+	s->segs = calloc(s->nsegs ? s->nsegs : 1, sizeof(*s->segs));
+	if (!s->segs)
+		return -ENOMEM;
+	s->blocks_used = 0;
+	for (uint64_t i = 0; i < s->nsegs; i++) {
+		seg_dram_init(s, i);
+		struct pog_seg_header *h = (void *)s->segs[i].base;
+		if (h->magic != POG_SEG_MAGIC || h->index != i)
+			return POG_ECORRUPT;
+		if (sb->clean) {
+			memcpy(s->segs[i].used, h->bitmap, sizeof(h->bitmap));
+			s->segs[i].used[0] |= 1;
+			uint32_t n = 0;
+			for (unsigned w = 0; w < POG_WORDS_PER_SEG; w++)
+				n += (uint32_t)__builtin_popcountll(s->segs[i].used[w]);
+			s->segs[i].nused = n;
+		}
+		s->blocks_used += s->segs[i].nused;
+	}
+	return 0;
+}
+
+static int open_pool(pog_store *s, const char *path)
+{
+	int err = check_signature(s->lock_fd);
+	if (err)
+		return err;
+	s->pop = pmemobj_open(path, POG_LAYOUT);
+	if (!s->pop)
+		return errno == EINVAL ? POG_ENOTPOOL : -errno;
+	if (pmemobj_root_size(s->pop) < sizeof(struct pog_super))
+		return POG_ENOTPOOL;
+	s->super = pmemobj_direct(pmemobj_root(s->pop, sizeof(struct pog_super)));
+	if (s->super->magic != POG_SUPER_MAGIC)
+		return POG_ENOTPOOL;
+	if (s->super->format_version > POG_FORMAT_VERSION)
+		return POG_ENEWER;
+	if (s->super->block_size != POG_BLOCK_SIZE ||
+	    s->super->seg_blocks != POG_SEG_BLOCKS)
+		return POG_ECORRUPT;
+	err = load_segments(s);
+	if (err)
+		return err;
+	err = load_commit(s);
+	if (err)
+		return err;
+	if (!s->super->clean) {
+		err = pog_mark_committed(s);
+		if (err)
+			return err;
+	}
+	return 0;
+}
+
+int pog_open(const char *path, unsigned flags, pog_store **out)
+{
+	pog_store *s = store_new();
+	if (!s)
+		return -ENOMEM;
+	s->open_flags = flags;
+	bool ro = flags & POG_OPEN_READONLY;
+	int err = 0;
+	if (flags & POG_OPEN_NOLOCK) {
+		s->lock_fd = open(path, O_RDONLY | O_CLOEXEC);
+		if (s->lock_fd < 0)
+			err = -errno;
+	} else {
+		err = lock_pool(s, path, ro);
+	}
+	if (!err)
+		err = open_pool(s, path);
+	if (!err && !ro && s->super->clean) {
+		s->super->clean = 0;
+		pmemobj_persist(s->pop, &s->super->clean, sizeof(s->super->clean));
+	}
+	if (err) {
+		store_free(s);
+		return err;
+	}
+	*out = s;
+	return 0;
+}
+
+static int init_super(pog_store *s, uint64_t size)
+{
+	PMEMoid root = pmemobj_root(s->pop, sizeof(struct pog_super));
+	if (OID_IS_NULL(root))
+		return -ENOMEM;
+	struct pog_super *sb = pmemobj_direct(root);
+	uint64_t max = (size - POG_MIN_POOL_SIZE / 4) /
+		       (POG_SEG_BYTES + 2 * POG_BLOCK_SIZE);
+	int err = 0;
+	TX_BEGIN(s->pop) {
+		pmemobj_tx_add_range_direct(sb, sizeof(*sb));
+		memset(sb, 0, sizeof(*sb));
+		sb->magic = POG_SUPER_MAGIC;
+		sb->format_version = POG_FORMAT_VERSION;
+		sb->block_size = POG_BLOCK_SIZE;
+		sb->seg_blocks = POG_SEG_BLOCKS;
+		sb->pool_size = size;
+		sb->max_segments = max;
+		sb->segtab = pmemobj_tx_zalloc(max * sizeof(struct pog_seg_slot), 1);
+		struct pog_time t = pog_now();
+		sb->uuid[0] = (uint64_t)t.sec ^ ((uint64_t)getpid() << 32);
+		sb->uuid[1] = t.nsec;
+	} TX_ONABORT {
+		err = -errno ? -errno : -ENOMEM;
+	} TX_END
+	if (err)
+		return err;
+	s->super = sb;
+	return load_segments(s);
+}
+
+int pog_create(const char *path, uint64_t size, pog_store **out)
+{
+	if (!size)
+		size = POG_DEFAULT_POOL_SIZE;
+	if (size < POG_MIN_POOL_SIZE)
+		return -EINVAL;
+	struct stat st;
+	if (stat(path, &st) == 0)
+		return -EEXIST;
+	pog_store *s = store_new();
+	if (!s)
+		return -ENOMEM;
+	int err = 0;
+	s->pop = pmemobj_create(path, POG_LAYOUT, size, 0644);
+	if (!s->pop)
+		err = -errno;
+	if (!err)
+		err = lock_pool(s, path, false);
+	if (!err)
+		err = init_super(s, size);
+	if (!err)
+		err = pog_root_init(s);
+	if (!err)
+		err = pog_commit(s, "create", NULL);
+	if (err) {
+		store_free(s);
+		unlink(path);
+		return err;
+	}
+	*out = s;
+	return 0;
+}
+
+/* Write the exact free-space bitmaps and mark the pool clean. */
+static void write_bitmaps(pog_store *s)
+{
+	for (uint64_t i = 0; i < s->nsegs; i++) {
+		struct pog_seg_header *h = (void *)s->segs[i].base;
+		memcpy(h->bitmap, s->segs[i].used, sizeof(h->bitmap));
+		pmemobj_flush(s->pop, h, sizeof(*h));
+	}
+	pmemobj_drain(s->pop);
+	s->super->clean = 1;
+	pmemobj_persist(s->pop, &s->super->clean, sizeof(s->super->clean));
+}
+
+int pog_close(pog_store *s, unsigned flags)
+{
+	if (!s)
+		return 0;
+	int staged = (int)pog_staged_count(s);
+	bool ro = s->open_flags & POG_OPEN_READONLY;
+	if (!ro && !s->fatal) {
+		pog_abort(s);
+		if (!(flags & POG_CLOSE_NOGC))
+			pog_gc(s, NULL);
+		pthread_rwlock_wrlock(&s->lock);
+		write_bitmaps(s);
+		pthread_rwlock_unlock(&s->lock);
+	}
+	store_free(s);
+	return staged;
+}
+
+/* ---- commit and abort --------------------------------------------------------- */
+
+/* CRC every fresh node and flush every fresh range, one call a segment. */
+static void seal_fresh(pog_store *s)
+{
+	if (!s->fresh_count)
+		return;
+	for (uint64_t i = s->fresh_min_seg; i <= s->fresh_max_seg; i++) {
+		struct pog_seg *g = &s->segs[i];
+		int first = -1, last = -1;
+		for (unsigned w = 0; w < POG_WORDS_PER_SEG; w++) {
+			uint64_t bits = g->fresh[w];
+			if (!bits)
+				continue;
+			if (first < 0)
+				first = (int)(w * 64 + (unsigned)__builtin_ctzll(bits));
+			last = (int)(w * 64 + 63 - (unsigned)__builtin_clzll(bits));
+			uint64_t nodes = bits & g->node[w];
+			while (nodes) {
+				unsigned b = (unsigned)__builtin_ctzll(nodes);
+				nodes &= nodes - 1;
+				struct pog_node_hdr *h = (void *)(g->base +
+					(uint64_t)(w * 64 + b) * POG_BLOCK_SIZE);
+				h->crc = 0;
+				h->crc = pog_crc32(h, POG_BLOCK_SIZE);
+			}
+		}
+		if (first >= 0)
+			pmemobj_flush(s->pop, g->base + (uint64_t)first * POG_BLOCK_SIZE,
+				      (uint64_t)(last - first + 1) * POG_BLOCK_SIZE);
+	}
+	pmemobj_drain(s->pop);
+}
+
+static void fresh_clear(pog_store *s, bool discard)
+{
+	if (!s->fresh_count)
+		return;
+	for (uint64_t i = s->fresh_min_seg; i <= s->fresh_max_seg; i++) {
+		struct pog_seg *g = &s->segs[i];
+		for (unsigned w = 0; w < POG_WORDS_PER_SEG; w++) {
+			if (discard && g->fresh[w]) {
+				unsigned n = (unsigned)__builtin_popcountll(g->fresh[w]);
+				g->used[w] &= ~g->fresh[w];
+				g->nused -= n;
+				s->blocks_used -= n;
+			}
+			g->fresh[w] = 0;
+			g->node[w] = 0;
+		}
+	}
+	s->fresh_count = 0;
+}
+
+static int log_append(pog_store *s, uint64_t id, struct pog_time t,
+		      uint64_t changes, const char *message, uint64_t *root)
+{
+	char buf[sizeof(struct pog_log_rec) + POG_MESSAGE_MAX];
+	struct pog_log_rec rec = {
+		.time_sec = t.sec, .time_nsec = t.nsec, .changes = changes,
+	};
+	size_t mlen = message ? strlen(message) : 0;
+	if (mlen > POG_MESSAGE_MAX)
+		return -E2BIG;
+	memcpy(buf, &rec, sizeof(rec));
+	if (mlen)
+		memcpy(buf + sizeof(rec), message, mlen);
+	return pog_bt_put(s, POG_TREE_LOG, root, id, buf,
+			  (uint16_t)(sizeof(rec) + mlen));
+}
+
+int pog_commit(pog_store *s, const char *message, uint64_t *id_out)
+{
+	int err = pog_wrlock(s);
+	if (err)
+		return err;
+	err = pog_commit_locked(s, message, id_out);
+	pog_unlock(s);
+	return err;
+}
+
+int pog_commit_locked(pog_store *s, const char *message, uint64_t *id_out)
+{
+	int err = pog_reserve(s, 64);
+	if (err) {
+		pog_set_error(s, "commit: %s", pog_strerror(err));
+		return err;
+	}
+	uint64_t id = s->commit_id + 1;
+	uint64_t changes = s->changes.n + s->nremoved;
+	struct pog_time t = pog_now();
+	uint64_t log_root = s->staged.log_root, cbno;
+	err = log_append(s, id, t, changes, message, &log_root);
+	if (!err)
+		err = pog_block_alloc(s, false, &cbno);
+	if (err) {
+		s->staged.log_root = log_root;
+		pog_set_error(s, "commit: %s", pog_strerror(err));
+		return err;
+	}
+	s->staged.log_root = log_root;
+	struct pog_commit_rec rec = {
+		.magic = POG_COMMIT_MAGIC,
+		.id = id,
+		.time_sec = t.sec,
+		.time_nsec = t.nsec,
+		.obj_root = s->staged.obj_root,
+		.log_root = log_root,
+		.next_ino = s->staged.next_ino,
+		.nobjects = s->staged.nobjects,
+		.prev_commit = s->commit_bno,
+		.changes = changes,
+	};
+	rec.crc = pog_crc32(&rec, sizeof(rec));
+	void *cblock = pog_block(s, cbno);
+	memset(cblock, 0, POG_BLOCK_SIZE);
+	memcpy(cblock, &rec, sizeof(rec));
+
+	seal_fresh(s);
+	/* The commit point: one aligned 8-byte store, then persisted. */
+	__atomic_store_n(&s->super->commit_block, cbno, __ATOMIC_RELEASE);
+	pmemobj_persist(s->pop, &s->super->commit_block, sizeof(uint64_t));
+
+	uint64_t old_commit = s->commit_bno;
+	fresh_clear(s, false);
+	for (size_t i = 0; i < s->freed.n; i++)
+		block_free_now(s, s->freed.v[i]);
+	s->freed.n = 0;
+	if (old_commit)
+		block_free_now(s, old_commit);
+	s->committed = s->staged;
+	s->commit_id = id;
+	s->commit_bno = cbno;
+	s->commit_time = t;
+	changes_clear(s);
+	if (id_out)
+		*id_out = id;
+	return 0;
+}
+
+void pog_abort_locked(pog_store *s)
+{
+	uint64_t next = s->staged.next_ino;
+	fresh_clear(s, true);
+	s->freed.n = 0;
+	s->staged = s->committed;
+	s->staged.next_ino = next; /* identities are never reused */
+	changes_clear(s);
+}
+
+int pog_abort(pog_store *s)
+{
+	int err = pog_wrlock(s);
+	if (err)
+		return err;
+	pog_abort_locked(s);
+	pog_unlock(s);
+	return 0;
+}
+
+/* ---- status and log ----------------------------------------------------------- */
+
+int pog_status(pog_store *s, struct pog_status *out)
+{
+	memset(out, 0, sizeof(*out));
+	pthread_rwlock_rdlock(&s->lock);
+	out->format_version = s->super->format_version;
+	out->commit_id = s->commit_id;
+	out->commit_time = s->commit_time;
+	out->staged = s->changes.n + s->nremoved;
+	out->pool_size = s->super->pool_size;
+	out->block_size = POG_BLOCK_SIZE;
+	out->blocks_total = s->super->max_segments * (POG_SEG_BLOCKS - 1);
+	out->blocks_used = s->blocks_used - s->nsegs; /* headers are overhead */
+	out->pool_used = out->blocks_used * POG_BLOCK_SIZE;
+	out->objects = s->staged.nobjects;
+	out->next_ino = s->staged.next_ino;
+	out->gc_runs = s->gc_runs;
+	out->gc_freed_blocks = s->gc_freed_blocks;
+	out->gc_freed_objects = s->gc_freed_objects;
+	out->checksum_errors = atomic_load(&s->checksum_errors);
+	pthread_rwlock_unlock(&s->lock);
+	pthread_mutex_lock(&s->err_lock);
+	memcpy(out->last_error, s->last_error, sizeof(out->last_error));
+	pthread_mutex_unlock(&s->err_lock);
+	return 0;
+}
+
+int pog_log(pog_store *s, int (*fn)(void *ctx, const struct pog_log_entry *e),
+	    void *ctx)
+{
+	int err = pog_rdlock(s);
+	if (err)
+		return err;
+	struct pog_bt_iter it;
+	int r = pog_bt_seek(&it, s, s->committed.log_root, 0);
+	while (r > 0) {
+		uint64_t key;
+		const void *val;
+		uint16_t vlen;
+		pog_bt_cur(&it, &key, &val, &vlen);
+		struct pog_log_rec rec;
+		char msg[POG_MESSAGE_MAX + 1];
+		if (vlen < sizeof(rec)) {
+			r = POG_ECORRUPT;
+			break;
+		}
+		memcpy(&rec, val, sizeof(rec));
+		size_t mlen = vlen - sizeof(rec);
+		memcpy(msg, (const char *)val + sizeof(rec), mlen);
+		msg[mlen] = '\0';
+		struct pog_log_entry e = {
+			.id = key,
+			.time = {rec.time_sec, rec.time_nsec},
+			.changes = rec.changes,
+			.message = msg,
+		};
+		r = fn(ctx, &e);
+		if (r)
+			break;
+		r = pog_bt_next(&it);
+	}
+	pog_unlock(s);
+	return r < 0 || r > 0 ? r : 0;
+}
+
+struct change_line {
+	char kind;
+	char *path;
+};
+
+static int cmp_change(const void *a, const void *b)
+{
+	const struct change_line *x = a, *y = b;
+	int c = strcmp(x->path, y->path);
+	return c ? c : x->kind - y->kind;
+}
+
+int pog_changes(pog_store *s,
+		int (*fn)(void *ctx, char kind, const char *path), void *ctx)
+{
+	int err = pog_rdlock(s);
+	if (err)
+		return err;
+	size_t n = 0, cap = s->changes.n + s->nremoved;
+	struct change_line *lines = calloc(cap ? cap : 1, sizeof(*lines));
+	if (!lines) {
+		pog_unlock(s);
+		return -ENOMEM;
+	}
+	char path[4096];
+	pog_map64_foreach(&s->changes, i) {
+		uint64_t ino = s->changes.keys[i];
+		ssize_t len = pog_path_locked(s, &s->staged, ino, path, sizeof(path) - 1);
+		if (len < 0 || (size_t)len >= sizeof(path) - 1)
+			continue; /* no owning place: not a user-visible change */
+		path[len] = '\0';
+		lines[n].kind = (s->changes.vals[i] & POG_CHG_ADDED) ? 'A' : 'M';
+		lines[n].path = strdup(path);
+		if (lines[n].path)
+			n++;
+	}
+	for (size_t i = 0; i < s->nremoved; i++) {
+		lines[n].kind = 'D';
+		lines[n].path = strdup(s->removed_paths[i]);
+		if (lines[n].path)
+			n++;
+	}
+	pog_unlock(s);
+	qsort(lines, n, sizeof(*lines), cmp_change);
+	int r = 0;
+	for (size_t i = 0; i < n; i++) {
+		if (!r)
+			r = fn(ctx, lines[i].kind, lines[i].path);
+		free(lines[i].path);
+	}
+	free(lines);
+	return r;
+}
+
+/* ---- pins ------------------------------------------------------------------- */
+
+void pog_pin(pog_store *s, uint64_t ino)
+{
+	ino &= POG_INO_MASK;
+	pthread_mutex_lock(&s->pin_lock);
+	uint64_t *v = pog_map64_get(&s->pins, ino);
+	if (v)
+		(*v)++;
+	pthread_mutex_unlock(&s->pin_lock);
+}
+
+void pog_unpin(pog_store *s, uint64_t ino, uint64_t n)
+{
+	ino &= POG_INO_MASK;
+	pthread_mutex_lock(&s->pin_lock);
+	uint64_t *v = pog_map64_find(&s->pins, ino);
+	if (v) {
+		if (*v > n)
+			*v -= n;
+		else
+			pog_map64_del(&s->pins, ino);
+	}
+	pthread_mutex_unlock(&s->pin_lock);
+}

@@ -1,0 +1,209 @@
+/* store_int.h - internals shared by the core modules (not installed). */
+#ifndef POG_STORE_INT_H
+#define POG_STORE_INT_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "format.h"
+#include "pog.h"
+
+/* Never compiled out: going on would corrupt data. */
+#define POG_BUG(...)                                                      \
+	do {                                                              \
+		fprintf(stderr, "pog: BUG at %s:%d: ", __FILE__, __LINE__); \
+		fprintf(stderr, __VA_ARGS__);                             \
+		fputc('\n', stderr);                                      \
+		abort();                                                  \
+	} while (0)
+
+#define POG_WORDS_PER_SEG (POG_SEG_BLOCKS / 64)
+
+/* ---- util.c: small containers and helpers ------------------------------ */
+
+struct pog_vec {
+	uint64_t *v;
+	size_t n, cap;
+};
+int pog_vec_push(struct pog_vec *vec, uint64_t x);
+void pog_vec_release(struct pog_vec *vec);
+
+/* Open-addressing map u64 -> u64; key 0 is not allowed. */
+struct pog_map64 {
+	uint64_t *keys;
+	uint64_t *vals;
+	size_t n, cap;
+};
+uint64_t *pog_map64_find(const struct pog_map64 *m, uint64_t key);
+/* Insert (value 0) if missing; returns the value slot or NULL on ENOMEM. */
+uint64_t *pog_map64_get(struct pog_map64 *m, uint64_t key);
+void pog_map64_del(struct pog_map64 *m, uint64_t key);
+void pog_map64_release(struct pog_map64 *m);
+#define pog_map64_foreach(m, i) \
+	for (size_t i = 0; i < (m)->cap; i++) if ((m)->keys[i])
+
+uint64_t pog_hash_bytes(const void *data, size_t len);
+uint32_t pog_crc32(const void *data, size_t len);
+struct pog_time pog_now(void);
+
+/* ---- the store --------------------------------------------------------- */
+
+struct pog_seg {
+	char *base;                          /* address of block 0 */
+	uint64_t used[POG_WORDS_PER_SEG];    /* in use (DRAM truth) */
+	uint64_t fresh[POG_WORDS_PER_SEG];   /* allocated by this txn */
+	uint64_t node[POG_WORDS_PER_SEG];    /* fresh block is a tree node */
+	uint32_t nused;
+};
+
+struct pog_state {
+	uint64_t obj_root;
+	uint64_t log_root;
+	uint64_t next_ino;
+	uint64_t nobjects;
+};
+
+/* Change kinds kept per ino during a transaction. */
+#define POG_CHG_ADDED 1u
+#define POG_CHG_MODIFIED 2u
+
+struct pog_store {
+	PMEMobjpool *pop;
+	struct pog_super *super;
+	struct pog_seg_slot *segtab;
+	int lock_fd;
+	unsigned open_flags;
+
+	/* Writers hold it exclusively, readers shared. Protects everything
+	 * below except what names another lock. */
+	pthread_rwlock_t lock;
+
+	struct pog_seg *segs;
+	uint64_t nsegs;
+	uint64_t alloc_cursor;
+	uint64_t blocks_used;
+	uint64_t fresh_count;
+	uint64_t fresh_min_seg, fresh_max_seg;
+
+	struct pog_state staged, committed;
+	uint64_t commit_id;
+	uint64_t commit_bno;
+	struct pog_time commit_time;
+
+	struct pog_vec freed;        /* committed blocks replaced by this txn */
+	struct pog_map64 changes;    /* ino -> POG_CHG_* */
+	char **removed_paths;        /* 'D' lines */
+	size_t nremoved, removed_cap;
+
+	pthread_mutex_t pin_lock;    /* protects pins */
+	struct pog_map64 pins;
+
+	pthread_mutex_t err_lock;    /* protects last_error */
+	char last_error[256];
+	atomic_uint_fast64_t checksum_errors;
+	uint64_t gc_runs, gc_freed_blocks, gc_freed_objects;
+	int fatal;
+};
+
+static inline void *pog_block(const pog_store *s, uint64_t bno)
+{
+	return s->segs[bno / POG_SEG_BLOCKS].base +
+	       (bno % POG_SEG_BLOCKS) * (uint64_t)POG_BLOCK_SIZE;
+}
+
+static inline bool pog_bit(const uint64_t *words, uint64_t i)
+{
+	return (words[i / 64] >> (i % 64)) & 1;
+}
+
+/* A bno that names an existing, allocated block of this pool. */
+bool pog_bno_valid(const pog_store *s, uint64_t bno);
+bool pog_bno_fresh(const pog_store *s, uint64_t bno);
+
+/* store.c: block allocation inside the running transaction. */
+int pog_block_alloc(pog_store *s, bool node, uint64_t *bno);
+/* Make sure `blocks` more blocks can be allocated (adding segments as
+ * needed), so that an operation either fails before it changes anything
+ * or runs to its end: -ENOSPC. */
+int pog_reserve(pog_store *s, uint64_t blocks);
+/* Abort with the write lock held. */
+void pog_abort_locked(pog_store *s);
+/* Commit with the write lock held. */
+int pog_commit_locked(pog_store *s, const char *message, uint64_t *id);
+/* Let a block go: a fresh one at once, a committed one after commit. */
+void pog_block_release(pog_store *s, uint64_t bno);
+void pog_note_change(pog_store *s, uint64_t ino, unsigned kind);
+void pog_note_removed(pog_store *s, uint64_t ino);
+/* Mark a committed-state block used (recovery and GC). */
+void pog_mark_used(pog_store *s, uint64_t bno);
+
+/* ---- btree.c ------------------------------------------------------------ */
+
+/* Read: *val points into the pool, valid until the next change. */
+int pog_bt_get(pog_store *s, uint64_t root, uint64_t key, const void **val,
+	       uint16_t *vlen);
+/* Insert or replace. vlen <= POG_VALUE_MAX. */
+int pog_bt_put(pog_store *s, uint32_t kind, uint64_t *root, uint64_t key,
+	       const void *val, uint16_t vlen);
+/* Writable pointer to an existing value (copies the path): -ENOENT. */
+int pog_bt_get_mut(pog_store *s, uint64_t *root, uint64_t key, void **val,
+		   uint16_t *vlen);
+int pog_bt_del(pog_store *s, uint64_t *root, uint64_t key);
+/* Release every block of a tree (values are the caller's business). */
+void pog_bt_release(pog_store *s, uint64_t root);
+
+#define POG_BT_MAX_DEPTH 16
+struct pog_bt_iter {
+	pog_store *s;
+	int depth; /* levels on the path; 0 = exhausted */
+	uint64_t bno[POG_BT_MAX_DEPTH];
+	uint16_t pos[POG_BT_MAX_DEPTH];
+};
+/* Position at the first key >= key. Returns 1 positioned, 0 at end, <0. */
+int pog_bt_seek(struct pog_bt_iter *it, pog_store *s, uint64_t root,
+		uint64_t key);
+void pog_bt_cur(const struct pog_bt_iter *it, uint64_t *key, const void **val,
+		uint16_t *vlen);
+int pog_bt_next(struct pog_bt_iter *it);
+
+/* Visit every node of a tree: fn(ctx, bno, hdr) returns non-zero to stop. */
+int pog_bt_walk(pog_store *s, uint64_t root,
+		int (*fn)(void *ctx, uint64_t bno, const struct pog_node_hdr *h),
+		void *ctx);
+/* Check a node's header sanity (magic, counts). */
+int pog_node_check(const pog_store *s, uint64_t bno, uint32_t kind);
+
+/* ---- object.c ----------------------------------------------------------- */
+
+int pog_inode_get(pog_store *s, const struct pog_state *st, uint64_t ino,
+		  const struct pog_inode **out);
+/* Visit every block held by an object (content trees, pages, xattrs). */
+int pog_object_blocks(pog_store *s, const struct pog_inode *in,
+		      int (*fn)(void *ctx, uint64_t bno, int is_node),
+		      void *ctx);
+/* Visit the children (owned entries) and ref targets of an object. */
+int pog_object_edges(pog_store *s, const struct pog_inode *in,
+		     int (*fn)(void *ctx, uint64_t ino, int owned), void *ctx);
+/* Remove an object from the staged object table and release its blocks. */
+int pog_object_destroy(pog_store *s, uint64_t ino);
+int pog_page_read(pog_store *s, uint64_t bno, uint32_t crc, const void **data);
+/* pog_path with the store lock already held (staged view). */
+ssize_t pog_path_locked(pog_store *s, const struct pog_state *st, uint64_t ino,
+			char *buf, size_t size);
+
+/* Create the root map of a new store (staged). */
+int pog_root_init(pog_store *s);
+/* gc.c: recompute the in-use bitmap from the committed state. */
+int pog_mark_committed(pog_store *s);
+
+/* ---- locking helpers (store.c) ----------------------------------------- */
+int pog_rdlock(pog_store *s);
+int pog_wrlock(pog_store *s);
+void pog_unlock(pog_store *s);
+/* The state a read of ino uses, and the ino with the view bit stripped. */
+const struct pog_state *pog_view(pog_store *s, uint64_t *ino);
+
+#endif /* POG_STORE_INT_H */
