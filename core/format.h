@@ -130,8 +130,15 @@ enum pog_tree_kind {
 	POG_TREE_LOG = 6,     /* key commit id -> struct pog_log_rec + msg */
 };
 
-/* Object record (value in the object table). */
+/*
+ * Object record (value in the object table). A small string keeps its
+ * bytes inline, as one short page at the end of its record (the record is
+ * stored only up to the inline bytes in use); direct_crc is then the CRC
+ * of those bytes. Larger strings have one direct page or a page table.
+ */
 #define POG_INODE_DIRECT 1u  /* string: content is the bno of page 0 */
+#define POG_INODE_INLINE 2u  /* string: the bytes are in inline_data */
+#define POG_INLINE_MAX 128u
 struct pog_inode {
 	uint32_t type;
 	uint32_t mode;
@@ -155,8 +162,11 @@ struct pog_inode {
 	uint64_t entries;    /* maps, lists: number of entries */
 	uint64_t blocks;     /* data blocks held (for st_blocks) */
 	uint64_t reserved[2];
+	uint8_t inline_data[POG_INLINE_MAX];
 };
-_Static_assert(sizeof(struct pog_inode) == 144, "inode size");
+#define POG_INODE_FIXED 144u /* bytes before inline_data */
+_Static_assert(sizeof(struct pog_inode) == POG_INODE_FIXED + POG_INLINE_MAX,
+	       "inode size");
 
 /* Page table entry. */
 struct pog_page_ref {

@@ -90,7 +90,11 @@ static int check_page(void *c, uint64_t bno, int is_node)
 static void check_pages(struct fsck *f, uint64_t ino, const struct pog_inode *in)
 {
 	uint64_t npages = 0;
-	if (in->flags & POG_INODE_DIRECT) {
+	if (in->flags & POG_INODE_INLINE) {
+		if (pog_crc32(in->inline_data, in->size) != in->direct_crc)
+			report(f, POG_FSCK_ERROR, "bad-inline-crc", ino,
+			       "inline bytes fail their checksum");
+	} else if (in->flags & POG_INODE_DIRECT) {
 		const void *d;
 		npages = 1;
 		if (pog_page_read(f->s, in->content, in->direct_crc, &d))
@@ -378,7 +382,7 @@ int pog_fsck(pog_store *s, unsigned flags, pog_fsck_fn fn, void *ctx,
 		const void *val;
 		uint16_t vlen;
 		pog_bt_cur(&it, &ino, &val, &vlen);
-		if (vlen != sizeof(struct pog_inode))
+		if (vlen < POG_INODE_FIXED || vlen != pog_inode_len(val))
 			report(&f, POG_FSCK_ERROR, "bad-inode", ino, "record size %u", vlen);
 		else
 			check_object(&f, ino, val);

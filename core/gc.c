@@ -59,7 +59,7 @@ int pog_mark_committed(pog_store *s)
 		const void *val;
 		uint16_t vlen;
 		pog_bt_cur(&it, NULL, &val, &vlen);
-		if (vlen != sizeof(struct pog_inode))
+		if (vlen < POG_INODE_FIXED || vlen != pog_inode_len(val))
 			return POG_ECORRUPT;
 		r = pog_object_blocks(s, val, mark_block, &m);
 		if (r)

@@ -21,10 +21,18 @@ int pog_inode_get(pog_store *s, const struct pog_state *st, uint64_t ino,
 	int err = pog_bt_get(s, st->obj_root, ino, &val, &vlen);
 	if (err)
 		return err;
-	if (vlen != sizeof(struct pog_inode))
+	const struct pog_inode *in = val;
+	if (vlen < POG_INODE_FIXED || vlen != pog_inode_len(in))
 		return POG_ECORRUPT;
-	*out = val;
+	*out = in;
 	return 0;
+}
+
+size_t pog_inode_len(const struct pog_inode *in)
+{
+	if (in->flags & POG_INODE_INLINE)
+		return POG_INODE_FIXED + (in->size <= POG_INLINE_MAX ? in->size : 0);
+	return POG_INODE_FIXED;
 }
 
 static int inode_load(pog_store *s, const struct pog_state *st, uint64_t ino,
@@ -33,14 +41,14 @@ static int inode_load(pog_store *s, const struct pog_state *st, uint64_t ino,
 	const struct pog_inode *in;
 	int err = pog_inode_get(s, st, ino, &in);
 	if (!err)
-		memcpy(copy, in, sizeof(*copy));
+		memcpy(copy, in, pog_inode_len(in));
 	return err;
 }
 
 static int inode_store(pog_store *s, uint64_t ino, const struct pog_inode *in)
 {
 	return pog_bt_put(s, POG_TREE_OBJECTS, &s->staged.obj_root, ino, in,
-			  sizeof(*in));
+			  (uint16_t)pog_inode_len(in));
 }
 
 static bool is_dir_type(uint32_t type)
@@ -421,9 +429,67 @@ static int page_write(pog_store *s, struct pog_inode *in, uint64_t page,
 	return page_set(s, in, page, &ref);
 }
 
+static int inline_check(pog_store *s, const struct pog_inode *in)
+{
+	if (pog_crc32(in->inline_data, in->size) == in->direct_crc)
+		return 0;
+	atomic_fetch_add(&s->checksum_errors, 1);
+	pog_set_error(s, "checksum mismatch in inline data");
+	return POG_ECORRUPT;
+}
+
+static void inline_seal(struct pog_inode *in)
+{
+	in->direct_crc = pog_crc32(in->inline_data, in->size);
+}
+
+/* Move inline bytes out into page 0, when the string outgrows them. */
+static int inline_to_pages(pog_store *s, struct pog_inode *in)
+{
+	int err = inline_check(s, in);
+	if (err)
+		return err;
+	uint8_t tmp[POG_INLINE_MAX];
+	size_t n = in->size;
+	memcpy(tmp, in->inline_data, n);
+	in->flags &= ~POG_INODE_INLINE;
+	in->content = 0;
+	in->direct_crc = 0;
+	return n ? page_write(s, in, 0, 0, tmp, n) : 0;
+}
+
+static bool fits_inline(const struct pog_inode *in, uint64_t end)
+{
+	return end <= POG_INLINE_MAX &&
+	       ((in->flags & POG_INODE_INLINE) ||
+		(!(in->flags & POG_INODE_DIRECT) && !in->content));
+}
+
 static int data_write(pog_store *s, struct pog_inode *in, uint64_t off,
 		      const void *buf, size_t len)
 {
+	uint64_t end = off + len > in->size ? off + len : in->size;
+	if (fits_inline(in, end)) {
+		if (!(in->flags & POG_INODE_INLINE)) {
+			in->flags |= POG_INODE_INLINE;
+			in->size = 0;
+		} else {
+			int err = inline_check(s, in);
+			if (err)
+				return err;
+		}
+		if (in->size < off)
+			memset(in->inline_data + in->size, 0, off - in->size);
+		memcpy(in->inline_data + off, buf, len);
+		in->size = end;
+		inline_seal(in);
+		return 0;
+	}
+	if (in->flags & POG_INODE_INLINE) {
+		int err = inline_to_pages(s, in);
+		if (err)
+			return err;
+	}
 	const char *p = buf;
 	while (len) {
 		uint64_t page = off / PAGE;
@@ -448,6 +514,13 @@ static ssize_t data_read(pog_store *s, const struct pog_inode *in, uint64_t off,
 		return 0;
 	if (len > in->size - off)
 		len = in->size - off;
+	if (in->flags & POG_INODE_INLINE) {
+		int err = inline_check(s, in);
+		if (err)
+			return err;
+		memcpy(buf, in->inline_data + off, len);
+		return (ssize_t)len;
+	}
 	char *out = buf;
 	size_t done = 0;
 	while (done < len) {
@@ -476,6 +549,23 @@ static ssize_t data_read(pog_store *s, const struct pog_inode *in, uint64_t off,
 /* Drop pages at or past the new size and zero the tail of the last one. */
 static int data_truncate(pog_store *s, struct pog_inode *in, uint64_t size)
 {
+	if (in->flags & POG_INODE_INLINE) {
+		int err = inline_check(s, in);
+		if (err)
+			return err;
+		if (size <= POG_INLINE_MAX) {
+			if (size > in->size)
+				memset(in->inline_data + in->size, 0, size - in->size);
+			in->size = size;
+			if (!size)
+				in->flags &= ~POG_INODE_INLINE;
+			inline_seal(in);
+			return 0;
+		}
+		err = inline_to_pages(s, in);
+		if (err)
+			return err;
+	}
 	if (size < in->size) {
 		uint64_t first = (size + PAGE - 1) / PAGE;
 		if (in->flags & POG_INODE_DIRECT) {

@@ -180,6 +180,8 @@ int pog_node_check(const pog_store *s, uint64_t bno, uint32_t kind);
 
 int pog_inode_get(pog_store *s, const struct pog_state *st, uint64_t ino,
 		  const struct pog_inode **out);
+/* Bytes of an inode record as stored (fixed part + inline bytes). */
+size_t pog_inode_len(const struct pog_inode *in);
 /* Visit every block held by an object (content trees, pages, xattrs). */
 int pog_object_blocks(pog_store *s, const struct pog_inode *in,
 		      int (*fn)(void *ctx, uint64_t bno, int is_node),
