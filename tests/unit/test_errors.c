@@ -166,12 +166,24 @@ static void test_locked(void **state)
 	assert_rc(pog_close(ctx->s, 0), 0);
 	ctx->s = NULL;
 	assert_rc(open_in_child(ctx->pool, 0), 0);
-	/* two read-only opens share the lock */
+	assert_ok(pog_open(ctx->pool, 0, &ctx->s));
+	tu_assert_fsck_clean(ctx->s);
+}
+
+/* Read-only opens take a shared lock: several at once, but no writer. */
+static void test_readonly_shared(void **state)
+{
+	struct tu_ctx *ctx = *state;
+
+	tu_mkfile(ctx->s, POG_ROOT_INO, "g", "y", 1);
+	tu_commit_check(ctx->s, "g");
+	assert_rc(pog_close(ctx->s, 0), 0);
+	ctx->s = NULL;
 	{
 		pog_store *ro = NULL;
 		assert_ok(pog_open(ctx->pool, POG_OPEN_READONLY, &ro));
-		assert_rc(open_in_child(ctx->pool, POG_OPEN_READONLY), 0);
 		assert_rc(open_in_child(ctx->pool, 0), POG_ELOCKED);
+		assert_rc(open_in_child(ctx->pool, POG_OPEN_READONLY), 0);
 		tu_assert_content(ro, tu_lookup(ro, POG_ROOT_INO, "g"), "y", 1);
 		assert_true(pog_commit(ro, "no", NULL) < 0);
 		pog_close(ro, POG_CLOSE_NOGC);
@@ -522,7 +534,9 @@ static void test_corrupt_page(void **state)
 	s = ctx->s;
 	/* the damaged range is EIO, never wrong data */
 	n = pog_read(s, f, VICTIM_OFF, buf, 100);
-	assert_rc(n, -EIO);
+	if (n != -EIO && n != POG_ECORRUPT)
+		fail_msg("read of a damaged page = %zd (%s), expected EIO or POG_ECORRUPT",
+			 n, tu_err(n));
 	/* other pages of the file and other files are fine */
 	assert_rc(pog_read(s, f, 0, buf, 4096), 4096);
 	assert_memory_equal(buf, data, 4096);
@@ -551,6 +565,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_create_existing,
 						setup_nopool, teardown),
 		cmocka_unit_test_setup_teardown(test_locked, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_readonly_shared, setup,
+						teardown),
 		cmocka_unit_test_setup_teardown(test_pool_full, setup_nopool,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_xattrs, setup, teardown),

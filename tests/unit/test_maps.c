@@ -26,6 +26,53 @@ static int teardown(void **state)
 	return 0;
 }
 
+#define NAMES 300
+
+struct listing {
+	size_t n, cap;
+	char **names;
+	uint64_t *inos;
+	uint64_t *cookies;
+	size_t stop_after; /* return 1 when the listing has this many (0: never) */
+};
+
+static int listing_fn(void *vctx, const char *name, size_t len,
+		      const struct pog_attr *attr, uint64_t next_cookie)
+{
+	struct listing *l = vctx;
+
+	if (l->stop_after && l->n == l->stop_after)
+		return 1;
+	if (l->n == l->cap) {
+		l->cap = l->cap ? l->cap * 2 : 64;
+		l->names = realloc(l->names, l->cap * sizeof(char *));
+		l->inos = realloc(l->inos, l->cap * sizeof(uint64_t));
+		l->cookies = realloc(l->cookies, l->cap * sizeof(uint64_t));
+	}
+	l->names[l->n] = strndup(name, len);
+	l->inos[l->n] = attr->ino;
+	l->cookies[l->n] = next_cookie;
+	l->n++;
+	return 0;
+}
+
+static void listing_free(struct listing *l)
+{
+	for (size_t i = 0; i < l->n; i++)
+		free(l->names[i]);
+	free(l->names);
+	free(l->inos);
+	free(l->cookies);
+	memset(l, 0, sizeof(*l));
+}
+
+static void list_dir(pog_store *s, uint64_t dir, uint64_t cookie,
+		     struct listing *l)
+{
+	memset(l, 0, sizeof(*l));
+	assert_ok(pog_readdir(s, dir, cookie, listing_fn, l));
+}
+
 /* ---- create / lookup / remove ------------------------------------------ */
 
 static void test_create_lookup_remove(void **state)
@@ -144,6 +191,25 @@ static void test_raw_keys(void **state)
 		tu_assert_content(s, attr.ino, keys[i].key, keys[i].len);
 	}
 	assert_int_equal(tu_count_entries(s, POG_ROOT_INO), n);
+	/* each listed name leads back to its entry: as a name (unescaped)
+	 * or, should readdir give raw keys, as the key itself */
+	{
+		struct listing l;
+
+		list_dir(s, POG_ROOT_INO, 0, &l);
+		assert_int_equal(l.n, n);
+		for (size_t i = 0; i < l.n; i++) {
+			char key[1024];
+			ssize_t klen = pog_name_unescape(l.names[i],
+							 strlen(l.names[i]),
+							 key, sizeof(key));
+			assert_true(klen >= 0);
+			assert_ok(pog_lookup(s, POG_ROOT_INO, key, (size_t)klen,
+					     &attr));
+			assert_int_equal(attr.ino, l.inos[i]);
+		}
+		listing_free(&l);
+	}
 	tu_assert_fsck_clean(s);
 }
 
@@ -169,58 +235,34 @@ static void test_key_too_long(void **state)
 			     POG_KEY_MAX + 1, 0),
 		  -ENAMETOOLONG);
 	assert_ok(pog_lookup(s, dir, key, POG_KEY_MAX, &attr));
-	assert_int_equal(tu_count_entries(s, dir), 1);
 	tu_commit_check(s, "long keys");
 }
 
+/*
+ * Keys longer than a file name (256..POG_KEY_MAX bytes, e.g. from an
+ * imported JSON document) are entries like any other: readdir must not
+ * hide them, or a map holding one lists empty yet cannot be removed.
+ */
+static void test_readdir_lists_long_keys(void **state)
+{
+	struct tu_ctx *ctx = *state;
+	pog_store *s = ctx->s;
+	static const size_t lens[] = { 255, 256, 300, POG_KEY_MAX };
+	struct pog_new spec = { .type = POG_STRING, .mode = 0644 };
+	struct pog_attr attr;
+	char key[POG_KEY_MAX];
+	uint64_t dir = tu_mk(s, POG_ROOT_INO, "d", POG_MAP);
+
+	memset(key, 'k', sizeof(key));
+	for (size_t i = 0; i < sizeof(lens) / sizeof(lens[0]); i++)
+		assert_ok(pog_mknode(s, dir, key, lens[i], &spec, &attr));
+	tu_commit_check(s, "long keys");
+	assert_int_equal(tu_count_entries(s, dir), 4);
+	assert_rc(pog_remove(s, POG_ROOT_INO, "d", 1, POG_REMOVE_DIR),
+		  -ENOTEMPTY);
+}
+
 /* ---- readdir ------------------------------------------------------------ */
-
-#define NAMES 300
-
-struct listing {
-	size_t n, cap;
-	char **names;
-	uint64_t *inos;
-	uint64_t *cookies;
-	size_t stop_after; /* return 1 when the listing has this many (0: never) */
-};
-
-static int listing_fn(void *vctx, const char *name, size_t len,
-		      const struct pog_attr *attr, uint64_t next_cookie)
-{
-	struct listing *l = vctx;
-
-	if (l->stop_after && l->n == l->stop_after)
-		return 1;
-	if (l->n == l->cap) {
-		l->cap = l->cap ? l->cap * 2 : 64;
-		l->names = realloc(l->names, l->cap * sizeof(char *));
-		l->inos = realloc(l->inos, l->cap * sizeof(uint64_t));
-		l->cookies = realloc(l->cookies, l->cap * sizeof(uint64_t));
-	}
-	l->names[l->n] = strndup(name, len);
-	l->inos[l->n] = attr->ino;
-	l->cookies[l->n] = next_cookie;
-	l->n++;
-	return 0;
-}
-
-static void listing_free(struct listing *l)
-{
-	for (size_t i = 0; i < l->n; i++)
-		free(l->names[i]);
-	free(l->names);
-	free(l->inos);
-	free(l->cookies);
-	memset(l, 0, sizeof(*l));
-}
-
-static void list_dir(pog_store *s, uint64_t dir, uint64_t cookie,
-		     struct listing *l)
-{
-	memset(l, 0, sizeof(*l));
-	assert_ok(pog_readdir(s, dir, cookie, listing_fn, l));
-}
 
 static int cmp_str(const void *a, const void *b)
 {
@@ -656,6 +698,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_raw_keys, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_key_too_long, setup,
 						teardown),
+		cmocka_unit_test_setup_teardown(test_readdir_lists_long_keys,
+						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_readdir_order_independence,
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_readdir_cookie_resume,
