@@ -410,8 +410,12 @@ int main(int argc, char *argv[])
 			ret = -1;
 		} else {
 			fuse_loop_cfg_set_clone_fd(loop_config, (unsigned)opts.clone_fd);
-			fuse_loop_cfg_set_idle_threads(loop_config, opts.max_idle_threads);
-			fuse_loop_cfg_set_max_threads(loop_config, opts.max_threads);
+			if (opts.max_idle_threads != UINT_MAX)
+				fuse_loop_cfg_set_idle_threads(loop_config,
+							       opts.max_idle_threads);
+			if (opts.max_threads > 0 && opts.max_threads <= 100000)
+				fuse_loop_cfg_set_max_threads(loop_config,
+							      opts.max_threads);
 			ret = fuse_session_loop_mt(fs.se, loop_config);
 			fuse_loop_cfg_destroy(loop_config);
 		}

@@ -778,25 +778,29 @@ static bool add_entry(struct dir_fill *d, const char *name, size_t len,
 	return true;
 }
 
-static int dir_fill_fn(void *ctx, const char *key, size_t len,
+/*
+ * pog_readdir hands out names already escaped for the mount (core's
+ * object.c calls pog_name_escape), so they are used as they are.
+ */
+static int dir_fill_fn(void *ctx, const char *escaped, size_t len,
 		       const struct pog_attr *a, uint64_t next_cookie)
 {
 	struct dir_fill *d = ctx;
 	char name[POGFS_NAME_MAX + 1];
-	ssize_t n = pog_name_escape(key, len, name, POGFS_NAME_MAX);
 
-	if (n < 0) {
+	if (len > POGFS_NAME_MAX || memchr(escaped, '\0', len)) {
 		pogfs_log(d->fs, LOG_WARNING,
-			  "readdir %llu: key of %zu bytes has no file name, skipped",
+			  "readdir %llu: a name of %zu bytes cannot be listed, skipped",
 			  (unsigned long long)d->dir, len);
 		return 0;
 	}
-	name[n] = '\0';
-	if (!add_entry(d, name, (size_t)n, a, (off_t)(next_cookie + DIR_OFF_SHIFT)))
+	memcpy(name, escaped, len);
+	name[len] = '\0';
+	if (!add_entry(d, name, len, a, (off_t)(next_cookie + DIR_OFF_SHIFT)))
 		return 1;
 	/* Every readdirplus entry with an ino is a lookup for the kernel. */
 	if (d->plus)
-		hold(d->fs, a->ino, d->dir, name, (size_t)n);
+		hold(d->fs, a->ino, d->dir, name, len);
 	return 0;
 }
 
@@ -1117,8 +1121,14 @@ static void op_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
 
 	if (rc == 0 && !is_user_xattr(name))
 		rc = -EOPNOTSUPP;
+	if (rc == 0 && strcmp(name, XATTR_POG_TYPE) == 0) {
+		/* Every object has a type; rsync -X removes the attributes
+		 * its source lacks, which must not fail: a no-op. */
+		fuse_reply_err(req, 0);
+		return;
+	}
 	if (rc == 0 && strncmp(name, XATTR_POG_PREFIX, strlen(XATTR_POG_PREFIX)) == 0)
-		rc = -EPERM;
+		rc = -ENODATA; /* computed, never stored */
 	if (rc == 0)
 		rc = pog_removexattr(fs->store, ino, name);
 	if (rc == 0)

@@ -3,7 +3,9 @@ import ctypes
 import errno
 import os
 import stat
+import shutil
 import subprocess
+import tempfile
 import time
 
 import pytest
@@ -233,20 +235,31 @@ def libc_utimensat_omit_atime(path, mtime_ns):
     assert rc == 0, os.strerror(ctypes.get_errno())
 
 
-def test_create_owner_is_caller(mnt):
-    os.chmod(mnt, 0o777)
-    script = "open('%s/by_nobody', 'w').write('n'); import os; os.mkdir('%s/dir_nobody')" % (mnt, mnt)
-    subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
-                    "/usr/bin/python3", "-c", script], check=True)
-    for name in ("by_nobody", "dir_nobody"):
-        st = (mnt / name).stat()
-        assert (st.st_uid, st.st_gid) == (65534, 65534)
-    # permission checks are the kernel's (default_permissions)
-    (mnt / "private").write_text("secret")
-    os.chmod(mnt / "private", 0o600)
-    r = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
-                        "cat", str(mnt / "private")], capture_output=True)
-    assert r.returncode != 0
+def test_create_owner_is_caller(pool):
+    """New objects belong to the calling process, not to the daemon."""
+    from conftest import Mount
+    top = tempfile.mkdtemp(prefix="pogfs-owner.")
+    os.chmod(top, 0o755)  # other users must reach the mount point
+    m = Mount(pool, os.path.join(top, "mnt")).start("-o", "allow_other")
+    try:
+        mnt = m.path
+        os.chmod(mnt, 0o777)
+        script = ("open('%s/by_nobody', 'w').write('n'); import os; "
+                  "os.mkdir('%s/dir_nobody')" % (mnt, mnt))
+        nobody = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
+        subprocess.run(nobody + ["/usr/bin/python3", "-c", script], check=True)
+        for name in ("by_nobody", "dir_nobody"):
+            st = (mnt / name).stat()
+            assert (st.st_uid, st.st_gid) == (65534, 65534)
+        # permission checks are the kernel's (default_permissions)
+        (mnt / "private").write_text("secret")
+        os.chmod(mnt / "private", 0o600)
+        r = subprocess.run(nobody + ["cat", str(mnt / "private")], capture_output=True)
+        assert r.returncode != 0
+        assert b"Permission denied" in r.stderr
+    finally:
+        m.stop()
+        shutil.rmtree(top, ignore_errors=True)
 
 
 def test_xattrs(mnt):

@@ -174,8 +174,8 @@ def test_bad_ctl_commands(mount):
         mount.ctl("export sub/tree\n")
     assert "not implemented" in mount.status()["last_error"]
     # shell style: one write of "abort\n" works
-    subprocess.run(["sh", "-c", f"echo abort > '{mount.path}/.pog/ctl'"], check=True)
-    r = subprocess.run(["sh", "-c", f"echo bogus > '{mount.path}/.pog/ctl'"],
+    subprocess.run(["bash", "-c", f"echo abort > '{mount.path}/.pog/ctl'"], check=True)
+    r = subprocess.run(["bash", "-c", f"echo bogus > '{mount.path}/.pog/ctl'"],
                        capture_output=True, text=True)
     assert r.returncode != 0
     assert "Invalid argument" in r.stderr
