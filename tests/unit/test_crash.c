@@ -28,7 +28,7 @@
 
 #define NDIRS 4
 #define NFILES 12
-#define KILLS 40
+#define KILLS 150
 #define POOL_SIZE ((uint64_t)512 << 20)
 
 struct record {
@@ -341,6 +341,22 @@ child_main(const char *pool, int fd, uint64_t seed)
 		int ops = 1 + (int)(tu_rand64(&rnd) % 6);
 		uint64_t digest, id = 0;
 
+		if (tu_rand64(&rnd) % 20 == 0) {
+			/* a GC now and then: it commits what it frees */
+			struct pog_gc_result gc;
+
+			digest = model_digest(&m);
+			send_record('g', 0, digest, NULL);
+			rc = pog_gc(s, &gc);
+			if (rc)
+				child_fail("gc", rc);
+			rc = pog_status(s, &st);
+			if (rc)
+				child_fail("status", rc);
+			send_record('G', st.commit_id, digest, NULL);
+			continue;
+		}
+
 		for (int i = 0; i < ops; i++)
 			child_op(s, &m, &rnd);
 		digest = model_digest(&m);
@@ -368,7 +384,8 @@ static void sleep_ms(unsigned ms)
 
 /* Open, fsck, compare with the allowed states; returns the tree's state. */
 static struct known verify_pool(const char *pool, struct known last,
-				int pending, uint64_t pending_digest, int iter)
+				int pending, uint64_t pending_digest,
+				int gc_pending, int iter)
 {
 	pog_store *s = NULL;
 	struct pog_status st;
@@ -393,6 +410,10 @@ static struct known verify_pool(const char *pool, struct known last,
 			fail_msg("kill %d: commit %llu reported, store is at commit %llu but its tree differs from what was committed",
 				 iter, (unsigned long long)last.id,
 				 (unsigned long long)now.id);
+	} else if (gc_pending && now.id > last.id && now.id <= last.id + 2) {
+		if (now.digest != last.digest)
+			fail_msg("kill %d: killed during GC; store at commit %llu has a different tree",
+				 iter, (unsigned long long)now.id);
 	} else if (pending && now.id == last.id + 1) {
 		if (now.digest != pending_digest)
 			fail_msg("kill %d: store is at commit %llu (in flight when killed) but the tree is not what was committed",
@@ -421,7 +442,7 @@ static void test_crash_loop(void **state)
 	struct tu_ctx ctx;
 	struct known last;
 	uint64_t rnd = (uint64_t)time(NULL) ^ ((uint64_t)getpid() << 20);
-	uint64_t total_commits = 0, inflight_hits = 0;
+	uint64_t total_commits = 0, inflight_hits = 0, gcs = 0;
 	double t0 = tu_now();
 
 	(void)state;
@@ -453,7 +474,7 @@ static void test_crash_loop(void **state)
 	}
 
 	for (int iter = 0; iter < KILLS; iter++) {
-		int fds[2], status, pending = 0;
+		int fds[2], status, pending = 0, gc_pending = 0;
 		uint64_t pending_digest = 0, commits = 0;
 		struct record r;
 		struct known reported = last;
@@ -495,6 +516,18 @@ static void test_crash_loop(void **state)
 				pending = 1;
 				pending_digest = r.digest;
 				break;
+			case 'g':
+				gc_pending = 1;
+				break;
+			case 'G':
+				if (r.id < reported.id || r.digest != reported.digest)
+					fail_msg("kill %d: gc went from commit %llu to %llu",
+						 iter, (unsigned long long)reported.id,
+						 (unsigned long long)r.id);
+				reported.id = r.id;
+				gc_pending = 0;
+				gcs++;
+				break;
 			case 'C':
 				if (r.id != reported.id + 1)
 					fail_msg("kill %d: commit id %llu after %llu",
@@ -522,7 +555,7 @@ static void test_crash_loop(void **state)
 		{
 			struct known now = verify_pool(ctx.pool, reported,
 						       pending, pending_digest,
-						       iter);
+						       gc_pending, iter);
 			if (pending && now.digest == pending_digest &&
 			    now.id != reported.id)
 				inflight_hits++;
@@ -530,8 +563,9 @@ static void test_crash_loop(void **state)
 		}
 		total_commits += commits;
 	}
-	print_message("    %d kills, %llu commits reported, %llu found committed in flight, %.1f s\n",
+	print_message("    %d kills, %llu commits and %llu GCs reported, %llu commits found done in flight, %.1f s\n",
 		      KILLS, (unsigned long long)total_commits,
+		      (unsigned long long)gcs,
 		      (unsigned long long)inflight_hits, tu_now() - t0);
 	assert_true(total_commits > 0);
 	tu_teardown(&ctx);
