@@ -162,6 +162,50 @@ static int map_find(pog_store *s, const struct pog_inode *dir, const char *name,
 	return -ENOENT;
 }
 
+/*
+ * The name an entry shows: its escaped key, or for a key whose escaped
+ * form does not fit a file name, "%~" and the entry's 16-hex-digit tree
+ * key (found again by map_find_long).
+ */
+static ssize_t entry_name(uint32_t dtype, uint64_t key, const void *val,
+			  uint16_t vlen, char *name, size_t size)
+{
+	if (dtype != POG_MAP)
+		return snprintf(name, size, "%" PRIu64, key);
+	ssize_t n = pog_name_escape((const char *)val + 8, vlen - 8u, name, size);
+	if (n == -ENAMETOOLONG)
+		n = snprintf(name, size, "%%~%016" PRIx64, key);
+	return n;
+}
+
+/* A "%~<key>" name of an entry whose key is too long to show. */
+static int map_find_long(pog_store *s, const struct pog_inode *dir,
+			 const char *name, size_t len, uint64_t *key,
+			 uint64_t *child)
+{
+	if (len != 18 || name[0] != '%' || name[1] != '~')
+		return -ENOENT;
+	uint64_t k = 0;
+	for (size_t i = 2; i < len; i++) {
+		char c = name[i];
+		int v = c >= '0' && c <= '9' ? c - '0'
+			: c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+		if (v < 0)
+			return -ENOENT;
+		k = k << 4 | (uint64_t)v;
+	}
+	const void *val;
+	uint16_t vlen;
+	char shown[256];
+	if (pog_bt_get(s, dir->content, k, &val, &vlen) || vlen < 8 ||
+	    pog_name_escape((const char *)val + 8, vlen - 8u, shown,
+			    sizeof(shown)) != -ENAMETOOLONG)
+		return -ENOENT;
+	*key = k;
+	memcpy(child, val, sizeof(*child));
+	return 0;
+}
+
 /* Parse a list index name: canonical decimal only. */
 static int list_index(const char *name, size_t len, uint64_t *idx)
 {
@@ -181,8 +225,12 @@ static int list_index(const char *name, size_t len, uint64_t *idx)
 static int dir_find(pog_store *s, const struct pog_inode *dir, const char *name,
 		    size_t len, uint64_t *key, uint64_t *child)
 {
-	if (dir->type == POG_MAP)
-		return map_find(s, dir, name, len, key, child, NULL);
+	if (dir->type == POG_MAP) {
+		int err = map_find(s, dir, name, len, key, child, NULL);
+		if (err == -ENOENT)
+			err = map_find_long(s, dir, name, len, key, child);
+		return err;
+	}
 	if (dir->type != POG_LIST)
 		return -ENOTDIR;
 	uint64_t idx;
@@ -675,12 +723,8 @@ int pog_readdir(pog_store *s, uint64_t dir, uint64_t cookie, pog_dirent_fn fn,
 		pog_bt_cur(&it, &key, &val, &vlen);
 		memcpy(&child, val, sizeof(child));
 		char name[256];
-		ssize_t nlen;
-		if (dtype == POG_MAP)
-			nlen = pog_name_escape((const char *)val + 8, vlen - 8u,
-					       name, sizeof(name));
-		else
-			nlen = snprintf(name, sizeof(name), "%" PRIu64, key);
+		ssize_t nlen = entry_name((uint32_t)dtype, key, val, vlen, name,
+					  sizeof(name));
 		const struct pog_inode *c;
 		struct pog_attr a;
 		if (nlen >= 0 && pog_inode_get(s, st, child, &c) == 0) {
@@ -736,10 +780,7 @@ ssize_t pog_path_locked(pog_store *s, const struct pog_state *st, uint64_t ino,
 		if (child != ino)
 			return -ENOENT;
 		char name[256];
-		ssize_t n = p->type == POG_MAP
-			? pog_name_escape((const char *)val + 8, vlen - 8u, name,
-					  sizeof(name))
-			: snprintf(name, sizeof(name), "%" PRIu64, key);
+		ssize_t n = entry_name(p->type, key, val, vlen, name, sizeof(name));
 		if (n < 0 || (size_t)n + 1 > end)
 			return -ENAMETOOLONG;
 		if (end != sizeof(tmp))

@@ -107,7 +107,8 @@ struct pog_attr {
  */
 int pog_create(const char *path, uint64_t size, pog_store **out);
 
-#define POG_OPEN_READONLY 1u /* no commits; shared lock */
+#define POG_OPEN_READONLY 1u /* no changes; still held exclusively:
+				     libpmemobj locks the pool file */
 #define POG_OPEN_NOLOCK 2u   /* for tests only */
 /*
  * Open an existing store, taking an exclusive lock on the file
@@ -355,6 +356,9 @@ int pog_fsck(pog_store *s, unsigned flags, pog_fsck_fn fn, void *ctx,
  * a user creates lists back unchanged, and every key round-trips.
  * Both return the output length, or -ENAMETOOLONG when out_size is too
  * small (escape: the name must also fit 255 bytes).
+ * A key whose name would not fit 255 bytes is listed by readdir (and
+ * pog_path) as "%~" followed by 16 lowercase hex digits naming its entry
+ * in that map; pog_lookup finds it again by that name.
  */
 ssize_t pog_name_escape(const char *key, size_t len, char *out,
 			size_t out_size);

@@ -315,11 +315,14 @@ static void store_free(pog_store *s)
  * libpmemobj's own flock nor other descriptors' closes disturb. */
 static int lock_pool(pog_store *s, const char *path, bool readonly)
 {
-	s->lock_fd = open(path, (readonly ? O_RDONLY : O_RDWR) | O_CLOEXEC);
+	/* Read-only opens lock exclusively too: libpmemobj maps the pool
+	 * read-write and flocks it whatever we ask. */
+	(void)readonly;
+	s->lock_fd = open(path, O_RDWR | O_CLOEXEC);
 	if (s->lock_fd < 0)
 		return -errno;
 	struct flock fl = {
-		.l_type = readonly ? F_RDLCK : F_WRLCK,
+		.l_type = F_WRLCK,
 		.l_whence = SEEK_SET,
 	};
 	if (fcntl(s->lock_fd, F_OFD_SETLK, &fl) < 0)
@@ -400,8 +403,11 @@ static int open_pool(pog_store *s, const char *path)
 	if (err)
 		return err;
 	s->pop = pmemobj_open(path, POG_LAYOUT);
-	if (!s->pop)
+	if (!s->pop) {
+		if (errno == EWOULDBLOCK)
+			return POG_ELOCKED; /* libpmemobj's own flock */
 		return errno == EINVAL ? POG_ENOTPOOL : -errno;
+	}
 	if (pmemobj_root_size(s->pop) < sizeof(struct pog_super))
 		return POG_ENOTPOOL;
 	s->super = pmemobj_direct(pmemobj_root(s->pop, sizeof(struct pog_super)));
