@@ -170,25 +170,35 @@ static void test_locked(void **state)
 	tu_assert_fsck_clean(ctx->s);
 }
 
-/* Read-only opens take a shared lock: several at once, but no writer. */
-static void test_readonly_shared(void **state)
+/*
+ * A read-only open reads, refuses changes and still holds the pool
+ * exclusively (libpmemobj locks the file; see POG_OPEN_READONLY).
+ */
+static void test_readonly(void **state)
 {
 	struct tu_ctx *ctx = *state;
+	struct pog_new spec = { .type = POG_STRING, .mode = 0644 };
+	struct pog_attr attr;
+	pog_store *ro = NULL;
+	uint64_t g;
 
-	tu_mkfile(ctx->s, POG_ROOT_INO, "g", "y", 1);
+	g = tu_mkfile(ctx->s, POG_ROOT_INO, "g", "y", 1);
 	tu_commit_check(ctx->s, "g");
 	assert_rc(pog_close(ctx->s, 0), 0);
 	ctx->s = NULL;
-	{
-		pog_store *ro = NULL;
-		assert_ok(pog_open(ctx->pool, POG_OPEN_READONLY, &ro));
-		assert_rc(open_in_child(ctx->pool, 0), POG_ELOCKED);
-		assert_rc(open_in_child(ctx->pool, POG_OPEN_READONLY), 0);
-		tu_assert_content(ro, tu_lookup(ro, POG_ROOT_INO, "g"), "y", 1);
-		assert_true(pog_commit(ro, "no", NULL) < 0);
-		pog_close(ro, POG_CLOSE_NOGC);
-	}
+	assert_ok(pog_open(ctx->pool, POG_OPEN_READONLY, &ro));
+	ctx->s = ro; /* closed by teardown should an assert fail */
+	assert_rc(open_in_child(ctx->pool, 0), POG_ELOCKED);
+	assert_rc(open_in_child(ctx->pool, POG_OPEN_READONLY), POG_ELOCKED);
+	tu_assert_content(ro, tu_lookup(ro, POG_ROOT_INO, "g"), "y", 1);
+	assert_true(pog_write(ro, g, 0, "z", 1) < 0);
+	assert_true(pog_mknode(ro, POG_ROOT_INO, "h", 1, &spec, &attr) < 0);
+	assert_true(pog_commit(ro, "no", NULL) < 0);
+	tu_assert_content(ro, g, "y", 1);
+	pog_close(ro, POG_CLOSE_NOGC);
+	ctx->s = NULL;
 	assert_ok(pog_open(ctx->pool, 0, &ctx->s));
+	tu_assert_content(ctx->s, g, "y", 1);
 	tu_assert_fsck_clean(ctx->s);
 }
 
@@ -565,7 +575,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_create_existing,
 						setup_nopool, teardown),
 		cmocka_unit_test_setup_teardown(test_locked, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_readonly_shared, setup,
+		cmocka_unit_test_setup_teardown(test_readonly, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_pool_full, setup_nopool,
 						teardown),

@@ -260,6 +260,30 @@ static void test_readdir_lists_long_keys(void **state)
 	assert_int_equal(tu_count_entries(s, dir), 4);
 	assert_rc(pog_remove(s, POG_ROOT_INO, "d", 1, POG_REMOVE_DIR),
 		  -ENOTEMPTY);
+	/* a listed name finds its entry again, and names are distinct */
+	{
+		struct listing l;
+
+		list_dir(s, dir, 0, &l);
+		assert_int_equal(l.n, 4);
+		for (size_t i = 0; i < l.n; i++) {
+			size_t nlen = strlen(l.names[i]);
+
+			assert_true(nlen <= 255);
+			assert_ok(pog_lookup(s, dir, l.names[i], nlen, &attr));
+			assert_int_equal(attr.ino, l.inos[i]);
+			for (size_t j = 0; j < i; j++)
+				assert_string_not_equal(l.names[i],
+							l.names[j]);
+			/* and removes it */
+			assert_ok(pog_remove(s, dir, l.names[i], nlen, 0));
+		}
+		listing_free(&l);
+	}
+	assert_int_equal(tu_count_entries(s, dir), 0);
+	tu_commit_check(s, "long keys removed");
+	assert_ok(pog_remove(s, POG_ROOT_INO, "d", 1, POG_REMOVE_DIR));
+	tu_commit_check(s, "dir removed");
 }
 
 /* ---- readdir ------------------------------------------------------------ */
