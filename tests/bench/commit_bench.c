@@ -26,8 +26,8 @@
  *       pog_commit is timed) against FILES rows inserted in one SQLite
  *       transaction; the median over ROUNDS rounds.
  * SQLite runs with journal_mode=WAL, synchronous=FULL. For SQLite both
- * the COMMIT statement alone and the whole transaction are shown; the
- * ratio that counts (goal: <= 2.0) is pogfs / SQLite COMMIT.
+ * the COMMIT statement alone and the whole transaction are shown, and
+ * the ratio of pog_commit to each (goal: <= 2.0).
  */
 
 #define SMALL 100 /* bytes per small file / row */
@@ -287,11 +287,12 @@ static void usage(FILE *out)
 
 static void row(const char *what, double pog, double sql, double sql_txn)
 {
-	double ratio = pog / sql;
+	double ratio = pog / sql, ratio_txn = pog / sql_txn;
 
-	printf("%-28s %10.3f ms %10.3f ms %10.3f ms %8.2f %8.2f   %s\n", what,
-	       pog * 1e3, sql * 1e3, sql_txn * 1e3, ratio, pog / sql_txn,
-	       ratio <= 2.0 ? "ok" : "OVER GOAL");
+	printf("%-28s %10.3f ms %10.3f ms %10.3f ms %6.2f %-4s %6.2f %-4s\n",
+	       what, pog * 1e3, sql * 1e3, sql_txn * 1e3, ratio,
+	       ratio <= 2.0 ? "ok" : "OVER", ratio_txn,
+	       ratio_txn <= 2.0 ? "ok" : "OVER");
 }
 
 int main(int argc, char **argv)
@@ -335,15 +336,17 @@ int main(int argc, char **argv)
 	bench_pogfs(dir, &pog);
 	bench_sqlite(dir, &sql);
 
-	printf("\n%-28s %13s %13s %13s %8s %8s\n", "", "pogfs commit",
-	       "SQLite COMMIT", "SQLite txn", "ratio", "vs txn");
+	printf("\n%-28s %13s %13s %13s %11s %11s\n", "", "pogfs commit",
+	       "SQLite COMMIT", "SQLite txn", "vs COMMIT", "vs txn");
 	snprintf(label, sizeof(label), "1 small change (med. of %d)",
 		 opt_commits);
 	row(label, pog.one, sql.one, sql.one_txn);
 	snprintf(label, sizeof(label), "%d new files (med. of %d)", opt_files,
 		 opt_rounds);
 	row(label, pog.many, sql.many, sql.many_txn);
-	printf("\nratio = pogfs / SQLite COMMIT (goal <= 2.0); \"vs txn\" = pogfs / whole SQLite transaction.\n"
+	printf("\nvs COMMIT = pogfs commit / SQLite COMMIT statement alone (like for like: both\n"
+	       "exclude staging); vs txn = pogfs commit / whole SQLite transaction (BEGIN,\n"
+	       "inserts, COMMIT). Goal: <= 2.0.\n"
 	       "pogfs staging of %d files (not in the ratio): %.1f ms\n",
 	       opt_files, pog.many_stage * 1e3);
 
