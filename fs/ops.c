@@ -105,6 +105,20 @@ static void unhold(struct pogfs *fs, uint64_t ino, uint64_t n)
 		pog_unpin(fs->store, ino, dropped);
 }
 
+/*
+ * Names in a list shift when an entry is removed or inserted, and this
+ * daemon cannot tell the kernel from inside the operation that shifts
+ * them (it holds the directory's lock): the kernel must not cache them.
+ */
+static bool names_shift(struct pogfs *fs, uint64_t dir)
+{
+	struct pog_attr pa;
+
+	if (ino_is_virtual(dir))
+		return false;
+	return pog_getattr(fs->store, dir, &pa) == 0 && pa.type == POG_LIST;
+}
+
 void pogfs_reply_entry(fuse_req_t req, uint64_t parent, const char *name,
 		       size_t len, const struct pog_attr *a)
 {
@@ -112,6 +126,8 @@ void pogfs_reply_entry(fuse_req_t req, uint64_t parent, const char *name,
 	struct fuse_entry_param e;
 
 	fill_entry(fs, a, &e);
+	if (names_shift(fs, parent))
+		e.entry_timeout = 0;
 	hold(fs, a->ino, parent, name, len);
 	if (fuse_reply_entry(req, &e) != 0)
 		unhold(fs, a->ino, 1);
@@ -387,6 +403,8 @@ static void make_node(fuse_req_t req, uint64_t parent, const char *name,
 
 	struct fuse_entry_param e;
 	fill_entry(fs, &a, &e);
+	if (names_shift(fs, parent))
+		e.entry_timeout = 0;
 	fi->keep_cache = 1;
 	fi->fh = 0;
 	hold(fs, a.ino, parent, name, strlen(name));
@@ -755,6 +773,7 @@ struct dir_fill {
 	size_t size;
 	size_t used;
 	bool plus;
+	bool is_list; /* entries are not cached (see names_shift) */
 };
 
 static bool add_entry(struct dir_fill *d, const char *name, size_t len,
@@ -765,6 +784,8 @@ static bool add_entry(struct dir_fill *d, const char *name, size_t len,
 	(void)len;
 
 	fill_entry(d->fs, a, &e);
+	if (d->is_list)
+		e.entry_timeout = 0;
 	if (d->plus) {
 		need = fuse_add_direntry_plus(d->req, d->buf + d->used,
 					      d->size - d->used, name, &e, next);
@@ -869,6 +890,7 @@ static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 			goto reply;
 		d.used += need;
 	}
+	d.is_list = plus && names_shift(fs, ino);
 	rc = pog_readdir(fs->store, ino,
 			 off >= DIR_OFF_SHIFT ? (uint64_t)off - DIR_OFF_SHIFT : 0,
 			 dir_fill_fn, &d);
