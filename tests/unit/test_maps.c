@@ -570,6 +570,102 @@ static void test_rename(void **state)
 	tu_commit_check(s, "renamed");
 }
 
+/* ---- lists ------------------------------------------------------------- */
+
+static void assert_list(pog_store *s, uint64_t list, const uint64_t *inos,
+			size_t n)
+{
+	struct listing l;
+
+	list_dir(s, list, 0, &l);
+	if (l.n != n)
+		fail_msg("list has %zu entries, expected %zu", l.n, n);
+	for (size_t i = 0; i < n; i++) {
+		char nm[24];
+
+		snprintf(nm, sizeof(nm), "%zu", i);
+		assert_string_equal(l.names[i], nm);
+		assert_int_equal(l.inos[i] & POG_INO_MASK, inos[i]);
+		assert_int_equal(tu_lookup(s, list, nm) & POG_INO_MASK,
+				 inos[i]);
+	}
+	listing_free(&l);
+}
+
+/* Lists: entries 0..n-1; creating "n" appends; removing shifts down. */
+static void test_lists(void **state)
+{
+	struct tu_ctx *ctx = *state;
+	pog_store *s = ctx->s;
+	struct pog_new spec = { .type = POG_STRING, .mode = 0644 };
+	struct pog_new ref = { .type = POG_REF, .mode = 0777 };
+	struct pog_attr attr;
+	uint64_t list = tu_mk(s, POG_ROOT_INO, "list", POG_LIST);
+	uint64_t e[4];
+	char buf[64];
+	ssize_t n;
+
+	assert_ok(pog_getattr(s, list, &attr));
+	assert_int_equal(attr.type, POG_LIST);
+	assert_true(S_ISDIR(attr.mode));
+	e[0] = tu_mkfile(s, list, "0", "a", 1);
+	e[1] = tu_mkfile(s, list, "1", "b", 1);
+	e[2] = tu_mk(s, list, "2", POG_MAP);
+	e[3] = tu_mkfile(s, list, "3", "d", 1);
+	tu_mkfile(s, e[2], "inner", "i", 1);
+	/* only the next index may be created */
+	assert_rc(pog_mknode(s, list, "5", 1, &spec, &attr), -EINVAL);
+	assert_rc(pog_mknode(s, list, "x", 1, &spec, &attr), -EINVAL);
+	assert_rc(pog_mknode(s, list, "1", 1, &spec, &attr), -EEXIST);
+	assert_rc(pog_lookup(s, list, "4", 1, &attr), -ENOENT);
+	assert_list(s, list, e, 4);
+	/* a ref follows its target as it shifts */
+	ref.ref_target = e[3];
+	assert_ok(pog_mknode(s, POG_ROOT_INO, "r", 1, &ref, &attr));
+	n = pog_readlink(s, attr.ino, buf, sizeof(buf));
+	assert_rc(n, 6);
+	assert_memory_equal(buf, "list/3", 6);
+	tu_commit_check(s, "list");
+
+	/* remove "1": "2" and "3" move down */
+	assert_ok(pog_remove(s, list, "1", 1, 0));
+	{
+		const uint64_t after[] = { e[0], e[2], e[3] };
+		assert_list(s, list, after, 3);
+	}
+	tu_assert_content(s, tu_lookup(s, list, "2"), "d", 1);
+	assert_rc(pog_path(s, e[3], buf, sizeof(buf)), 6);
+	assert_memory_equal(buf, "list/2", 6);
+	n = pog_readlink(s, attr.ino, buf, sizeof(buf));
+	assert_rc(n, 6);
+	assert_memory_equal(buf, "list/2", 6);
+	assert_int_equal(tu_lookup(s, e[2], "inner") != 0, 1);
+	/* the committed view still has four */
+	assert_list(s, list | POG_COMMITTED_BIT, e, 4);
+	/* append after a removal: the new entry is "3" */
+	{
+		uint64_t e4 = tu_mkfile(s, list, "3", "new", 3);
+		const uint64_t after[] = { e[0], e[2], e[3], e4 };
+		assert_list(s, list, after, 4);
+		tu_commit_check(s, "removed one, appended one");
+		tu_reopen(ctx);
+		s = ctx->s;
+		assert_list(s, list, after, 4);
+	}
+	/* rmdir of a non-empty map inside a list, then empty it */
+	assert_rc(pog_remove(s, list, "1", 1, POG_REMOVE_DIR), -ENOTEMPTY);
+	assert_ok(pog_remove(s, e[2], "inner", 5, 0));
+	assert_ok(pog_remove(s, list, "1", 1, POG_REMOVE_DIR));
+	assert_ok(pog_remove(s, list, "0", 1, 0));
+	assert_int_equal(tu_count_entries(s, list), 2);
+	tu_assert_content(s, tu_lookup(s, list, "0"), "d", 1);
+	tu_assert_content(s, tu_lookup(s, list, "1"), "new", 3);
+	tu_commit_check(s, "shrunk");
+	tu_reopen(ctx);
+	tu_assert_content(ctx->s, tu_lookup(ctx->s, list, "0"), "d", 1);
+	tu_assert_fsck_clean(ctx->s);
+}
+
 /* ---- name escaping ------------------------------------------------------ */
 
 static size_t esc(const char *key, size_t len, char *out, size_t size)
@@ -731,6 +827,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(
 			test_readdir_resume_after_changes, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_rename, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_lists, setup, teardown),
 	};
 
 	return cmocka_run_group_tests_name("maps", tests, NULL, NULL);
