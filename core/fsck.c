@@ -213,6 +213,15 @@ static void check_object(struct fsck *f, uint64_t ino, const struct pog_inode *i
 			pog_bt_walk(f->s, in->content, check_node, c);
 		pog_object_blocks(f->s, in, check_page, c);
 		check_pages(f, ino, in);
+	} else if (pog_type_is_scalar(in->type)) {
+		uint64_t bits;
+		if (pog_crc32(in->inline_data, in->size) != in->direct_crc)
+			report(f, POG_FSCK_ERROR, "bad-inline-crc", ino,
+			       "scalar text fails its checksum");
+		else if (in->size && pog_scalar_parse(in->type,
+				(const char *)in->inline_data, in->size, &bits))
+			report(f, POG_FSCK_ERROR, "bad-scalar", ino,
+			       "%s text does not parse", pog_type_name(in->type));
 	} else if (in->type == POG_REF) {
 		const struct pog_inode *t;
 		if (pog_inode_get(f->s, &f->s->committed, in->content, &t))

@@ -1216,6 +1216,37 @@ static void note_moved(pog_store *s, uint64_t ino)
 	pog_note_change(s, ino, POG_CHG_ADDED);
 }
 
+/* Insert child at index idx of a list, shifting the later entries up. */
+static int list_insert(pog_store *s, struct pog_inode *dir, uint64_t idx,
+		       uint64_t child)
+{
+	for (uint64_t i = dir->entries; i > idx; i--) {
+		const void *val;
+		uint64_t moved;
+		int err = pog_bt_get(s, dir->content, i - 1, &val, NULL);
+		if (err)
+			return err == -ENOENT ? POG_ECORRUPT : err;
+		memcpy(&moved, val, sizeof(moved));
+		err = pog_bt_put(s, POG_TREE_LIST, &dir->content, i, &moved,
+				 sizeof(moved));
+		if (err)
+			return err;
+		struct pog_inode c;
+		if (!inode_load(s, &s->staged, moved, &c) &&
+		    c.parent_key == i - 1) {
+			c.parent_key = i;
+			err = inode_store(s, moved, &c);
+			if (err)
+				return err;
+		}
+	}
+	int err = pog_bt_put(s, POG_TREE_LIST, &dir->content, idx, &child,
+			     sizeof(child));
+	if (!err)
+		dir->entries++;
+	return err;
+}
+
 struct rename_ctx {
 	struct pog_inode od, nd, src, dst;
 	uint64_t okey, nkey, sino, dino;
@@ -1302,6 +1333,92 @@ static int rename_move(pog_store *s, uint64_t olddir, uint64_t newdir,
 	return err;
 }
 
+/*
+ * A rename that involves a list: the entry leaves its place (later list
+ * entries shift down) and is inserted at the new name; in a list, name i
+ * (at most the length) inserts before the entry now at i, so a rename
+ * within one list reorders it. Into a map, an existing name is replaced.
+ */
+static int rename_list(pog_store *s, uint64_t olddir, const char *oldname,
+		       size_t oldlen, uint64_t newdir, const char *newname,
+		       size_t newlen, unsigned flags, struct rename_ctx *r)
+{
+	int err = dir_find(s, &r->od, oldname, oldlen, &r->okey, &r->sino);
+	if (!err)
+		err = inode_load(s, &s->staged, r->sino, &r->src);
+	if (err)
+		return err;
+	bool same = olddir == newdir, sdir = is_dir_type(r->src.type);
+	uint64_t idx = 0;
+	if (r->nd.type == POG_LIST) {
+		if (list_index(newname, newlen, &idx))
+			return -EINVAL;
+		uint64_t limit = r->nd.entries - (same ? 1 : 0);
+		if (idx > limit)
+			return -EINVAL;
+		if ((flags & POG_RENAME_NOREPLACE) && idx < limit)
+			return -EEXIST;
+	} else {
+		int f = map_find(s, &r->nd, newname, newlen, &r->nkey, &r->dino,
+				 &r->nkey);
+		if (f && f != -ENOENT)
+			return f;
+		r->have_dst = f == 0;
+		if (r->have_dst && (flags & POG_RENAME_NOREPLACE))
+			return -EEXIST;
+		if (r->have_dst) {
+			err = inode_load(s, &s->staged, r->dino, &r->dst);
+			if (err)
+				return err;
+			if (sdir != is_dir_type(r->dst.type))
+				return sdir ? -ENOTDIR : -EISDIR;
+			if (is_dir_type(r->dst.type) && r->dst.entries)
+				return -ENOTEMPTY;
+			if (r->dino == r->sino)
+				return 0;
+		}
+	}
+	if (sdir && is_ancestor(s, r->sino, newdir))
+		return -EINVAL;
+	note_moved(s, r->sino);
+	err = entry_remove(s, &r->od, r->okey);
+	if (err)
+		return err;
+	if (same)
+		r->nd = r->od;
+	if (r->nd.type == POG_LIST) {
+		err = list_insert(s, &r->nd, idx, r->sino);
+		r->nkey = idx;
+	} else if (r->have_dst) {
+		pog_note_removed(s, r->dino);
+		err = entry_set_child(s, &r->nd, r->nkey, r->sino);
+		if (!err && is_dir_type(r->dst.type))
+			r->nd.nlink--;
+		if (!err)
+			err = child_unlinked(s, r->dino, newdir, r->nkey);
+	} else {
+		err = entry_insert(s, &r->nd, r->nkey, r->sino, newname, newlen);
+	}
+	if (err)
+		return err;
+	if (!same && sdir) {
+		r->od.nlink--;
+		r->nd.nlink++;
+	}
+	stamp(&r->nd, true);
+	if (!same) {
+		stamp(&r->od, true);
+		err = inode_store(s, olddir, &r->od);
+	}
+	if (!err)
+		err = inode_store(s, newdir, &r->nd);
+	if (!err)
+		err = set_parent(s, r->sino, newdir, r->nkey);
+	pog_note_change(s, olddir, POG_CHG_MODIFIED);
+	pog_note_change(s, newdir, POG_CHG_MODIFIED);
+	return err;
+}
+
 int pog_rename(pog_store *s, uint64_t olddir, const char *oldname,
 	       size_t oldlen, uint64_t newdir, const char *newname,
 	       size_t newlen, unsigned flags)
@@ -1326,8 +1443,14 @@ int pog_rename(pog_store *s, uint64_t olddir, const char *oldname,
 	err = inode_load(s, &s->staged, olddir, &r->od);
 	if (!err)
 		err = inode_load(s, &s->staged, newdir, &r->nd);
-	if (!err && (r->od.type == POG_LIST || r->nd.type == POG_LIST))
-		err = -EINVAL; /* list reordering: not supported yet */
+	if (!err && (r->od.type == POG_LIST || r->nd.type == POG_LIST) &&
+	    !(flags & POG_RENAME_EXCHANGE)) {
+		err = rename_list(s, olddir, oldname, oldlen, newdir, newname,
+				  newlen, flags, r);
+		free(r);
+		pog_unlock(s);
+		return err;
+	}
 	if (!err)
 		err = dir_find(s, &r->od, oldname, oldlen, &r->okey, &r->sino);
 	if (!err)
@@ -1371,8 +1494,50 @@ static int writable_file(const struct pog_inode *in)
 {
 	if (is_dir_type(in->type))
 		return -EISDIR;
-	if (in->type != POG_STRING)
+	if (in->type != POG_STRING && !pog_type_is_scalar(in->type))
 		return -EINVAL;
+	return 0;
+}
+
+/* Set a scalar's text (which parses to bits) in its record. */
+static void scalar_set(struct pog_inode *in, uint64_t bits, const char *text,
+		       size_t len)
+{
+	in->content = bits;
+	in->flags = POG_INODE_INLINE;
+	memcpy(in->inline_data, text, len);
+	in->size = len;
+	inline_seal(in);
+}
+
+/*
+ * Change a typed scalar's text: the result must parse as its type, else
+ * -EINVAL and nothing changes. Size 0 (O_TRUNC) is allowed and keeps the
+ * value until the next write.
+ */
+static int scalar_edit(pog_store *s, struct pog_inode *in, uint64_t off,
+		       const void *buf, size_t len, uint64_t new_size)
+{
+	char text[POG_INLINE_MAX];
+	int err = inline_check(s, in);
+	if (err)
+		return err;
+	if (new_size > POG_INLINE_MAX || off + len > POG_INLINE_MAX)
+		return -EINVAL;
+	memcpy(text, in->inline_data, in->size);
+	if (new_size > in->size)
+		memset(text + in->size, 0, new_size - in->size);
+	if (buf)
+		memcpy(text + off, buf, len);
+	if (new_size == 0) {
+		scalar_set(in, in->content, text, 0);
+		return 0;
+	}
+	uint64_t bits;
+	err = pog_scalar_parse(in->type, text, new_size, &bits);
+	if (err)
+		return err;
+	scalar_set(in, bits, text, new_size);
 	return 0;
 }
 
@@ -1390,7 +1555,10 @@ ssize_t pog_write(pog_store *s, uint64_t ino, uint64_t off, const void *buf,
 	err = inode_load(s, &s->staged, ino, &in);
 	if (!err)
 		err = writable_file(&in);
-	if (!err && len) {
+	if (!err && len && pog_type_is_scalar(in.type)) {
+		uint64_t end = off + len > in.size ? off + len : in.size;
+		err = scalar_edit(s, &in, off, buf, len, end);
+	} else if (!err && len) {
 		err = data_write(s, &in, off, buf, len);
 		if (!err && off + len > in.size)
 			in.size = off + len;
@@ -1420,7 +1588,10 @@ int pog_setattr(pog_store *s, uint64_t ino, const struct pog_attr *attr,
 		if (!err && attr->size > POG_FILE_MAX)
 			err = -EFBIG;
 		if (!err && attr->size != in.size) {
-			err = data_truncate(s, &in, attr->size);
+			if (pog_type_is_scalar(in.type))
+				err = scalar_edit(s, &in, 0, NULL, 0, attr->size);
+			else
+				err = data_truncate(s, &in, attr->size);
 			stamp(&in, true);
 		}
 	}
@@ -1450,6 +1621,76 @@ int pog_setattr(pog_store *s, uint64_t ino, const struct pog_attr *attr,
 		pog_note_change(s, ino, POG_CHG_MODIFIED);
 		if (out)
 			fill_attr(s, &s->staged, ino, &in, out);
+	}
+	pog_unlock(s);
+	return err;
+}
+
+/* Convert between string and typed scalars (the text must parse). */
+static int convert_scalar(pog_store *s, struct pog_inode *in, unsigned type)
+{
+	char text[POG_INLINE_MAX + 1];
+	ssize_t n = 0;
+	if (in->size > POG_INLINE_MAX) {
+		if (type != POG_STRING)
+			return -EINVAL;
+	} else {
+		n = data_read(s, in, 0, text, in->size);
+		if (n < 0)
+			return (int)n;
+	}
+	if (type == POG_STRING) {
+		in->type = POG_STRING;
+		if (in->flags & POG_INODE_INLINE)
+			in->content = 0; /* the value bits go; the text stays */
+		return 0;
+	}
+	uint64_t bits;
+	int err = pog_scalar_parse(type, text, (size_t)n, &bits);
+	if (err)
+		return err;
+	if (in->type == POG_STRING) {
+		err = data_release(s, in);
+		if (err)
+			return err;
+	}
+	in->type = type;
+	in->mode = (in->mode & ~(uint32_t)S_IFMT) | S_IFREG;
+	size_t len = pog_scalar_format(type, bits, text, sizeof(text) - 1);
+	text[len++] = '\n';
+	scalar_set(in, bits, text, len);
+	return 0;
+}
+
+int pog_set_type(pog_store *s, uint64_t ino, unsigned type)
+{
+	if (ino & POG_COMMITTED_BIT)
+		return -EROFS;
+	int err = begin_change(s, 0);
+	if (err)
+		return err;
+	struct pog_inode in;
+	err = inode_load(s, &s->staged, ino, &in);
+	bool file_like = !err && (in.type == POG_STRING || pog_type_is_scalar(in.type));
+	bool to_file = type == POG_STRING || pog_type_is_scalar(type);
+	bool changed = !err && in.type != type;
+	if (err || in.type == type) {
+		/* nothing to do */
+	} else if (file_like && to_file) {
+		err = convert_scalar(s, &in, type);
+	} else if (is_dir_type(in.type) && is_dir_type(type)) {
+		if (in.entries)
+			err = -ENOTEMPTY;
+		else
+			in.type = type;
+	} else {
+		err = -EINVAL;
+	}
+	if (!err && changed) {
+		stamp(&in, false);
+		err = inode_store(s, ino, &in);
+		if (!err)
+			pog_note_change(s, ino, POG_CHG_MODIFIED);
 	}
 	pog_unlock(s);
 	return err;

@@ -63,7 +63,12 @@ enum {
 /* Name of any error code this API returns (static string). */
 const char *pog_strerror(int err);
 
-/* Object types. Directories are maps and lists; files are scalars. */
+/* Object types. Directories are maps and lists; files are scalars.
+ * A typed scalar (int, float, bool, null) is shown as its text: the
+ * canonical form plus "\n" when set by conversion or import, or the text
+ * last written, which must parse (-EINVAL otherwise, old value kept).
+ * Truncating one to 0 bytes is allowed (as O_TRUNC does before a write);
+ * it keeps its value until the next write gives a new one. */
 enum pog_type {
 	POG_MAP = 1,
 	POG_LIST = 2,
@@ -79,6 +84,8 @@ enum pog_type {
 
 /* Name of a type ("map", "string", ...); NULL for an unknown value. */
 const char *pog_type_name(unsigned type);
+/* The type named name (len bytes): -EINVAL when there is none. */
+int pog_type_parse(const char *name, size_t len, unsigned *type);
 
 struct pog_time {
 	int64_t sec;
@@ -249,6 +256,14 @@ struct pog_new {
 /* Create a child of dir under name; -EEXIST if the name is taken. */
 int pog_mknode(pog_store *s, uint64_t dir, const char *name, size_t len,
 	       const struct pog_new *spec, struct pog_attr *out);
+
+/*
+ * Convert an object's type: a string, int, float, bool or null file into
+ * any of those when its content parses as the new type (-EINVAL
+ * otherwise; the text becomes the canonical form), an empty map into a
+ * list and back (-ENOTEMPTY when it has entries). Same type: no-op.
+ */
+int pog_set_type(pog_store *s, uint64_t ino, unsigned type);
 
 /* Add a hard link to a file-like object (not maps or lists: -EPERM). */
 int pog_link(pog_store *s, uint64_t ino, uint64_t dir, const char *name,

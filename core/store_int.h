@@ -201,6 +201,14 @@ int pog_root_init(pog_store *s);
 /* gc.c: recompute the in-use bitmap from the committed state. */
 int pog_mark_committed(pog_store *s);
 
+/* ---- value.c: typed scalars ------------------------------------------- */
+/* Parse text (white space around it allowed) as a scalar of type. */
+int pog_scalar_parse(unsigned type, const char *text, size_t len,
+		     uint64_t *bits);
+/* Canonical text of a scalar, without the newline; returns its length. */
+size_t pog_scalar_format(unsigned type, uint64_t bits, char *buf, size_t size);
+bool pog_type_is_scalar(unsigned type);
+
 /* ---- locking helpers (store.c) ----------------------------------------- */
 int pog_rdlock(pog_store *s);
 int pog_wrlock(pog_store *s);
