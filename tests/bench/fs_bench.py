@@ -159,6 +159,10 @@ def main():
     ap.add_argument("--repeat", type=int, default=1,
                     help="runs per file system; the best time counts")
     ap.add_argument("--pool-size", default="4G")
+    ap.add_argument("--passthrough-default-permissions", action="store_true",
+                    help="mount passthrough_ll with -o default_permissions too "
+                         "(pogfs always has it: one GETATTR of the directory "
+                         "before each change in it)")
     args = ap.parse_args()
     if os.geteuid() != 0:
         sys.exit("pog: fs_bench: run as root (mounts tmpfs)")
@@ -178,7 +182,10 @@ def main():
         mounted.append(backing)
         pt_mnt = tmp / "passthrough"
         pt_mnt.mkdir()
-        p = subprocess.Popen([str(pt), "-f", "-o", f"source={backing}", str(pt_mnt)])
+        pt_opts = f"source={backing}"
+        if args.passthrough_default_permissions:
+            pt_opts += ",default_permissions"
+        p = subprocess.Popen([str(pt), "-f", "-o", pt_opts, str(pt_mnt)])
         procs.append((pt_mnt, p))
         wait_mount(pt_mnt, p)
 
@@ -201,7 +208,9 @@ def main():
                 best = results[name]
                 results[name] = r if best is None else {k: min(best[k], r[k]) for k in r}
 
-        print(f"\n{args.files} files, {args.mib} MiB sequential; best of {args.repeat}")
+        print(f"\n{args.files} files, {args.mib} MiB sequential; best of {args.repeat}; "
+              f"passthrough_ll {'with' if args.passthrough_default_permissions else 'without'}"
+              " default_permissions")
         print(f"{'operation':<22}{'passthrough_ll':>16}{'pogfs':>12}{'ratio':>8}  goal")
         data_ops = ("write 4 KiB", "read 4 KiB")
         for op in results["pogfs"]:

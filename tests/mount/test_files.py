@@ -333,3 +333,19 @@ def test_fsync_and_fallocate(mnt):
         h.flush()
         os.fsync(h.fileno())
     assert f.read_bytes() == b"data"
+
+
+def test_limits(mnt):
+    f = mnt / "f"
+    f.write_text("x")
+    with pytest.raises(OSError) as e:
+        os.setxattr(f, "user.big", b"v" * 4096)
+    assert e.value.errno == errno.E2BIG
+    fd = os.open(f, os.O_WRONLY)
+    try:
+        with pytest.raises(OSError) as e:
+            os.pwrite(fd, b"x", 1 << 44)
+        assert e.value.errno == errno.EFBIG
+    finally:
+        os.close(fd)
+    assert f.read_text() == "x"
