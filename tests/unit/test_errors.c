@@ -295,20 +295,35 @@ static void test_pool_full(void **state)
 	tu_commit_check(ctx->s, "deleted half");
 	assert_ok(pog_gc(ctx->s, &gc));
 	tu_assert_fsck_clean(ctx->s);
-	for (int i = 0; i < committed / 4; i++) {
+	/* write 1 MiB files again, one commit each, until full */
+	for (int i = 0; i < MAX_FILES; i++) {
 		struct pog_attr attr;
 		struct pog_new spec = { .type = POG_STRING, .mode = 0644 };
+		ssize_t n;
+		int rc;
 
 		snprintf(nm, sizeof(nm), "g%d", i);
-		assert_ok(pog_mknode(ctx->s, POG_ROOT_INO, nm, strlen(nm),
-				     &spec, &attr));
+		rc = pog_mknode(ctx->s, POG_ROOT_INO, nm, strlen(nm), &spec,
+				&attr);
+		if (rc == -ENOSPC)
+			break;
+		assert_ok(rc);
 		tu_fill_random(buf, MiB, 9000 + (uint64_t)i);
-		tu_write(ctx->s, attr.ino, 0, buf, MiB);
-		assert_ok(pog_commit(ctx->s, "refill", NULL));
+		n = pog_write(ctx->s, attr.ino, 0, buf, MiB);
+		if (n == -ENOSPC)
+			break;
+		assert_rc(n, (ssize_t)MiB);
+		rc = pog_commit(ctx->s, "refill", NULL);
+		if (rc == -ENOSPC)
+			break;
+		assert_ok(rc);
 		refill++;
 	}
+	assert_ok(pog_abort(ctx->s));
 	print_message("    after deleting %d MiB: %d MiB written again\n",
 		      (committed + 1) / 2, refill);
+	/* most of the freed space is usable again */
+	assert_true(refill >= ((committed + 1) / 2) * 8 / 10);
 	tu_assert_fsck_clean(ctx->s);
 	tu_reopen(ctx);
 	for (int i = 1; i < committed; i += 2) {
@@ -318,6 +333,82 @@ static void test_pool_full(void **state)
 				  buf, MiB);
 	}
 	tu_assert_fsck_clean(ctx->s);
+	free(buf);
+}
+
+/*
+ * Stage as much as fits without committing, then commit it all at once:
+ * the commit either succeeds with everything, or fails with -ENOSPC and
+ * leaves the last commit intact and everything still staged.
+ */
+static void test_pool_full_in_one_commit(void **state)
+{
+	struct tu_ctx *ctx = *state;
+	char *buf = malloc(MiB);
+	struct pog_new spec = { .type = POG_STRING, .mode = 0644 };
+	uint64_t before, base;
+	int staged = 0, rc;
+	char nm[16];
+
+	assert_ok(pog_create(ctx->pool, FULL_POOL, &ctx->s));
+	base = tu_mkfile(ctx->s, POG_ROOT_INO, "base", "kept", 4);
+	tu_commit_check(ctx->s, "base");
+	for (; staged < MAX_FILES; staged++) {
+		struct pog_attr attr;
+		ssize_t n;
+
+		snprintf(nm, sizeof(nm), "s%d", staged);
+		rc = pog_mknode(ctx->s, POG_ROOT_INO, nm, strlen(nm), &spec,
+				&attr);
+		if (rc == -ENOSPC)
+			break;
+		assert_ok(rc);
+		tu_fill_random(buf, MiB, 100 + (uint64_t)staged);
+		n = pog_write(ctx->s, attr.ino, 0, buf, MiB);
+		if (n == -ENOSPC) {
+			/* what did not fit is not kept half-way */
+			assert_ok(pog_remove(ctx->s, POG_ROOT_INO, nm,
+					     strlen(nm), 0));
+			break;
+		}
+		assert_rc(n, (ssize_t)MiB);
+	}
+	assert_true(staged < MAX_FILES);
+	before = pog_staged_count(ctx->s);
+	rc = pog_commit(ctx->s, "all at once", NULL);
+	print_message("    staged %d MiB before ENOSPC; commit: %s\n", staged,
+		      tu_err(rc));
+	if (rc == -ENOSPC) {
+		assert_int_equal(pog_staged_count(ctx->s), before);
+		if (staged) {
+			tu_fill_random(buf, MiB, 100);
+			tu_assert_content(ctx->s,
+					  tu_lookup(ctx->s, POG_ROOT_INO, "s0"),
+					  buf, MiB);
+		}
+		assert_ok(pog_abort(ctx->s));
+	} else {
+		assert_ok(rc);
+	}
+	tu_assert_fsck_clean(ctx->s);
+	tu_reopen(ctx);
+	tu_assert_fsck_clean(ctx->s);
+	tu_assert_content(ctx->s, base, "kept", 4);
+	for (int i = 0; i < staged; i++) {
+		struct pog_attr attr;
+
+		snprintf(nm, sizeof(nm), "s%d", i);
+		if (rc == -ENOSPC) {
+			assert_rc(pog_lookup(ctx->s, POG_ROOT_INO, nm,
+					     strlen(nm), &attr),
+				  -ENOENT);
+		} else {
+			tu_fill_random(buf, MiB, 100 + (uint64_t)i);
+			tu_assert_content(ctx->s,
+					  tu_lookup(ctx->s, POG_ROOT_INO, nm),
+					  buf, MiB);
+		}
+	}
 	free(buf);
 }
 
@@ -579,6 +670,8 @@ int main(void)
 						teardown),
 		cmocka_unit_test_setup_teardown(test_pool_full, setup_nopool,
 						teardown),
+		cmocka_unit_test_setup_teardown(test_pool_full_in_one_commit,
+						setup_nopool, teardown),
 		cmocka_unit_test_setup_teardown(test_xattrs, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_name_and_value_limits,
 						setup, teardown),
