@@ -349,3 +349,28 @@ def test_limits(mnt):
     finally:
         os.close(fd)
     assert f.read_text() == "x"
+
+
+def test_big_directory_listing(mnt):
+    d = mnt / "many"
+    d.mkdir()
+    names = {f"entry-{i:05d}-{'x' * (i % 50)}" for i in range(3000)}
+    for n in names:
+        os.close(os.open(d / n, os.O_CREAT | os.O_WRONLY, 0o644))
+    listed = os.listdir(d)
+    assert len(listed) == len(names)
+    assert set(listed) == names
+    # a listing that resumes from the middle (several readdir calls)
+    out = subprocess.run(["ls", "-U", str(d)], check=True, capture_output=True,
+                         text=True).stdout.split("\n")
+    assert set(filter(None, out)) == names
+    with os.scandir(d) as it:
+        inos = {e.name: e.inode() for e in it}
+    assert inos[min(names)] == (d / min(names)).stat().st_ino
+
+
+def test_links_to_symlinks_and_fifos(mnt):
+    os.symlink("target-text", mnt / "s")
+    os.link(mnt / "s", mnt / "s2", follow_symlinks=False)
+    assert os.readlink(mnt / "s2") == "target-text"
+    assert os.lstat(mnt / "s").st_nlink == 2

@@ -272,3 +272,77 @@ def test_gc_returns_space(mount):
     assert used_after < used0 + (10 << 20), (used0, used_big, used_after)
     sv = os.statvfs(mnt)
     assert (sv.f_blocks - sv.f_bfree) * sv.f_frsize < used_big
+
+
+def test_pool_full_then_recover(tmp_path):
+    pool = tmp_path / "small.pool"
+    mkfs(pool, "64M")
+    m = Mount(pool, tmp_path / "mnt").start()
+    try:
+        (m.path / "keep").write_text("committed before the pool filled")
+        m.commit("keep")
+        block = os.urandom(1 << 20)
+        written = 0
+        with pytest.raises(OSError) as e:
+            with open(m.path / "filler", "wb") as h:
+                for _ in range(200):
+                    h.write(block)
+                    h.flush()
+                    written += 1
+        assert e.value.errno == errno.ENOSPC
+        assert written >= 10
+        # the mount still answers, the committed state is intact
+        assert (m.path / "keep").read_text() == "committed before the pool filled"
+        assert (m.path / ".pog" / "committed" / "keep").exists()
+        (m.path / "filler").unlink()
+        m.commit("drop filler")
+        m.ctl("gc")
+        (m.path / "after").write_bytes(block * 8)
+        m.commit("after")
+        m.remount()
+        assert (m.path / "after").stat().st_size == 8 << 20
+        assert not (m.path / "filler").exists()
+    finally:
+        m.stop()
+
+
+def test_concurrent_writers_with_commits_and_aborts(mount):
+    import threading
+    mnt = mount.path
+    stop = threading.Event()
+    errors = []
+
+    def writer(k):
+        i = 0
+        while not stop.is_set():
+            try:
+                d = mnt / f"w{k}"
+                d.mkdir(exist_ok=True)
+                f = d / f"f{i % 20}"
+                f.write_bytes(os.urandom(5000))
+                os.rename(f, d / f"g{i % 20}")
+            except OSError as e:
+                # an abort may remove what a writer was working on
+                if e.errno not in (errno.ENOENT, errno.ESTALE):
+                    errors.append(e)
+            i += 1
+
+    threads = [threading.Thread(target=writer, args=(k,)) for k in range(4)]
+    for t in threads:
+        t.start()
+    try:
+        for j in range(30):
+            time.sleep(0.02)
+            if j % 6 == 5:
+                mount.abort()
+            else:
+                mount.commit(f"round {j}")
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(timeout=60)
+    assert not errors, errors[:3]
+    mount.commit("final")
+    before = tree_snapshot(mnt)
+    mount.remount()
+    assert tree_snapshot(mnt) == before
