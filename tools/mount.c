@@ -126,6 +126,26 @@ static int send_command(const char *mnt, const char *command, char **answer)
 	return err;
 }
 
+/* Show the daemon's answer ("commit ID CHANGES", "abort CHANGES") in
+ * words; anything else as it came. */
+static void print_answer(char *answer)
+{
+	unsigned long long id, changes;
+	int end = 0;
+
+	chomp(answer);
+	if (sscanf(answer, "commit %llu %llu%n", &id, &changes, &end) == 2 &&
+	    answer[end] == '\0')
+		printf("commit %llu: %llu change%s\n", id, changes,
+		       changes == 1 ? "" : "s");
+	else if (sscanf(answer, "abort %llu%n", &changes, &end) == 1 &&
+		 answer[end] == '\0')
+		printf("aborted: %llu staged change%s discarded\n", changes,
+		       changes == 1 ? "" : "s");
+	else if (answer[0])
+		printf("%s\n", answer);
+}
+
 /* Join words with single spaces into buf; -E2BIG when too long. */
 static int join_words(char **words, int count, char *buf, size_t size)
 {
@@ -182,9 +202,7 @@ static int run_control(const struct tool_args *a, const char *command,
 				 strerror(err), why[0] ? ": " : "", why);
 	}
 	if (answer) {
-		chomp(answer);
-		if (answer[0])
-			printf("%s\n", answer);
+		print_answer(answer);
 		free(answer);
 	}
 	return TOOL_EXIT_OK;

@@ -99,6 +99,14 @@ int tool_mkfs(const struct tool_args *a, struct tool_error *e)
 	if (err == -ENOENT)
 		return tool_fail(e, TOOL_EXIT_FAIL, what,
 				 "its directory does not exist");
+	if (err == -EINVAL && a->size)
+		return tool_fail(e, TOOL_EXIT_FAIL, what,
+				 "size %s is too small for a pool (try 64M or "
+				 "more)", a->size);
+	if (err == -EFBIG)
+		return tool_fail(e, TOOL_EXIT_FAIL, what,
+				 "size %s is too large for this file system",
+				 a->size ? a->size : "1G");
 	if (err < 0)
 		return tool_fail(e, TOOL_EXIT_FAIL, what, "%s",
 				 open_reason(err));

@@ -148,6 +148,17 @@ for cmd in commit abort status; do
 	check "$cmd says it is not a mount" "$TMP/err" "not a pogfs mount"
 	one_error_line "$cmd on a plain directory"
 done
+# A failing ctl write reports the errno and the daemon's last_error. A
+# stand-in mount: ctl is /dev/full (writes fail with ENOSPC).
+mkdir -p "$TMP/fakemnt/.pog"
+ln -s /dev/full "$TMP/fakemnt/.pog/ctl"
+echo '{"commit_id": 7, "last_error": "pool is full"}' >"$TMP/fakemnt/.pog/status"
+expect 1 "a failed commit" -- "$POG" commit "$TMP/fakemnt" a message
+check "the failure has errno and reason" "$TMP/err" \
+	"^pog: commit .*fakemnt: No space left on device: pool is full\$"
+one_error_line "a failed commit"
+expect 0 "status of the stand-in" -- "$POG" status "$TMP/fakemnt"
+check "status prints .pog/status" "$TMP/out" '"commit_id": 7'
 expect 1 "status of a missing directory" -- "$POG" status "$TMP/nowhere"
 one_error_line "status missing"
 
