@@ -570,6 +570,109 @@ static void test_rename(void **state)
 	tu_commit_check(s, "renamed");
 }
 
+/* rename's POSIX cases between files and directories */
+static void test_rename_posix_cases(void **state)
+{
+	struct tu_ctx *ctx = *state;
+	pog_store *s = ctx->s;
+	struct pog_attr attr;
+	uint64_t full = tu_mk(s, POG_ROOT_INO, "full", POG_MAP);
+	uint64_t empty = tu_mk(s, POG_ROOT_INO, "empty", POG_MAP);
+	uint64_t moving = tu_mk(s, POG_ROOT_INO, "moving", POG_MAP);
+	uint64_t file = tu_mkfile(s, POG_ROOT_INO, "file", "f", 1);
+	uint64_t other = tu_mkfile(s, POG_ROOT_INO, "other", "o", 1);
+
+	tu_mkfile(s, full, "x", "x", 1);
+	tu_mkfile(s, moving, "inside", "i", 1);
+	tu_commit_check(s, "base");
+	/* dir over non-empty dir, file over dir, dir over file */
+	assert_rc(pog_rename(s, POG_ROOT_INO, "moving", 6, POG_ROOT_INO,
+			     "full", 4, 0),
+		  -ENOTEMPTY);
+	assert_rc(pog_rename(s, POG_ROOT_INO, "file", 4, POG_ROOT_INO,
+			     "empty", 5, 0),
+		  -EISDIR);
+	assert_rc(pog_rename(s, POG_ROOT_INO, "moving", 6, POG_ROOT_INO,
+			     "file", 4, 0),
+		  -ENOTDIR);
+	assert_rc(pog_rename(s, POG_ROOT_INO, "nope", 4, POG_ROOT_INO, "x", 1,
+			     0),
+		  -ENOENT);
+	assert_rc(pog_rename(s, POG_ROOT_INO, "file", 4, POG_ROOT_INO, "y", 1,
+			     POG_RENAME_EXCHANGE),
+		  -ENOENT);
+	/* rename onto itself is a no-op */
+	assert_ok(pog_rename(s, POG_ROOT_INO, "file", 4, POG_ROOT_INO, "file",
+			     4, 0));
+	assert_int_equal(tu_lookup(s, POG_ROOT_INO, "file"), file);
+	/* dir over empty dir replaces it */
+	assert_ok(pog_rename(s, POG_ROOT_INO, "moving", 6, POG_ROOT_INO,
+			     "empty", 5, 0));
+	assert_int_equal(tu_lookup(s, POG_ROOT_INO, "empty"), moving);
+	assert_rc(pog_lookup(s, POG_ROOT_INO, "moving", 6, &attr), -ENOENT);
+	tu_assert_content(s, tu_lookup(s, moving, "inside"), "i", 1);
+	/* exchange a file and a directory */
+	assert_ok(pog_rename(s, POG_ROOT_INO, "other", 5, POG_ROOT_INO, "full",
+			     4, POG_RENAME_EXCHANGE));
+	assert_int_equal(tu_lookup(s, POG_ROOT_INO, "full"), other);
+	assert_int_equal(tu_lookup(s, POG_ROOT_INO, "other"), full);
+	/* root nlink: full, empty(=moving), other(=full) -> 2 dirs */
+	assert_ok(pog_getattr(s, POG_ROOT_INO, &attr));
+	assert_int_equal(attr.nlink, 2 + 2);
+	assert_int_equal(tu_count_entries(s, POG_ROOT_INO), 4);
+	tu_commit_check(s, "renamed");
+	tu_reopen(ctx);
+	assert_int_equal(tu_lookup(ctx->s, POG_ROOT_INO, "other"), full);
+	/* the replaced empty dir is gone (collected at close) */
+	assert_true(pog_getattr(ctx->s, empty, &attr) < 0);
+	tu_assert_fsck_clean(ctx->s);
+}
+
+/* pog_resolve: '.', '..', escaped names, no way above the root. */
+static void test_resolve(void **state)
+{
+	struct tu_ctx *ctx = *state;
+	pog_store *s = ctx->s;
+	uint64_t a = tu_mk(s, POG_ROOT_INO, "a", POG_MAP);
+	uint64_t b = tu_mk(s, a, "b", POG_MAP);
+	uint64_t f = tu_mkfile(s, b, "f", "", 0);
+	struct pog_new spec = { .type = POG_STRING, .mode = 0644 };
+	struct pog_new link = { .type = POG_SYMLINK, .mode = 0777,
+				.text = "b" };
+	struct pog_attr attr;
+	uint64_t ino = 0, slash;
+
+	assert_ok(pog_mknode(s, a, "x/y", 3, &spec, &attr));
+	slash = attr.ino;
+	assert_ok(pog_mknode(s, a, "sym", 3, &link, &attr));
+	assert_ok(pog_resolve(s, POG_ROOT_INO, "a/b/f", &ino));
+	assert_int_equal(ino, f);
+	assert_ok(pog_resolve(s, b, "f", &ino));
+	assert_int_equal(ino, f);
+	assert_ok(pog_resolve(s, b, "../b/./f", &ino));
+	assert_int_equal(ino, f);
+	assert_ok(pog_resolve(s, b, "../..", &ino));
+	assert_int_equal(ino, POG_ROOT_INO);
+	assert_ok(pog_resolve(s, POG_ROOT_INO, "", &ino));
+	assert_int_equal(ino, POG_ROOT_INO);
+	assert_ok(pog_resolve(s, POG_ROOT_INO, "a/%x%2Fy", &ino));
+	assert_int_equal(ino, slash);
+	assert_rc(pog_resolve(s, b, "../../..", &ino), -EXDEV);
+	assert_rc(pog_resolve(s, POG_ROOT_INO, "a/nope/f", &ino), -ENOENT);
+	assert_true(pog_resolve(s, POG_ROOT_INO, "a/b/f/g", &ino) < 0);
+	/* pog_path gives the escaped path back */
+	{
+		char buf[64];
+		ssize_t n = pog_path(s, slash, buf, sizeof(buf));
+		assert_rc(n, 8);
+		assert_memory_equal(buf, "a/%x%2Fy", 8);
+		assert_rc(pog_path(s, POG_ROOT_INO, buf, sizeof(buf)), 0);
+	}
+	tu_commit_check(s, "resolve");
+	/* pog.h: "Symlinks in the middle are not followed (-ENOENT)" */
+	assert_rc(pog_resolve(s, POG_ROOT_INO, "a/sym/f", &ino), -ENOENT);
+}
+
 /* ---- lists ------------------------------------------------------------- */
 
 static void assert_list(pog_store *s, uint64_t list, const uint64_t *inos,
@@ -828,6 +931,9 @@ int main(void)
 			test_readdir_resume_after_changes, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_rename, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_lists, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_rename_posix_cases, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_resolve, setup, teardown),
 	};
 
 	return cmocka_run_group_tests_name("maps", tests, NULL, NULL);
