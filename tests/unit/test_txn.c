@@ -430,6 +430,74 @@ static void test_attributes_persist(void **state)
 	tu_assert_fsck_clean(ctx->s);
 }
 
+static int64_t tns(struct pog_time t)
+{
+	return t.sec * 1000000000 + t.nsec;
+}
+
+/* Times move as a filesystem's do; special files keep mode and rdev. */
+static void test_times_and_specials(void **state)
+{
+	struct tu_ctx *ctx = *state;
+	pog_store *s = ctx->s;
+	struct pog_attr a0, a1, d0, d1;
+	struct pog_new fifo = { .type = POG_SPECIAL, .mode = S_IFIFO | 0600 };
+	struct pog_new chr = { .type = POG_SPECIAL, .mode = S_IFCHR | 0600,
+			       .rdev = 0x0501 };
+	struct pog_new sym = { .type = POG_SYMLINK, .mode = 0777,
+			       .text = "/outside/the/store" };
+	uint64_t f = tu_mkfile(s, POG_ROOT_INO, "f", "abc", 3);
+	char buf[64];
+	time_t now = time(NULL);
+
+	assert_ok(pog_getattr(s, f, &a0));
+	assert_true(a0.mtime.sec >= now - 5 && a0.mtime.sec <= now + 5);
+	assert_ok(pog_getattr(s, POG_ROOT_INO, &d0));
+	/* make sure the clock moves past the creation times */
+	{
+		struct timespec ts = { 0, 20 * 1000 * 1000 };
+		nanosleep(&ts, NULL);
+	}
+	tu_write(s, f, 3, "d", 1);
+	assert_ok(pog_getattr(s, f, &a1));
+	assert_true(tns(a1.mtime) > tns(a0.mtime));
+	assert_true(tns(a1.ctime) >= tns(a1.mtime));
+	/* chmod changes ctime, not mtime */
+	{
+		struct pog_attr set = { .mode = 0600 }, out;
+		struct timespec ts = { 0, 20 * 1000 * 1000 };
+		nanosleep(&ts, NULL);
+		assert_ok(pog_setattr(s, f, &set, POG_SET_MODE, &out));
+		assert_int_equal(tns(out.mtime), tns(a1.mtime));
+		assert_true(tns(out.ctime) > tns(a1.ctime));
+		assert_int_equal(out.mode, S_IFREG | 0600);
+	}
+	/* creating an entry changes the directory's mtime */
+	assert_ok(pog_mknode(s, POG_ROOT_INO, "fifo", 4, &fifo, &a0));
+	assert_ok(pog_getattr(s, POG_ROOT_INO, &d1));
+	assert_true(tns(d1.mtime) > tns(d0.mtime));
+	assert_int_equal(a0.mode, S_IFIFO | 0600);
+	assert_ok(pog_mknode(s, POG_ROOT_INO, "chr", 3, &chr, &a1));
+	assert_int_equal(a1.mode, S_IFCHR | 0600);
+	assert_int_equal(a1.rdev, 0x0501);
+	assert_ok(pog_mknode(s, POG_ROOT_INO, "sym", 3, &sym, &a1));
+	assert_int_equal(a1.type, POG_SYMLINK);
+	assert_true(S_ISLNK(a1.mode));
+	assert_int_equal(a1.size, 18);
+	tu_commit_check(s, "specials");
+	tu_reopen(ctx);
+	s = ctx->s;
+	assert_ok(pog_lookup(s, POG_ROOT_INO, "chr", 3, &a1));
+	assert_int_equal(a1.mode, S_IFCHR | 0600);
+	assert_int_equal(a1.rdev, 0x0501);
+	assert_ok(pog_lookup(s, POG_ROOT_INO, "fifo", 4, &a0));
+	assert_int_equal(a0.mode, S_IFIFO | 0600);
+	assert_ok(pog_lookup(s, POG_ROOT_INO, "sym", 3, &a1));
+	assert_rc(pog_readlink(s, a1.ino, buf, sizeof(buf)), 18);
+	assert_memory_equal(buf, "/outside/the/store", 18);
+	tu_assert_fsck_clean(s);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -444,6 +512,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_committed_view, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_attributes_persist, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_times_and_specials, setup,
 						teardown),
 	};
 
