@@ -555,8 +555,8 @@ static int data_write(pog_store *s, struct pog_inode *in, uint64_t off,
 	return 0;
 }
 
-static ssize_t data_read(pog_store *s, const struct pog_inode *in, uint64_t off,
-			 void *buf, size_t len)
+ssize_t pog_data_read(pog_store *s, const struct pog_inode *in, uint64_t off,
+		      void *buf, size_t len)
 {
 	if (off >= in->size)
 		return 0;
@@ -752,7 +752,7 @@ ssize_t pog_read(pog_store *s, uint64_t ino, uint64_t off, void *buf,
 		if (is_dir_type(in->type))
 			r = -EISDIR;
 		else
-			r = data_read(s, in, off, buf, len);
+			r = pog_data_read(s, in, off, buf, len);
 	}
 	pog_unlock(s);
 	return r;
@@ -850,7 +850,7 @@ static ssize_t readlink_locked(pog_store *s, const struct pog_state *st,
 {
 	if (in->type == POG_SYMLINK) {
 		char tmp[POG_SYMLINK_MAX + 1];
-		ssize_t n = data_read(s, in, 0, tmp, sizeof(tmp));
+		ssize_t n = pog_data_read(s, in, 0, tmp, sizeof(tmp));
 		if (n < 0)
 			return n;
 		memcpy(buf, tmp, (size_t)n < size ? (size_t)n : size);
@@ -1130,8 +1130,12 @@ static int child_unlinked(pog_store *s, uint64_t ino, uint64_t dir,
 	return inode_store(s, ino, &c);
 }
 
+#define REMOVE_DETACH 0x100u /* any object, even a non-empty map */
+
 static int check_removable(const struct pog_inode *c, unsigned flags)
 {
+	if (flags & REMOVE_DETACH)
+		return 0;
 	if (flags & POG_REMOVE_DIR) {
 		if (!is_dir_type(c->type))
 			return -ENOTDIR;
@@ -1177,6 +1181,36 @@ int pog_remove(pog_store *s, uint64_t dir, const char *name, size_t len,
 		err = child_unlinked(s, child, dir, key);
 	if (!err)
 		pog_note_change(s, dir, POG_CHG_MODIFIED);
+	pog_unlock(s);
+	return err;
+}
+
+int pog_detach(pog_store *s, uint64_t dir, const char *name, size_t len)
+{
+	return pog_remove(s, dir, name, len, REMOVE_DETACH);
+}
+
+int pog_set_ref_target(pog_store *s, uint64_t ino, uint64_t target)
+{
+	if ((ino | target) & POG_COMMITTED_BIT)
+		return -EROFS;
+	int err = begin_change(s, 0);
+	if (err)
+		return err;
+	struct pog_inode in;
+	const struct pog_inode *t;
+	err = inode_load(s, &s->staged, ino, &in);
+	if (!err && in.type != POG_REF)
+		err = -EINVAL;
+	if (!err)
+		err = pog_inode_get(s, &s->staged, target, &t);
+	if (!err) {
+		in.content = target;
+		stamp(&in, false);
+		err = inode_store(s, ino, &in);
+	}
+	if (!err)
+		pog_note_change(s, ino, POG_CHG_MODIFIED);
 	pog_unlock(s);
 	return err;
 }
@@ -1635,7 +1669,7 @@ static int convert_scalar(pog_store *s, struct pog_inode *in, unsigned type)
 		if (type != POG_STRING)
 			return -EINVAL;
 	} else {
-		n = data_read(s, in, 0, text, in->size);
+		n = pog_data_read(s, in, 0, text, in->size);
 		if (n < 0)
 			return (int)n;
 	}

@@ -226,6 +226,8 @@ ssize_t pog_readlink(pog_store *s, uint64_t ino, char *buf, size_t size);
 
 /* For POG_REF: the target's ino. */
 int pog_ref_target(pog_store *s, uint64_t ino, uint64_t *target);
+/* Point a POG_REF at another object (staged). */
+int pog_set_ref_target(pog_store *s, uint64_t ino, uint64_t target);
 
 /*
  * The path of an object from the root ("" for the root, "a/b" else),
@@ -279,6 +281,13 @@ int pog_link(pog_store *s, uint64_t ino, uint64_t dir, const char *name,
 int pog_remove(pog_store *s, uint64_t dir, const char *name, size_t len,
 	       unsigned flags);
 
+/*
+ * Take the entry name out of dir whatever it holds (even a non-empty
+ * map): the object leaves its place but lives on while anything (a ref,
+ * a pin) still reaches it, as the garbage collector decides.
+ */
+int pog_detach(pog_store *s, uint64_t dir, const char *name, size_t len);
+
 #define POG_RENAME_NOREPLACE 1u
 #define POG_RENAME_EXCHANGE 2u
 int pog_rename(pog_store *s, uint64_t olddir, const char *oldname,
@@ -318,6 +327,37 @@ int pog_removexattr(pog_store *s, uint64_t ino, const char *name);
  */
 void pog_pin(pog_store *s, uint64_t ino);
 void pog_unpin(pog_store *s, uint64_t ino, uint64_t n);
+
+/* ---- JSON ------------------------------------------------------------- */
+
+/* Output sink: return 0, or -errno to stop. */
+typedef int (*pog_write_fn)(void *ctx, const void *buf, size_t len);
+
+/*
+ * Write the object ino and everything it owns (refs to objects it does
+ * not own carry a copy of their target) as one JSON document (format in
+ * the README). The committed view works too (ino | POG_COMMITTED_BIT).
+ * Exporting the same graph always gives the same bytes.
+ */
+int pog_export(pog_store *s, uint64_t ino, pog_write_fn write, void *ctx);
+
+struct pog_json_error {
+	int line;   /* 1-based; 0 when the error is not about the text */
+	int column;
+	char message[200];
+};
+/*
+ * Import a JSON document (staged, like any change). With name NULL the
+ * document must be an object whose entries are added to the map dir;
+ * else the document becomes the new entry name in dir. New objects
+ * belong to uid/gid. Bad JSON: -EINVAL with line, column and message;
+ * the document is checked before anything is created, so a parse error
+ * changes nothing. Errors while creating (a name taken, pool full)
+ * leave what was created staged: abort to throw it away.
+ */
+int pog_import(pog_store *s, uint64_t dir, const char *name, size_t nlen,
+	       const char *doc, size_t len, uint32_t uid, uint32_t gid,
+	       struct pog_json_error *error);
 
 /* ---- garbage collection and checking --------------------------------- */
 

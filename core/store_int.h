@@ -192,6 +192,9 @@ int pog_object_edges(pog_store *s, const struct pog_inode *in,
 /* Remove an object from the staged object table and release its blocks. */
 int pog_object_destroy(pog_store *s, uint64_t ino);
 int pog_page_read(pog_store *s, uint64_t bno, uint32_t crc, const void **data);
+/* Read a string's bytes (lock held). */
+ssize_t pog_data_read(pog_store *s, const struct pog_inode *in, uint64_t off,
+		      void *buf, size_t len);
 /* pog_path with the store lock already held (staged view). */
 ssize_t pog_path_locked(pog_store *s, const struct pog_state *st, uint64_t ino,
 			char *buf, size_t size);
