@@ -936,6 +936,8 @@ int pog_resolve(pog_store *s, uint64_t dir, const char *path, uint64_t *ino)
 				: pog_name_unescape(p, len, key, sizeof(key));
 			if (kl < 0)
 				err = (int)kl;
+			else if (in->type == POG_REF || in->type == POG_SYMLINK)
+				err = -ENOENT; /* links are not followed */
 			else
 				err = dir_find(s, in, key, (size_t)kl, &k, &child);
 			if (!err)
