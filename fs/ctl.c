@@ -190,8 +190,7 @@ void ctl_lookup(fuse_req_t req, uint64_t parent, const char *name)
 			pogfs_reply_entry(req, parent, name, strlen(name), &a);
 		return;
 	}
-	fuse_reply_err(req, ino_is_virtual(parent) &&
-				    (parent == VINO_OBJECTS) ? ENOENT : ENOTDIR);
+	fuse_reply_err(req, parent == VINO_OBJECTS ? ENOENT : ENOTDIR);
 }
 
 void ctl_getattr(fuse_req_t req, uint64_t ino)

@@ -386,7 +386,8 @@ int main(int argc, char *argv[])
 		goto out_store;
 	if (fuse_set_signal_handlers(fs.se) != 0)
 		goto out_session;
-	if (fuse_session_mount(fs.se, opts.mountpoint) != 0) {
+	/* absolute: the daemon leaves its working directory */
+	if (fuse_session_mount(fs.se, fs.mountpoint) != 0) {
 		fprintf(stderr, "pog: %s: mount failed\n", opts.mountpoint);
 		goto out_signals;
 	}

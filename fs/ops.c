@@ -776,12 +776,11 @@ struct dir_fill {
 	bool is_list; /* entries are not cached (see names_shift) */
 };
 
-static bool add_entry(struct dir_fill *d, const char *name, size_t len,
+static bool add_entry(struct dir_fill *d, const char *name,
 		      const struct pog_attr *a, off_t next)
 {
 	struct fuse_entry_param e;
 	size_t need;
-	(void)len;
 
 	fill_entry(d->fs, a, &e);
 	if (d->is_list)
@@ -817,7 +816,7 @@ static int dir_fill_fn(void *ctx, const char *escaped, size_t len,
 	}
 	memcpy(name, escaped, len);
 	name[len] = '\0';
-	if (!add_entry(d, name, len, a, (off_t)(next_cookie + DIR_OFF_SHIFT)))
+	if (!add_entry(d, name, a, (off_t)(next_cookie + DIR_OFF_SHIFT)))
 		return 1;
 	/* Every readdirplus entry with an ino is a lookup for the kernel. */
 	if (d->plus)
@@ -868,7 +867,9 @@ static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	}
 	if (off < 1 && !add_dot(&d, ".", ino, 1))
 		goto reply;
-	if (off < 2 && !add_dot(&d, "..", ino == POG_ROOT_INO ? ino : ino, 2))
+	/* ".." of a directory: its own number will do (only the kernel
+	 * knows the parent it came through, and it ignores this one). */
+	if (off < 2 && !add_dot(&d, "..", ino, 2))
 		goto reply;
 	if (off < 3 && ino == POG_ROOT_INO && fs->showpog) {
 		struct stat st;
