@@ -8,9 +8,21 @@ set -uo pipefail # no -e: a failing step is counted, and the rest still runs
 cd "$(dirname "$0")/.." || exit 2
 REPO=$PWD
 LOGS=$(mktemp -d "${TMPDIR:-/tmp}/pogfs-tests.XXXXXX")
-trap 'rm -rf "$LOGS"' EXIT
 PASSED=0
 FAILED=0
+
+# Leave nothing behind: mounts a killed test left (so rm cannot walk into
+# a store), then the logs and the pools of the mount tests.
+# shellcheck disable=SC2317 # called by the EXIT trap
+cleanup() {
+	findmnt -rn -o TARGET 2>/dev/null | grep -F "$LOGS/" |
+		while read -r target; do
+			fusermount3 -u -z "$target" 2>/dev/null ||
+				umount -l "$target" 2>/dev/null
+		done
+	rm -rf --one-file-system "$LOGS"
+}
+trap cleanup EXIT
 MOUNT_TEST_TIMEOUT=600 # seconds for the whole pytest run
 
 step() { printf '\n=== %s\n' "$*"; }
@@ -91,7 +103,8 @@ mount_tests() {
 		return 0
 	fi
 	POGFS_BUILD_DIR="$REPO/build" timeout -k 10 "$MOUNT_TEST_TIMEOUT" \
-		/usr/bin/pytest-3 -q -p no:cacheprovider tests/mount \
+		/usr/bin/pytest-3 -q -p no:cacheprovider \
+		--basetemp="$LOGS/pytest" tests/mount \
 		</dev/null 2>&1 | tee "$log"
 	status=${PIPESTATUS[0]}
 	if [ "$status" -eq 124 ] || [ "$status" -eq 137 ]; then
