@@ -137,3 +137,30 @@ def test_rsync_round_trip(pool, tmp_path):
         assert tree_snapshot(backup2) == tree_snapshot(backup)
     finally:
         m2.stop()
+
+
+def test_vim_edit(mnt):
+    if not shutil.which("vim"):
+        import pytest
+        pytest.skip("vim is not installed")
+    f = mnt / "notes.txt"
+    f.write_text("line one\nline two\n")
+    ino = f.stat().st_ino
+    os.link(f, mnt / "notes-link.txt")
+    subprocess.run(["vim", "-N", "-u", "NONE", "-i", "NONE", "-n", "-es",
+                    "-c", "%s/two/2/", "-c", "wq", str(f)], check=True,
+                   stdin=subprocess.DEVNULL, capture_output=True, timeout=60)
+    assert f.read_text() == "line one\nline 2\n"
+    # vim writes in place when the file has other links
+    assert f.stat().st_ino == ino
+    assert (mnt / "notes-link.txt").read_text() == "line one\nline 2\n"
+    # with a swap file and a backup (create, write, fsync, rename, unlink)
+    g = mnt / "other.txt"
+    g.write_text("alpha\n")
+    subprocess.run(["vim", "-N", "-u", "NONE", "-i", "NONE", "-es",
+                    "-c", "set backup writebackup backupcopy=no",
+                    "-c", "%s/alpha/beta/", "-c", "wq", str(g)], check=True,
+                   stdin=subprocess.DEVNULL, capture_output=True, timeout=60)
+    assert g.read_text() == "beta\n"
+    leftovers = [n for n in os.listdir(mnt) if n.endswith((".swp", "~"))]
+    assert sorted(leftovers) in ([], ["other.txt~"])
