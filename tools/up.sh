@@ -87,21 +87,20 @@ mount_store() {
 	die "pogfs started but ./$MNT is not mounted"
 }
 
+# row COMMAND COMMENT: one line of the tour.
+row() { printf '  %-32s # %s\n' "$1" "$2"; }
+
 print_tour() {
-	cat <<EOT
-
-The store ./$POOL is mounted at ./$MNT (in $REPO).
-Changes are staged until you commit them.
-
-  cd $REPO
-  echo hello > $MNT/greeting        # a string object
-  mkdir $MNT/notes                  # a map
-  cat $MNT/.pog/changes              # what is staged
-  echo commit > $MNT/.pog/ctl        # make it durable (or: $POG commit $MNT "message")
-  echo abort > $MNT/.pog/ctl         # or throw staged changes away
-  cat $MNT/.pog/status $MNT/.pog/log
-  fusermount3 -u $MNT                # unmount (uncommitted changes are discarded)
-EOT
+	printf '\nThe store ./%s is mounted at ./%s (in %s).\n' "$POOL" "$MNT" "$REPO"
+	printf 'Changes are staged until you commit them.\n\n'
+	printf '  cd %s\n' "$REPO"
+	row "echo hello > $MNT/greeting" "a string object"
+	row "mkdir $MNT/notes" "a map"
+	row "cat $MNT/.pog/changes" "what is staged"
+	row "echo commit > $MNT/.pog/ctl" "make it durable (or: $POG commit $MNT MESSAGE)"
+	row "echo abort > $MNT/.pog/ctl" "or throw the staged changes away"
+	row "cat $MNT/.pog/status $MNT/.pog/log" "state and history"
+	row "fusermount3 -u $MNT" "unmount (uncommitted changes are discarded)"
 }
 
 main() {
