@@ -4,9 +4,13 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "tool.h"
+
+/* How long a pool held by another process is retried: 20 x 0.1 s. */
+#define OPEN_LOCKED_TRIES 20
 
 /* What a subcommand's error line names: "info pogfs.pool". */
 static const char *what_of(const struct tool_args *a, char *buf, size_t size)
@@ -39,6 +43,24 @@ static const char *open_reason(int err)
 }
 
 /*
+ * pog_open, waiting a little while another process holds the pool: right
+ * after `fusermount3 -u` the daemon still collects garbage and closes, so
+ * `fusermount3 -u mnt && pog info POOL` would fail for no good reason.
+ */
+static int open_when_free(const char *path, pog_store **s)
+{
+	const struct timespec pause = { 0, 100 * 1000 * 1000 };
+	int err;
+
+	for (int tries = 1;; tries++) {
+		err = pog_open(path, 0, s);
+		if (err != POG_ELOCKED || tries == OPEN_LOCKED_TRIES)
+			return err;
+		nanosleep(&pause, NULL);
+	}
+}
+
+/*
  * Open a.operands[0] for exclusive offline use. On failure fills e and
  * returns `status`; on success returns 0 and *s is open.
  */
@@ -53,7 +75,7 @@ static int open_pool(const struct tool_args *a, pog_store **s,
 	if (stat(path, &st) == 0 && S_ISDIR(st.st_mode))
 		err = -EISDIR;
 	else
-		err = pog_open(path, 0, s);
+		err = open_when_free(path, s);
 	if (err < 0)
 		return tool_fail(e, status, what_of(a, what, sizeof(what)),
 				 "%s", open_reason(err));
