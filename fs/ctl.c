@@ -508,6 +508,57 @@ static int cmd_gc(struct pogfs *fs, struct text *answer)
 	return 0;
 }
 
+static int export_sink(void *ctx, const void *buf, size_t len)
+{
+	struct text *t = ctx;
+	text_addn(t, buf, len);
+	return t->failed ? -ENOMEM : 0;
+}
+
+/*
+ * export PATH: the JSON of the object at PATH, as the answer. PATH is
+ * relative to the mount's root ("." or "/" for the root), or absolute
+ * under the mount point; ".pog/committed/..." exports the last commit.
+ */
+static int cmd_export(struct pogfs *fs, const char *path, struct text *answer)
+{
+	static const char committed[] = POG_CTL_NAME "/committed";
+	uint64_t dir = POG_ROOT_INO, ino;
+	const char *rel = path;
+	int rc;
+
+	if (path[0] == '\0')
+		return command_failed(fs, answer, -EINVAL, "export: missing PATH");
+	if (path[0] == '/' && fs->mountpoint_len &&
+	    strncmp(path, fs->mountpoint, fs->mountpoint_len) == 0 &&
+	    (path[fs->mountpoint_len] == '/' || path[fs->mountpoint_len] == '\0'))
+		rel = path + fs->mountpoint_len;
+	while (*rel == '/')
+		rel++;
+	if (strncmp(rel, committed, sizeof(committed) - 1) == 0 &&
+	    (rel[sizeof(committed) - 1] == '/' || rel[sizeof(committed) - 1] == '\0')) {
+		dir = VINO_COMMITTED_ROOT;
+		rel += sizeof(committed) - 1;
+		while (*rel == '/')
+			rel++;
+	}
+	ino = dir;
+	rc = rel[0] ? pog_resolve(fs->store, dir, rel, &ino) : 0;
+	/* pog_resolve answers staged numbers even from the committed view */
+	if (rc == 0 && dir == VINO_COMMITTED_ROOT)
+		ino |= POG_COMMITTED_BIT;
+	if (rc < 0)
+		return command_failed(fs, answer, rc, "export: %.200s: %s", path,
+				      pog_strerror(rc));
+	rc = pog_export(fs->store, ino, export_sink, answer);
+	if (rc < 0) {
+		text_release(answer);
+		return command_failed(fs, answer, rc, "export: %.200s: %s", path,
+				      pog_strerror(rc));
+	}
+	return 0;
+}
+
 static bool is_blank(char c)
 {
 	return c == ' ' || c == '\t';
@@ -565,9 +616,7 @@ static int run_command(struct pogfs *fs, const char *buf, size_t size,
 	else if (strcmp(verb, "gc") == 0)
 		rc = cmd_gc(fs, answer);
 	else if (strcmp(verb, "export") == 0)
-		rc = command_failed(fs, answer, -EINVAL,
-				    args[0] ? "export: not implemented yet"
-					    : "export: missing PATH");
+		rc = cmd_export(fs, args, answer);
 	else
 		rc = command_failed(fs, answer, -EINVAL,
 				    "unknown command \"%.64s\" (commit [message], abort, gc, export PATH)",

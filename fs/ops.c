@@ -1024,6 +1024,50 @@ static void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
 	free(buf);
 }
 
+/* The type named by a user.pog.type value; 0 when none can be set. */
+static unsigned type_by_name(const char *value, size_t size)
+{
+	static const unsigned settable[] = { POG_MAP, POG_LIST, POG_STRING,
+					     POG_INT, POG_FLOAT, POG_BOOL,
+					     POG_NULL };
+
+	for (size_t i = 0; i < sizeof(settable) / sizeof(settable[0]); i++) {
+		const char *n = pog_type_name(settable[i]);
+		if (n && strlen(n) == size && memcmp(n, value, size) == 0)
+			return settable[i];
+	}
+	return 0;
+}
+
+/*
+ * setfattr -n user.pog.type -v TYPE: convert the object (the same type
+ * is a no-op, so rsync -X restores). A conversion may rewrite a
+ * scalar's text in canonical form, so the kernel's cached pages and
+ * size go (no lock of this inode is held by the kernel's setxattr path
+ * that the invalidation needs).
+ */
+static void set_type(fuse_req_t req, uint64_t ino, const char *value,
+		     size_t size, int flags)
+{
+	struct pogfs *fs = fs_of(req);
+	unsigned type = type_by_name(value, size);
+	int rc = 0;
+
+	if (!type && size && value[size - 1] == '\n') /* -v "$(cat x)" */
+		type = type_by_name(value, size - 1);
+	if (flags & XATTR_CREATE)
+		rc = -EEXIST; /* every object has a type */
+	else if (!type)
+		rc = -EINVAL;
+	if (rc == 0)
+		rc = pog_set_type(fs->store, ino, type);
+	if (rc == 0) {
+		pogfs_touch(fs);
+		fuse_lowlevel_notify_inval_inode(fs->se, ino, 0, 0);
+	}
+	fuse_reply_err(req, pogfs_errno(rc));
+}
+
 static void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
 			const char *value, size_t size, int flags)
 {
@@ -1033,20 +1077,7 @@ static void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
 	if (rc == 0 && !is_user_xattr(name))
 		rc = -EOPNOTSUPP;
 	if (rc == 0 && strcmp(name, XATTR_POG_TYPE) == 0) {
-		/*
-		 * Setting the type an object already has is a no-op (so
-		 * rsync -X restores); converting is not supported yet.
-		 */
-		struct pog_attr a;
-		const char *type;
-		rc = pog_getattr(fs->store, ino, &a);
-		type = rc == 0 ? pog_type_name(a.type) : NULL;
-		if (rc == 0 && (flags & XATTR_CREATE))
-			rc = -EEXIST;
-		else if (rc == 0 && !(type && strlen(type) == size &&
-				      memcmp(type, value, size) == 0))
-			rc = -EOPNOTSUPP;
-		fuse_reply_err(req, pogfs_errno(rc));
+		set_type(req, ino, value, size, flags);
 		return;
 	}
 	if (rc == 0 && strncmp(name, XATTR_POG_PREFIX, strlen(XATTR_POG_PREFIX)) == 0)

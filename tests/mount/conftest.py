@@ -16,7 +16,8 @@ REPO = Path(__file__).resolve().parents[2]
 BUILD = Path(os.environ.get("POGFS_BUILD_DIR", REPO / "build"))
 POGFS = os.environ.get("POGFS_BIN", str(BUILD / "fs" / "pogfs"))
 POG = os.environ.get("POG_BIN", str(BUILD / "tools" / "pog"))
-POOL_SIZE = os.environ.get("POGFS_TEST_POOL_SIZE", "512M")
+# Pool files are allocated for real: keep them small and remove them.
+POOL_SIZE = os.environ.get("POGFS_TEST_POOL_SIZE", "128M")
 
 
 def pytest_collection_modifyitems(config, items):
@@ -129,7 +130,17 @@ class Mount:
 def pool(tmp_path):
     p = tmp_path / "test.pool"
     mkfs(p)
-    return p
+    yield p
+    remove_pools(tmp_path)
+
+
+def remove_pools(directory):
+    """Pool files are big and pytest keeps old temporary directories."""
+    for f in Path(directory).glob("*.pool"):
+        try:
+            f.unlink()
+        except OSError:
+            pass
 
 
 @pytest.fixture

@@ -137,6 +137,7 @@ def test_rsync_round_trip(pool, tmp_path):
         assert tree_snapshot(backup2) == tree_snapshot(backup)
     finally:
         m2.stop()
+        pool2.unlink()
 
 
 def test_vim_edit(mnt):
