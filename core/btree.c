@@ -551,3 +551,33 @@ int pog_bt_walk(pog_store *s, uint64_t root,
 {
 	return root ? walk_rec(s, root, 0, fn, ctx) : 0;
 }
+
+static int fresh_rec(pog_store *s, uint64_t bno, int depth,
+		     int (*fn)(void *ctx, uint64_t key, void *val, uint16_t vlen),
+		     void *ctx)
+{
+	if (depth >= POG_BT_MAX_DEPTH || !pog_bno_fresh(s, bno) ||
+	    pog_node_check(s, bno, 0))
+		return 0;
+	struct pog_node_hdr *h = HDR(s, bno);
+	for (unsigned i = 0; i < h->count; i++) {
+		int r;
+		if (h->level) {
+			r = fresh_rec(s, branches(h)[i].child, depth + 1, fn, ctx);
+		} else {
+			struct pog_leaf_entry *e = leaf_entry(h, i);
+			r = fn(ctx, e->key, e + 1, e->vlen);
+		}
+		if (r)
+			return r;
+	}
+	return 0;
+}
+
+int pog_bt_foreach_fresh(pog_store *s, uint64_t root,
+			 int (*fn)(void *ctx, uint64_t key, void *val,
+				   uint16_t vlen),
+			 void *ctx)
+{
+	return root ? fresh_rec(s, root, 0, fn, ctx) : 0;
+}

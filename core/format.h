@@ -17,6 +17,12 @@
  *
  * Block kinds: B+tree nodes (struct pog_node_hdr first), data pages (raw
  * bytes, CRC kept by whoever points at them), and commit records.
+ *
+ * Data pages are content-addressed: at commit every new page is looked up
+ * by its CRC in the page index (POG_TREE_PAGEHASH) and, when the bytes of
+ * an indexed page are the same, shared instead of stored again. So pages
+ * may have many owners and are freed only by the garbage collector, which
+ * also drops index entries of pages nothing holds any more.
  */
 
 #include <stdint.h>
@@ -79,7 +85,8 @@ struct pog_commit_rec {
 	uint64_t nobjects;
 	uint64_t prev_commit; /* informational: earlier record's bno */
 	uint64_t changes;
-	uint64_t reserved[6];
+	uint64_t dedup_root;  /* page index: crc << 16 | seq -> page bno */
+	uint64_t reserved[5];
 };
 _Static_assert(sizeof(struct pog_commit_rec) == 128, "commit rec size");
 
@@ -128,6 +135,7 @@ enum pog_tree_kind {
 	POG_TREE_PAGES = 4,   /* key page index -> struct pog_page_ref */
 	POG_TREE_XATTR = 5,   /* key hash|seq -> u8 namelen, name, value */
 	POG_TREE_LOG = 6,     /* key commit id -> struct pog_log_rec + msg */
+	POG_TREE_PAGEHASH = 7, /* key crc << 16 | seq -> u64 page bno */
 };
 
 /*

@@ -13,6 +13,7 @@ struct fsck {
 	void *ctx;
 	struct pog_fsck_result res;
 	uint64_t *claimed;          /* bitmap: block already seen */
+	uint64_t *page_bits;        /* bitmap: block seen as a data page */
 	struct pog_map64 owners;    /* ino -> owning entries seen */
 	struct pog_map64 subdirs;   /* dir ino -> child dirs */
 	struct pog_map64 reach;     /* reachable inos */
@@ -42,10 +43,17 @@ static void report(struct fsck *f, int sev, const char *id, uint64_t ino,
 
 static int claim(struct fsck *f, uint64_t bno, const char *what)
 {
+	bool page = strcmp(what, "page") == 0;
 	if (!pog_bno_valid(f->s, bno)) {
 		report(f, POG_FSCK_ERROR, "bad-block", f->cur_ino,
 		       "%s points at block %" PRIu64 " outside the pool", what, bno);
 		return 1;
+	}
+	if (page && pog_bit(f->page_bits, bno))
+		return 0; /* a shared (deduplicated) page */
+	if (page) {
+		f->page_bits[bno / 64] |= 1ULL << (bno % 64);
+		f->res.pages_unique++;
 	}
 	if (pog_bit(f->claimed, bno)) {
 		report(f, POG_FSCK_ERROR, "block-shared", f->cur_ino,
@@ -373,7 +381,10 @@ int pog_fsck(pog_store *s, unsigned flags, pog_fsck_fn fn, void *ctx,
 		return err;
 	struct fsck f = {.s = s, .fn = fn, .ctx = ctx};
 	f.claimed = calloc(s->nsegs * POG_WORDS_PER_SEG + 1, sizeof(uint64_t));
-	if (!f.claimed) {
+	f.page_bits = calloc(s->nsegs * POG_WORDS_PER_SEG + 1, sizeof(uint64_t));
+	if (!f.claimed || !f.page_bits) {
+		free(f.claimed);
+		free(f.page_bits);
 		pog_unlock(s);
 		return -ENOMEM;
 	}
@@ -381,6 +392,7 @@ int pog_fsck(pog_store *s, unsigned flags, pog_fsck_fn fn, void *ctx,
 		f.claimed[i * POG_WORDS_PER_SEG] |= 1;
 	claim(&f, s->commit_bno, "commit record");
 	pog_bt_walk(s, s->committed.log_root, check_node, &f);
+	pog_bt_walk(s, s->committed.dedup_root, check_node, &f);
 	err = pog_bt_walk(s, s->committed.obj_root, check_node, &f);
 	if (err)
 		report(&f, POG_FSCK_ERROR, "bad-tree", 0, "object table is damaged");
@@ -416,6 +428,7 @@ int pog_fsck(pog_store *s, unsigned flags, pog_fsck_fn fn, void *ctx,
 		*out = f.res;
 	uint64_t left = f.res.errors > f.res.repaired ? f.res.errors - f.res.repaired : 0;
 	free(f.claimed);
+	free(f.page_bits);
 	pog_map64_release(&f.owners);
 	pog_map64_release(&f.subdirs);
 	pog_map64_release(&f.reach);

@@ -36,8 +36,37 @@ static int mark_node(void *c, uint64_t bno, const struct pog_node_hdr *h)
 	return mark_block(c, bno, 1);
 }
 
+/* The pages the page index names are in use too (with index_pages):
+ * an indexed page is freed only after GC drops its entry, so the index
+ * never names a free block. */
+static int mark_index_page(void *c, uint64_t key, void *val, uint16_t vlen)
+{
+	(void)key;
+	uint64_t bno;
+	if (vlen != sizeof(bno))
+		return POG_ECORRUPT;
+	memcpy(&bno, val, sizeof(bno));
+	return mark_block(c, bno, 0);
+}
+
+static int mark_index_pages(pog_store *s, struct mark_ctx *m)
+{
+	struct pog_bt_iter it;
+	int r = pog_bt_seek(&it, s, s->committed.dedup_root, 0);
+	while (r > 0) {
+		const void *val;
+		uint16_t vlen;
+		pog_bt_cur(&it, NULL, &val, &vlen);
+		r = mark_index_page(m, 0, (void *)val, vlen);
+		if (r)
+			break;
+		r = pog_bt_next(&it);
+	}
+	return r;
+}
+
 /* Recompute the in-use bitmap from the committed state alone. */
-int pog_mark_committed(pog_store *s)
+int pog_mark_committed(pog_store *s, bool index_pages)
 {
 	s->blocks_used = 0;
 	for (uint64_t i = 0; i < s->nsegs; i++) {
@@ -51,6 +80,10 @@ int pog_mark_committed(pog_store *s)
 	int err = mark_block(&m, s->commit_bno, 0);
 	if (!err)
 		err = pog_bt_walk(s, s->committed.log_root, mark_node, &m);
+	if (!err)
+		err = pog_bt_walk(s, s->committed.dedup_root, mark_node, &m);
+	if (!err && index_pages)
+		err = mark_index_pages(s, &m);
 	if (!err)
 		err = pog_bt_walk(s, s->committed.obj_root, mark_node, &m);
 	struct pog_bt_iter it;
@@ -151,8 +184,13 @@ static int gc_locked(pog_store *s, struct pog_gc_result *res)
 		snprintf(msg, sizeof(msg), "gc: %zu unreachable objects", dead.n);
 		err = pog_commit_locked(s, msg, NULL);
 	}
+	/* What objects hold; then the index forgets the other pages. */
 	if (!err)
-		err = pog_mark_committed(s);
+		err = pog_mark_committed(s, false);
+	if (!err && pog_dedup_prune(s))
+		err = pog_commit_locked(s, "gc: page index", NULL);
+	if (!err)
+		err = pog_mark_committed(s, true);
 	if (!err) {
 		res->objects_live = r.seen.n;
 		res->objects_freed = dead.n;

@@ -110,13 +110,14 @@ static int b64_decode(const char *in, char **out, size_t *outlen)
 struct exporter {
 	pog_store *s;
 	const struct pog_state *st; /* the view exported */
+	bool dry;                   /* the first run: output nothing */
+	struct pog_map64 in_tree;   /* ino -> 1: owned by the exported root */
+	struct pog_map64 named;     /* ino -> 1: named after its definition */
 	pog_write_fn write;
 	void *ctx;
 	int err;
 	char buf[65536];
 	size_t used;
-	struct pog_map64 owners;   /* ino -> owning entries in the subtree */
-	struct pog_map64 targets;  /* ino -> 1: target of a ref */
 	struct pog_map64 ids;      /* ino -> id, once mentioned */
 	struct pog_map64 defined;  /* ino -> 1, once written */
 	uint64_t next_id;
@@ -131,6 +132,8 @@ static void out_flush(struct exporter *e)
 
 static void out(struct exporter *e, const void *data, size_t len)
 {
+	if (e->dry)
+		return;
 	const char *p = data;
 	while (len && !e->err) {
 		size_t n = sizeof(e->buf) - e->used;
@@ -249,56 +252,63 @@ static void out_key(struct exporter *e, const char *k, size_t n)
 static int read_all(pog_store *s, const struct pog_inode *in, char **data,
 		    size_t *len);
 
-/* ---- pass 1: who is owned twice, who is a ref target ---------------------- */
+/* ---- which objects a document names twice ------------------------------- */
 
+/*
+ * The document is written twice: a dry run (nothing output) finds the
+ * objects that are named again after their definition (by a ref, a hard
+ * link, or a loop through an owner outside the subtree), and the real run
+ * gives exactly those an "$id". Both runs make the same choices, as
+ * these depend only on what was defined before.
+ */
 struct walk_ctx {
 	struct exporter *e;
 	struct pog_vec *stack;
 };
 
-static int count_edge(void *c, uint64_t ino, int owned)
+static int tree_edge(void *c, uint64_t ino, int owned)
 {
 	struct walk_ctx *w = c;
-	struct exporter *e = w->e;
-	if (!owned) {
-		uint64_t *t = pog_map64_get(&e->targets, ino);
-		if (!t)
-			return -ENOMEM;
-		*t = 1;
+	if (!owned || pog_map64_find(&w->e->in_tree, ino))
 		return 0;
-	}
-	uint64_t *o = pog_map64_get(&e->owners, ino);
-	if (!o)
+	uint64_t *v = pog_map64_get(&w->e->in_tree, ino);
+	if (!v)
 		return -ENOMEM;
-	if ((*o)++ == 0)
-		return pog_vec_push(w->stack, ino);
-	return 0;
+	*v = 1;
+	return pog_vec_push(w->stack, ino);
 }
 
-static int count_from(struct exporter *e, uint64_t root)
+/* Everything the exported object owns, directly or not. */
+static int tree_of(struct exporter *e, uint64_t root)
 {
 	struct pog_vec stack = {0};
 	struct walk_ctx w = {e, &stack};
-	int err = pog_vec_push(&stack, root);
+	uint64_t *v = pog_map64_get(&e->in_tree, root);
+	int err = v ? pog_vec_push(&stack, root) : -ENOMEM;
+	if (v)
+		*v = 1;
 	while (!err && stack.n) {
 		uint64_t ino = stack.v[--stack.n];
 		const struct pog_inode *in;
 		err = pog_inode_get(e->s, e->st, ino, &in);
 		if (!err)
-			err = pog_object_edges(e->s, in, count_edge, &w);
+			err = pog_object_edges(e->s, in, tree_edge, &w);
 	}
 	pog_vec_release(&stack);
 	return err;
 }
 
-/* Owned by nothing in the subtree: then it is written at its first ref. */
-static bool ref_only(struct exporter *e, uint64_t ino)
+/* Named again: record it (dry run) and return its id (real run). */
+static uint64_t mention(struct exporter *e, uint64_t ino)
 {
-	return !pog_map64_find(&e->owners, ino);
-}
-
-static uint64_t id_of(struct exporter *e, uint64_t ino)
-{
+	if (e->dry) {
+		uint64_t *m = pog_map64_get(&e->named, ino);
+		if (!m)
+			e->err = -ENOMEM;
+		else
+			*m = 1;
+		return 0;
+	}
 	uint64_t *v = pog_map64_get(&e->ids, ino);
 	if (!v) {
 		e->err = -ENOMEM;
@@ -309,10 +319,9 @@ static uint64_t id_of(struct exporter *e, uint64_t ino)
 	return *v;
 }
 
-static bool needs_id(struct exporter *e, uint64_t ino)
+static bool is_defined(struct exporter *e, uint64_t ino)
 {
-	uint64_t *o = pog_map64_find(&e->owners, ino);
-	return pog_map64_find(&e->targets, ino) || (o && *o > 1);
+	return pog_map64_find(&e->defined, ino) != NULL;
 }
 
 /* ---- pass 2: writing -------------------------------------------------------- */
@@ -438,8 +447,10 @@ static void emit_plain(struct exporter *e, uint64_t ino,
 			e->err = POG_ECORRUPT;
 			break;
 		}
-		outf(e, "{\"$ref\":%" PRIu64, id_of(e, t));
-		if (ref_only(e, t) && !pog_map64_find(&e->defined, t)) {
+		outf(e, "{\"$ref\":%" PRIu64, mention(e, t));
+		/* A target the document would not define otherwise is
+		 * written here, as a copy. */
+		if (!is_defined(e, t) && !pog_map64_find(&e->in_tree, t)) {
 			outs(e, ",\"$target\":");
 			emit(e, t, depth + 1);
 		}
@@ -472,13 +483,12 @@ static void emit(struct exporter *e, uint64_t ino, int depth)
 	e->err = pog_inode_get(e->s, e->st, ino, &in);
 	if (e->err)
 		return;
-	if (!needs_id(e, ino)) {
-		emit_plain(e, ino, in, depth);
-		return;
-	}
-	uint64_t id = id_of(e, ino);
-	if (pog_map64_find(&e->defined, ino)) {
-		outf(e, "{\"$link\":%" PRIu64 "}", id);
+	if (is_defined(e, ino)) {
+		/* Owned again: a hard link, or for a map or list (which
+		 * cannot have two owners) a ref. */
+		bool dir = in->type == POG_MAP || in->type == POG_LIST;
+		outf(e, dir ? "{\"$ref\":%" PRIu64 "}" : "{\"$link\":%" PRIu64 "}",
+		     mention(e, ino));
 		return;
 	}
 	uint64_t *d = pog_map64_get(&e->defined, ino);
@@ -487,7 +497,11 @@ static void emit(struct exporter *e, uint64_t ino, int depth)
 		return;
 	}
 	*d = 1;
-	outf(e, "{\"$id\":%" PRIu64, id);
+	if (e->dry || !pog_map64_find(&e->named, ino)) {
+		emit_plain(e, ino, in, depth);
+		return;
+	}
+	outf(e, "{\"$id\":%" PRIu64, mention(e, ino));
 	if (in->type == POG_MAP) {
 		emit_map_entries(e, in, false, depth);
 	} else {
@@ -533,44 +547,23 @@ int pog_export(pog_store *s, uint64_t ino, pog_write_fn write, void *ctx)
 		return err;
 	}
 	e->st = pog_view(s, &ino);
-	err = count_from(e, ino);
-	/* Ref-only targets are written where first referred to: count what
-	 * they hold too, until nothing new appears. */
-	struct pog_vec todo = {0};
-	for (size_t round = 0; !err && round < 1000; round++) {
-		todo.n = 0;
-		pog_map64_foreach(&e->targets, i) {
-			uint64_t t = e->targets.keys[i];
-			if (!err && ref_only(e, t) && !pog_map64_find(&e->defined, t))
-				err = pog_vec_push(&todo, t);
-		}
-		if (!todo.n)
-			break;
-		for (size_t i = 0; !err && i < todo.n; i++) {
-			uint64_t *d = pog_map64_get(&e->defined, todo.v[i]);
-			if (!d)
-				err = -ENOMEM;
-			else
-				*d = 1;
-			if (!err)
-				err = count_from(e, todo.v[i]);
-		}
-	}
-	pog_vec_release(&todo);
-	pog_map64_release(&e->defined);
-	uint64_t *root_owner = err ? NULL : pog_map64_get(&e->owners, ino);
-	if (!err && !root_owner)
-		err = -ENOMEM;
+	err = tree_of(e, ino);
 	if (!err) {
-		(*root_owner)++; /* the document itself owns the root */
+		e->dry = true;
+		emit(e, ino, 0);
+		err = e->err;
+		pog_map64_release(&e->defined);
+		e->dry = false;
+	}
+	if (!err) {
 		emit(e, ino, 0);
 		out(e, "\n", 1);
 		out_flush(e);
 		err = e->err;
 	}
 	pog_unlock(s);
-	pog_map64_release(&e->owners);
-	pog_map64_release(&e->targets);
+	pog_map64_release(&e->in_tree);
+	pog_map64_release(&e->named);
 	pog_map64_release(&e->ids);
 	pog_map64_release(&e->defined);
 	free(e);

@@ -421,7 +421,7 @@ static int page_drop(pog_store *s, struct pog_inode *in, uint64_t page)
 		if (err)
 			return err;
 	}
-	pog_block_release(s, ref.bno);
+	pog_page_release(s, ref.bno);
 	in->blocks--;
 	return 0;
 }
@@ -455,7 +455,7 @@ static int page_writable(pog_store *s, struct pog_inode *in, uint64_t page,
 	else
 		memset(*data, 0, PAGE);
 	if (exists)
-		pog_block_release(s, ref.bno);
+		pog_page_release(s, ref.bno);
 	else
 		in->blocks++;
 	return 0;

@@ -381,7 +381,8 @@ struct pog_fsck_result {
 	uint64_t reachable;
 	uint64_t garbage_objects;
 	uint64_t blocks_used;
-	uint64_t pages;
+	uint64_t pages;        /* page references from strings */
+	uint64_t pages_unique; /* pages stored (shared ones once) */
 	uint64_t errors;
 	uint64_t warnings;
 	uint64_t repaired;

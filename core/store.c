@@ -200,6 +200,12 @@ void pog_block_release(pog_store *s, uint64_t bno)
 	(void)pog_vec_push(&s->freed, bno);
 }
 
+void pog_page_release(pog_store *s, uint64_t bno)
+{
+	if (pog_bno_fresh(s, bno))
+		pog_block_release(s, bno);
+}
+
 void pog_mark_used(pog_store *s, uint64_t bno)
 {
 	struct pog_seg *g = &s->segs[bno / POG_SEG_BLOCKS];
@@ -358,6 +364,7 @@ static int load_commit(pog_store *s)
 		.log_root = rec.log_root,
 		.next_ino = rec.next_ino,
 		.nobjects = rec.nobjects,
+		.dedup_root = rec.dedup_root,
 	};
 	s->staged = s->committed;
 	s->commit_id = rec.id;
@@ -425,7 +432,7 @@ static int open_pool(pog_store *s, const char *path)
 	if (err)
 		return err;
 	if (!s->super->clean) {
-		err = pog_mark_committed(s);
+		err = pog_mark_committed(s, true);
 		if (err)
 			return err;
 	}
@@ -657,6 +664,7 @@ int pog_commit_locked(pog_store *s, const char *message, uint64_t *id_out)
 		return err;
 	}
 	s->staged.log_root = log_root;
+	pog_dedup_staged(s);
 	struct pog_commit_rec rec = {
 		.magic = POG_COMMIT_MAGIC,
 		.id = id,
@@ -668,6 +676,7 @@ int pog_commit_locked(pog_store *s, const char *message, uint64_t *id_out)
 		.nobjects = s->staged.nobjects,
 		.prev_commit = s->commit_bno,
 		.changes = changes,
+		.dedup_root = s->staged.dedup_root,
 	};
 	rec.crc = pog_crc32(&rec, sizeof(rec));
 	void *cblock = pog_block(s, cbno);

@@ -64,6 +64,7 @@ struct pog_state {
 	uint64_t log_root;
 	uint64_t next_ino;
 	uint64_t nobjects;
+	uint64_t dedup_root;
 };
 
 /* Change kinds kept per ino during a transaction. */
@@ -137,6 +138,14 @@ int pog_commit_locked(pog_store *s, const char *message, uint64_t *id);
 void pog_block_release(pog_store *s, uint64_t bno);
 void pog_note_change(pog_store *s, uint64_t ino, unsigned kind);
 void pog_note_removed(pog_store *s, uint64_t ino);
+/* Let a data page go: a fresh one at once; a committed one may be shared
+ * (dedup), so only the garbage collector frees it. */
+void pog_page_release(pog_store *s, uint64_t bno);
+/* Share the transaction's new pages with identical indexed ones and
+ * index the rest (best effort: never fails the commit). */
+void pog_dedup_staged(pog_store *s);
+/* Drop index entries of pages nothing holds (after a mark). */
+uint64_t pog_dedup_prune(pog_store *s);
 /* Mark a committed-state block used (recovery and GC). */
 void pog_mark_used(pog_store *s, uint64_t bno);
 
@@ -169,6 +178,12 @@ void pog_bt_cur(const struct pog_bt_iter *it, uint64_t *key, const void **val,
 		uint16_t *vlen);
 int pog_bt_next(struct pog_bt_iter *it);
 
+/* Visit, writable in place, the values held in this transaction's fresh
+ * leaves (committed subtrees cannot hold anything new). */
+int pog_bt_foreach_fresh(pog_store *s, uint64_t root,
+			 int (*fn)(void *ctx, uint64_t key, void *val,
+				   uint16_t vlen),
+			 void *ctx);
 /* Visit every node of a tree: fn(ctx, bno, hdr) returns non-zero to stop. */
 int pog_bt_walk(pog_store *s, uint64_t root,
 		int (*fn)(void *ctx, uint64_t bno, const struct pog_node_hdr *h),
@@ -201,8 +216,9 @@ ssize_t pog_path_locked(pog_store *s, const struct pog_state *st, uint64_t ino,
 
 /* Create the root map of a new store (staged). */
 int pog_root_init(pog_store *s);
-/* gc.c: recompute the in-use bitmap from the committed state. */
-int pog_mark_committed(pog_store *s);
+/* gc.c: recompute the in-use bitmap from the committed state; with
+ * index_pages the pages the page index names count as used. */
+int pog_mark_committed(pog_store *s, bool index_pages);
 
 /* ---- value.c: typed scalars ------------------------------------------- */
 /* Parse text (white space around it allowed) as a scalar of type. */

@@ -1,0 +1,141 @@
+/* dedup.c - content-addressed pages: identical pages are stored once. */
+#include <errno.h>
+#include <string.h>
+
+#include "store_int.h"
+
+#define SEQ_SPAN 0x10000u
+
+/*
+ * Find a page with the same bytes as bno among the indexed pages with its
+ * CRC: returns that page's bno, or 0 after adding bno to the index (best
+ * effort: a full pool only means this page is not shared).
+ */
+static uint64_t index_share(pog_store *s, uint64_t bno, uint32_t crc)
+{
+	uint64_t base = (uint64_t)crc << 16, next = base;
+	const void *page = pog_block(s, bno);
+	struct pog_bt_iter it;
+	int r = pog_bt_seek(&it, s, s->staged.dedup_root, base);
+	while (r > 0) {
+		uint64_t key, cand;
+		const void *val;
+		pog_bt_cur(&it, &key, &val, NULL);
+		if (key >= base + SEQ_SPAN)
+			break;
+		memcpy(&cand, val, sizeof(cand));
+		if (cand == bno)
+			return 0;
+		/* Indexed pages are in use until GC drops their entry; a
+		 * fresh one was indexed earlier in this same commit. */
+		if (pog_bno_valid(s, cand) &&
+		    memcmp(pog_block(s, cand), page, POG_BLOCK_SIZE) == 0)
+			return cand;
+		next = key + 1;
+		r = pog_bt_next(&it);
+	}
+	if (r >= 0 && next < base + SEQ_SPAN)
+		(void)pog_bt_put(s, POG_TREE_PAGEHASH, &s->staged.dedup_root, next,
+				 &bno, sizeof(bno));
+	return 0;
+}
+
+static int share_ref(void *ctx, uint64_t key, void *val, uint16_t vlen)
+{
+	pog_store *s = ctx;
+	(void)key;
+	struct pog_page_ref ref;
+	if (vlen != sizeof(ref))
+		return 0;
+	memcpy(&ref, val, sizeof(ref));
+	if (!pog_bno_fresh(s, ref.bno))
+		return 0;
+	uint64_t shared = index_share(s, ref.bno, ref.crc);
+	if (shared) {
+		pog_block_release(s, ref.bno);
+		ref.bno = shared;
+		memcpy(val, &ref, sizeof(ref));
+	}
+	return 0;
+}
+
+static void dedup_object(pog_store *s, uint64_t ino)
+{
+	const struct pog_inode *in;
+	if (pog_inode_get(s, &s->staged, ino, &in))
+		return;
+	if (in->type != POG_STRING && in->type != POG_SYMLINK)
+		return;
+	if (!(in->flags & POG_INODE_DIRECT)) {
+		pog_bt_foreach_fresh(s, in->content, share_ref, s);
+		return;
+	}
+	if (!pog_bno_fresh(s, in->content))
+		return;
+	uint64_t shared = index_share(s, in->content, in->direct_crc);
+	if (!shared)
+		return;
+	/* Re-read: the index insert may have moved nothing, but be safe. */
+	if (pog_inode_get(s, &s->staged, ino, &in))
+		return;
+	struct pog_inode copy;
+	memcpy(&copy, in, pog_inode_len(in));
+	uint64_t old = copy.content;
+	copy.content = shared;
+	/* The record's leaf is fresh (the object changed): no allocation. */
+	if (pog_bt_put(s, POG_TREE_OBJECTS, &s->staged.obj_root, ino, &copy,
+		       (uint16_t)pog_inode_len(&copy)) == 0)
+		pog_block_release(s, old);
+}
+
+void pog_dedup_staged(pog_store *s)
+{
+	pog_map64_foreach(&s->changes, i)
+		dedup_object(s, s->changes.keys[i]);
+}
+
+/*
+ * GC: drop index entries whose page no object holds (the used bitmap
+ * comes from a mark of the objects alone). The index is rebuilt from the
+ * entries that stay, so it does not keep half-empty nodes. Returns how
+ * many entries went (0: the index is unchanged).
+ */
+uint64_t pog_dedup_prune(pog_store *s)
+{
+	struct pog_vec keep = {0};
+	uint64_t dead = 0;
+	struct pog_bt_iter it;
+	int r = pog_bt_seek(&it, s, s->staged.dedup_root, 0);
+	while (r > 0) {
+		uint64_t key, bno;
+		const void *val;
+		pog_bt_cur(&it, &key, &val, NULL);
+		memcpy(&bno, val, sizeof(bno));
+		if (pog_bno_valid(s, bno) &&
+		    pog_bit(s->segs[bno / POG_SEG_BLOCKS].used, bno % POG_SEG_BLOCKS)) {
+			if (pog_vec_push(&keep, key) || pog_vec_push(&keep, bno))
+				r = -ENOMEM;
+		} else {
+			dead++;
+		}
+		if (r > 0)
+			r = pog_bt_next(&it);
+	}
+	if (r < 0 || !dead) {
+		pog_vec_release(&keep);
+		return 0;
+	}
+	uint64_t root = 0;
+	int err = pog_reserve(s, keep.n / 100 + 64);
+	for (size_t i = 0; !err && i + 1 < keep.n; i += 2)
+		err = pog_bt_put(s, POG_TREE_PAGEHASH, &root, keep.v[i],
+				 &keep.v[i + 1], sizeof(uint64_t));
+	pog_vec_release(&keep);
+	if (err) {
+		pog_bt_release(s, root); /* fresh: freed at once */
+		return 0;
+	}
+	pog_bt_release(s, s->staged.dedup_root);
+	s->staged.dedup_root = root;
+	return dead;
+}
