@@ -21,7 +21,8 @@
  *   {"$symlink": S}               a symlink kept as text (S as a string)
  *   {"$special": "fifo", "rdev": R}   fifo, char, block or socket
  * Map keys that are not UTF-8 (or hold NUL) are written "$b64:<base64>",
- * keys starting with '$' get one more '$'. Keys are sorted bytewise, ids
+ * keys starting with '$' get one more '$' (on import, a "$" key that is
+ * none of these forms is taken as it is, so plain documents import). Keys are sorted bytewise, ids
  * count from 1 in the order objects are first written, so exporting the
  * same graph always gives the same bytes.
  */
@@ -665,8 +666,7 @@ static int decode_key(struct importer *im, const char *k, char **key,
 		int err = b64_decode(k + 5, key, len);
 		return err ? fail(im, -EINVAL, "bad base64 in key \"%.40s\"", k) : 0;
 	}
-	if (k[0] == '$')
-		return fail(im, -EINVAL, "unknown directive \"%.40s\"", k);
+	/* Any other key, "$..." ones of plain documents too, is itself. */
 	*key = strdup(k);
 	*len = strlen(k);
 	return *key ? 0 : -ENOMEM;

@@ -95,7 +95,7 @@ static void chomp(char *text)
  * one (*answer, freed by the caller, may be NULL).
  * Returns 0, or a positive errno when the open or the write failed.
  */
-static int send_command(const char *mnt, const char *command, char **answer)
+int tool_send_command(const char *mnt, const char *command, char **answer)
 {
 	char path[4096];
 	size_t len = strlen(command), answer_len;
@@ -191,7 +191,7 @@ static int run_control(const struct tool_args *a, const char *command,
 		snprintf(line, sizeof(line), "%s %s", command, message);
 	}
 	strcat(line, "\n");
-	err = send_command(mnt, line, &answer);
+	err = tool_send_command(mnt, line, &answer);
 	if (err == ENOENT || err == ENOTDIR || err == ENOTCONN)
 		return tool_fail(e, TOOL_EXIT_FAIL, what, "%s",
 				 control_open_reason(mnt, err, reason,

@@ -19,10 +19,6 @@ struct tool_command {
 	int (*run)(const struct tool_args *a, struct tool_error *e);
 };
 
-static int not_implemented(const struct tool_args *a, struct tool_error *e)
-{
-	return tool_fail(e, TOOL_EXIT_USAGE, a->command, "not implemented yet");
-}
 
 static const char usage_mkfs[] =
 	"NAME\n"
@@ -118,11 +114,21 @@ static const char usage_export[] =
 	"    pog export POOL|MNTPATH [--gzip] [-o FILE]\n"
 	"\n"
 	"DESCRIPTION\n"
-	"    Not implemented yet: it answers 'not implemented yet' and exits\n"
-	"    with status 2.\n"
+	"    Writes one JSON document (format: README, section JSON). Given a\n"
+	"    pool file, the whole store as last committed; given a path inside\n"
+	"    a mounted store, that object and what it owns, as staged, asked\n"
+	"    of the daemon through MNT/.pog/ctl ('export PATH').\n"
+	"    Importing the document and exporting again gives the same bytes.\n"
 	"\n"
 	"OPTIONS\n"
-	"    -h, --help   show this page.\n";
+	"    --gzip       compress with zlib's gzip format (also when FILE\n"
+	"                 ends in .gz).\n"
+	"    -o FILE      write FILE (through a temporary file renamed into\n"
+	"                 place) instead of standard output.\n"
+	"    -h, --help   show this page.\n"
+	"\n"
+	"EXIT STATUS\n"
+	"    0 written, 1 failed, 2 bad usage.\n";
 
 static const char usage_import[] =
 	"NAME\n"
@@ -132,11 +138,19 @@ static const char usage_import[] =
 	"    pog import POOL|MNTPATH FILE.json[.gz]\n"
 	"\n"
 	"DESCRIPTION\n"
-	"    Not implemented yet: it answers 'not implemented yet' and exits\n"
-	"    with status 2.\n"
+	"    Reads one JSON document (gzip-compressed when it is). Into a\n"
+	"    pool file: the document must be an object; its entries are added\n"
+	"    to the root map and committed. Into a path of a mounted store:\n"
+	"    an existing map gets the document's entries, a new name becomes\n"
+	"    the document; the change is staged like any other (commit it).\n"
+	"    Bad JSON is refused with its line and column and nothing of it\n"
+	"    is applied; a name that is taken is refused too.\n"
 	"\n"
 	"OPTIONS\n"
-	"    -h, --help   show this page.\n";
+	"    -h, --help   show this page.\n"
+	"\n"
+	"EXIT STATUS\n"
+	"    0 imported, 1 failed, 2 bad usage.\n";
 
 static const char usage_commit[] =
 	"NAME\n"
@@ -203,10 +217,10 @@ static const struct tool_command commands[] = {
 	{ "fsck", "check a store (and --repair it)", usage_fsck,
 	  TOOL_OPT_REPAIR, 1, 1, tool_fsck },
 	{ "gc", "collect garbage offline", usage_gc, 0, 1, 1, tool_gc },
-	{ "export", "write a store or subtree as JSON (not yet)",
-	  usage_export, 0, 0, -1, not_implemented },
-	{ "import", "load JSON into a store (not yet)", usage_import, 0, 0, -1,
-	  not_implemented },
+	{ "export", "write a store or subtree as JSON", usage_export,
+	  TOOL_OPT_GZIP | TOOL_OPT_OUTPUT, 1, 1, tool_export },
+	{ "import", "load JSON into a store or under a path", usage_import, 0,
+	  2, 2, tool_import },
 	{ "commit", "commit a mounted store's staged changes", usage_commit,
 	  0, 1, -1, tool_commit },
 	{ "abort", "discard a mounted store's staged changes", usage_abort, 0,
@@ -288,14 +302,22 @@ static int parse_args(const struct tool_command *c, int argc, char **argv,
 						 "--size needs a value (see "
 						 "pog %s --help)", c->name);
 			a->size = argv[++i];
-		} else if (c->run != not_implemented) {
+		} else if ((c->options & TOOL_OPT_GZIP) &&
+			   strcmp(arg, "--gzip") == 0) {
+			a->gzip = true;
+		} else if ((c->options & TOOL_OPT_OUTPUT) &&
+			   strcmp(arg, "-o") == 0) {
+			if (i + 1 == argc)
+				return tool_fail(e, TOOL_EXIT_USAGE, c->name,
+						 "-o needs a file (see pog %s "
+						 "--help)", c->name);
+			a->output = argv[++i];
+		} else {
 			return tool_fail(e, TOOL_EXIT_USAGE, c->name,
 					 "unknown option '%s' (see pog %s "
 					 "--help)", arg, c->name);
 		}
 	}
-	if (c->run == not_implemented)
-		return 0;
 	if (a->operand_count < c->min_operands)
 		return tool_fail(e, TOOL_EXIT_USAGE, c->name,
 				 "missing operand (see pog %s --help)",

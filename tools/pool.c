@@ -64,7 +64,7 @@ static int open_when_free(const char *path, pog_store **s)
  * Open a.operands[0] for exclusive offline use. On failure fills e and
  * returns `status`; on success returns 0 and *s is open.
  */
-static int open_pool(const struct tool_args *a, pog_store **s,
+int tool_open_pool(const struct tool_args *a, pog_store **s,
 		     struct tool_error *e, int status)
 {
 	const char *path = a->operands[0];
@@ -83,7 +83,7 @@ static int open_pool(const struct tool_args *a, pog_store **s,
 }
 
 /* Close s without collecting garbage; fill e when that fails. */
-static int close_pool(const struct tool_args *a, pog_store *s,
+int tool_close_pool(const struct tool_args *a, pog_store *s,
 		      struct tool_error *e, int status)
 {
 	char what[512];
@@ -138,7 +138,7 @@ int tool_mkfs(const struct tool_args *a, struct tool_error *e)
 		       st.format_version);
 	else
 		printf("created %s\n", path);
-	return close_pool(a, s, e, TOOL_EXIT_FAIL);
+	return tool_close_pool(a, s, e, TOOL_EXIT_FAIL);
 }
 
 static void print_status(const char *path, const struct pog_status *st)
@@ -171,7 +171,7 @@ int tool_info(const struct tool_args *a, struct tool_error *e)
 	char what[512];
 	int err, status;
 
-	status = open_pool(a, &s, e, TOOL_EXIT_FAIL);
+	status = tool_open_pool(a, &s, e, TOOL_EXIT_FAIL);
 	if (status)
 		return status;
 	err = pog_status(s, &st);
@@ -183,7 +183,7 @@ int tool_info(const struct tool_args *a, struct tool_error *e)
 		return status;
 	}
 	print_status(a->operands[0], &st);
-	return close_pool(a, s, e, TOOL_EXIT_FAIL);
+	return tool_close_pool(a, s, e, TOOL_EXIT_FAIL);
 }
 
 int tool_gc(const struct tool_args *a, struct tool_error *e)
@@ -194,7 +194,7 @@ int tool_gc(const struct tool_args *a, struct tool_error *e)
 	char what[512], freed[32], live[32];
 	int err, status;
 
-	status = open_pool(a, &s, e, TOOL_EXIT_FAIL);
+	status = tool_open_pool(a, &s, e, TOOL_EXIT_FAIL);
 	if (status)
 		return status;
 	memset(&r, 0, sizeof(r));
@@ -217,7 +217,7 @@ int tool_gc(const struct tool_args *a, struct tool_error *e)
 							      sizeof(live)));
 	printf("\n");
 	/* The collection just ran: closing must not run it again. */
-	return close_pool(a, s, e, TOOL_EXIT_FAIL);
+	return tool_close_pool(a, s, e, TOOL_EXIT_FAIL);
 }
 
 static const char *severity_name(int severity)
@@ -272,7 +272,7 @@ int tool_fsck(const struct tool_args *a, struct tool_error *e)
 	char what[512];
 	int verdict, status;
 
-	status = open_pool(a, &s, e, 2);
+	status = tool_open_pool(a, &s, e, 2);
 	if (status)
 		return status;
 	memset(&r, 0, sizeof(r));
@@ -286,7 +286,7 @@ int tool_fsck(const struct tool_args *a, struct tool_error *e)
 		return status;
 	}
 	print_fsck_summary(a->operands[0], verdict, a->repair, &r);
-	status = close_pool(a, s, e, 2);
+	status = tool_close_pool(a, s, e, 2);
 	if (status)
 		return status;
 	return verdict == 0 ? TOOL_EXIT_OK : 1;

@@ -31,12 +31,16 @@ int tool_fail(struct tool_error *e, int status, const char *what,
 /* Options a subcommand accepts (struct tool_command.options). */
 #define TOOL_OPT_SIZE (1u << 0)   /* --size N */
 #define TOOL_OPT_REPAIR (1u << 1) /* --repair */
+#define TOOL_OPT_GZIP (1u << 2)   /* --gzip */
+#define TOOL_OPT_OUTPUT (1u << 3) /* -o FILE */
 
 /* A subcommand's command line after option parsing. */
 struct tool_args {
 	const char *command;  /* "mkfs", "fsck", ... */
 	const char *size;     /* --size value, NULL when not given */
 	bool repair;          /* --repair */
+	bool gzip;            /* --gzip */
+	const char *output;   /* -o FILE, NULL when not given */
 	int operand_count;
 	char **operands;      /* borrowed from argv; the array is owned */
 };
@@ -49,6 +53,22 @@ int tool_fsck(const struct tool_args *a, struct tool_error *e);
 int tool_commit(const struct tool_args *a, struct tool_error *e);
 int tool_abort(const struct tool_args *a, struct tool_error *e);
 int tool_status(const struct tool_args *a, struct tool_error *e);
+int tool_export(const struct tool_args *a, struct tool_error *e);
+int tool_import(const struct tool_args *a, struct tool_error *e);
+
+/* Open a.operands[0] for exclusive offline use; on failure fill e and
+ * return status. tool_close_pool closes without collecting garbage. */
+int tool_open_pool(const struct tool_args *a, pog_store **s,
+		   struct tool_error *e, int status);
+int tool_close_pool(const struct tool_args *a, pog_store *s,
+		    struct tool_error *e, int status);
+
+/*
+ * Write command to MNT/.pog/ctl in one write and read back the answer
+ * on the same open file (*answer, freed by the caller, may be NULL).
+ * Returns 0, or a positive errno when the open or the write failed.
+ */
+int tool_send_command(const char *mnt, const char *command, char **answer);
 
 /* "1.5 GiB": n bytes in binary units, into buf. Returns buf. */
 const char *tool_format_bytes(uint64_t n, char *buf, size_t size);

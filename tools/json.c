@@ -1,0 +1,311 @@
+/* json.c - pog export and pog import: JSON in and out of a store. */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <zlib.h>
+
+#include "tool.h"
+
+/* ---- where the operand lives ------------------------------------------- */
+
+/*
+ * Is path inside a mounted store? Then *mnt is the mount's root and *rel
+ * the path below it ("" for the root itself), both malloc'ed.
+ */
+static bool in_mount(const char *path, char **mnt, char **rel)
+{
+	char *real = realpath(path, NULL);
+	char probe[PATH_MAX + 16];
+	if (!real) {
+		/* A new name under an existing directory (import). */
+		char *copy = strdup(path), *slash;
+		if (!copy)
+			return false;
+		slash = strrchr(copy, '/');
+		char *dir = slash ? (slash == copy ? strdup("/") : strndup(copy, (size_t)(slash - copy)))
+				  : strdup(".");
+		char *parent = dir ? realpath(dir, NULL) : NULL;
+		if (parent) {
+			size_t n = strlen(parent) + strlen(slash ? slash + 1 : copy) + 2;
+			real = malloc(n);
+			if (real)
+				snprintf(real, n, "%s/%s", strcmp(parent, "/") ? parent : "",
+					 slash ? slash + 1 : copy);
+		}
+		free(parent);
+		free(dir);
+		free(copy);
+		if (!real)
+			return false;
+	}
+	for (char *end = real + strlen(real);;) {
+		size_t len = (size_t)(end - real);
+		snprintf(probe, sizeof(probe), "%.*s/.pog/ctl", (int)len, real);
+		if (access(probe, F_OK) == 0) {
+			*mnt = strndup(real, len ? len : 1);
+			*rel = strdup(*end ? end + 1 : "");
+			free(real);
+			return *mnt && *rel;
+		}
+		char *slash = len ? memrchr(real, '/', len) : NULL;
+		if (!slash)
+			break;
+		end = slash;
+	}
+	free(real);
+	return false;
+}
+
+static bool ends_with(const char *s, const char *suffix)
+{
+	size_t n = strlen(s), m = strlen(suffix);
+	return n >= m && strcmp(s + n - m, suffix) == 0;
+}
+
+/* ---- output --------------------------------------------------------------- */
+
+struct sink {
+	FILE *plain;
+	gzFile gz;
+};
+
+static int sink_write(void *ctx, const void *buf, size_t len)
+{
+	struct sink *k = ctx;
+	if (k->gz)
+		return gzwrite(k->gz, buf, (unsigned)len) == (int)len ? 0 : -EIO;
+	return fwrite(buf, 1, len, k->plain) == len ? 0 : -EIO;
+}
+
+/* Open the output: stdout, or a temporary file beside FILE. */
+static int sink_open(const struct tool_args *a, struct sink *k, char **tmp)
+{
+	int fd = STDOUT_FILENO;
+	*tmp = NULL;
+	if (a->output) {
+		size_t n = strlen(a->output) + 16;
+		*tmp = malloc(n);
+		if (!*tmp)
+			return -ENOMEM;
+		snprintf(*tmp, n, "%s.tmpXXXXXX", a->output);
+		fd = mkstemp(*tmp);
+		if (fd < 0) {
+			free(*tmp);
+			*tmp = NULL;
+			return -errno;
+		}
+		fchmod(fd, 0644);
+	}
+	bool gz = a->gzip || (a->output && ends_with(a->output, ".gz"));
+	if (gz) {
+		k->gz = gzdopen(a->output ? fd : dup(fd), "wb");
+		return k->gz ? 0 : -ENOMEM;
+	}
+	k->plain = a->output ? fdopen(fd, "wb") : stdout;
+	return k->plain ? 0 : -errno;
+}
+
+/* Finish the output; the temporary file replaces FILE only when ok. */
+static int sink_close(const struct tool_args *a, struct sink *k, char *tmp,
+		      bool ok)
+{
+	int err = 0;
+	if (k->gz && gzclose(k->gz) != Z_OK)
+		err = -EIO;
+	if (k->plain && k->plain != stdout && fclose(k->plain) != 0)
+		err = -errno;
+	if (k->plain == stdout && fflush(stdout) != 0)
+		err = -errno;
+	if (tmp) {
+		if (ok && !err && rename(tmp, a->output) != 0)
+			err = -errno;
+		if (!ok || err)
+			unlink(tmp);
+		free(tmp);
+	}
+	return err;
+}
+
+/* ---- export ----------------------------------------------------------------- */
+
+static int export_pool(const struct tool_args *a, struct sink *k,
+		       struct tool_error *e)
+{
+	pog_store *s;
+	int status = tool_open_pool(a, &s, e, TOOL_EXIT_FAIL);
+	if (status)
+		return status;
+	int err = pog_export(s, POG_ROOT_INO | POG_COMMITTED_BIT, sink_write, k);
+	tool_close_pool(a, s, e, TOOL_EXIT_FAIL);
+	if (err)
+		return tool_fail(e, TOOL_EXIT_FAIL, "export", "%s: %s",
+				 a->operands[0], pog_strerror(err));
+	return 0;
+}
+
+static int export_mount(const struct tool_args *a, const char *mnt,
+			const char *rel, struct sink *k, struct tool_error *e)
+{
+	char *command, *answer = NULL;
+	size_t n = strlen(rel) + 16;
+	command = malloc(n);
+	if (!command)
+		return tool_fail(e, TOOL_EXIT_FAIL, "export", "out of memory");
+	snprintf(command, n, "export %s\n", rel);
+	int err = tool_send_command(mnt, command, &answer);
+	free(command);
+	if (err || !answer) {
+		free(answer);
+		return tool_fail(e, TOOL_EXIT_FAIL, "export", "%s: %s",
+				 a->operands[0], err ? strerror(err)
+				 : "the daemon gave no document");
+	}
+	err = sink_write(k, answer, strlen(answer));
+	free(answer);
+	if (err)
+		return tool_fail(e, TOOL_EXIT_FAIL, "export", "%s",
+				 strerror(-err));
+	return 0;
+}
+
+int tool_export(const struct tool_args *a, struct tool_error *e)
+{
+	struct sink k = {0};
+	char *tmp, *mnt = NULL, *rel = NULL;
+	bool mounted = in_mount(a->operands[0], &mnt, &rel);
+	int err = sink_open(a, &k, &tmp);
+	if (err)
+		return tool_fail(e, TOOL_EXIT_FAIL, "export", "%s: %s",
+				 a->output ? a->output : "standard output",
+				 strerror(-err));
+	int status = mounted ? export_mount(a, mnt, rel, &k, e)
+			     : export_pool(a, &k, e);
+	err = sink_close(a, &k, tmp, status == 0);
+	free(mnt);
+	free(rel);
+	if (!status && err)
+		return tool_fail(e, TOOL_EXIT_FAIL, "export", "%s: %s",
+				 a->output ? a->output : "standard output",
+				 strerror(-err));
+	return status;
+}
+
+/* ---- import ----------------------------------------------------------------- */
+
+/* Read a JSON file, gzip-compressed or not, into memory. */
+static int read_document(const char *path, char **doc, size_t *len)
+{
+	gzFile gz = gzopen(path, "rb");
+	if (!gz)
+		return errno ? -errno : -ENOMEM;
+	size_t cap = 1 << 16, n = 0;
+	char *buf = malloc(cap + 1);
+	int err = buf ? 0 : -ENOMEM;
+	while (!err) {
+		if (n == cap) {
+			char *bigger = realloc(buf, cap * 2 + 1);
+			if (!bigger) {
+				err = -ENOMEM;
+				break;
+			}
+			buf = bigger;
+			cap *= 2;
+		}
+		int got = gzread(gz, buf + n, (unsigned)(cap - n > INT_MAX ? INT_MAX : cap - n));
+		if (got < 0)
+			err = -EIO;
+		else if (got == 0)
+			break;
+		else
+			n += (size_t)got;
+	}
+	gzclose(gz);
+	if (err) {
+		free(buf);
+		return err;
+	}
+	buf[n] = '\0';
+	*doc = buf;
+	*len = n;
+	return 0;
+}
+
+static int import_pool(const struct tool_args *a, const char *doc, size_t len,
+		       struct tool_error *e)
+{
+	pog_store *s;
+	struct pog_json_error je;
+	int status = tool_open_pool(a, &s, e, TOOL_EXIT_FAIL);
+	if (status)
+		return status;
+	int err = pog_import(s, POG_ROOT_INO, NULL, 0, doc, len, (uint32_t)getuid(),
+			     (uint32_t)getgid(), &je);
+	if (!err) {
+		char msg[300];
+		snprintf(msg, sizeof(msg), "import %s", a->operands[1]);
+		err = pog_commit(s, msg, NULL);
+		if (err)
+			snprintf(je.message, sizeof(je.message), "commit: %s",
+				 pog_strerror(err));
+	}
+	tool_close_pool(a, s, e, TOOL_EXIT_FAIL); /* discards a failed import */
+	if (err && je.line)
+		return tool_fail(e, TOOL_EXIT_FAIL, "import", "%s:%d:%d: %s",
+				 a->operands[1], je.line, je.column, je.message);
+	if (err)
+		return tool_fail(e, TOOL_EXIT_FAIL, "import", "%s: %s",
+				 a->operands[1], je.message);
+	return 0;
+}
+
+/* Through the mount: "import PATH LENGTH\n" then the document. */
+static int import_mount(const struct tool_args *a, const char *mnt,
+			const char *rel, const char *doc, size_t len,
+			struct tool_error *e)
+{
+	size_t hl = strlen(rel) + 48;
+	char *msg = malloc(hl + len);
+	if (!msg)
+		return tool_fail(e, TOOL_EXIT_FAIL, "import", "out of memory");
+	int h = snprintf(msg, hl, "import %zu %s\n", len, rel);
+	memcpy(msg + h, doc, len);
+	msg[h + len] = '\0';
+	char *answer = NULL;
+	int err = tool_send_command(mnt, msg, &answer);
+	free(msg);
+	if (err) {
+		char reason[512] = "";
+		if (answer)
+			snprintf(reason, sizeof(reason), "%s", answer);
+		free(answer);
+		return tool_fail(e, TOOL_EXIT_FAIL, "import", "%s: %s%s%s",
+				 a->operands[1], strerror(err), reason[0] ? ": " : "",
+				 reason);
+	}
+	free(answer);
+	return 0;
+}
+
+int tool_import(const struct tool_args *a, struct tool_error *e)
+{
+	char *doc, *mnt = NULL, *rel = NULL;
+	size_t len;
+	int err = read_document(a->operands[1], &doc, &len);
+	if (err)
+		return tool_fail(e, TOOL_EXIT_FAIL, "import", "%s: %s",
+				 a->operands[1], strerror(-err));
+	int status;
+	if (in_mount(a->operands[0], &mnt, &rel))
+		status = import_mount(a, mnt, rel, doc, len, e);
+	else
+		status = import_pool(a, doc, len, e);
+	free(doc);
+	free(mnt);
+	free(rel);
+	return status;
+}
