@@ -156,7 +156,7 @@ static int export_mount(const struct tool_args *a, const char *mnt,
 	command = malloc(n);
 	if (!command)
 		return tool_fail(e, TOOL_EXIT_FAIL, "export", "out of memory");
-	snprintf(command, n, "export %s\n", rel);
+	snprintf(command, n, "export %s\n", rel[0] ? rel : ".");
 	int err = tool_send_command(mnt, command, &answer);
 	free(command);
 	if (err || !answer) {
@@ -272,7 +272,7 @@ static int import_mount(const struct tool_args *a, const char *mnt,
 	char *msg = malloc(hl + len);
 	if (!msg)
 		return tool_fail(e, TOOL_EXIT_FAIL, "import", "out of memory");
-	int h = snprintf(msg, hl, "import %zu %s\n", len, rel);
+	int h = snprintf(msg, hl, "import %zu %s\n", len, rel[0] ? rel : ".");
 	memcpy(msg + h, doc, len);
 	msg[h + len] = '\0';
 	char *answer = NULL;
