@@ -67,13 +67,6 @@ one_error_line "unknown option"
 expect 2 "missing operand" -- "$POG" info
 one_error_line "missing operand"
 
-# --- not implemented yet ----------------------------------------------------
-for cmd in export import; do
-	expect 2 "$cmd is not implemented" -- "$POG" "$cmd" "$TMP/p" "$TMP/x.json"
-	check "$cmd says so" "$TMP/err" "^pog: $cmd: not implemented yet\$"
-	one_error_line "$cmd"
-done
-
 # --- mkfs ------------------------------------------------------------------
 P=$TMP/test.pool
 expect 2 "mkfs with a bad size" -- "$POG" mkfs "$P" --size 12Q
@@ -161,6 +154,39 @@ expect 0 "status of the stand-in" -- "$POG" status "$TMP/fakemnt"
 check "status prints .pog/status" "$TMP/out" '"commit_id": 7'
 expect 1 "status of a missing directory" -- "$POG" status "$TMP/nowhere"
 one_error_line "status missing"
+
+# --- export and import ------------------------------------------------------
+J=$TMP/json.pool
+expect 0 "mkfs for json" -- "$POG" mkfs "$J" --size 64M
+printf '{"name": "pog", "n": 3, "pi": 3.25, "ok": true, "none": null,\n "list": [1, "two", {"x": []}]}\n' >"$TMP/doc.json"
+expect 0 "import a plain document" -- "$POG" import "$J" "$TMP/doc.json"
+expect 0 "export it" -- "$POG" export "$J"
+check "export keeps types and order" "$TMP/out" '^\{"list":\[1,"two",\{"x":\[\]\}\],"n":3,"name":"pog","none":null,"ok":true,"pi":3.25\}$'
+expect 0 "export gzip to a file" -- "$POG" export "$J" -o "$TMP/out.json.gz"
+expect 0 "mkfs for the copy" -- "$POG" mkfs "$TMP/copy.pool" --size 64M
+expect 0 "import the gzip file" -- "$POG" import "$TMP/copy.pool" "$TMP/out.json.gz"
+expect 0 "export the copy" -- "$POG" export "$TMP/copy.pool" -o "$TMP/copy.json"
+checks=$((checks + 1))
+if zcat "$TMP/out.json.gz" | cmp -s - "$TMP/copy.json"; then
+	echo "ok: export, import, export is identical"
+else
+	echo "FAIL: export, import, export differs"
+	failures=$((failures + 1))
+fi
+printf '{"a": 1,\n "b": [1, 2,, 3]}\n' >"$TMP/bad.json"
+expect 1 "bad JSON is refused" -- "$POG" import "$TMP/copy.pool" "$TMP/bad.json"
+check "bad JSON names line and column" "$TMP/err" '^pog: import: .*bad.json:2:[0-9]+: '
+one_error_line "bad JSON"
+expect 0 "nothing of it applied" -- "$POG" export "$TMP/copy.pool" -o "$TMP/after.json"
+checks=$((checks + 1))
+if cmp -s "$TMP/copy.json" "$TMP/after.json"; then
+	echo "ok: a refused import changes nothing"
+else
+	echo "FAIL: a refused import changed the store"
+	failures=$((failures + 1))
+fi
+expect 1 "import of a missing file" -- "$POG" import "$J" "$TMP/none.json"
+one_error_line "import of a missing file"
 
 echo "$((checks - failures)) of $checks checks passed"
 [ "$failures" -eq 0 ]
