@@ -167,7 +167,7 @@ static int gc_locked(pog_store *s, struct pog_gc_result *res)
 		pog_set_error(s, "gc: changes are staged; commit or abort first");
 		return -EBUSY;
 	}
-	pog_abort_locked(s); /* blocks left by failed operations */
+	pog_abort_locked(s); /* blocks left by failed operations; hashes */
 	uint64_t before = s->blocks_used;
 	struct reach_ctx r = {0};
 	struct pog_vec dead = {0};

@@ -1058,6 +1058,7 @@ int pog_mknode(pog_store *s, uint64_t dir, const char *name, size_t len,
 	if (!err) {
 		s->staged.next_ino++;
 		s->staged.nobjects++;
+		pog_hash_entry_changed(s, dir, key);
 		pog_note_change(s, ino, POG_CHG_ADDED);
 		pog_note_change(s, dir, POG_CHG_MODIFIED);
 		fill_attr(s, &s->staged, ino, &c, out);
@@ -1104,6 +1105,7 @@ int pog_link(pog_store *s, uint64_t ino, uint64_t dir, const char *name,
 		err = inode_store(s, ino, &c);
 	}
 	if (!err) {
+		pog_hash_entry_changed(s, dir, key);
 		pog_note_change(s, ino, POG_CHG_MODIFIED);
 		pog_note_change(s, dir, POG_CHG_MODIFIED);
 		fill_attr(s, &s->staged, ino, &c, out);
@@ -1181,8 +1183,10 @@ int pog_remove(pog_store *s, uint64_t dir, const char *name, size_t len,
 	}
 	if (!err)
 		err = child_unlinked(s, child, dir, key);
-	if (!err)
+	if (!err) {
+		pog_hash_entry_changed(s, dir, key);
 		pog_note_change(s, dir, POG_CHG_MODIFIED);
+	}
 	pog_unlock(s);
 	return err;
 }
@@ -1211,8 +1215,10 @@ int pog_set_ref_target(pog_store *s, uint64_t ino, uint64_t target)
 		stamp(&in, false);
 		err = inode_store(s, ino, &in);
 	}
-	if (!err)
+	if (!err) {
+		pog_hash_changed(s, ino);
 		pog_note_change(s, ino, POG_CHG_MODIFIED);
+	}
 	pog_unlock(s);
 	return err;
 }
@@ -1450,6 +1456,8 @@ static int rename_list(pog_store *s, uint64_t olddir, const char *oldname,
 		err = inode_store(s, newdir, &r->nd);
 	if (!err)
 		err = set_parent(s, r->sino, newdir, r->nkey);
+	pog_hash_entry_changed(s, olddir, r->okey);
+	pog_hash_entry_changed(s, newdir, r->nkey);
 	pog_note_change(s, olddir, POG_CHG_MODIFIED);
 	pog_note_change(s, newdir, POG_CHG_MODIFIED);
 	return err;
@@ -1518,6 +1526,8 @@ int pog_rename(pog_store *s, uint64_t olddir, const char *oldname,
 			err = rename_move(s, olddir, newdir, newname, newlen, r);
 	}
 	if (!err && !noop) {
+		pog_hash_entry_changed(s, olddir, r->okey);
+		pog_hash_entry_changed(s, newdir, r->nkey);
 		pog_note_change(s, olddir, POG_CHG_MODIFIED);
 		pog_note_change(s, newdir, POG_CHG_MODIFIED);
 	}
@@ -1603,8 +1613,10 @@ ssize_t pog_write(pog_store *s, uint64_t ino, uint64_t off, const void *buf,
 		stamp(&in, true);
 		err = inode_store(s, ino, &in);
 	}
-	if (!err)
+	if (!err) {
+		pog_hash_changed(s, ino);
 		pog_note_change(s, ino, POG_CHG_MODIFIED);
+	}
 	pog_unlock(s);
 	return err ? err : (ssize_t)len;
 }
@@ -1654,6 +1666,8 @@ int pog_setattr(pog_store *s, uint64_t ino, const struct pog_attr *attr,
 		err = inode_store(s, ino, &in);
 	}
 	if (!err) {
+		if (mask & POG_SET_SIZE)
+			pog_hash_changed(s, ino);
 		pog_note_change(s, ino, POG_CHG_MODIFIED);
 		if (out)
 			fill_attr(s, &s->staged, ino, &in, out);
@@ -1725,8 +1739,10 @@ int pog_set_type(pog_store *s, uint64_t ino, unsigned type)
 	if (!err && changed) {
 		stamp(&in, false);
 		err = inode_store(s, ino, &in);
-		if (!err)
+		if (!err) {
+			pog_hash_changed(s, ino);
 			pog_note_change(s, ino, POG_CHG_MODIFIED);
+		}
 	}
 	pog_unlock(s);
 	return err;

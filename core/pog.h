@@ -224,6 +224,14 @@ ssize_t pog_read(pog_store *s, uint64_t ino, uint64_t off, void *buf,
  */
 ssize_t pog_readlink(pog_store *s, uint64_t ino, char *buf, size_t size);
 
+/*
+ * The Merkle hash of an object (user.pog.hash; definition in the README):
+ * changes when anything the object owns changes, stays the same when
+ * nothing did, across remounts too. Cached: after a small change it costs
+ * the path from the object to the change.
+ */
+int pog_hash(pog_store *s, uint64_t ino, uint32_t *out);
+
 /* For POG_REF: the target's ino. */
 int pog_ref_target(pog_store *s, uint64_t ino, uint64_t *target);
 /* Point a POG_REF at another object (staged). */

@@ -297,6 +297,7 @@ static pog_store *store_new(void)
 	pthread_rwlock_init(&s->lock, NULL);
 	pthread_mutex_init(&s->pin_lock, NULL);
 	pthread_mutex_init(&s->err_lock, NULL);
+	pthread_mutex_init(&s->hash_lock, NULL);
 	return s;
 }
 
@@ -310,6 +311,8 @@ static void store_free(pog_store *s)
 	free(s->removed_paths);
 	pog_vec_release(&s->freed);
 	pog_map64_release(&s->pins);
+	pog_hash_reset(s);
+	pthread_mutex_destroy(&s->hash_lock);
 	free(s->segs);
 	pthread_rwlock_destroy(&s->lock);
 	pthread_mutex_destroy(&s->pin_lock);
@@ -707,6 +710,7 @@ int pog_commit_locked(pog_store *s, const char *message, uint64_t *id_out)
 
 void pog_abort_locked(pog_store *s)
 {
+	pog_hash_reset(s);
 	uint64_t next = s->staged.next_ino;
 	fresh_clear(s, true);
 	s->freed.n = 0;

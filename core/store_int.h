@@ -102,6 +102,9 @@ struct pog_store {
 	pthread_mutex_t pin_lock;    /* protects pins */
 	struct pog_map64 pins;
 
+	pthread_mutex_t hash_lock;   /* protects hashes */
+	struct pog_map64 hashes;     /* ino -> struct hcache * (merkle.c) */
+
 	pthread_mutex_t err_lock;    /* protects last_error */
 	char last_error[256];
 	atomic_uint_fast64_t checksum_errors;
@@ -219,6 +222,14 @@ int pog_root_init(pog_store *s);
 /* gc.c: recompute the in-use bitmap from the committed state; with
  * index_pages the pages the page index names count as used. */
 int pog_mark_committed(pog_store *s, bool index_pages);
+
+/* ---- merkle.c: the hash cache --------------------------------------- */
+/* An object's content changed (write lock held). */
+void pog_hash_changed(pog_store *s, uint64_t ino);
+/* dir's entry `key` was added, removed or re-pointed (write lock held). */
+void pog_hash_entry_changed(pog_store *s, uint64_t dir, uint64_t key);
+/* Forget every cached hash (abort, gc, close). */
+void pog_hash_reset(pog_store *s);
 
 /* ---- value.c: typed scalars ------------------------------------------- */
 /* Parse text (white space around it allowed) as a scalar of type. */

@@ -1,0 +1,383 @@
+/* merkle.c - user.pog.hash: Merkle hashes over objects, cached in DRAM. */
+#include <errno.h>
+#include <string.h>
+#include <zlib.h>
+
+#include "store_int.h"
+
+/*
+ * The definition (README "Hashes"; pinned by tests with fixed vectors).
+ * crc(x) is zlib's crc32 of the bytes x, LE32/LE64 little-endian words:
+ *   string   crc("s" + bytes)
+ *   symlink  crc("y" + text)
+ *   int, float, bool, null   crc(tag + canonical text), tag i f b n
+ *   ref      crc("r" + LE64(target identity))
+ *   special  crc("x" + LE32(mode) + LE64(rdev))
+ *   list     crc("l" + LE32(H(e0)) + LE32(H(e1)) + ...)     an array page
+ *   map      crc("m" + LE32(S)), S = sum of crc(key + LE32(H(child)))
+ *            over the entries, mod 2^32                       a hash page
+ * A list chains its elements in order; a map sums its entries' signatures
+ * so that their order does not matter.
+ *
+ * Cache: each object's hash is kept after it is computed; a change marks
+ * the object and its owners up to the root stale. A map also keeps every
+ * entry's signature, so after a change below it only the stale entries
+ * are signed again: reading the root's hash after a small change costs
+ * the path to the change, not the store.
+ */
+
+struct hcache {
+	uint32_t hash;
+	bool valid;
+	bool sum_valid;        /* maps: sum and sigs are right but for dirty */
+	uint32_t sum;
+	struct pog_map64 sigs; /* entry key + 1 -> signature + 1 */
+	struct pog_vec dirty;  /* entry keys to sign again */
+};
+
+static void le32(unsigned char *b, uint32_t v)
+{
+	for (int i = 0; i < 4; i++)
+		b[i] = (unsigned char)(v >> (8 * i));
+}
+
+static void le64(unsigned char *b, uint64_t v)
+{
+	for (int i = 0; i < 8; i++)
+		b[i] = (unsigned char)(v >> (8 * i));
+}
+
+static uint32_t crc_more(uint32_t crc, const void *p, size_t n)
+{
+	return (uint32_t)crc32(crc, p, (uInt)n);
+}
+
+static struct hcache *cache_get(pog_store *s, uint64_t ino, bool create)
+{
+	uint64_t *v = pog_map64_find(&s->hashes, ino);
+	if (v)
+		return (struct hcache *)(uintptr_t)*v;
+	if (!create)
+		return NULL;
+	struct hcache *c = calloc(1, sizeof(*c));
+	if (!c)
+		return NULL;
+	v = pog_map64_get(&s->hashes, ino);
+	if (!v) {
+		free(c);
+		return NULL;
+	}
+	*v = (uint64_t)(uintptr_t)c;
+	return c;
+}
+
+static void cache_free(struct hcache *c)
+{
+	pog_map64_release(&c->sigs);
+	pog_vec_release(&c->dirty);
+	free(c);
+}
+
+static void reset_locked(pog_store *s)
+{
+	pog_map64_foreach(&s->hashes, i)
+		cache_free((struct hcache *)(uintptr_t)s->hashes.vals[i]);
+	pog_map64_release(&s->hashes);
+}
+
+void pog_hash_reset(pog_store *s)
+{
+	pthread_mutex_lock(&s->hash_lock);
+	reset_locked(s);
+	pthread_mutex_unlock(&s->hash_lock);
+}
+
+/* Mark dir's entry `key` to be signed again (and dir stale). */
+static void mark_entry(pog_store *s, uint64_t dir, uint64_t key)
+{
+	struct hcache *c = cache_get(s, dir, false);
+	if (!c)
+		return;
+	c->valid = false;
+	if (c->sum_valid && pog_vec_push(&c->dirty, key))
+		c->sum_valid = false;
+}
+
+/* ino's content changed: it and its owners up to the root go stale. */
+static void stale_up(pog_store *s, uint64_t ino)
+{
+	for (int depth = 0; depth < 4096; depth++) {
+		struct hcache *c = cache_get(s, ino, false);
+		if (c)
+			c->valid = false;
+		const struct pog_inode *in;
+		if (pog_inode_get(s, &s->staged, ino, &in) || !in->parent)
+			return;
+		if (in->nlink > 1 && in->type != POG_MAP && in->type != POG_LIST) {
+			/* Other owners are not on the parent chain. */
+			reset_locked(s);
+			return;
+		}
+		mark_entry(s, in->parent, in->parent_key);
+		ino = in->parent;
+	}
+}
+
+void pog_hash_changed(pog_store *s, uint64_t ino)
+{
+	pthread_mutex_lock(&s->hash_lock);
+	if (s->hashes.n)
+		stale_up(s, ino);
+	pthread_mutex_unlock(&s->hash_lock);
+}
+
+void pog_hash_entry_changed(pog_store *s, uint64_t dir, uint64_t key)
+{
+	pthread_mutex_lock(&s->hash_lock);
+	if (s->hashes.n) {
+		mark_entry(s, dir, key);
+		stale_up(s, dir);
+	}
+	pthread_mutex_unlock(&s->hash_lock);
+}
+
+/* ---- computing -------------------------------------------------------------- */
+
+static int hash_of(pog_store *s, const struct pog_state *st, uint64_t ino,
+		   int depth, uint32_t *out);
+
+static int hash_string(pog_store *s, const struct pog_inode *in, char tag,
+		       uint32_t *out)
+{
+	unsigned char t = (unsigned char)tag;
+	uint32_t crc = crc_more(0, &t, 1);
+	char buf[65536];
+	for (uint64_t off = 0; off < in->size;) {
+		size_t n = in->size - off > sizeof(buf) ? sizeof(buf)
+							: (size_t)(in->size - off);
+		ssize_t got = pog_data_read(s, in, off, buf, n);
+		if (got <= 0)
+			return got < 0 ? (int)got : POG_ECORRUPT;
+		crc = crc_more(crc, buf, (size_t)got);
+		off += (uint64_t)got;
+	}
+	*out = crc;
+	return 0;
+}
+
+static int hash_list(pog_store *s, const struct pog_state *st,
+		     const struct pog_inode *in, int depth, uint32_t *out)
+{
+	unsigned char t = 'l';
+	uint32_t crc = crc_more(0, &t, 1);
+	struct pog_bt_iter it;
+	int r = pog_bt_seek(&it, s, in->content, 0);
+	while (r > 0) {
+		const void *val;
+		uint64_t child;
+		uint32_t h;
+		unsigned char b[4];
+		pog_bt_cur(&it, NULL, &val, NULL);
+		memcpy(&child, val, sizeof(child));
+		r = hash_of(s, st, child, depth + 1, &h);
+		if (r)
+			return r;
+		le32(b, h);
+		crc = crc_more(crc, b, 4);
+		r = pog_bt_next(&it);
+	}
+	*out = crc;
+	return r;
+}
+
+/* Signature of one map entry: crc(key + LE32(H(child))). */
+static int entry_sig(pog_store *s, const struct pog_state *st, const void *val,
+		     uint16_t vlen, int depth, uint32_t *sig)
+{
+	uint64_t child;
+	uint32_t h;
+	unsigned char b[4];
+	memcpy(&child, val, sizeof(child));
+	int err = hash_of(s, st, child, depth + 1, &h);
+	if (err)
+		return err;
+	le32(b, h);
+	*sig = crc_more(crc_more(0, (const char *)val + 8, vlen - 8u), b, 4);
+	return 0;
+}
+
+static int map_sum_full(pog_store *s, const struct pog_state *st,
+			const struct pog_inode *in, int depth,
+			struct hcache *c, uint32_t *sum)
+{
+	uint32_t total = 0;
+	struct pog_bt_iter it;
+	int r = pog_bt_seek(&it, s, in->content, 0);
+	while (r > 0) {
+		uint64_t key;
+		const void *val;
+		uint16_t vlen;
+		uint32_t sig;
+		pog_bt_cur(&it, &key, &val, &vlen);
+		r = entry_sig(s, st, val, vlen, depth, &sig);
+		if (r)
+			return r;
+		total += sig;
+		if (c) {
+			uint64_t *slot = pog_map64_get(&c->sigs, key + 1);
+			if (!slot)
+				return -ENOMEM;
+			*slot = (uint64_t)sig + 1;
+		}
+		r = pog_bt_next(&it);
+	}
+	if (r < 0)
+		return r;
+	*sum = total;
+	return 0;
+}
+
+/* Sign only the dirty entries again (cached maps of the staged view). */
+static int map_sum_update(pog_store *s, const struct pog_state *st,
+			  const struct pog_inode *in, int depth,
+			  struct hcache *c)
+{
+	for (size_t i = 0; i < c->dirty.n; i++) {
+		uint64_t key = c->dirty.v[i];
+		uint64_t *old = pog_map64_find(&c->sigs, key + 1);
+		if (old) {
+			c->sum -= (uint32_t)(*old - 1);
+			pog_map64_del(&c->sigs, key + 1);
+		}
+		const void *val;
+		uint16_t vlen;
+		int err = pog_bt_get(s, in->content, key, &val, &vlen);
+		if (err == -ENOENT)
+			continue;
+		uint32_t sig;
+		if (!err)
+			err = entry_sig(s, st, val, vlen, depth, &sig);
+		if (err)
+			return err;
+		uint64_t *slot = pog_map64_get(&c->sigs, key + 1);
+		if (!slot)
+			return -ENOMEM;
+		*slot = (uint64_t)sig + 1;
+		c->sum += sig;
+	}
+	c->dirty.n = 0;
+	return 0;
+}
+
+static int hash_map(pog_store *s, const struct pog_state *st,
+		    const struct pog_inode *in, int depth, struct hcache *c,
+		    uint32_t *out)
+{
+	uint32_t sum;
+	int err;
+	if (c && c->sum_valid) {
+		err = map_sum_update(s, st, in, depth, c);
+		sum = c->sum;
+	} else {
+		if (c)
+			pog_map64_release(&c->sigs);
+		err = map_sum_full(s, st, in, depth, c, &sum);
+		if (c && !err) {
+			c->sum = sum;
+			c->sum_valid = true;
+			c->dirty.n = 0;
+		}
+	}
+	if (err) {
+		if (c)
+			c->sum_valid = false;
+		return err;
+	}
+	unsigned char b[5] = {'m'};
+	le32(b + 1, sum);
+	*out = crc_more(0, b, 5);
+	return 0;
+}
+
+static int hash_scalar(const struct pog_inode *in, uint32_t *out)
+{
+	static const char tags[] = {[POG_INT] = 'i', [POG_FLOAT] = 'f',
+				    [POG_BOOL] = 'b', [POG_NULL] = 'n'};
+	char text[64];
+	text[0] = tags[in->type];
+	size_t n = pog_scalar_format(in->type, in->content, text + 1,
+				     sizeof(text) - 1);
+	*out = crc_more(0, text, n + 1);
+	return 0;
+}
+
+static int hash_compute(pog_store *s, const struct pog_state *st,
+			const struct pog_inode *in, int depth,
+			struct hcache *c, uint32_t *out)
+{
+	unsigned char b[16];
+	switch (in->type) {
+	case POG_STRING:
+		return hash_string(s, in, 's', out);
+	case POG_SYMLINK:
+		return hash_string(s, in, 'y', out);
+	case POG_INT:
+	case POG_FLOAT:
+	case POG_BOOL:
+	case POG_NULL:
+		return hash_scalar(in, out);
+	case POG_REF:
+		b[0] = 'r';
+		le64(b + 1, in->content);
+		*out = crc_more(0, b, 9);
+		return 0;
+	case POG_SPECIAL:
+		b[0] = 'x';
+		le32(b + 1, in->mode);
+		le64(b + 5, in->rdev);
+		*out = crc_more(0, b, 13);
+		return 0;
+	case POG_LIST:
+		return hash_list(s, st, in, depth, out);
+	case POG_MAP:
+		return hash_map(s, st, in, depth, c, out);
+	default:
+		return POG_ECORRUPT;
+	}
+}
+
+static int hash_of(pog_store *s, const struct pog_state *st, uint64_t ino,
+		   int depth, uint32_t *out)
+{
+	if (depth > 4096)
+		return -ELOOP;
+	const struct pog_inode *in;
+	int err = pog_inode_get(s, st, ino, &in);
+	if (err)
+		return err;
+	/* Only the staged view is cached. */
+	struct hcache *c = st == &s->staged ? cache_get(s, ino, true) : NULL;
+	if (c && c->valid) {
+		*out = c->hash;
+		return 0;
+	}
+	err = hash_compute(s, st, in, depth, c, out);
+	if (!err && c) {
+		c->hash = *out;
+		c->valid = true;
+	}
+	return err;
+}
+
+int pog_hash(pog_store *s, uint64_t ino, uint32_t *out)
+{
+	int err = pog_rdlock(s);
+	if (err)
+		return err;
+	const struct pog_state *st = pog_view(s, &ino);
+	pthread_mutex_lock(&s->hash_lock);
+	err = hash_of(s, st, ino, 0, out);
+	pthread_mutex_unlock(&s->hash_lock);
+	pog_unlock(s);
+	return err;
+}
