@@ -261,7 +261,23 @@ size_t ctl_readdir(fuse_req_t req, uint64_t ino, char *buf, size_t size,
 struct vfile {
 	pthread_mutex_t lock; /* ctl: one command at a time per open file */
 	struct text text;
+	/* ctl: an import whose document is still arriving (under lock). */
+	struct pending_import {
+		bool active;
+		char *path;       /* PATH of the command */
+		size_t want;      /* LENGTH: bytes of the document */
+		struct text doc;  /* the bytes received so far */
+		off_t next_off;   /* where the next piece must be written */
+		uint32_t uid, gid; /* the caller's, owner of new objects */
+	} import;
 };
+
+static void pending_import_release(struct pending_import *p)
+{
+	free(p->path);
+	text_release(&p->doc);
+	memset(p, 0, sizeof(*p));
+}
 
 static int log_line(void *ctx, const struct pog_log_entry *e)
 {
@@ -429,6 +445,7 @@ void ctl_release(fuse_req_t req, uint64_t ino, struct fuse_file_info *fi)
 
 	if (vf) {
 		text_release(&vf->text);
+		pending_import_release(&vf->import);
 		pthread_mutex_destroy(&vf->lock);
 		free(vf);
 	}
@@ -436,6 +453,11 @@ void ctl_release(fuse_req_t req, uint64_t ino, struct fuse_file_info *fi)
 }
 
 /* ---- commands --------------------------------------------------------- */
+
+static bool is_blank(char c)
+{
+	return c == ' ' || c == '\t';
+}
 
 /* Record why a command failed: in the store's status and as the answer. */
 static int command_failed(struct pogfs *fs, struct text *answer, int rc,
@@ -516,36 +538,48 @@ static int export_sink(void *ctx, const void *buf, size_t len)
 }
 
 /*
- * export PATH: the JSON of the object at PATH, as the answer. PATH is
- * relative to the mount's root ("." or "/" for the root), or absolute
- * under the mount point; ".pog/committed/..." exports the last commit.
+ * Where a PATH argument points: relative to the mount's root, or
+ * absolute under the mount point. Returns the part below the root of
+ * its view, without leading slashes ("" is the root); *committed tells
+ * whether it named ".pog/committed/...", the last commit.
  */
-static int cmd_export(struct pogfs *fs, const char *path, struct text *answer)
+static const char *view_path(struct pogfs *fs, const char *path, bool *committed)
 {
-	static const char committed[] = POG_CTL_NAME "/committed";
-	uint64_t dir = POG_ROOT_INO, ino;
+	static const char committed_dir[] = POG_CTL_NAME "/committed";
+	const size_t n = sizeof(committed_dir) - 1;
 	const char *rel = path;
-	int rc;
 
-	if (path[0] == '\0')
-		return command_failed(fs, answer, -EINVAL, "export: missing PATH");
+	*committed = false;
 	if (path[0] == '/' && fs->mountpoint_len &&
 	    strncmp(path, fs->mountpoint, fs->mountpoint_len) == 0 &&
 	    (path[fs->mountpoint_len] == '/' || path[fs->mountpoint_len] == '\0'))
 		rel = path + fs->mountpoint_len;
 	while (*rel == '/')
 		rel++;
-	if (strncmp(rel, committed, sizeof(committed) - 1) == 0 &&
-	    (rel[sizeof(committed) - 1] == '/' || rel[sizeof(committed) - 1] == '\0')) {
-		dir = VINO_COMMITTED_ROOT;
-		rel += sizeof(committed) - 1;
+	if (strncmp(rel, committed_dir, n) == 0 && (rel[n] == '/' || rel[n] == '\0')) {
+		*committed = true;
+		rel += n;
 		while (*rel == '/')
 			rel++;
 	}
-	ino = dir;
+	return rel;
+}
+
+/*
+ * export PATH: the JSON of the object at PATH, as the answer. PATH is
+ * relative to the mount's root ("", "." or "/" for the root), or absolute
+ * under the mount point; ".pog/committed/..." exports the last commit.
+ */
+static int cmd_export(struct pogfs *fs, const char *path, struct text *answer)
+{
+	bool committed;
+	const char *rel = view_path(fs, path, &committed);
+	uint64_t dir = committed ? VINO_COMMITTED_ROOT : POG_ROOT_INO, ino = dir;
+	int rc;
+
 	rc = rel[0] ? pog_resolve(fs->store, dir, rel, &ino) : 0;
 	/* pog_resolve answers staged numbers even from the committed view */
-	if (rc == 0 && dir == VINO_COMMITTED_ROOT)
+	if (rc == 0 && committed)
 		ino |= POG_COMMITTED_BIT;
 	if (rc < 0)
 		return command_failed(fs, answer, rc, "export: %.200s: %s", path,
@@ -559,9 +593,257 @@ static int cmd_export(struct pogfs *fs, const char *path, struct text *answer)
 	return 0;
 }
 
-static bool is_blank(char c)
+/* ---- import: a command whose document may come in several writes ------- */
+
+/*
+ * "import LENGTH PATH\n" and then LENGTH bytes of JSON. The caller
+ * writes it all at once, but the kernel hands the daemon writes of at
+ * most max_write bytes, at increasing offsets: the pieces are collected
+ * per open file and the import runs in the write that completes them.
+ */
+
+#define IMPORT_USAGE "usage: import LENGTH PATH, a newline, then LENGTH bytes of JSON"
+
+/* What the text near a parse error looks like, for the message. */
+static void describe_error_spot(const char *doc, size_t len, int line,
+				int column, char *out, size_t size)
 {
-	return c == ' ' || c == '\t';
+	size_t at = 0;
+
+	for (int l = 1; at < len && l < line; at++)
+		if (doc[at] == '\n')
+			l++;
+	at += (size_t)(column > 1 ? column - 1 : 0);
+	if (at >= len) {
+		snprintf(out, size, "invalid JSON: the document ends too early");
+		return;
+	}
+	size_t n = 0;
+	char near[24];
+	while (n < sizeof(near) - 1 && at + n < len && doc[at + n] != '\n' &&
+	       doc[at + n] != '\r') {
+		unsigned char c = (unsigned char)doc[at + n];
+		near[n++] = c < 0x20 || c >= 0x7f ? '?' : (char)c;
+	}
+	near[n] = '\0';
+	snprintf(out, size, "invalid JSON near \"%s\"", near);
+}
+
+/* Run the import of a complete document. */
+static int cmd_import(struct pogfs *fs, const struct pending_import *p,
+		      struct text *answer)
+{
+	bool committed;
+	const char *rel0 = view_path(fs, p->path, &committed);
+	char *rel = NULL, *last = NULL;
+	char key[POG_KEY_MAX + 1];
+	ssize_t keylen = 0;
+	uint64_t dir = POG_ROOT_INO, ino;
+	struct pog_attr a;
+	struct pog_json_error je;
+	int rc;
+
+	if (committed)
+		return command_failed(fs, answer, -EROFS,
+				      "import: %.200s: the committed state is read-only",
+				      p->path);
+	rel = strdup(rel0);
+	if (!rel)
+		return -ENOMEM;
+	for (size_t n = strlen(rel); n && rel[n - 1] == '/';)
+		rel[--n] = '\0';
+	if (strcmp(rel, ".") == 0)
+		rel[0] = '\0';
+	if (strcmp(rel, POG_CTL_NAME) == 0 ||
+	    strncmp(rel, POG_CTL_NAME "/", sizeof(POG_CTL_NAME)) == 0) {
+		rc = command_failed(fs, answer, -EPERM,
+				    "import: %.200s: not into the control directory",
+				    p->path);
+		goto out;
+	}
+
+	rc = rel[0] ? pog_resolve(fs->store, POG_ROOT_INO, rel, &ino) : 0;
+	if (rc == 0) {
+		/* An existing map: the document's entries are added. */
+		dir = rel[0] ? ino : POG_ROOT_INO;
+		rc = pog_getattr(fs->store, dir, &a);
+		if (rc == 0 && a.type != POG_MAP)
+			rc = -EEXIST;
+		if (rc < 0) {
+			rc = command_failed(fs, answer, rc, "import: %.200s: %s", p->path,
+					    rc == -EEXIST ? "exists and is not a map"
+					    : pog_strerror(rc));
+			goto out;
+		}
+	} else if (rc == -ENOENT) {
+		/* A new entry of a map or list: the document becomes it. */
+		char *slash = strrchr(rel, '/');
+		last = slash ? slash + 1 : rel;
+		if (slash)
+			*slash = '\0';
+		if (strcmp(last, ".") == 0 || strcmp(last, "..") == 0) {
+			rc = command_failed(fs, answer, -EINVAL,
+					    "import: %.200s: not a name for a new entry",
+					    p->path);
+			goto out;
+		}
+		rc = slash ? pog_resolve(fs->store, POG_ROOT_INO, rel, &dir) : 0;
+		if (rc == 0)
+			rc = pog_getattr(fs->store, dir, &a);
+		if (rc == 0 && a.type != POG_MAP && a.type != POG_LIST)
+			rc = -ENOTDIR;
+		if (rc == 0) {
+			keylen = strlen(last) > POGFS_NAME_MAX ? -ENAMETOOLONG
+				: pog_name_unescape(last, strlen(last), key, sizeof(key) - 1);
+			if (keylen < 0)
+				rc = (int)keylen;
+		}
+		if (rc < 0) {
+			rc = command_failed(fs, answer, rc, "import: %.200s: %s", p->path,
+					    pog_strerror(rc));
+			goto out;
+		}
+	} else {
+		rc = command_failed(fs, answer, rc, "import: %.200s: %s", p->path,
+				    pog_strerror(rc));
+		goto out;
+	}
+
+	uint64_t staged_before = pog_staged_count(fs->store);
+	rc = pog_import(fs->store, dir, last ? key : NULL, last ? (size_t)keylen : 0,
+			p->doc.data ? p->doc.data : "", p->doc.len, p->uid, p->gid, &je);
+	if (rc < 0 && je.line > 0) {
+		char what[128];
+		describe_error_spot(p->doc.data ? p->doc.data : "", p->doc.len,
+				    je.line, je.column, what, sizeof(what));
+		rc = command_failed(fs, answer, -EINVAL, "line %d, column %d: %s",
+				    je.line, je.column, what);
+	} else if (rc < 0) {
+		je.message[sizeof(je.message) - 1] = '\0';
+		rc = command_failed(fs, answer, rc, "import: %.200s: %s%s", p->path,
+				    je.message[0] ? je.message : pog_strerror(rc),
+				    pog_staged_count(fs->store) != staged_before
+				    ? " (what it made is staged: abort to undo)" : "");
+	} else {
+		text_addf(answer, "import %zu %s\n", p->doc.len, p->path);
+	}
+	pogfs_touch(fs);
+	/* Show the new names at once, whatever the kernel cached. */
+	if (last && last[0])
+		fuse_lowlevel_notify_inval_entry(fs->se, dir, last, strlen(last));
+	fuse_lowlevel_notify_inval_inode(fs->se, dir, 0, 0);
+out:
+	free(rel);
+	return rc;
+}
+
+/* Is this write the start of an import command? */
+static bool is_import_header(const char *buf, size_t size)
+{
+	size_t i = 0;
+
+	while (i < size && (buf[i] == ' ' || buf[i] == '\t'))
+		i++;
+	return size - i >= 6 && memcmp(buf + i, "import", 6) == 0 &&
+	       (size - i == 6 || buf[i + 6] == ' ' || buf[i + 6] == '\t' ||
+		buf[i + 6] == '\n' || buf[i + 6] == '\r');
+}
+
+/* Run the import when its document is complete; forget it then. */
+static int import_maybe_finish(struct pogfs *fs, struct vfile *vf)
+{
+	struct pending_import *p = &vf->import;
+	int rc = 0;
+
+	if (p->doc.failed) {
+		pending_import_release(p);
+		return command_failed(fs, &vf->text, -ENOMEM,
+				      "import: out of memory for the document");
+	}
+	if (p->doc.len == p->want) {
+		rc = cmd_import(fs, p, &vf->text);
+		pending_import_release(p);
+	}
+	return rc;
+}
+
+/* The first write: "import LENGTH PATH\n" and maybe some of the document. */
+static int import_start(struct pogfs *fs, fuse_req_t req, struct vfile *vf,
+			const char *buf, size_t size, off_t off)
+{
+	struct pending_import *p = &vf->import;
+	const struct fuse_ctx *ctx = fuse_req_ctx(req);
+	const char *nl = memchr(buf, '\n', size);
+	char *header, *s, *end, *path;
+	unsigned long long want;
+
+	if (!nl)
+		return command_failed(fs, &vf->text, -EINVAL, "import: " IMPORT_USAGE);
+	header = strndup(buf, (size_t)(nl - buf));
+	if (!header)
+		return -ENOMEM;
+	for (size_t n = strlen(header); n && (header[n - 1] == '\r' ||
+					     is_blank(header[n - 1]));)
+		header[--n] = '\0';
+	s = header;
+	while (is_blank(*s))
+		s++;
+	s += 6; /* "import" */
+	while (is_blank(*s))
+		s++;
+	errno = 0;
+	want = isdigit((unsigned char)*s) ? strtoull(s, &end, 10) : 0;
+	if (!isdigit((unsigned char)*s) || errno || (*end && !is_blank(*end)) ||
+	    memchr(header, '\0', (size_t)(nl - buf)) || want > SIZE_MAX / 2) {
+		free(header);
+		return command_failed(fs, &vf->text, -EINVAL, "import: " IMPORT_USAGE);
+	}
+	path = end;
+	while (is_blank(*path))
+		path++;
+	size_t body = size - (size_t)(nl + 1 - buf);
+	if (body > want) {
+		free(header);
+		return command_failed(fs, &vf->text, -EINVAL,
+				      "import: more than LENGTH (%llu) bytes follow the command",
+				      want);
+	}
+	memset(p, 0, sizeof(*p));
+	p->path = strdup(path[0] ? path : ".");
+	free(header);
+	if (!p->path)
+		return -ENOMEM;
+	p->active = true;
+	p->want = (size_t)want;
+	p->uid = ctx->uid;
+	p->gid = ctx->gid;
+	p->next_off = off + (off_t)size;
+	text_addn(&p->doc, nl + 1, body);
+	return import_maybe_finish(fs, vf);
+}
+
+/* A further piece of the document of a pending import. */
+static int import_continue(struct pogfs *fs, struct vfile *vf, const char *buf,
+			   size_t size, off_t off)
+{
+	struct pending_import *p = &vf->import;
+	size_t have = p->doc.len, want = p->want;
+
+	if (off != p->next_off) {
+		pending_import_release(p);
+		return command_failed(fs, &vf->text, -EINVAL,
+				      "import: a new write before the document was complete (%zu of %zu bytes)",
+				      have, want);
+	}
+	if (size > want - have) {
+		pending_import_release(p);
+		return command_failed(fs, &vf->text, -EINVAL,
+				      "import: more than LENGTH (%zu) bytes of document",
+				      want);
+	}
+	p->next_off += (off_t)size;
+	text_addn(&p->doc, buf, size);
+	return import_maybe_finish(fs, vf);
 }
 
 /*
@@ -619,7 +901,7 @@ static int run_command(struct pogfs *fs, const char *buf, size_t size,
 		rc = cmd_export(fs, args, answer);
 	else
 		rc = command_failed(fs, answer, -EINVAL,
-				    "unknown command \"%.64s\" (commit [message], abort, gc, export PATH)",
+				    "unknown command \"%.64s\" (commit [message], abort, gc, export PATH, import LENGTH PATH)",
 				    verb);
 	free(cmd);
 	return rc;
@@ -631,15 +913,21 @@ void ctl_write(fuse_req_t req, uint64_t ino, const char *buf, size_t size,
 	struct pogfs *fs = fs_of(req);
 	struct vfile *vf = (struct vfile *)(uintptr_t)fi->fh;
 	int rc;
-	(void)off;
 
 	if (ino != VINO_CTL || !vf) {
 		fuse_reply_err(req, EACCES);
 		return;
 	}
 	pthread_mutex_lock(&vf->lock);
-	text_release(&vf->text);
-	rc = run_command(fs, buf, size, &vf->text);
+	if (vf->import.active) {
+		rc = import_continue(fs, vf, buf, size, off);
+	} else {
+		text_release(&vf->text);
+		if (is_import_header(buf, size))
+			rc = import_start(fs, req, vf, buf, size, off);
+		else
+			rc = run_command(fs, buf, size, &vf->text);
+	}
 	pthread_mutex_unlock(&vf->lock);
 	if (rc < 0)
 		fuse_reply_err(req, pogfs_errno(rc));

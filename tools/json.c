@@ -263,32 +263,75 @@ static int import_pool(const struct tool_args *a, const char *doc, size_t len,
 	return 0;
 }
 
-/* Through the mount: "import PATH LENGTH\n" then the document. */
+/*
+ * Send "import LENGTH PATH\n" and the document to MNT/.pog/ctl in one
+ * write. The daemon may receive it in pieces; a document it refuses
+ * fails the piece that completes it, so the write comes back short or
+ * failed. Either way the answer on the same open file says why.
+ */
+static int send_import(const char *mnt, const char *msg, size_t len,
+		       char **answer)
+{
+	char path[PATH_MAX];
+	size_t answer_len;
+	int err = 0;
+
+	*answer = NULL;
+	if ((size_t)snprintf(path, sizeof(path), "%s/.pog/ctl", mnt) >= sizeof(path))
+		return ENAMETOOLONG;
+	int fd = open(path, O_RDWR | O_CLOEXEC);
+	if (fd < 0)
+		return errno;
+	ssize_t n = write(fd, msg, len);
+	if (n < 0)
+		err = errno;
+	else if ((size_t)n != len)
+		err = EINVAL; /* a later piece was refused */
+	(void)lseek(fd, 0, SEEK_SET);
+	if (tool_read_all(fd, answer, &answer_len) < 0)
+		*answer = NULL;
+	close(fd);
+	return err;
+}
+
+/* Through the mount: "import LENGTH PATH\n" then the document. */
 static int import_mount(const struct tool_args *a, const char *mnt,
 			const char *rel, const char *doc, size_t len,
 			struct tool_error *e)
 {
 	size_t hl = strlen(rel) + 48;
-	char *msg = malloc(hl + len);
+	char *msg = malloc(hl + len + 1);
 	if (!msg)
 		return tool_fail(e, TOOL_EXIT_FAIL, "import", "out of memory");
 	int h = snprintf(msg, hl, "import %zu %s\n", len, rel[0] ? rel : ".");
 	memcpy(msg + h, doc, len);
 	msg[h + len] = '\0';
 	char *answer = NULL;
-	int err = tool_send_command(mnt, msg, &answer);
+	int err = send_import(mnt, msg, (size_t)h + len, &answer);
 	free(msg);
-	if (err) {
-		char reason[512] = "";
-		if (answer)
-			snprintf(reason, sizeof(reason), "%s", answer);
+	if (!err) {
 		free(answer);
-		return tool_fail(e, TOOL_EXIT_FAIL, "import", "%s: %s%s%s",
-				 a->operands[1], strerror(err), reason[0] ? ": " : "",
-				 reason);
+		return 0;
 	}
+	/* The daemon's answer: "error: line L, column C: why" for bad
+	 * JSON, "error: why" for anything else. */
+	char *why = answer ? answer : NULL;
+	int line = 0, column = 0, at = 0;
+	if (why) {
+		why[strcspn(why, "\n")] = '\0';
+		if (strncmp(why, "error: ", 7) == 0)
+			why += 7;
+		if (strncmp(why, "import: ", 8) == 0)
+			why += 8;
+	}
+	if (why && sscanf(why, "line %d, column %d: %n", &line, &column, &at) == 2 && at > 0)
+		err = tool_fail(e, TOOL_EXIT_FAIL, "import", "%s:%d:%d: %s",
+				a->operands[1], line, column, why + at);
+	else
+		err = tool_fail(e, TOOL_EXIT_FAIL, "import", "%s: %s",
+				a->operands[1], why && why[0] ? why : strerror(err));
 	free(answer);
-	return 0;
+	return err;
 }
 
 int tool_import(const struct tool_args *a, struct tool_error *e)
