@@ -86,7 +86,8 @@ struct pog_commit_rec {
 	uint64_t prev_commit; /* informational: earlier record's bno */
 	uint64_t changes;
 	uint64_t dedup_root;  /* page index: crc << 16 | seq -> page bno */
-	uint64_t reserved[5];
+	uint64_t logical_bytes; /* sizes of all files, as if nothing shared */
+	uint64_t reserved[4];
 };
 _Static_assert(sizeof(struct pog_commit_rec) == 128, "commit rec size");
 

@@ -45,10 +45,25 @@ static int inode_load(pog_store *s, const struct pog_state *st, uint64_t ino,
 	return err;
 }
 
+/* Bytes an object adds to the store's logical size. */
+static uint64_t logical_size(const struct pog_inode *in)
+{
+	bool file = in->type == POG_STRING || in->type == POG_SYMLINK ||
+		    pog_type_is_scalar(in->type);
+	return file ? in->size : 0;
+}
+
 static int inode_store(pog_store *s, uint64_t ino, const struct pog_inode *in)
 {
-	return pog_bt_put(s, POG_TREE_OBJECTS, &s->staged.obj_root, ino, in,
-			  (uint16_t)pog_inode_len(in));
+	const struct pog_inode *old;
+	uint64_t before = 0;
+	if (pog_inode_get(s, &s->staged, ino, &old) == 0)
+		before = logical_size(old);
+	int err = pog_bt_put(s, POG_TREE_OBJECTS, &s->staged.obj_root, ino, in,
+			     (uint16_t)pog_inode_len(in));
+	if (!err)
+		s->staged.logical_bytes += logical_size(in) - before;
+	return err;
 }
 
 static bool is_dir_type(uint32_t type)
@@ -1993,6 +2008,7 @@ int pog_object_destroy(pog_store *s, uint64_t ino)
 	int err = inode_load(s, &s->staged, ino, &in);
 	if (err)
 		return err;
+	uint64_t bytes = logical_size(&in);
 	if (in.type == POG_STRING || in.type == POG_SYMLINK)
 		err = data_release(s, &in);
 	else if (is_dir_type(in.type))
@@ -2001,7 +2017,9 @@ int pog_object_destroy(pog_store *s, uint64_t ino)
 		return err;
 	pog_bt_release(s, in.xattrs);
 	err = pog_bt_del(s, &s->staged.obj_root, ino);
-	if (!err)
+	if (!err) {
 		s->staged.nobjects--;
+		s->staged.logical_bytes -= bytes;
+	}
 	return err;
 }

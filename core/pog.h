@@ -161,6 +161,8 @@ struct pog_status {
 	uint64_t blocks_total;    /* blocks the pool can hold */
 	uint64_t blocks_used;
 	uint64_t objects;         /* objects in the staged object table */
+	uint64_t logical_bytes;   /* sizes of all files added up (what they
+				     would take with nothing shared) */
 	uint64_t next_ino;
 	uint64_t gc_runs;         /* GC runs in this session */
 	uint64_t gc_freed_blocks; /* by the last GC */

@@ -368,6 +368,7 @@ static int load_commit(pog_store *s)
 		.next_ino = rec.next_ino,
 		.nobjects = rec.nobjects,
 		.dedup_root = rec.dedup_root,
+		.logical_bytes = rec.logical_bytes,
 	};
 	s->staged = s->committed;
 	s->commit_id = rec.id;
@@ -680,6 +681,7 @@ int pog_commit_locked(pog_store *s, const char *message, uint64_t *id_out)
 		.prev_commit = s->commit_bno,
 		.changes = changes,
 		.dedup_root = s->staged.dedup_root,
+		.logical_bytes = s->staged.logical_bytes,
 	};
 	rec.crc = pog_crc32(&rec, sizeof(rec));
 	void *cblock = pog_block(s, cbno);
@@ -745,6 +747,7 @@ int pog_status(pog_store *s, struct pog_status *out)
 	out->blocks_used = s->blocks_used - s->nsegs; /* headers are overhead */
 	out->pool_used = out->blocks_used * POG_BLOCK_SIZE;
 	out->objects = s->staged.nobjects;
+	out->logical_bytes = s->staged.logical_bytes;
 	out->next_ino = s->staged.next_ino;
 	out->gc_runs = s->gc_runs;
 	out->gc_freed_blocks = s->gc_freed_blocks;

@@ -65,6 +65,7 @@ struct pog_state {
 	uint64_t next_ino;
 	uint64_t nobjects;
 	uint64_t dedup_root;
+	uint64_t logical_bytes;
 };
 
 /* Change kinds kept per ino during a transaction. */

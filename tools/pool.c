@@ -155,6 +155,9 @@ static void print_status(const char *path, const struct pog_status *st)
 	       tool_format_bytes(st->pool_used, bytes, sizeof(bytes)),
 	       st->blocks_used, st->blocks_total, st->block_size);
 	printf("objects:         %" PRIu64 "\n", st->objects);
+	printf("logical size:    %s (files added up; stored: %s)\n",
+	       tool_format_bytes(st->logical_bytes, bytes, sizeof(bytes)),
+	       tool_format_bytes(st->pool_used, when, sizeof(when)));
 	if (st->commit_id == 0)
 		printf("last commit:     none\n");
 	else
@@ -248,9 +251,13 @@ static void print_fsck_summary(const char *path, int verdict, bool repair,
 			       const struct pog_fsck_result *r)
 {
 	printf("%s: %" PRIu64 " objects (%" PRIu64 " reachable, %" PRIu64
-	       " garbage), %" PRIu64 " blocks, %" PRIu64 " pages\n",
+	       " garbage), %" PRIu64 " blocks\n",
 	       path, r->objects, r->reachable, r->garbage_objects,
-	       r->blocks_used, r->pages);
+	       r->blocks_used);
+	printf("%s: %" PRIu64 " page references, %" PRIu64
+	       " pages stored, dedup ratio %.2f\n", path, r->pages,
+	       r->pages_unique,
+	       r->pages_unique ? (double)r->pages / (double)r->pages_unique : 1.0);
 	printf("%s: %" PRIu64 " errors, %" PRIu64 " warnings", path,
 	       r->errors, r->warnings);
 	if (repair)
