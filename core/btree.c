@@ -176,7 +176,9 @@ static int leaf_split(pog_store *s, uint64_t bno, unsigned pos, uint64_t key,
 	for (unsigned i = 0; i < o->count; i++)
 		bytes += POG_LEAF_ENTRY_SIZE(leaf_entry(o, i)->vlen) + 2;
 	bytes += POG_LEAF_ENTRY_SIZE(vlen) + 2;
-	half = bytes / 2;
+	/* Appending (new identities, log ids): keep the left leaf full so
+	 * that growing trees are dense; else split in the middle. */
+	half = pos == o->count ? bytes : bytes / 2;
 
 	uint64_t right;
 	int err = node_new(s, h->tree, 0, &right);
@@ -234,7 +236,8 @@ static int branch_insert(pog_store *s, uint64_t bno, unsigned pos, uint64_t key,
 	memcpy(all, b, pos * sizeof(*b));
 	all[pos] = (struct pog_branch){key, child};
 	memcpy(all + pos + 1, b + pos, (h->count - pos) * sizeof(*b));
-	unsigned total = h->count + 1u, left = total / 2;
+	unsigned total = h->count + 1u;
+	unsigned left = pos == h->count ? h->count : total / 2;
 	struct pog_node_hdr *r = HDR(s, right);
 	memcpy(b, all, left * sizeof(*b));
 	h->count = (uint16_t)left;
