@@ -161,7 +161,7 @@ static int unreachable_objects(pog_store *s, struct reach_ctx *r,
 	return ret;
 }
 
-static int gc_locked(pog_store *s, struct pog_gc_result *res)
+int pog_gc_locked(pog_store *s, struct pog_gc_result *res)
 {
 	if (s->changes.n || s->nremoved) {
 		pog_set_error(s, "gc: changes are staged; commit or abort first");
@@ -215,7 +215,7 @@ int pog_gc(pog_store *s, struct pog_gc_result *out)
 	int err = pog_wrlock(s);
 	if (err)
 		return err;
-	err = gc_locked(s, &res);
+	err = pog_gc_locked(s, &res);
 	pog_unlock(s);
 	if (out)
 		*out = res;

@@ -643,7 +643,15 @@ int pog_commit(pog_store *s, const char *message, uint64_t *id_out)
 	int err = pog_wrlock(s);
 	if (err)
 		return err;
+	bool removed = s->nremoved > 0;
 	err = pog_commit_locked(s, message, id_out);
+	/* Filling up: collect now, so that deleting and committing is
+	 * enough to get space back (the commit itself stands either way). */
+	uint64_t capacity = s->super->max_segments * (uint64_t)POG_SEG_BLOCKS;
+	if (!err && removed && s->blocks_used * 4 > capacity * 3) {
+		struct pog_gc_result res;
+		(void)pog_gc_locked(s, &res);
+	}
 	pog_unlock(s);
 	return err;
 }

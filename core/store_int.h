@@ -134,6 +134,8 @@ int pog_block_alloc(pog_store *s, bool node, uint64_t *bno);
  * needed), so that an operation either fails before it changes anything
  * or runs to its end: -ENOSPC. */
 int pog_reserve(pog_store *s, uint64_t blocks);
+/* GC with the write lock held (-EBUSY while changes are staged). */
+int pog_gc_locked(pog_store *s, struct pog_gc_result *res);
 /* Abort with the write lock held. */
 void pog_abort_locked(pog_store *s);
 /* Commit with the write lock held. */
