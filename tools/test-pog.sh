@@ -155,6 +155,23 @@ check "status prints .pog/status" "$TMP/out" '"commit_id": 7'
 expect 1 "status of a missing directory" -- "$POG" status "$TMP/nowhere"
 one_error_line "status missing"
 
+# --- a pool of a newer format is refused -------------------------------------
+N=$TMP/newer.pool
+expect 0 "mkfs for the format test" -- "$POG" mkfs "$N" --size 64M
+/usr/bin/python3 - "$N" <<'PY'
+import sys
+path = sys.argv[1]
+data = bytearray(open(path, "rb").read(64 << 20))
+at = data.find(b"POGPOOL1")
+assert at >= 0, "superblock magic not found"
+data[at + 8:at + 12] = (99).to_bytes(4, "little")  # format_version
+with open(path, "r+b") as f:
+    f.write(data)
+PY
+expect 1 "a newer format is refused" -- "$POG" info "$N"
+check "it says why" "$TMP/err" 'newer format'
+one_error_line "newer format"
+
 # --- export and import ------------------------------------------------------
 J=$TMP/json.pool
 expect 0 "mkfs for json" -- "$POG" mkfs "$J" --size 64M
