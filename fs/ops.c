@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
@@ -626,6 +627,59 @@ static void op_readlink(fuse_req_t req, fuse_ino_t ino)
 
 /* ---- files ------------------------------------------------------------ */
 
+/*
+ * An open typed scalar (int, float, bool, null) whose O_TRUNC waits for
+ * the first write: `echo abc > count` must fail and leave the old value,
+ * so the old text goes only when the new one is accepted. When nothing
+ * is written the truncation happens at release.
+ */
+struct scalar_handle {
+	pthread_mutex_t lock;
+	bool truncate_pending;
+};
+
+static bool is_scalar_type(uint32_t type)
+{
+	return type == POG_INT || type == POG_FLOAT || type == POG_BOOL ||
+	       type == POG_NULL;
+}
+
+static void scalar_handle_free(struct scalar_handle *h)
+{
+	pthread_mutex_destroy(&h->lock);
+	free(h);
+}
+
+static int truncate_to_zero(struct pogfs *fs, uint64_t ino)
+{
+	struct pog_attr want = { .size = 0 }, out;
+
+	now_time(&want.mtime);
+	return pog_setattr(fs->store, ino, &want, POG_SET_SIZE | POG_SET_MTIME,
+			   &out);
+}
+
+/*
+ * The first write after O_TRUNC: replace the text; on failure put the
+ * old text back (it parsed before, so it parses again).
+ */
+static ssize_t scalar_replace(struct pogfs *fs, uint64_t ino, uint64_t off,
+			      const char *buf, size_t size)
+{
+	char old[4096];
+	ssize_t oldlen = pog_read(fs->store, ino, 0, old, sizeof(old));
+	if (oldlen < 0)
+		return oldlen;
+	int rc = truncate_to_zero(fs, ino);
+	if (rc < 0)
+		return rc;
+	ssize_t n = pog_write(fs->store, ino, off, buf, size);
+	if (n < 0 && oldlen > 0 && pog_write(fs->store, ino, 0, old, (size_t)oldlen) < 0)
+		pogfs_log(fs, LOG_ERR, "object %" PRIu64 ": old value not restored",
+			  ino);
+	return n;
+}
+
 static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct pogfs *fs = fs_of(req);
@@ -642,6 +696,23 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		return;
 	}
 	rc = pog_getattr(fs->store, ino, &a);
+	if (rc == 0 && (fi->flags & O_TRUNC) && writing && a.size != 0 &&
+	    is_scalar_type(a.type)) {
+		/* Truncate with the first write, so that bad text keeps
+		 * the old value (see struct scalar_handle). */
+		struct scalar_handle *h = calloc(1, sizeof(*h));
+		if (!h) {
+			fuse_reply_err(req, ENOMEM);
+			return;
+		}
+		pthread_mutex_init(&h->lock, NULL);
+		h->truncate_pending = true;
+		fi->fh = (uint64_t)(uintptr_t)h;
+		fi->direct_io = 1;
+		if (fuse_reply_open(req, fi) != 0)
+			scalar_handle_free(h);
+		return;
+	}
 	if (rc == 0 && (fi->flags & O_TRUNC) && writing && a.size != 0) {
 		struct pog_attr want = { .size = 0 };
 		now_time(&want.mtime);
@@ -702,7 +773,20 @@ static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf,
 		fuse_reply_err(req, EROFS);
 		return;
 	}
-	ssize_t n = pog_write(fs->store, ino, (uint64_t)off, buf, size);
+	struct scalar_handle *h = (struct scalar_handle *)(uintptr_t)fi->fh;
+	ssize_t n;
+	if (h) {
+		pthread_mutex_lock(&h->lock);
+		if (h->truncate_pending) {
+			h->truncate_pending = false;
+			n = scalar_replace(fs, ino, (uint64_t)off, buf, size);
+		} else {
+			n = pog_write(fs->store, ino, (uint64_t)off, buf, size);
+		}
+		pthread_mutex_unlock(&h->lock);
+	} else {
+		n = pog_write(fs->store, ino, (uint64_t)off, buf, size);
+	}
 	if (n < 0) {
 		fuse_reply_err(req, pogfs_errno(n));
 		return;
@@ -724,6 +808,14 @@ static void op_release(fuse_req_t req, fuse_ino_t ino,
 	if (ino_is_virtual(ino)) {
 		ctl_release(req, ino, fi);
 		return;
+	}
+	struct scalar_handle *h = (struct scalar_handle *)(uintptr_t)fi->fh;
+	if (h) {
+		/* O_TRUNC and nothing written: empty now (the value stays
+		 * until a write gives a new one, as pog.h says). */
+		if (h->truncate_pending && truncate_to_zero(fs_of(req), ino) == 0)
+			pogfs_touch(fs_of(req));
+		scalar_handle_free(h);
 	}
 	fuse_reply_err(req, 0);
 }
