@@ -1,5 +1,6 @@
 """Transactions through .pog: commit, abort, crash, unmount, control files."""
 import errno
+import json
 import os
 import subprocess
 import time
@@ -162,7 +163,7 @@ def test_objects_by_identity(mount):
 
 def test_bad_ctl_commands(mount):
     for bad in ["frobnicate\n", "abort now\n", "\n", "gc please\n",
-                "export\n", "commit\nabort\n", "commit\0x\n"]:
+                "import\n", "import 3\n{}{}", "commit\nabort\n", "commit\0x\n"]:
         with pytest.raises(OSError) as e:
             mount.ctl(bad)
         assert e.value.errno == errno.EINVAL, bad
@@ -170,6 +171,8 @@ def test_bad_ctl_commands(mount):
     with pytest.raises(OSError):
         mount.ctl("frobnicate\n")
     assert "frobnicate" in mount.status()["last_error"]
+    # export with no PATH is the root's
+    assert json.loads(mount.ctl("export\n")) == {}
     with pytest.raises(OSError) as e:
         mount.ctl("export no/such/tree\n")
     assert e.value.errno == errno.ENOENT
