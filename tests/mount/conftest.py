@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
-BUILD = Path(os.environ.get("POGFS_BUILD_DIR", REPO / "build"))
+BUILD = Path(os.environ.get("POGFS_BUILD_DIR", REPO / "build")).absolute()
 POGFS = os.environ.get("POGFS_BIN", str(BUILD / "fs" / "pogfs"))
 POG = os.environ.get("POG_BIN", str(BUILD / "tools" / "pog"))
 # Pool files are allocated for real: keep them small and remove them.
