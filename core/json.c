@@ -849,6 +849,19 @@ static int import_value(struct importer *im, uint64_t dir, const char *name,
 		const cJSON *id = cJSON_GetObjectItemCaseSensitive(v, "$link");
 		if (!cJSON_IsNumber(id))
 			return fail(im, -EINVAL, "$link needs a number");
+		/* Defined already (always so in pog's own documents): link
+		 * now, so that a list keeps its order. */
+		uint64_t *t = pog_map64_find(&im->ids, (uint64_t)id->valuedouble);
+		if (t) {
+			struct pog_attr a;
+			err = pog_link(im->s, *t, dir, name, nlen, &a);
+			return err ? fail(im, err, "link \"%.60s\": %s", name,
+					  pog_strerror(err)) : 0;
+		}
+		struct pog_attr da;
+		if (pog_getattr(im->s, dir, &da) == 0 && da.type == POG_LIST)
+			return fail(im, -EINVAL, "$link %.0f in a list comes before "
+				    "its $id", id->valuedouble);
 		return defer_link(im, dir, name, nlen, (uint64_t)id->valuedouble);
 	}
 	if (is_directive(v, "$ref")) {
@@ -1026,6 +1039,8 @@ int pog_import(pog_store *s, uint64_t dir, const char *name, size_t nlen,
 		return -EINVAL;
 	}
 	struct importer im = {.s = s, .error = error, .uid = uid, .gid = gid};
+	/* With nothing else staged, a failed import can be undone whole. */
+	bool alone = pog_staged_count(s) == 0;
 	int err = numbers_scan(doc, len, &im.nums);
 	if (!err && numbers_attach(&im.nums, root))
 		err = fail(&im, -EINVAL, "numbers out of step with the parser");
@@ -1055,5 +1070,7 @@ int pog_import(pog_store *s, uint64_t dir, const char *name, size_t nlen,
 	if (err && !error->message[0])
 		snprintf(error->message, sizeof(error->message), "%s",
 			 pog_strerror(err));
+	if (err && alone)
+		pog_abort(s);
 	return err;
 }

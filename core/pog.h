@@ -362,8 +362,9 @@ struct pog_json_error {
  * else the document becomes the new entry name in dir. New objects
  * belong to uid/gid. Bad JSON: -EINVAL with line, column and message;
  * the document is checked before anything is created, so a parse error
- * changes nothing. Errors while creating (a name taken, pool full)
- * leave what was created staged: abort to throw it away.
+ * changes nothing. Errors while creating (a name taken, pool full) are
+ * undone too when nothing else was staged; else what was created stays
+ * staged (abort to throw it away).
  */
 int pog_import(pog_store *s, uint64_t dir, const char *name, size_t nlen,
 	       const char *doc, size_t len, uint32_t uid, uint32_t gid,

@@ -49,7 +49,8 @@ int pog_scalar_parse(unsigned type, const char *text, size_t len,
 			return -EINVAL;
 		errno = 0;
 		double d = strtod(buf, &end);
-		if (*end || !isfinite(d) || (errno == ERANGE && d != 0.0))
+		/* Subnormals and underflow to 0 are fine; overflow is not. */
+		if (*end || !isfinite(d))
 			return -EINVAL;
 		memcpy(bits, &d, sizeof(d));
 		return 0;
