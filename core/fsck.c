@@ -95,19 +95,37 @@ static int check_page(void *c, uint64_t bno, int is_node)
 	return 0;
 }
 
+/* " at PATH" for messages (empty when it has no owning place). */
+static const char *where(struct fsck *f, uint64_t ino, char *buf, size_t size)
+{
+	char path[3000];
+	ssize_t n = pog_path_locked(f->s, &f->s->committed, ino, path,
+				    sizeof(path) - 1);
+	if (n < 0 || (size_t)n >= sizeof(path) - 1) {
+		buf[0] = '\0';
+		return buf;
+	}
+	path[n] = '\0';
+	snprintf(buf, size, " at /%s", path);
+	return buf;
+}
+
 static void check_pages(struct fsck *f, uint64_t ino, const struct pog_inode *in)
 {
+	char at[3100];
 	uint64_t npages = 0;
 	if (in->flags & POG_INODE_INLINE) {
 		if (pog_crc32(in->inline_data, in->size) != in->direct_crc)
 			report(f, POG_FSCK_ERROR, "bad-inline-crc", ino,
-			       "inline bytes fail their checksum");
+			       "inline bytes fail their checksum%s",
+			       where(f, ino, at, sizeof(at)));
 	} else if (in->flags & POG_INODE_DIRECT) {
 		const void *d;
 		npages = 1;
 		if (pog_page_read(f->s, in->content, in->direct_crc, &d))
 			report(f, POG_FSCK_ERROR, "bad-page-crc", ino,
-			       "page 0 fails its checksum");
+			       "page 0 (block %" PRIu64 ") fails its checksum%s",
+			       in->content, where(f, ino, at, sizeof(at)));
 	} else {
 		struct pog_bt_iter it;
 		int r = pog_bt_seek(&it, f->s, in->content, 0);
@@ -125,7 +143,9 @@ static void check_pages(struct fsck *f, uint64_t ino, const struct pog_inode *in
 				       page, in->size);
 			if (pog_page_read(f->s, ref.bno, ref.crc, &d))
 				report(f, POG_FSCK_ERROR, "bad-page-crc", ino,
-				       "page %" PRIu64 " fails its checksum", page);
+				       "page %" PRIu64 " (block %" PRIu64
+				       ") fails its checksum%s", page, ref.bno,
+				       where(f, ino, at, sizeof(at)));
 			r = pog_bt_next(&it);
 		}
 		if (r < 0)

@@ -340,6 +340,7 @@ static int make_status(struct pogfs *fs, struct text *t)
 	add_number(o, "blocks_total", ps->blocks_total);
 	add_number(o, "blocks_used", ps->blocks_used);
 	add_number(o, "objects", ps->objects);
+	add_number(o, "logical_bytes", ps->logical_bytes);
 	add_number(o, "next_ino", ps->next_ino);
 	ps->last_error[sizeof(ps->last_error) - 1] = '\0';
 	cJSON_AddStringToObject(o, "last_error", ps->last_error);

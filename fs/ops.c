@@ -7,6 +7,7 @@
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
+#include <syslog.h>
 #include <stdio.h> /* RENAME_NOREPLACE, RENAME_EXCHANGE */
 #include <sys/statvfs.h>
 #include <sys/xattr.h>
@@ -15,6 +16,8 @@
 #define XATTR_USER_PREFIX "user."
 #define XATTR_POG_PREFIX "user.pog."
 #define XATTR_POG_TYPE "user.pog.type"
+/* Read-only and not listed (rsync -X must not copy it back in). */
+#define XATTR_POG_HASH "user.pog.hash"
 
 static struct pogfs *fs_of(fuse_req_t req)
 {
@@ -753,6 +756,10 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		return;
 	}
 	ssize_t n = pog_read(fs->store, ino, (uint64_t)off, buf, size);
+	if (n == POG_ECORRUPT)
+		pogfs_log(fs, LOG_ERR, "read of object %llu at %lld: checksum "
+			  "mismatch (EIO; see pog fsck)",
+			  (unsigned long long)ino, (long long)off);
 	if (n < 0)
 		fuse_reply_err(req, pogfs_errno(n));
 	else
@@ -1097,6 +1104,19 @@ static void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
 			fuse_reply_err(req, EIO);
 		else
 			reply_xattr_value(req, type, strlen(type), size);
+		return;
+	}
+
+	if (strcmp(name, XATTR_POG_HASH) == 0) {
+		uint32_t h;
+		char text[16];
+		int rc = pog_hash(fs->store, ino, &h);
+		if (rc < 0) {
+			fuse_reply_err(req, pogfs_errno(rc));
+		} else {
+			snprintf(text, sizeof(text), "%08x", h);
+			reply_xattr_value(req, text, 8, size);
+		}
 		return;
 	}
 
