@@ -440,6 +440,54 @@ static void test_writes(void **state)
 	tu_assert_fsck_clean(s);
 }
 
+/* Scalars keep their exact value through export and import. */
+static void test_json_round_trip(void **state)
+{
+	struct tu_ctx *ctx = *state;
+	pog_store *s = ctx->s;
+	static const struct {
+		unsigned type;
+		const char *text, *json;
+	} cases[] = {
+		{ POG_FLOAT, "0.1", "0.1" },
+		{ POG_FLOAT, "1e-300", "1e-300" },
+		{ POG_FLOAT, "1e300", "1e+300" },
+		{ POG_FLOAT, "-0.0", "-0.0" },
+		{ POG_FLOAT, "0.30000000000000004", "0.30000000000000004" },
+		{ POG_FLOAT, "2.5", "2.5" },
+		{ POG_INT, "9223372036854775807", "9223372036854775807" },
+		{ POG_INT, "-9223372036854775808", "-9223372036854775808" },
+		{ POG_INT, "9007199254740993", "9007199254740993" },
+		{ POG_BOOL, "false", "false" },
+		{ POG_NULL, "null", "null" },
+	};
+	uint64_t m = tu_mk(s, POG_ROOT_INO, "m", POG_MAP);
+	struct pog_json_error err;
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		char name[16], doc[128], text[128];
+		uint64_t ino, back;
+
+		snprintf(name, sizeof(name), "v%zu", i);
+		ino = tu_mkfile(s, m, name, cases[i].text,
+				strlen(cases[i].text));
+		assert_ok(pog_set_type(s, ino, cases[i].type));
+		assert_export(s, ino, cases[i].json);
+		/* import the export under another name */
+		snprintf(doc, sizeof(doc), "%s", cases[i].json);
+		snprintf(name, sizeof(name), "w%zu", i);
+		memset(&err, 0, sizeof(err));
+		assert_ok(pog_import(s, m, name, strlen(name), doc, strlen(doc),
+				     0, 0, &err));
+		back = tu_lookup(s, m, name);
+		assert_int_equal(type_of(s, back), cases[i].type);
+		snprintf(text, sizeof(text), "%s\n", cases[i].json);
+		assert_text(s, back, text);
+		assert_export(s, back, cases[i].json);
+	}
+	tu_commit_check(s, "json");
+}
+
 /* ---- conversions --------------------------------------------------------- */
 
 static void test_scalar_conversions(void **state)
@@ -876,6 +924,7 @@ int main(void)
 		T(test_float_integral_text),
 		T(test_float_corners),
 		T(test_writes),
+		T(test_json_round_trip),
 		T(test_scalar_conversions),
 		T(test_dir_conversions),
 		cmocka_unit_test(test_type_names),
