@@ -580,6 +580,7 @@ int pog_export(pog_store *s, uint64_t ino, pog_write_fn write, void *ctx)
  */
 struct numbers {
 	char **text;
+	size_t *offset;  /* where each starts in the document */
 	size_t n, cap, next;
 };
 
@@ -604,11 +605,16 @@ static int numbers_scan(const char *doc, size_t len, struct numbers *nums)
 			if (!t)
 				return -ENOMEM;
 			nums->text = t;
+			size_t *o = realloc(nums->offset, cap * sizeof(*o));
+			if (!o)
+				return -ENOMEM;
+			nums->offset = o;
 			nums->cap = cap;
 		}
 		nums->text[nums->n] = strndup(doc + i, j - i);
 		if (!nums->text[nums->n])
 			return -ENOMEM;
+		nums->offset[nums->n] = i;
 		nums->n++;
 		i = j - 1;
 	}
@@ -620,6 +626,7 @@ static void numbers_release(struct numbers *nums)
 	for (size_t i = 0; i < nums->n; i++)
 		free(nums->text[i]);
 	free(nums->text);
+	free(nums->offset);
 }
 
 struct importer {
@@ -700,6 +707,38 @@ static int import_children(struct importer *im, uint64_t ino, const cJSON *v,
 			return err;
 	}
 	return 0;
+}
+
+/* JSON's number grammar, which cJSON does not hold documents to:
+ * -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)? */
+static bool number_ok(const char *p)
+{
+	if (*p == '-')
+		p++;
+	if (*p == '0')
+		p++;
+	else if (*p >= '1' && *p <= '9')
+		while (*p >= '0' && *p <= '9')
+			p++;
+	else
+		return false;
+	if (*p == '.') {
+		p++;
+		if (*p < '0' || *p > '9')
+			return false;
+		while (*p >= '0' && *p <= '9')
+			p++;
+	}
+	if (*p == 'e' || *p == 'E') {
+		p++;
+		if (*p == '+' || *p == '-')
+			p++;
+		if (*p < '0' || *p > '9')
+			return false;
+		while (*p >= '0' && *p <= '9')
+			p++;
+	}
+	return *p == '\0';
 }
 
 /* Give every number item its text from the scan (cJSON frees it). */
@@ -1042,6 +1081,15 @@ int pog_import(pog_store *s, uint64_t dir, const char *name, size_t nlen,
 	/* With nothing else staged, a failed import can be undone whole. */
 	bool alone = pog_staged_count(s) == 0;
 	int err = numbers_scan(doc, len, &im.nums);
+	for (size_t i = 0; !err && i < im.nums.n; i++) {
+		if (number_ok(im.nums.text[i]))
+			continue;
+		position_of(doc, doc + im.nums.offset[i], error);
+		snprintf(error->message, sizeof(error->message),
+			 "invalid number \"%.20s\" at line %d, column %d",
+			 im.nums.text[i], error->line, error->column);
+		err = -EINVAL;
+	}
 	if (!err && numbers_attach(&im.nums, root))
 		err = fail(&im, -EINVAL, "numbers out of step with the parser");
 	if (!err && !name && !cJSON_IsObject(root))

@@ -139,27 +139,59 @@ struct dirent_val {
 
 /* Find name in a map: *key and *child when found; else -ENOENT and *key is
  * a free key for the name (or -ENOSPC when its hash bucket is full). */
-static int map_find(pog_store *s, const struct pog_inode *dir, const char *name,
-		    size_t len, uint64_t *key, uint64_t *child, uint64_t *free_key)
+/*
+ * Trees keyed by name (maps, xattrs) use the key hash(name) | seq, seq
+ * 0..15 telling apart names whose hashes collide. Each kind of value
+ * stores the name its own way: a map entry after the child's identity, an
+ * xattr after a length byte.
+ */
+struct named {
+	const char *name;
+	size_t len;
+	bool xattr;
+};
+
+/* Where the name in a value starts and how long it is (-1: damaged). */
+static int value_name(const struct named *n, const void *val, uint16_t vlen,
+		      const char **name, size_t *len)
 {
-	uint64_t base = pog_hash_bytes(name, len) & KEY_HASH_MASK;
+	const unsigned char *v = val;
+	if (!n->xattr) {
+		if (vlen < sizeof(uint64_t))
+			return -1;
+		*name = (const char *)v + sizeof(uint64_t);
+		*len = vlen - sizeof(uint64_t);
+	} else {
+		if (vlen < 1 || v[0] + 1u > vlen)
+			return -1;
+		*name = (const char *)v + 1;
+		*len = v[0];
+	}
+	return 0;
+}
+
+/* Find n in its hash bucket: 0 with *key, *val, *vlen; else -ENOENT and,
+ * when free_key is given, a free key for it (-ENOSPC: bucket full). */
+static int bucket_find(pog_store *s, uint64_t root, const struct named *n,
+		       uint64_t *key, const void **val, uint16_t *vlen,
+		       uint64_t *free_key)
+{
+	uint64_t base = pog_hash_bytes(n->name, n->len) & KEY_HASH_MASK;
 	unsigned taken = 0;
 	struct pog_bt_iter it;
-	int r = pog_bt_seek(&it, s, dir->content, base);
+	int r = pog_bt_seek(&it, s, root, base);
 	while (r > 0) {
 		uint64_t k;
-		const void *val;
-		uint16_t vlen;
-		pog_bt_cur(&it, &k, &val, &vlen);
+		const char *name;
+		size_t len;
+		pog_bt_cur(&it, &k, val, vlen);
 		if (k >= base + KEY_SEQS)
 			break;
-		if (vlen < sizeof(uint64_t))
+		if (value_name(n, *val, *vlen, &name, &len))
 			return POG_ECORRUPT;
 		taken |= 1u << (k - base);
-		if (vlen - sizeof(uint64_t) == len &&
-		    memcmp((const char *)val + sizeof(uint64_t), name, len) == 0) {
+		if (len == n->len && memcmp(name, n->name, len) == 0) {
 			*key = k;
-			memcpy(child, val, sizeof(*child));
 			return 0;
 		}
 		r = pog_bt_next(&it);
@@ -175,6 +207,20 @@ static int map_find(pog_store *s, const struct pog_inode *dir, const char *name,
 		*free_key = base + seq;
 	}
 	return -ENOENT;
+}
+
+/* Find name in a map: *key and *child when found; else -ENOENT and *key is
+ * a free key for the name (or -ENOSPC when its hash bucket is full). */
+static int map_find(pog_store *s, const struct pog_inode *dir, const char *name,
+		    size_t len, uint64_t *key, uint64_t *child, uint64_t *free_key)
+{
+	struct named n = {name, len, false};
+	const void *val;
+	uint16_t vlen;
+	int err = bucket_find(s, dir->content, &n, key, &val, &vlen, free_key);
+	if (!err)
+		memcpy(child, val, sizeof(*child));
+	return err;
 }
 
 /*
@@ -1770,43 +1816,17 @@ static int xattr_find(pog_store *s, uint64_t root, const char *name,
 		      uint64_t *key, const char **value, size_t *vsize,
 		      uint64_t *free_key)
 {
-	size_t nlen = strlen(name);
-	uint64_t base = pog_hash_bytes(name, nlen) & KEY_HASH_MASK;
-	unsigned taken = 0;
-	struct pog_bt_iter it;
-	int r = pog_bt_seek(&it, s, root, base);
-	while (r > 0) {
-		uint64_t k;
-		const void *val;
-		uint16_t vlen;
-		pog_bt_cur(&it, &k, &val, &vlen);
-		if (k >= base + KEY_SEQS)
-			break;
-		const unsigned char *v = val;
-		taken |= 1u << (k - base);
-		if (vlen < 1 || v[0] + 1u > vlen)
-			return POG_ECORRUPT;
-		if (v[0] == nlen && memcmp(v + 1, name, nlen) == 0) {
-			*key = k;
-			if (value)
-				*value = (const char *)v + 1 + nlen;
-			if (vsize)
-				*vsize = vlen - 1u - nlen;
-			return 0;
-		}
-		r = pog_bt_next(&it);
-	}
-	if (r < 0)
-		return r;
-	if (free_key) {
-		unsigned seq = 0;
-		while (seq < KEY_SEQS && (taken & (1u << seq)))
-			seq++;
-		if (seq == KEY_SEQS)
-			return -ENOSPC;
-		*free_key = base + seq;
-	}
-	return -ENODATA;
+	struct named n = {name, strlen(name), true};
+	const void *val;
+	uint16_t vlen;
+	int err = bucket_find(s, root, &n, key, &val, &vlen, free_key);
+	if (err)
+		return err == -ENOENT ? -ENODATA : err;
+	if (value)
+		*value = (const char *)val + 1 + n.len;
+	if (vsize)
+		*vsize = vlen - 1u - n.len;
+	return 0;
 }
 
 ssize_t pog_getxattr(pog_store *s, uint64_t ino, const char *name, void *buf,
