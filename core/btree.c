@@ -108,11 +108,46 @@ static int node_new(pog_store *s, uint32_t kind, uint16_t level, uint64_t *bno)
 	return 0;
 }
 
+/*
+ * A leaf of the object table whose damage lies in a file's inline bytes:
+ * that file's own CRC still fails after a copy, so the copy launders
+ * nothing, and the other objects of the leaf stay usable (the damaged
+ * file can be removed).
+ */
+static bool damage_is_inline(pog_store *s, uint64_t bno)
+{
+	struct pog_node_hdr *h = HDR(s, bno);
+	if (h->tree != POG_TREE_OBJECTS || h->level != 0 ||
+	    pog_node_check(s, bno, POG_TREE_OBJECTS))
+		return false;
+	unsigned bad = 0;
+	for (unsigned i = 0; i < h->count; i++) {
+		struct pog_leaf_entry *e = leaf_entry(h, i);
+		const struct pog_inode *in = (const void *)(e + 1);
+		if (e->vlen < POG_INODE_FIXED || !(in->flags & POG_INODE_INLINE) ||
+		    in->size > POG_INLINE_MAX ||
+		    e->vlen != POG_INODE_FIXED + in->size)
+			continue;
+		if (pog_crc32(in->inline_data, in->size) != in->direct_crc)
+			bad++;
+	}
+	return bad > 0;
+}
+
 /* Make *bno writable in this transaction (copying it if committed). */
 static int node_writable(pog_store *s, uint64_t *bno)
 {
 	if (pog_bno_fresh(s, *bno))
 		return 0;
+	/* A committed node is checked before it is copied: the copy gets a
+	 * new CRC at commit, which would make damage look valid. */
+	const struct pog_node_hdr *h = HDR(s, *bno);
+	if (pog_node_crc(h) != h->crc && !damage_is_inline(s, *bno)) {
+		atomic_fetch_add(&s->checksum_errors, 1);
+		pog_set_error(s, "checksum mismatch in tree node %llu",
+			      (unsigned long long)*bno);
+		return POG_ECORRUPT;
+	}
 	uint64_t copy;
 	int err = pog_block_alloc(s, true, &copy);
 	if (err)

@@ -74,12 +74,7 @@ static int check_node(void *c, uint64_t bno, const struct pog_node_hdr *h)
 	struct fsck *f = c;
 	if (claim(f, bno, "tree node"))
 		return 0;
-	char *blk = pog_block(f->s, bno);
-	uint32_t want = h->crc;
-	((struct pog_node_hdr *)blk)->crc = 0;
-	uint32_t got = pog_crc32(blk, POG_BLOCK_SIZE);
-	((struct pog_node_hdr *)blk)->crc = want;
-	if (got != want)
+	if (pog_node_crc(h) != h->crc)
 		report(f, POG_FSCK_ERROR, "bad-node-crc", f->cur_ino,
 		       "tree node %" PRIu64 " fails its checksum", bno);
 	return 0;
@@ -326,7 +321,7 @@ static void check_links(struct fsck *f)
 		uint64_t want;
 		if (in->type == POG_MAP || in->type == POG_LIST) {
 			uint64_t *sd = pog_map64_find(&f->subdirs, ino);
-			want = (owners || ino == POG_ROOT_INO) ? 2 + (sd ? *sd : 0) : 0;
+			want = 2 + (sd ? *sd : 0);
 		} else {
 			want = owners;
 		}

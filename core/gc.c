@@ -1,5 +1,6 @@
 /* gc.c - garbage collection by reachability, of objects and of blocks. */
 #include <errno.h>
+#include <inttypes.h>
 #include <string.h>
 
 #include "store_int.h"
@@ -174,11 +175,19 @@ int pog_gc_locked(pog_store *s, struct pog_gc_result *res)
 	int err = reach_objects(s, &r);
 	if (!err)
 		err = unreachable_objects(s, &r, &dead);
+	uint64_t damaged = 0;
 	for (size_t i = 0; !err && i < dead.n; i++) {
 		err = pog_reserve(s, 128);
 		if (!err)
 			err = pog_object_destroy(s, dead.v[i]);
+		if (err == POG_ECORRUPT) { /* kept for fsck; collect the rest */
+			damaged++;
+			err = 0;
+		}
 	}
+	if (damaged)
+		pog_set_error(s, "gc: %" PRIu64 " unreachable objects kept: their "
+			      "records are damaged (see pog fsck)", damaged);
 	if (!err && dead.n) {
 		char msg[64];
 		snprintf(msg, sizeof(msg), "gc: %zu unreachable objects", dead.n);

@@ -584,6 +584,24 @@ struct numbers {
 	size_t n, cap, next;
 };
 
+/* A "\u0000" escape inside a string (cJSON would cut the string there). */
+static const char *nul_escape(const char *doc, size_t len)
+{
+	for (size_t i = 0; i < len; i++) {
+		if (doc[i] != '"')
+			continue;
+		for (i++; i < len && doc[i] != '"'; i++) {
+			if (doc[i] != '\\')
+				continue;
+			if (i + 5 < len && doc[i + 1] == 'u' &&
+			    strncmp(doc + i + 2, "0000", 4) == 0)
+				return doc + i;
+			i++;
+		}
+	}
+	return NULL;
+}
+
 static int numbers_scan(const char *doc, size_t len, struct numbers *nums)
 {
 	for (size_t i = 0; i < len; i++) {
@@ -937,6 +955,8 @@ static int import_value(struct importer *im, uint64_t dir, const char *name,
 			if (!err)
 				err = pog_detach(im->s, POG_ROOT_INO, tmp, (size_t)tl);
 		}
+		if (ino_out)
+			*ino_out = ino;
 		return err;
 	}
 	if (is_directive(v, "$id") && cJSON_GetObjectItemCaseSensitive(v, "$value")) {
@@ -1066,15 +1086,30 @@ int pog_import(pog_store *s, uint64_t dir, const char *name, size_t nlen,
 	if (!error)
 		error = &dummy;
 	memset(error, 0, sizeof(*error));
-	cJSON *root = cJSON_ParseWithLength(doc, len);
-	if (!root) {
-		const char *at = cJSON_GetErrorPtr();
+	const char *end = NULL;
+	cJSON *root = cJSON_ParseWithLengthOpts(doc, len, &end, false);
+	/* One value and nothing after it but white space. */
+	while (root && end && end < doc + len &&
+	       (*end == ' ' || *end == '\t' || *end == '\n' || *end == '\r'))
+		end++;
+	if (root && end && end < doc + len) {
+		cJSON_Delete(root);
+		root = NULL;
+	} else if (!root) {
+		end = cJSON_GetErrorPtr();
+	}
+	const char *nul = root ? nul_escape(doc, len) : NULL;
+	if (!root || nul) {
+		const char *at = nul ? nul : end;
 		if (!at || at < doc || at > doc + len)
 			at = doc + len;
 		position_of(doc, at, error);
 		snprintf(error->message, sizeof(error->message),
-			 "invalid JSON at line %d, column %d", error->line,
-			 error->column);
+			 nul ? "\\u0000 in a string at line %d, column %d (write "
+			       "such bytes as {\"$bytes\": ...})"
+			     : "invalid JSON at line %d, column %d",
+			 error->line, error->column);
+		cJSON_Delete(root);
 		return -EINVAL;
 	}
 	struct importer im = {.s = s, .error = error, .uid = uid, .gid = gid};

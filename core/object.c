@@ -489,7 +489,7 @@ static int page_drop(pog_store *s, struct pog_inode *in, uint64_t page)
 
 /* A writable copy of page `page` (zeros when it was a hole). */
 static int page_writable(pog_store *s, struct pog_inode *in, uint64_t page,
-			 char **data, uint64_t *bno)
+			 bool whole, char **data, uint64_t *bno)
 {
 	struct pog_page_ref ref;
 	int err = page_ref(s, in, page, &ref);
@@ -502,7 +502,7 @@ static int page_writable(pog_store *s, struct pog_inode *in, uint64_t page,
 		return 0;
 	}
 	const void *old = NULL;
-	if (exists) {
+	if (exists && !whole) { /* a whole page needs none of the old bytes */
 		err = pog_page_read(s, ref.bno, ref.crc, &old);
 		if (err)
 			return err;
@@ -527,7 +527,7 @@ static int page_write(pog_store *s, struct pog_inode *in, uint64_t page,
 {
 	char *data;
 	uint64_t bno;
-	int err = page_writable(s, in, page, &data, &bno);
+	int err = page_writable(s, in, page, at == 0 && len == PAGE, &data, &bno);
 	if (err)
 		return err;
 	if (buf)
@@ -659,7 +659,7 @@ ssize_t pog_data_read(pog_store *s, const struct pog_inode *in, uint64_t off,
 static int data_truncate(pog_store *s, struct pog_inode *in, uint64_t size)
 {
 	if (in->flags & POG_INODE_INLINE) {
-		int err = inline_check(s, in);
+		int err = size ? inline_check(s, in) : 0;
 		if (err)
 			return err;
 		if (size <= POG_INLINE_MAX) {
@@ -1183,9 +1183,9 @@ static int child_unlinked(pog_store *s, uint64_t ino, uint64_t dir,
 	int err = inode_load(s, &s->staged, ino, &c);
 	if (err)
 		return err;
-	if (is_dir_type(c.type))
-		c.nlink = 0;
-	else if (c.nlink)
+	/* A map or list may live on without a place (a ref holds it), so it
+	 * keeps 2 + subdirectories; a file counts its names. */
+	if (!is_dir_type(c.type) && c.nlink)
 		c.nlink--;
 	if (c.parent == dir && c.parent_key == key) {
 		c.parent = 0;
@@ -1561,8 +1561,10 @@ int pog_rename(pog_store *s, uint64_t olddir, const char *oldname,
 	if (!err)
 		err = inode_load(s, &s->staged, r->sino, &r->src);
 	if (!err) {
-		int f = map_find(s, &r->nd, newname, newlen, &r->nkey, &r->dino,
-				 &r->nkey);
+		int f = r->nd.type == POG_MAP
+			? map_find(s, &r->nd, newname, newlen, &r->nkey, &r->dino,
+				   &r->nkey)
+			: dir_find(s, &r->nd, newname, newlen, &r->nkey, &r->dino);
 		if (f == 0)
 			r->have_dst = true;
 		else if (f != -ENOENT)
@@ -2022,24 +2024,46 @@ int pog_object_edges(pog_store *s, const struct pog_inode *in,
 	return r;
 }
 
+/* Release a string's pages and page table without reading the pages. */
+static void pages_release(pog_store *s, const struct pog_inode *in)
+{
+	if (in->flags & POG_INODE_INLINE)
+		return;
+	if (in->flags & POG_INODE_DIRECT) {
+		if (in->content)
+			pog_page_release(s, in->content);
+		return;
+	}
+	struct pog_bt_iter it;
+	int r = pog_bt_seek(&it, s, in->content, 0);
+	while (r > 0) {
+		const void *val;
+		struct pog_page_ref ref;
+		pog_bt_cur(&it, NULL, &val, NULL);
+		memcpy(&ref, val, sizeof(ref));
+		pog_page_release(s, ref.bno);
+		r = pog_bt_next(&it);
+	}
+	pog_bt_release(s, in->content);
+}
+
 int pog_object_destroy(pog_store *s, uint64_t ino)
 {
 	struct pog_inode in;
 	int err = inode_load(s, &s->staged, ino, &in);
 	if (err)
 		return err;
-	uint64_t bytes = logical_size(&in);
-	if (in.type == POG_STRING || in.type == POG_SYMLINK)
-		err = data_release(s, &in);
-	else if (is_dir_type(in.type))
-		pog_bt_release(s, in.content);
+	/* The record goes first: if its leaf is damaged nothing else has
+	 * changed yet. */
+	err = pog_bt_del(s, &s->staged.obj_root, ino);
 	if (err)
 		return err;
+	s->staged.nobjects--;
+	s->staged.logical_bytes -= logical_size(&in);
+	if (in.type == POG_STRING || in.type == POG_SYMLINK)
+		pages_release(s, &in);
+	else if (is_dir_type(in.type))
+		pog_bt_release(s, in.content);
 	pog_bt_release(s, in.xattrs);
-	err = pog_bt_del(s, &s->staged.obj_root, ino);
-	if (!err) {
-		s->staged.nobjects--;
-		s->staged.logical_bytes -= bytes;
-	}
-	return err;
+	return 0;
 }

@@ -590,8 +590,7 @@ static void seal_fresh(pog_store *s)
 				nodes &= nodes - 1;
 				struct pog_node_hdr *h = (void *)(g->base +
 					(uint64_t)(w * 64 + b) * POG_BLOCK_SIZE);
-				h->crc = 0;
-				h->crc = pog_crc32(h, POG_BLOCK_SIZE);
+				h->crc = pog_node_crc(h);
 			}
 		}
 		if (first >= 0)

@@ -47,6 +47,9 @@ void pog_map64_release(struct pog_map64 *m);
 
 uint64_t pog_hash_bytes(const void *data, size_t len);
 uint32_t pog_crc32(const void *data, size_t len);
+/* CRC of a tree node block, its crc field counted as zero (the block is
+ * only read). */
+uint32_t pog_node_crc(const void *block);
 struct pog_time pog_now(void);
 
 /* ---- the store --------------------------------------------------------- */

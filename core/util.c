@@ -1,5 +1,6 @@
 /* util.c - small containers (vector, u64 map), hashing, CRC and time. */
 #include <errno.h>
+#include <stddef.h>
 #include <string.h>
 #include <time.h>
 #include <zlib.h>
@@ -133,6 +134,18 @@ uint64_t pog_hash_bytes(const void *data, size_t len)
 uint32_t pog_crc32(const void *data, size_t len)
 {
 	return (uint32_t)crc32(crc32(0L, Z_NULL, 0), data, (uInt)len);
+}
+
+uint32_t pog_node_crc(const void *block)
+{
+	static const unsigned char zero[4];
+	const unsigned char *b = block;
+	size_t at = offsetof(struct pog_node_hdr, crc);
+	uLong crc = crc32(0L, Z_NULL, 0);
+	crc = crc32(crc, b, (uInt)at);
+	crc = crc32(crc, zero, sizeof(zero));
+	crc = crc32(crc, b + at + 4, (uInt)(POG_BLOCK_SIZE - at - 4));
+	return (uint32_t)crc;
 }
 
 struct pog_time pog_now(void)

@@ -78,6 +78,8 @@ int pog_scalar_parse(unsigned type, const char *text, size_t len,
 static int format_float(double d, char *buf, size_t size)
 {
 	int n = 0;
+	if (d == floor(d) && fabs(d) < 1e16) /* 100.0, not 1e+02 */
+		return snprintf(buf, size, "%.1f", d);
 	for (int prec = 1; prec <= 17; prec++) {
 		n = snprintf(buf, size, "%.*g", prec, d);
 		if (strtod(buf, NULL) == d)
