@@ -1356,6 +1356,29 @@ struct rename_ctx {
 	bool have_dst;
 };
 
+/* May the moved object replace the existing target of a rename? */
+static int replace_check(const struct rename_ctx *r)
+{
+	bool sdir = is_dir_type(r->src.type), ddir = is_dir_type(r->dst.type);
+	if (sdir != ddir)
+		return sdir ? -ENOTDIR : -EISDIR;
+	if (ddir && r->dst.entries)
+		return -ENOTEMPTY;
+	return 0;
+}
+
+/* Point the target entry at the moved object; the old target leaves. */
+static int replace_target(pog_store *s, uint64_t newdir, struct rename_ctx *r)
+{
+	pog_note_removed(s, r->dino);
+	int err = entry_set_child(s, &r->nd, r->nkey, r->sino);
+	if (!err && is_dir_type(r->dst.type))
+		r->nd.nlink--;
+	if (!err)
+		err = child_unlinked(s, r->dino, newdir, r->nkey);
+	return err;
+}
+
 static int rename_exchange(pog_store *s, uint64_t olddir, uint64_t newdir,
 			   struct rename_ctx *r)
 {
@@ -1394,21 +1417,12 @@ static int rename_move(pog_store *s, uint64_t olddir, uint64_t newdir,
 {
 	bool same = olddir == newdir;
 	bool sdir = is_dir_type(r->src.type);
-	int err = 0;
+	int err = r->have_dst ? replace_check(r) : 0;
+	if (err)
+		return err;
 	note_moved(s, r->sino);
 	if (r->have_dst) {
-		if (sdir && !is_dir_type(r->dst.type))
-			return -ENOTDIR;
-		if (!sdir && is_dir_type(r->dst.type))
-			return -EISDIR;
-		if (is_dir_type(r->dst.type) && r->dst.entries)
-			return -ENOTEMPTY;
-		pog_note_removed(s, r->dino);
-		err = entry_set_child(s, &r->nd, r->nkey, r->sino);
-		if (!err && is_dir_type(r->dst.type))
-			r->nd.nlink--;
-		if (!err)
-			err = child_unlinked(s, r->dino, newdir, r->nkey);
+		err = replace_target(s, newdir, r);
 	} else {
 		err = entry_insert(s, &r->nd, r->nkey, r->sino, newname, newlen);
 	}
@@ -1471,12 +1485,10 @@ static int rename_list(pog_store *s, uint64_t olddir, const char *oldname,
 			return -EEXIST;
 		if (r->have_dst) {
 			err = inode_load(s, &s->staged, r->dino, &r->dst);
+			if (!err)
+				err = replace_check(r);
 			if (err)
 				return err;
-			if (sdir != is_dir_type(r->dst.type))
-				return sdir ? -ENOTDIR : -EISDIR;
-			if (is_dir_type(r->dst.type) && r->dst.entries)
-				return -ENOTEMPTY;
 			if (r->dino == r->sino)
 				return 0;
 		}
@@ -1493,12 +1505,7 @@ static int rename_list(pog_store *s, uint64_t olddir, const char *oldname,
 		err = list_insert(s, &r->nd, idx, r->sino);
 		r->nkey = idx;
 	} else if (r->have_dst) {
-		pog_note_removed(s, r->dino);
-		err = entry_set_child(s, &r->nd, r->nkey, r->sino);
-		if (!err && is_dir_type(r->dst.type))
-			r->nd.nlink--;
-		if (!err)
-			err = child_unlinked(s, r->dino, newdir, r->nkey);
+		err = replace_target(s, newdir, r);
 	} else {
 		err = entry_insert(s, &r->nd, r->nkey, r->sino, newname, newlen);
 	}
