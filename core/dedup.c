@@ -91,7 +91,8 @@ static void dedup_object(pog_store *s, uint64_t ino)
 void pog_dedup_staged(pog_store *s)
 {
 	pog_map64_foreach(&s->changes, i)
-		dedup_object(s, s->changes.keys[i]);
+		if (s->changes.vals[i] & POG_CHG_PAGES)
+			dedup_object(s, s->changes.keys[i]);
 }
 
 /*

@@ -156,7 +156,6 @@ struct pog_inode {
 	uint32_t nlink;
 	uint32_t flags;
 	uint64_t size;
-	uint64_t rdev;
 	int64_t atime_sec;
 	int64_t mtime_sec;
 	int64_t ctime_sec;
@@ -164,16 +163,18 @@ struct pog_inode {
 	uint32_t mtime_nsec;
 	uint32_t ctime_nsec;
 	uint32_t direct_crc; /* POG_INODE_DIRECT: crc of the page */
-	uint64_t content;    /* tree root / page bno / scalar bits / ref ino */
+	union {
+		uint64_t content; /* tree root / page bno / scalar bits / ref ino */
+		uint64_t rdev;    /* POG_SPECIAL: the device number */
+	};
 	uint64_t xattrs;     /* xattr tree root */
 	uint64_t parent;     /* owning directory, 0 when none */
 	uint64_t parent_key; /* the entry's key there */
 	uint64_t entries;    /* maps, lists: number of entries */
 	uint64_t blocks;     /* data blocks held (for st_blocks) */
-	uint64_t reserved[2];
 	uint8_t inline_data[POG_INLINE_MAX];
 };
-#define POG_INODE_FIXED 144u /* bytes before inline_data */
+#define POG_INODE_FIXED 120u /* bytes before inline_data */
 _Static_assert(sizeof(struct pog_inode) == POG_INODE_FIXED + POG_INLINE_MAX,
 	       "inode size");
 

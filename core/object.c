@@ -1102,6 +1102,8 @@ int pog_mknode(pog_store *s, uint64_t dir, const char *name, size_t len,
 		size_t tl = strlen(spec->text);
 		err = data_write(s, &c, 0, spec->text, tl);
 		c.size = tl;
+		if (!err && !(c.flags & POG_INODE_INLINE))
+			pog_note_change(s, ino, POG_CHG_PAGES);
 	}
 	if (!err) {
 		c.parent = dir;
@@ -1678,6 +1680,8 @@ ssize_t pog_write(pog_store *s, uint64_t ino, uint64_t off, const void *buf,
 		err = data_write(s, &in, off, buf, len);
 		if (!err && off + len > in.size)
 			in.size = off + len;
+		if (!err && !(in.flags & POG_INODE_INLINE))
+			pog_note_change(s, ino, POG_CHG_PAGES);
 	}
 	if (!err) {
 		stamp(&in, true);

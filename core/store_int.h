@@ -74,6 +74,7 @@ struct pog_state {
 /* Change kinds kept per ino during a transaction. */
 #define POG_CHG_ADDED 1u
 #define POG_CHG_MODIFIED 2u
+#define POG_CHG_PAGES 4u    /* wrote data pages: dedup looks at it */
 
 struct pog_store {
 	PMEMobjpool *pop;
