@@ -574,83 +574,353 @@ int pog_export(pog_store *s, uint64_t ino, pog_write_fn write, void *ctx)
 /* ---- import ----------------------------------------------------------------- */
 
 /*
- * cJSON keeps numbers as doubles only, so the lexical form of each number
- * (integer or not, and its exact text) is taken from the document in a
- * scan of its own: numbers appear in the same order as cJSON's items.
+ * The import reads the document straight from its text and never builds a
+ * tree of it: memory beyond the text is bounded by the nesting depth, the
+ * largest single string token, and the ids, refs and links the document
+ * defines. It goes over the text twice:
+ *  1. check: a validating scanner walks the whole text and allocates
+ *     nothing. It accepts what cJSON accepts (white space is any byte up
+ *     to ' ', a UTF-8 BOM may lead, 1000 levels of nesting at most), and
+ *     more strictly: one value and only white space after it, numbers held
+ *     to JSON's grammar, \u escapes of 4 hex digits, no NUL in a string.
+ *     Any error is reported with line and column before anything exists.
+ *  2. create: a recursive-descent reader walks the text again and creates
+ *     objects as it goes. Directives are recognised by the keys an object
+ *     holds, in any order: the keys of each object are looked at first, by
+ *     a scan of its text that creates nothing. Strings without escapes are
+ *     written straight from the text; strings with escapes are decoded by
+ *     cJSON, one token at a time. Numbers are read from their exact text.
+ * Ids, refs and links are resolved at the end.
  */
-struct numbers {
-	char **text;
-	size_t *offset;  /* where each starts in the document */
-	size_t n, cap, next;
+
+#define NEST_MAX CJSON_NESTING_LIMIT
+#define NOWHERE SIZE_MAX
+
+/* ---- 1. check ---- */
+
+struct check {
+	const unsigned char *p;
+	size_t len, pos;   /* pos: where the text is read, and an error is */
+	size_t nul_at;     /* the first NUL in a string (\u0000 or a raw byte) */
+	bool nul_raw;
+	size_t num_at;     /* the first number outside JSON's grammar */
+	size_t num_len;
 };
 
-/* A "\u0000" escape inside a string (cJSON would cut the string there). */
-static const char *nul_escape(const char *doc, size_t len)
+static void check_ws(struct check *c)
 {
-	for (size_t i = 0; i < len; i++) {
-		if (doc[i] != '"')
-			continue;
-		for (i++; i < len && doc[i] != '"'; i++) {
-			if (doc[i] != '\\')
-				continue;
-			if (i + 5 < len && doc[i + 1] == 'u' &&
-			    strncmp(doc + i + 2, "0000", 4) == 0)
-				return doc + i;
-			i++;
-		}
-	}
-	return NULL;
+	while (c->pos < c->len && c->p[c->pos] <= ' ')
+		c->pos++;
 }
 
-static int numbers_scan(const char *doc, size_t len, struct numbers *nums)
+static long hex4(const unsigned char *p)
 {
-	for (size_t i = 0; i < len; i++) {
-		char c = doc[i];
-		if (c == '"') {
-			for (i++; i < len && doc[i] != '"'; i++)
-				if (doc[i] == '\\')
-					i++;
+	long v = 0;
+	for (int i = 0; i < 4; i++) {
+		unsigned char ch = p[i];
+		int d = ch >= '0' && ch <= '9' ? ch - '0'
+			: ch >= 'a' && ch <= 'f' ? ch - 'a' + 10
+			: ch >= 'A' && ch <= 'F' ? ch - 'A' + 10 : -1;
+		if (d < 0)
+			return -1;
+		v = v << 4 | d;
+	}
+	return v;
+}
+
+static void saw_nul(struct check *c, size_t at, bool raw)
+{
+	if (c->nul_at == NOWHERE) {
+		c->nul_at = at;
+		c->nul_raw = raw;
+	}
+}
+
+/* The string whose opening quote is at pos: its end as cJSON finds it,
+ * then every escape (what cJSON decodes, and no \u0000). */
+static bool check_string(struct check *c)
+{
+	const unsigned char *p = c->p;
+	size_t start = c->pos, end = start + 1;
+	while (end < c->len && p[end] != '"') {
+		if (p[end] == '\\' && ++end >= c->len)
+			break;
+		end++;
+	}
+	if (end >= c->len) {
+		c->pos = start + 1;
+		return false;
+	}
+	for (size_t i = start + 1; i < end;) {
+		if (p[i] != '\\') {
+			if (p[i] == 0)
+				saw_nul(c, i, true);
+			i++;
 			continue;
 		}
-		if (c != '-' && (c < '0' || c > '9'))
-			continue;
-		size_t j = i;
-		while (j < len && strchr("+-0123456789.eE", doc[j]))
+		switch (p[i + 1]) {
+		case 'b': case 'f': case 'n': case 'r': case 't':
+		case '"': case '\\': case '/':
+			i += 2;
+			break;
+		case 'u': {
+			long u = end - i >= 6 ? hex4(p + i + 2) : -1;
+			if (u < 0 || (u >= 0xdc00 && u <= 0xdfff)) {
+				c->pos = i;
+				return false;
+			}
+			if (u >= 0xd800 && u <= 0xdbff) {
+				long l = end - i >= 12 && p[i + 6] == '\\' &&
+					 p[i + 7] == 'u' ? hex4(p + i + 8) : -1;
+				if (l < 0xdc00 || l > 0xdfff) {
+					c->pos = i;
+					return false;
+				}
+				i += 12;
+			} else {
+				if (u == 0)
+					saw_nul(c, i, false);
+				i += 6;
+			}
+			break;
+		}
+		default:
+			c->pos = i;
+			return false;
+		}
+	}
+	c->pos = end + 1;
+	return true;
+}
+
+static bool is_digit(unsigned char ch)
+{
+	return ch >= '0' && ch <= '9';
+}
+
+static bool is_number_char(unsigned char ch)
+{
+	return is_digit(ch) || ch == '+' || ch == '-' || ch == '.' || ch == 'e' ||
+	       ch == 'E';
+}
+
+/* How much of s strtod takes (the bytes are number characters only). */
+static size_t strtod_prefix(const unsigned char *s, size_t n)
+{
+	size_t i = 0, digits = 0;
+	if (i < n && (s[i] == '-' || s[i] == '+'))
+		i++;
+	for (; i < n && is_digit(s[i]); i++)
+		digits++;
+	if (i < n && s[i] == '.')
+		for (i++; i < n && is_digit(s[i]); i++)
+			digits++;
+	if (!digits)
+		return 0;
+	if (i < n && (s[i] == 'e' || s[i] == 'E')) {
+		size_t j = i + 1;
+		if (j < n && (s[j] == '+' || s[j] == '-'))
 			j++;
-		if (nums->n == nums->cap) {
-			size_t cap = nums->cap ? nums->cap * 2 : 256;
-			char **t = realloc(nums->text, cap * sizeof(*t));
-			if (!t)
-				return -ENOMEM;
-			nums->text = t;
-			size_t *o = realloc(nums->offset, cap * sizeof(*o));
-			if (!o)
-				return -ENOMEM;
-			nums->offset = o;
-			nums->cap = cap;
+		if (j < n && is_digit(s[j])) {
+			while (j < n && is_digit(s[j]))
+				j++;
+			i = j;
 		}
-		nums->text[nums->n] = strndup(doc + i, j - i);
-		if (!nums->text[nums->n])
-			return -ENOMEM;
-		nums->offset[nums->n] = i;
-		nums->n++;
-		i = j - 1;
+	}
+	return i;
+}
+
+/* JSON's number grammar, which cJSON does not hold documents to:
+ * -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)? */
+static bool number_ok(const unsigned char *p, size_t n)
+{
+	size_t i = 0;
+	if (i < n && p[i] == '-')
+		i++;
+	if (i < n && p[i] == '0')
+		i++;
+	else if (i < n && p[i] >= '1' && p[i] <= '9')
+		while (i < n && is_digit(p[i]))
+			i++;
+	else
+		return false;
+	if (i < n && p[i] == '.') {
+		if (++i >= n || !is_digit(p[i]))
+			return false;
+		while (i < n && is_digit(p[i]))
+			i++;
+	}
+	if (i < n && (p[i] == 'e' || p[i] == 'E')) {
+		i++;
+		if (i < n && (p[i] == '+' || p[i] == '-'))
+			i++;
+		if (i >= n || !is_digit(p[i]))
+			return false;
+		while (i < n && is_digit(p[i]))
+			i++;
+	}
+	return i == n;
+}
+
+/* A number as cJSON reads it (strtod over its run of number characters;
+ * what strtod leaves is the next token, an error), then the grammar. */
+static bool check_number(struct check *c)
+{
+	size_t start = c->pos, run = start;
+	while (run < c->len && is_number_char(c->p[run]))
+		run++;
+	size_t n = run - start;
+	size_t took = strtod_prefix(c->p + start, n);
+	if (!took)
+		return false;
+	c->pos = start + took;
+	if (took == n && c->num_at == NOWHERE && !number_ok(c->p + start, n)) {
+		c->num_at = start;
+		c->num_len = n;
+	}
+	return true;
+}
+
+static bool check_value(struct check *c, int depth);
+
+static bool check_container(struct check *c, int depth)
+{
+	bool obj = c->p[c->pos] == '{';
+	unsigned char close = obj ? '}' : ']';
+	if (depth >= NEST_MAX)
+		return false;
+	c->pos++;
+	check_ws(c);
+	if (c->pos < c->len && c->p[c->pos] == close) {
+		c->pos++;
+		return true;
+	}
+	for (;;) {
+		if (obj) {
+			if (c->pos < c->len && c->p[c->pos] != '"') {
+				c->pos++; /* where cJSON says it is */
+				return false;
+			}
+			if (c->pos >= c->len || !check_string(c))
+				return false;
+			check_ws(c);
+			if (c->pos >= c->len || c->p[c->pos] != ':')
+				return false;
+			c->pos++;
+			check_ws(c);
+		}
+		if (!check_value(c, depth + 1))
+			return false;
+		check_ws(c);
+		if (c->pos >= c->len || c->p[c->pos] != ',')
+			break;
+		c->pos++;
+		check_ws(c);
+	}
+	if (c->pos >= c->len || c->p[c->pos] != close)
+		return false;
+	c->pos++;
+	return true;
+}
+
+static bool check_value(struct check *c, int depth)
+{
+	const unsigned char *p = c->p + c->pos;
+	size_t left = c->len - c->pos;
+	if (c->pos >= c->len)
+		return false;
+	if (left >= 4 && memcmp(p, "null", 4) == 0) {
+		c->pos += 4;
+		return true;
+	}
+	if (left >= 5 && memcmp(p, "false", 5) == 0) {
+		c->pos += 5;
+		return true;
+	}
+	if (left >= 4 && memcmp(p, "true", 4) == 0) {
+		c->pos += 4;
+		return true;
+	}
+	if (*p == '"')
+		return check_string(c);
+	if (*p == '-' || is_digit(*p))
+		return check_number(c);
+	if (*p == '[' || *p == '{')
+		return check_container(c, depth);
+	return false;
+}
+
+static void position_of(const char *doc, size_t at, struct pog_json_error *e)
+{
+	e->line = 1;
+	e->column = 1;
+	for (size_t i = 0; i < at; i++) {
+		if (doc[i] == '\n') {
+			e->line++;
+			e->column = 1;
+		} else {
+			e->column++;
+		}
+	}
+}
+
+/* Where the value starts: after a UTF-8 BOM and white space (as cJSON). */
+static size_t document_start(const char *doc, size_t len)
+{
+	size_t i = len >= 5 && memcmp(doc, "\xEF\xBB\xBF", 3) == 0 ? 3 : 0;
+	while (i < len && (unsigned char)doc[i] <= ' ')
+		i++;
+	return i;
+}
+
+/* The whole text, before anything is created: 0 or -EINVAL with where. */
+static int check_document(const char *doc, size_t len, struct pog_json_error *e)
+{
+	struct check c = {.p = (const unsigned char *)doc, .len = len,
+			  .nul_at = NOWHERE, .num_at = NOWHERE};
+	c.pos = document_start(doc, len);
+	bool ok = check_value(&c, 0);
+	/* One value and nothing after it but white space. */
+	while (ok && c.pos < len && (doc[c.pos] == ' ' || doc[c.pos] == '\t' ||
+				     doc[c.pos] == '\n' || doc[c.pos] == '\r'))
+		c.pos++;
+	if (ok && c.pos < len)
+		ok = false;
+	if (!ok) {
+		/* past the end: cJSON names the last byte */
+		position_of(doc, c.pos < len ? c.pos : len ? len - 1 : 0, e);
+		snprintf(e->message, sizeof(e->message),
+			 "invalid JSON at line %d, column %d", e->line, e->column);
+		return -EINVAL;
+	}
+	if (c.nul_at != NOWHERE) {
+		position_of(doc, c.nul_at, e);
+		snprintf(e->message, sizeof(e->message),
+			 "%s in a string at line %d, column %d (write such bytes "
+			 "as {\"$bytes\": ...})", c.nul_raw ? "a NUL byte" : "\\u0000",
+			 e->line, e->column);
+		return -EINVAL;
+	}
+	if (c.num_at != NOWHERE) {
+		position_of(doc, c.num_at, e);
+		snprintf(e->message, sizeof(e->message),
+			 "invalid number \"%.*s\" at line %d, column %d",
+			 (int)(c.num_len < 20 ? c.num_len : 20), doc + c.num_at,
+			 e->line, e->column);
+		return -EINVAL;
 	}
 	return 0;
 }
 
-static void numbers_release(struct numbers *nums)
-{
-	for (size_t i = 0; i < nums->n; i++)
-		free(nums->text[i]);
-	free(nums->text);
-	free(nums->offset);
-}
+/* ---- 2. create: a reader over the checked text ---- */
 
 struct importer {
 	pog_store *s;
 	struct pog_json_error *error;
-	struct numbers nums;
+	const char *doc;
+	size_t len;
+	char *buf;                  /* a string made C string (reused) */
+	size_t cap;
 	struct pog_map64 ids;       /* id -> ino */
 	struct pog_vec refs;        /* (ref ino, id) to point at the end */
 	struct pog_vec links;       /* (dir ino, id) + names kept aside */
@@ -673,107 +943,292 @@ static int fail(struct importer *im, int err, const char *fmt, ...)
 	return err;
 }
 
-static bool is_directive(const cJSON *obj, const char *key)
+/* Bytes of a name for a message (names are not NUL-terminated). */
+static int shown(size_t len, size_t max)
 {
-	return cJSON_IsObject(obj) && cJSON_GetObjectItemCaseSensitive(obj, key);
+	return (int)(len < max ? len : max);
 }
 
-/* Decode a JSON key into the map key it stands for (malloc'ed). */
-static int decode_key(struct importer *im, const char *k, char **key,
-		      size_t *len)
+static size_t skip_ws(const struct importer *im, size_t i)
 {
-	if (k[0] == '$' && k[1] == '$') {
-		*key = strdup(k + 1);
-		*len = strlen(k + 1);
-		return *key ? 0 : -ENOMEM;
-	}
-	if (strncmp(k, "$b64:", 5) == 0) {
-		int err = b64_decode(k + 5, key, len);
-		return err ? fail(im, -EINVAL, "bad base64 in key \"%.40s\"", k) : 0;
-	}
-	/* Any other key, "$..." ones of plain documents too, is itself. */
-	*key = strdup(k);
-	*len = strlen(k);
-	return *key ? 0 : -ENOMEM;
+	while (i < im->len && (unsigned char)im->doc[i] <= ' ')
+		i++;
+	return i;
 }
 
-static int import_value(struct importer *im, uint64_t dir, const char *name,
-			size_t nlen, const cJSON *v, uint64_t *ino_out);
-
-static int import_children(struct importer *im, uint64_t ino, const cJSON *v,
-			   bool list)
+/* The closing quote of the string opening at q (an escaped quote follows
+ * an odd number of backslashes). */
+static size_t string_end(const struct importer *im, size_t q)
 {
-	const cJSON *c;
-	size_t index = 0;
-	cJSON_ArrayForEach(c, v) {
-		char *key = NULL;
-		size_t klen;
-		char idx[24];
-		int err;
-		if (list) {
-			klen = (size_t)snprintf(idx, sizeof(idx), "%zu", index++);
-			err = import_value(im, ino, idx, klen, c, NULL);
-		} else if (strcmp(c->string, "$id") == 0) {
+	const char *d = im->doc;
+	size_t i = q + 1;
+	for (;;) {
+		const char *e = memchr(d + i, '"', im->len - i);
+		if (!e)
+			return im->len; /* not after the check */
+		size_t at = (size_t)(e - d), bs = 0;
+		while (at - bs > q + 1 && d[at - bs - 1] == '\\')
+			bs++;
+		if (!(bs & 1))
+			return at;
+		i = at + 1;
+	}
+}
+
+/* Just past the value starting at v. */
+static size_t skip_value(const struct importer *im, size_t v)
+{
+	const char *d = im->doc;
+	size_t i = v;
+	if (d[i] == '"')
+		return string_end(im, i) + 1;
+	if (d[i] != '[' && d[i] != '{') {
+		while (i < im->len && (unsigned char)d[i] > ' ' && d[i] != ',' &&
+		       d[i] != ']' && d[i] != '}')
+			i++;
+		return i;
+	}
+	size_t depth = 0;
+	while (i < im->len) {
+		char c = d[i];
+		if (c == '"') {
+			i = string_end(im, i) + 1;
 			continue;
-		} else {
-			err = decode_key(im, c->string, &key, &klen);
-			if (!err)
-				err = import_value(im, ino, key, klen, c, NULL);
-			free(key);
 		}
-		if (err)
-			return err;
+		if (c == '[' || c == '{')
+			depth++;
+		else if ((c == ']' || c == '}') && --depth == 0)
+			return i + 1;
+		i++;
+	}
+	return im->len;
+}
+
+/* The first element or member of the container opening at open, or 0
+ * when it is empty (*after: just past it). */
+static size_t first_item(const struct importer *im, size_t open, size_t *after)
+{
+	size_t i = skip_ws(im, open + 1);
+	if (i >= im->len || im->doc[i] == ']' || im->doc[i] == '}') {
+		*after = i + 1;
+		return 0;
+	}
+	return i;
+}
+
+/* After an item ending at e: the next one, or 0 at the container's end. */
+static size_t next_item(const struct importer *im, size_t e, size_t *after)
+{
+	size_t i = skip_ws(im, e);
+	if (i < im->len && im->doc[i] == ',')
+		return skip_ws(im, i + 1);
+	*after = i + 1;
+	return 0;
+}
+
+/* The value of the member whose key opens at kq; *ke: the key's end. */
+static size_t member_value(const struct importer *im, size_t kq, size_t *ke)
+{
+	*ke = string_end(im, kq);
+	size_t colon = skip_ws(im, *ke + 1);
+	return skip_ws(im, colon + 1);
+}
+
+/* A decoded string: the text itself when it has no escapes, else cJSON's
+ * decoding of that one token. */
+struct jstr {
+	const char *p;
+	size_t n;
+	cJSON *item;
+};
+
+static int jstr_get(struct importer *im, size_t q, size_t e, struct jstr *s)
+{
+	s->item = NULL;
+	s->p = im->doc + q + 1;
+	s->n = e - q - 1;
+	if (!memchr(s->p, '\\', s->n))
+		return 0;
+	s->item = cJSON_ParseWithLength(im->doc + q, e - q + 1);
+	if (!cJSON_IsString(s->item)) {
+		/* checked text: only memory can be short */
+		cJSON_Delete(s->item);
+		s->item = NULL;
+		return fail(im, -ENOMEM, "cannot decode a string: %s",
+			    pog_strerror(-ENOMEM));
+	}
+	s->p = s->item->valuestring;
+	s->n = strlen(s->p); /* the check let no NUL through */
+	return 0;
+}
+
+static void jstr_release(struct jstr *s)
+{
+	cJSON_Delete(s->item);
+	s->item = NULL;
+}
+
+static bool jstr_is(const struct jstr *s, const char *lit)
+{
+	size_t n = strlen(lit);
+	return s->n == n && memcmp(s->p, lit, n) == 0;
+}
+
+/* The string as a C string (in im->buf unless cJSON made it one). */
+static const char *jstr_cstr(struct importer *im, const struct jstr *s)
+{
+	if (s->item)
+		return s->p;
+	if (s->n + 1 > im->cap) {
+		char *b = realloc(im->buf, s->n + 1);
+		if (!b)
+			return NULL;
+		im->buf = b;
+		im->cap = s->n + 1;
+	}
+	memcpy(im->buf, s->p, s->n);
+	im->buf[s->n] = '\0';
+	return im->buf;
+}
+
+/* The length of the number token at v. */
+static size_t number_len(const struct importer *im, size_t v)
+{
+	size_t k = 0;
+	while (v + k < im->len && is_number_char((unsigned char)im->doc[v + k]))
+		k++;
+	return k;
+}
+
+/* The value of the number token at v, as cJSON has it (strtod). */
+static double number_at(const struct importer *im, size_t v)
+{
+	char small[64];
+	size_t k = number_len(im, v);
+	char *text = k < sizeof(small) ? small : malloc(k + 1);
+	if (!text)
+		return 0;
+	memcpy(text, im->doc + v, k);
+	text[k] = '\0';
+	double d = strtod(text, NULL);
+	if (text != small)
+		free(text);
+	return d;
+}
+
+static bool is_number_at(const struct importer *im, size_t v)
+{
+	return v && (im->doc[v] == '-' || is_digit((unsigned char)im->doc[v]));
+}
+
+static bool is_string_at(const struct importer *im, size_t v)
+{
+	return v && im->doc[v] == '"';
+}
+
+/* The keys that make an object a directive, and "rdev" of $special. */
+enum { K_LINK, K_REF, K_TARGET, K_ID, K_VALUE, K_BYTES, K_SYMLINK, K_SPECIAL,
+       K_RDEV, K_N };
+static const char *const key_names[K_N] = {
+	"$link", "$ref", "$target", "$id", "$value", "$bytes", "$symlink",
+	"$special", "rdev",
+};
+
+/*
+ * Look at the keys of the object opening at open, creating nothing:
+ * at[k] is where the value of the first key k starts (0: no such key).
+ * Returns where the object ends (just past it).
+ */
+static int scan_keys(struct importer *im, size_t open, size_t at[K_N],
+		     size_t *after)
+{
+	memset(at, 0, K_N * sizeof(at[0]));
+	size_t i = first_item(im, open, after);
+	while (i) {
+		size_t ke, v = member_value(im, i, &ke);
+		struct jstr k;
+		if (ke - i - 1 <= 16 || memchr(im->doc + i + 1, '\\', ke - i - 1)) {
+			int err = jstr_get(im, i, ke, &k);
+			if (err)
+				return err;
+			for (int n = 0; n < K_N; n++)
+				if (!at[n] && jstr_is(&k, key_names[n]))
+					at[n] = v;
+			jstr_release(&k);
+		}
+		i = next_item(im, skip_value(im, v), after);
 	}
 	return 0;
 }
 
-/* JSON's number grammar, which cJSON does not hold documents to:
- * -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)? */
-static bool number_ok(const char *p)
-{
-	if (*p == '-')
-		p++;
-	if (*p == '0')
-		p++;
-	else if (*p >= '1' && *p <= '9')
-		while (*p >= '0' && *p <= '9')
-			p++;
-	else
-		return false;
-	if (*p == '.') {
-		p++;
-		if (*p < '0' || *p > '9')
-			return false;
-		while (*p >= '0' && *p <= '9')
-			p++;
-	}
-	if (*p == 'e' || *p == 'E') {
-		p++;
-		if (*p == '+' || *p == '-')
-			p++;
-		if (*p < '0' || *p > '9')
-			return false;
-		while (*p >= '0' && *p <= '9')
-			p++;
-	}
-	return *p == '\0';
-}
+/* The key of a member (decoded) as the map key it stands for. */
+struct key {
+	const char *p;
+	size_t n;
+	char *owned;
+};
 
-/* Give every number item its text from the scan (cJSON frees it). */
-static int numbers_attach(struct numbers *nums, cJSON *v)
+static int decode_key(struct importer *im, const struct jstr *k, struct key *key)
 {
-	if (cJSON_IsNumber(v)) {
-		if (nums->next >= nums->n)
-			return -EINVAL;
-		v->valuestring = nums->text[nums->next];
-		nums->text[nums->next++] = NULL;
+	key->p = NULL;
+	key->n = 0;
+	key->owned = NULL;
+	if (k->n >= 2 && k->p[0] == '$' && k->p[1] == '$') {
+		key->p = k->p + 1;
+		key->n = k->n - 1;
 		return 0;
 	}
-	cJSON *c;
-	cJSON_ArrayForEach(c, v) {
-		int err = numbers_attach(nums, c);
+	if (k->n >= 5 && memcmp(k->p, "$b64:", 5) == 0) {
+		const char *c = jstr_cstr(im, k);
+		if (!c)
+			return -ENOMEM;
+		if (b64_decode(c + 5, &key->owned, &key->n))
+			return fail(im, -EINVAL, "bad base64 in key \"%.*s\"",
+				    shown(k->n, 40), k->p);
+		key->p = key->owned;
+		return 0;
+	}
+	/* Any other key, "$..." ones of plain documents too, is itself. */
+	key->p = k->p;
+	key->n = k->n;
+	return 0;
+}
+
+static int import_value(struct importer *im, uint64_t dir, const char *name,
+			size_t nlen, size_t v, uint64_t *ino_out, size_t *end);
+
+/* The entries of the map or list opening at open, made in ino. */
+static int import_children(struct importer *im, uint64_t ino, size_t open,
+			   bool list, size_t *after)
+{
+	size_t index = 0;
+	size_t i = first_item(im, open, after);
+	while (i) {
+		size_t e = 0;
+		int err;
+		if (list) {
+			char idx[24];
+			size_t klen = (size_t)snprintf(idx, sizeof(idx), "%zu", index++);
+			err = import_value(im, ino, idx, klen, i, NULL, &e);
+		} else {
+			size_t ke, v = member_value(im, i, &ke);
+			struct jstr k;
+			err = jstr_get(im, i, ke, &k);
+			if (!err && jstr_is(&k, "$id")) {
+				e = skip_value(im, v);
+			} else if (!err) {
+				struct key key;
+				err = decode_key(im, &k, &key);
+				if (!err)
+					err = import_value(im, ino, key.p, key.n, v,
+							   NULL, &e);
+				free(key.owned);
+			}
+			jstr_release(&k);
+		}
 		if (err)
 			return err;
+		i = next_item(im, e, after);
 	}
 	return 0;
 }
@@ -786,28 +1241,16 @@ static int make(struct importer *im, uint64_t dir, const char *name,
 	spec->gid = im->gid;
 	int err = pog_mknode(im->s, dir, name, nlen, spec, &a);
 	if (err)
-		return fail(im, err, "cannot create \"%.*s\": %s", (int)(nlen > 60 ? 60 : nlen),
+		return fail(im, err, "cannot create \"%.*s\": %s", shown(nlen, 60),
 			    name, pog_strerror(err));
 	*ino = a.ino;
 	return 0;
 }
 
-static int import_bytes(struct importer *im, uint64_t ino, const cJSON *v)
+static int write_all(struct importer *im, uint64_t ino, const char *data,
+		     size_t len)
 {
-	char *data = NULL;
-	size_t len = 0;
 	int err = 0;
-	if (cJSON_IsString(v)) {
-		data = v->valuestring;
-		len = strlen(data);
-	} else {
-		const cJSON *b = cJSON_GetObjectItemCaseSensitive(v, "$bytes");
-		if (!cJSON_IsString(b))
-			return fail(im, -EINVAL, "$bytes needs a base64 string");
-		err = b64_decode(b->valuestring, &data, &len);
-		if (err)
-			return fail(im, err, "bad base64 in $bytes");
-	}
 	for (size_t off = 0; !err && off < len;) {
 		size_t n = len - off > (1u << 20) ? (1u << 20) : len - off;
 		ssize_t w = pog_write(im->s, ino, off, data + off, n);
@@ -815,35 +1258,66 @@ static int import_bytes(struct importer *im, uint64_t ino, const cJSON *v)
 			err = fail(im, (int)w, "write: %s", pog_strerror((int)w));
 		off += n;
 	}
-	if (!cJSON_IsString(v))
-		free(data);
+	return err;
+}
+
+/* The content of a string: a JSON string at v, or {"$bytes": ...} whose
+ * value is at b. */
+static int import_bytes(struct importer *im, uint64_t ino, size_t v, size_t b)
+{
+	struct jstr s;
+	int err;
+	if (im->doc[v] == '"') {
+		err = jstr_get(im, v, string_end(im, v), &s);
+		if (!err)
+			err = write_all(im, ino, s.p, s.n);
+		jstr_release(&s);
+		return err;
+	}
+	if (!is_string_at(im, b))
+		return fail(im, -EINVAL, "$bytes needs a base64 string");
+	err = jstr_get(im, b, string_end(im, b), &s);
+	if (err)
+		return err;
+	const char *text = jstr_cstr(im, &s);
+	char *data = NULL;
+	size_t len = 0;
+	if (!text)
+		err = -ENOMEM;
+	else if ((err = b64_decode(text, &data, &len)))
+		err = fail(im, err, "bad base64 in $bytes");
+	jstr_release(&s);
+	if (!err)
+		err = write_all(im, ino, data, len);
+	free(data);
 	return err;
 }
 
 static int import_scalar(struct importer *im, uint64_t dir, const char *name,
-			 size_t nlen, const cJSON *v, uint64_t *ino)
+			 size_t nlen, size_t v, uint64_t *ino)
 {
 	unsigned type;
 	char text[64];
-	if (cJSON_IsBool(v)) {
+	char c = im->doc[v];
+	if (c == 't' || c == 'f') {
 		type = POG_BOOL;
-		snprintf(text, sizeof(text), "%s", cJSON_IsTrue(v) ? "true" : "false");
-	} else if (cJSON_IsNull(v)) {
+		snprintf(text, sizeof(text), "%s", c == 't' ? "true" : "false");
+	} else if (c == 'n') {
 		type = POG_NULL;
 		snprintf(text, sizeof(text), "null");
 	} else {
-		const char *num = v->valuestring;
-		if (!num)
-			return fail(im, -EINVAL, "number out of step");
-		bool integral = !strpbrk(num, ".eE");
+		size_t n = number_len(im, v);
+		const char *num = im->doc + v;
+		bool integral = !memchr(num, '.', n) && !memchr(num, 'e', n) &&
+				!memchr(num, 'E', n);
 		uint64_t bits;
-		type = integral && pog_scalar_parse(POG_INT, num, strlen(num), &bits) == 0
+		type = integral && pog_scalar_parse(POG_INT, num, n, &bits) == 0
 			? POG_INT : POG_FLOAT;
-		if (type == POG_FLOAT &&
-		    pog_scalar_parse(POG_FLOAT, num, strlen(num), &bits))
-			return fail(im, -EINVAL, "number %s is out of range", num);
-		size_t n = pog_scalar_format(type, bits, text, sizeof(text));
-		text[n] = '\0';
+		if (type == POG_FLOAT && pog_scalar_parse(POG_FLOAT, num, n, &bits))
+			return fail(im, -EINVAL, "number %.*s is out of range",
+				    (int)n, num);
+		size_t tl = pog_scalar_format(type, bits, text, sizeof(text));
+		text[tl] = '\0';
 	}
 	struct pog_new spec = {.type = POG_STRING, .mode = 0644};
 	int err = make(im, dir, name, nlen, &spec, ino);
@@ -858,18 +1332,19 @@ static int import_scalar(struct importer *im, uint64_t dir, const char *name,
 	return err;
 }
 
-static int remember_id(struct importer *im, const cJSON *v, uint64_t ino)
+/* Record id (the value of "$id" at idv, 0: none) as ino. */
+static int remember_id(struct importer *im, size_t idv, uint64_t ino)
 {
-	const cJSON *id = cJSON_GetObjectItemCaseSensitive(v, "$id");
-	if (!id)
+	if (!idv)
 		return 0;
-	if (!cJSON_IsNumber(id) || id->valuedouble < 1)
+	double id = is_number_at(im, idv) ? number_at(im, idv) : 0;
+	if (!is_number_at(im, idv) || id < 1)
 		return fail(im, -EINVAL, "$id must be a positive number");
-	uint64_t *slot = pog_map64_get(&im->ids, (uint64_t)id->valuedouble);
+	uint64_t *slot = pog_map64_get(&im->ids, (uint64_t)id);
 	if (!slot)
 		return -ENOMEM;
 	if (*slot)
-		return fail(im, -EINVAL, "$id %.0f defined twice", id->valuedouble);
+		return fail(im, -EINVAL, "$id %.0f defined twice", id);
 	*slot = ino;
 	return 0;
 }
@@ -889,6 +1364,7 @@ static int defer_link(struct importer *im, uint64_t dir, const char *name,
 	if (!names[im->nlinks])
 		return -ENOMEM;
 	memcpy(names[im->nlinks], name, nlen);
+	names[im->nlinks][nlen] = '\0';
 	lens[im->nlinks] = nlen;
 	im->nlinks++;
 	if (pog_vec_push(&im->links, dir) || pog_vec_push(&im->links, id))
@@ -896,140 +1372,190 @@ static int defer_link(struct importer *im, uint64_t dir, const char *name,
 	return 0;
 }
 
+/* {"$link": N}: a hard link now when N is known, else at the end. */
+static int import_link(struct importer *im, uint64_t dir, const char *name,
+		       size_t nlen, size_t idv)
+{
+	if (!is_number_at(im, idv))
+		return fail(im, -EINVAL, "$link needs a number");
+	double id = number_at(im, idv);
+	/* Defined already (always so in pog's own documents): link now, so
+	 * that a list keeps its order. */
+	uint64_t *t = pog_map64_find(&im->ids, (uint64_t)id);
+	if (t) {
+		struct pog_attr a;
+		int err = pog_link(im->s, *t, dir, name, nlen, &a);
+		return err ? fail(im, err, "link \"%.*s\": %s", shown(nlen, 60),
+				  name, pog_strerror(err)) : 0;
+	}
+	struct pog_attr da;
+	if (pog_getattr(im->s, dir, &da) == 0 && da.type == POG_LIST)
+		return fail(im, -EINVAL, "$link %.0f in a list comes before "
+			    "its $id", id);
+	return defer_link(im, dir, name, nlen, (uint64_t)id);
+}
+
+/* {"$ref": N} and {"$ref": N, "$target": V}. */
+static int import_ref(struct importer *im, uint64_t dir, const char *name,
+		      size_t nlen, const size_t at[K_N], uint64_t *ino)
+{
+	if (!is_number_at(im, at[K_REF]))
+		return fail(im, -EINVAL, "$ref needs a number");
+	double id = number_at(im, at[K_REF]);
+	struct pog_new spec = {.type = POG_REF, .mode = 0644,
+			       .ref_target = POG_ROOT_INO}; /* pointed at the end */
+	int err = make(im, dir, name, nlen, &spec, ino);
+	if (!err && (pog_vec_push(&im->refs, *ino) ||
+		     pog_vec_push(&im->refs, (uint64_t)id)))
+		err = -ENOMEM;
+	if (err || !at[K_TARGET])
+		return err;
+	/* The target has no owning place: make it under a temporary name,
+	 * then take the name away; the ref keeps it alive. */
+	uint64_t tino = 0;
+	size_t e;
+	char tmp[64];
+	int tl = snprintf(tmp, sizeof(tmp), "\x01pog-import-%" PRIu64, *ino);
+	err = import_value(im, POG_ROOT_INO, tmp, (size_t)tl, at[K_TARGET], &tino, &e);
+	if (!err) {
+		uint64_t *slot = pog_map64_get(&im->ids, (uint64_t)id);
+		if (!slot)
+			err = -ENOMEM;
+		else if (*slot && *slot != tino)
+			err = fail(im, -EINVAL, "$ref %.0f defined twice", id);
+		else
+			*slot = tino;
+	}
+	if (!err)
+		err = pog_detach(im->s, POG_ROOT_INO, tmp, (size_t)tl);
+	return err;
+}
+
+/* {"$symlink": S} with S a string or {"$bytes": ...}. */
+static int import_symlink(struct importer *im, uint64_t dir, const char *name,
+			  size_t nlen, size_t t, uint64_t *ino)
+{
+	char *text = NULL;
+	size_t tl = 0;
+	struct jstr s;
+	int err = 0;
+	if (is_string_at(im, t)) {
+		err = jstr_get(im, t, string_end(im, t), &s);
+		if (err)
+			return err;
+		const char *c = jstr_cstr(im, &s);
+		text = c ? strdup(c) : NULL;
+		jstr_release(&s);
+	} else if (im->doc[t] == '{') {
+		size_t in[K_N], after;
+		err = scan_keys(im, t, in, &after);
+		if (err)
+			return err;
+		if (is_string_at(im, in[K_BYTES])) {
+			err = jstr_get(im, in[K_BYTES], string_end(im, in[K_BYTES]), &s);
+			if (err)
+				return err;
+			const char *c = jstr_cstr(im, &s);
+			if (c && !b64_decode(c, &text, &tl))
+				text[tl] = '\0';
+			jstr_release(&s);
+		}
+	}
+	if (!text)
+		return fail(im, -EINVAL, "$symlink needs a string");
+	struct pog_new spec = {.type = POG_SYMLINK, .mode = 0644, .text = text};
+	err = make(im, dir, name, nlen, &spec, ino);
+	free(text);
+	return err;
+}
+
+/* {"$special": "fifo", "rdev": R}. */
+static int import_special(struct importer *im, uint64_t dir, const char *name,
+			  size_t nlen, const size_t at[K_N], uint64_t *ino)
+{
+	struct jstr k = {.p = "", .n = 0};
+	int err = 0;
+	size_t kv = at[K_SPECIAL];
+	if (is_string_at(im, kv))
+		err = jstr_get(im, kv, string_end(im, kv), &k);
+	if (err)
+		return err;
+	struct pog_new spec = {.type = POG_SPECIAL};
+	spec.mode = jstr_is(&k, "fifo") ? S_IFIFO | 0644
+		: jstr_is(&k, "char") ? S_IFCHR | 0644
+		: jstr_is(&k, "block") ? S_IFBLK | 0644
+		: jstr_is(&k, "socket") ? S_IFSOCK | 0644 : 0;
+	if (!spec.mode)
+		err = fail(im, -EINVAL, "unknown $special \"%.*s\"", shown(k.n, 20),
+			   k.p);
+	jstr_release(&k);
+	if (err)
+		return err;
+	spec.rdev = is_number_at(im, at[K_RDEV])
+		? (uint64_t)number_at(im, at[K_RDEV]) : 0;
+	return make(im, dir, name, nlen, &spec, ino);
+}
+
+/*
+ * The value starting at v becomes the entry name of dir; *ino_out (may be
+ * NULL) receives what it made, *end where the value ends.
+ */
 static int import_value(struct importer *im, uint64_t dir, const char *name,
-			size_t nlen, const cJSON *v, uint64_t *ino_out)
+			size_t nlen, size_t v, uint64_t *ino_out, size_t *end)
 {
 	uint64_t ino = 0;
 	int err = 0;
+	char c = im->doc[v];
 	struct pog_new spec = {.mode = 0644};
-	if (is_directive(v, "$link")) {
-		const cJSON *id = cJSON_GetObjectItemCaseSensitive(v, "$link");
-		if (!cJSON_IsNumber(id))
-			return fail(im, -EINVAL, "$link needs a number");
-		/* Defined already (always so in pog's own documents): link
-		 * now, so that a list keeps its order. */
-		uint64_t *t = pog_map64_find(&im->ids, (uint64_t)id->valuedouble);
-		if (t) {
-			struct pog_attr a;
-			err = pog_link(im->s, *t, dir, name, nlen, &a);
-			return err ? fail(im, err, "link \"%.60s\": %s", name,
-					  pog_strerror(err)) : 0;
-		}
-		struct pog_attr da;
-		if (pog_getattr(im->s, dir, &da) == 0 && da.type == POG_LIST)
-			return fail(im, -EINVAL, "$link %.0f in a list comes before "
-				    "its $id", id->valuedouble);
-		return defer_link(im, dir, name, nlen, (uint64_t)id->valuedouble);
-	}
-	if (is_directive(v, "$ref")) {
-		const cJSON *id = cJSON_GetObjectItemCaseSensitive(v, "$ref");
-		if (!cJSON_IsNumber(id))
-			return fail(im, -EINVAL, "$ref needs a number");
-		spec.type = POG_REF;
-		spec.ref_target = POG_ROOT_INO; /* pointed right at the end */
-		err = make(im, dir, name, nlen, &spec, &ino);
-		if (!err && (pog_vec_push(&im->refs, ino) ||
-			     pog_vec_push(&im->refs, (uint64_t)id->valuedouble)))
-			err = -ENOMEM;
-		const cJSON *t = cJSON_GetObjectItemCaseSensitive(v, "$target");
-		if (!err && t) {
-			/* The target has no owning place: make it under a
-			 * temporary name, then take the name away; the ref
-			 * keeps it alive. */
-			uint64_t tino;
-			char tmp[64];
-			int tl = snprintf(tmp, sizeof(tmp), "\x01pog-import-%" PRIu64,
-					  ino);
-			err = import_value(im, POG_ROOT_INO, tmp, (size_t)tl, t, &tino);
-			if (!err) {
-				uint64_t *slot = pog_map64_get(&im->ids,
-						(uint64_t)id->valuedouble);
-				if (!slot)
-					err = -ENOMEM;
-				else if (*slot && *slot != tino)
-					err = fail(im, -EINVAL, "$ref %.0f defined twice",
-						   id->valuedouble);
-				else
-					*slot = tino;
-			}
+	if (c == '{') {
+		size_t at[K_N];
+		err = scan_keys(im, v, at, end);
+		if (err)
+			return err;
+		if (at[K_LINK])
+			return import_link(im, dir, name, nlen, at[K_LINK]);
+		if (at[K_REF]) {
+			err = import_ref(im, dir, name, nlen, at, &ino);
+		} else if (at[K_ID] && at[K_VALUE]) {
+			size_t e;
+			err = import_value(im, dir, name, nlen, at[K_VALUE], &ino, &e);
 			if (!err)
-				err = pog_detach(im->s, POG_ROOT_INO, tmp, (size_t)tl);
+				err = remember_id(im, at[K_ID], ino);
+		} else if (at[K_BYTES]) {
+			spec.type = POG_STRING;
+			err = make(im, dir, name, nlen, &spec, &ino);
+			if (!err)
+				err = import_bytes(im, ino, v, at[K_BYTES]);
+		} else if (at[K_SYMLINK]) {
+			err = import_symlink(im, dir, name, nlen, at[K_SYMLINK], &ino);
+		} else if (at[K_SPECIAL]) {
+			err = import_special(im, dir, name, nlen, at, &ino);
+		} else {
+			size_t after;
+			spec.type = POG_MAP;
+			spec.mode = 0755;
+			err = make(im, dir, name, nlen, &spec, &ino);
+			if (!err)
+				err = remember_id(im, at[K_ID], ino);
+			if (!err)
+				err = import_children(im, ino, v, false, &after);
 		}
-		if (ino_out)
-			*ino_out = ino;
-		return err;
-	}
-	if (is_directive(v, "$id") && cJSON_GetObjectItemCaseSensitive(v, "$value")) {
-		const cJSON *val = cJSON_GetObjectItemCaseSensitive(v, "$value");
-		const cJSON *id = cJSON_GetObjectItemCaseSensitive(v, "$id");
-		err = import_value(im, dir, name, nlen, val, &ino);
-		if (!err) {
-			if (!cJSON_IsNumber(id) || id->valuedouble < 1)
-				return fail(im, -EINVAL, "$id must be a positive number");
-			uint64_t *slot = pog_map64_get(&im->ids, (uint64_t)id->valuedouble);
-			if (!slot)
-				return -ENOMEM;
-			if (*slot)
-				return fail(im, -EINVAL, "$id %.0f defined twice",
-					    id->valuedouble);
-			*slot = ino;
-		}
-		if (ino_out)
-			*ino_out = ino;
-		return err;
-	}
-	if (is_directive(v, "$bytes") || cJSON_IsString(v)) {
-		spec.type = POG_STRING;
-		err = make(im, dir, name, nlen, &spec, &ino);
-		if (!err)
-			err = import_bytes(im, ino, v);
-	} else if (is_directive(v, "$symlink")) {
-		const cJSON *t = cJSON_GetObjectItemCaseSensitive(v, "$symlink");
-		char *text = NULL;
-		size_t tl = 0;
-		if (cJSON_IsString(t)) {
-			text = strdup(t->valuestring);
-		} else if (is_directive(t, "$bytes")) {
-			const cJSON *b = cJSON_GetObjectItemCaseSensitive(t, "$bytes");
-			if (cJSON_IsString(b) && !b64_decode(b->valuestring, &text, &tl))
-				text[tl] = '\0';
-		}
-		if (!text)
-			return fail(im, -EINVAL, "$symlink needs a string");
-		spec.type = POG_SYMLINK;
-		spec.text = text;
-		err = make(im, dir, name, nlen, &spec, &ino);
-		free(text);
-	} else if (is_directive(v, "$special")) {
-		const cJSON *k = cJSON_GetObjectItemCaseSensitive(v, "$special");
-		const cJSON *rdev = cJSON_GetObjectItemCaseSensitive(v, "rdev");
-		const char *ks = cJSON_IsString(k) ? k->valuestring : "";
-		spec.type = POG_SPECIAL;
-		spec.mode = strcmp(ks, "fifo") == 0 ? S_IFIFO | 0644
-			: strcmp(ks, "char") == 0 ? S_IFCHR | 0644
-			: strcmp(ks, "block") == 0 ? S_IFBLK | 0644
-			: strcmp(ks, "socket") == 0 ? S_IFSOCK | 0644 : 0;
-		if (!spec.mode)
-			return fail(im, -EINVAL, "unknown $special \"%.20s\"", ks);
-		spec.rdev = cJSON_IsNumber(rdev) ? (uint64_t)rdev->valuedouble : 0;
-		err = make(im, dir, name, nlen, &spec, &ino);
-	} else if (cJSON_IsObject(v)) {
-		spec.type = POG_MAP;
-		spec.mode = 0755;
-		err = make(im, dir, name, nlen, &spec, &ino);
-		if (!err)
-			err = remember_id(im, v, ino);
-		if (!err)
-			err = import_children(im, ino, v, false);
-	} else if (cJSON_IsArray(v)) {
+	} else if (c == '[') {
 		spec.type = POG_MAP;
 		spec.mode = 0755;
 		err = make(im, dir, name, nlen, &spec, &ino);
 		if (!err)
 			err = pog_set_type(im->s, ino, POG_LIST);
 		if (!err)
-			err = import_children(im, ino, v, true);
+			err = import_children(im, ino, v, true, end);
+	} else if (c == '"') {
+		*end = string_end(im, v) + 1;
+		spec.type = POG_STRING;
+		err = make(im, dir, name, nlen, &spec, &ino);
+		if (!err)
+			err = import_bytes(im, ino, v, 0);
 	} else {
+		*end = skip_value(im, v);
 		err = import_scalar(im, dir, name, nlen, v, &ino);
 	}
 	if (ino_out)
@@ -1058,24 +1584,28 @@ static int import_finish(struct importer *im)
 		int err = pog_link(im->s, *t, im->links.v[2 * i], im->link_names[i],
 				   im->link_lens[i], &a);
 		if (err)
-			return fail(im, err, "link \"%.60s\": %s", im->link_names[i],
+			return fail(im, err, "link \"%.*s\": %s",
+				    shown(im->link_lens[i], 60), im->link_names[i],
 				    pog_strerror(err));
 	}
 	return 0;
 }
 
-static void position_of(const char *doc, const char *at, struct pog_json_error *e)
+/* A document merged into the map dir: a plain object. */
+static int import_into(struct importer *im, uint64_t dir, size_t v)
 {
-	e->line = 1;
-	e->column = 1;
-	for (const char *p = doc; p < at; p++) {
-		if (*p == '\n') {
-			e->line++;
-			e->column = 1;
-		} else {
-			e->column++;
-		}
-	}
+	size_t at[K_N], after;
+	if (im->doc[v] != '{')
+		return fail(im, -EINVAL, "a document imported into a map must be an object");
+	int err = scan_keys(im, v, at, &after);
+	if (err)
+		return err;
+	if (at[K_REF] || at[K_LINK] || at[K_VALUE])
+		return fail(im, -EINVAL, "a document imported into a map must be a plain object");
+	err = remember_id(im, at[K_ID], dir);
+	if (!err)
+		err = import_children(im, dir, v, false, &after);
+	return err;
 }
 
 int pog_import(pog_store *s, uint64_t dir, const char *name, size_t nlen,
@@ -1086,63 +1616,23 @@ int pog_import(pog_store *s, uint64_t dir, const char *name, size_t nlen,
 	if (!error)
 		error = &dummy;
 	memset(error, 0, sizeof(*error));
-	const char *end = NULL;
-	cJSON *root = cJSON_ParseWithLengthOpts(doc, len, &end, false);
-	/* One value and nothing after it but white space. */
-	while (root && end && end < doc + len &&
-	       (*end == ' ' || *end == '\t' || *end == '\n' || *end == '\r'))
-		end++;
-	if (root && end && end < doc + len) {
-		cJSON_Delete(root);
-		root = NULL;
-	} else if (!root) {
-		end = cJSON_GetErrorPtr();
-	}
-	const char *nul = root ? nul_escape(doc, len) : NULL;
-	if (!root || nul) {
-		const char *at = nul ? nul : end;
-		if (!at || at < doc || at > doc + len)
-			at = doc + len;
-		position_of(doc, at, error);
-		snprintf(error->message, sizeof(error->message),
-			 nul ? "\\u0000 in a string at line %d, column %d (write "
-			       "such bytes as {\"$bytes\": ...})"
-			     : "invalid JSON at line %d, column %d",
-			 error->line, error->column);
-		cJSON_Delete(root);
-		return -EINVAL;
-	}
-	struct importer im = {.s = s, .error = error, .uid = uid, .gid = gid};
+	if (!doc)
+		len = 0;
+	int err = check_document(doc ? doc : "", len, error);
+	if (err)
+		return err;
+	struct importer im = {.s = s, .error = error, .doc = doc, .len = len,
+			      .uid = uid, .gid = gid};
 	/* With nothing else staged, a failed import can be undone whole. */
 	bool alone = pog_staged_count(s) == 0;
-	int err = numbers_scan(doc, len, &im.nums);
-	for (size_t i = 0; !err && i < im.nums.n; i++) {
-		if (number_ok(im.nums.text[i]))
-			continue;
-		position_of(doc, doc + im.nums.offset[i], error);
-		snprintf(error->message, sizeof(error->message),
-			 "invalid number \"%.20s\" at line %d, column %d",
-			 im.nums.text[i], error->line, error->column);
-		err = -EINVAL;
-	}
-	if (!err && numbers_attach(&im.nums, root))
-		err = fail(&im, -EINVAL, "numbers out of step with the parser");
-	if (!err && !name && !cJSON_IsObject(root))
-		err = fail(&im, -EINVAL, "a document imported into a map must be an object");
-	if (!err && !name && (is_directive(root, "$ref") || is_directive(root, "$link") ||
-			      is_directive(root, "$value")))
-		err = fail(&im, -EINVAL, "a document imported into a map must be a plain object");
-	if (!err && !name) {
-		err = remember_id(&im, root, dir);
-		if (!err)
-			err = import_children(&im, dir, root, false);
-	} else if (!err) {
-		err = import_value(&im, dir, name, nlen, root, NULL);
-	}
+	size_t v = document_start(doc, len), end;
+	if (!name)
+		err = import_into(&im, dir, v);
+	else
+		err = import_value(&im, dir, name, nlen, v, NULL, &end);
 	if (!err)
 		err = import_finish(&im);
-	cJSON_Delete(root);
-	numbers_release(&im.nums);
+	free(im.buf);
 	pog_map64_release(&im.ids);
 	pog_vec_release(&im.refs);
 	pog_vec_release(&im.links);
