@@ -103,6 +103,7 @@ static int seg_add(pog_store *s)
 	pmemobj_persist(s->pop, &sb->nsegments, sizeof(sb->nsegments));
 	s->nsegs = n + 1;
 	seg_dram_init(s, n);
+	s->blocks_used++; /* its header */
 	return 0;
 }
 
