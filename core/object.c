@@ -66,6 +66,26 @@ static int inode_store(pog_store *s, uint64_t ino, const struct pog_inode *in)
 	return err;
 }
 
+static void stamp(struct pog_inode *in, bool mtime);
+
+/*
+ * Store an object whose record the caller changed: ctime (and with mtime
+ * the mtime) become now, the change is noted, and with content its hash
+ * goes stale.
+ */
+static int object_changed(pog_store *s, uint64_t ino, struct pog_inode *in,
+			  bool mtime, bool content)
+{
+	stamp(in, mtime);
+	int err = inode_store(s, ino, in);
+	if (err)
+		return err;
+	if (content)
+		pog_hash_changed(s, ino);
+	pog_note_change(s, ino, POG_CHG_MODIFIED);
+	return 0;
+}
+
 static bool is_dir_type(uint32_t type)
 {
 	return type == POG_MAP || type == POG_LIST;
@@ -1164,12 +1184,10 @@ int pog_link(pog_store *s, uint64_t ino, uint64_t dir, const char *name,
 			c.parent = dir;
 			c.parent_key = key;
 		}
-		stamp(&c, false);
-		err = inode_store(s, ino, &c);
+		err = object_changed(s, ino, &c, false, false);
 	}
 	if (!err) {
 		pog_hash_entry_changed(s, dir, key);
-		pog_note_change(s, ino, POG_CHG_MODIFIED);
 		pog_note_change(s, dir, POG_CHG_MODIFIED);
 		fill_attr(s, &s->staged, ino, &c, out);
 	}
@@ -1275,12 +1293,7 @@ int pog_set_ref_target(pog_store *s, uint64_t ino, uint64_t target)
 		err = pog_inode_get(s, &s->staged, target, &t);
 	if (!err) {
 		in.content = target;
-		stamp(&in, false);
-		err = inode_store(s, ino, &in);
-	}
-	if (!err) {
-		pog_hash_changed(s, ino);
-		pog_note_change(s, ino, POG_CHG_MODIFIED);
+		err = object_changed(s, ino, &in, false, true);
 	}
 	pog_unlock(s);
 	return err;
@@ -1683,14 +1696,8 @@ ssize_t pog_write(pog_store *s, uint64_t ino, uint64_t off, const void *buf,
 		if (!err && !(in.flags & POG_INODE_INLINE))
 			pog_note_change(s, ino, POG_CHG_PAGES);
 	}
-	if (!err) {
-		stamp(&in, true);
-		err = inode_store(s, ino, &in);
-	}
-	if (!err) {
-		pog_hash_changed(s, ino);
-		pog_note_change(s, ino, POG_CHG_MODIFIED);
-	}
+	if (!err)
+		err = object_changed(s, ino, &in, true, true);
 	pog_unlock(s);
 	return err ? err : (ssize_t)len;
 }
@@ -1810,14 +1817,8 @@ int pog_set_type(pog_store *s, uint64_t ino, unsigned type)
 	} else {
 		err = -EINVAL;
 	}
-	if (!err && changed) {
-		stamp(&in, false);
-		err = inode_store(s, ino, &in);
-		if (!err) {
-			pog_hash_changed(s, ino);
-			pog_note_change(s, ino, POG_CHG_MODIFIED);
-		}
-	}
+	if (!err && changed)
+		err = object_changed(s, ino, &in, false, true);
 	pog_unlock(s);
 	return err;
 }
@@ -1901,12 +1902,8 @@ int pog_setxattr(pog_store *s, uint64_t ino, const char *name,
 		err = pog_bt_put(s, POG_TREE_XATTR, &in.xattrs, key, buf,
 				 (uint16_t)(1 + nlen + size));
 	}
-	if (!err) {
-		stamp(&in, false);
-		err = inode_store(s, ino, &in);
-	}
 	if (!err)
-		pog_note_change(s, ino, POG_CHG_MODIFIED);
+		err = object_changed(s, ino, &in, false, false);
 	pog_unlock(s);
 	return err;
 }
@@ -1958,12 +1955,8 @@ int pog_removexattr(pog_store *s, uint64_t ino, const char *name)
 		err = xattr_find(s, in.xattrs, name, &key, NULL, NULL, NULL);
 	if (!err)
 		err = pog_bt_del(s, &in.xattrs, key);
-	if (!err) {
-		stamp(&in, false);
-		err = inode_store(s, ino, &in);
-	}
 	if (!err)
-		pog_note_change(s, ino, POG_CHG_MODIFIED);
+		err = object_changed(s, ino, &in, false, false);
 	pog_unlock(s);
 	return err;
 }
