@@ -180,6 +180,22 @@ static void now_time(struct pog_time *t)
 	t->nsec = (uint32_t)ts.tv_nsec;
 }
 
+/* A time setattr asks for: now (now_bit), the given one (set_bit), or
+ * none (false). */
+static bool wanted_time(int to_set, int now_bit, int set_bit,
+			const struct timespec *given, struct pog_time *out)
+{
+	if (to_set & now_bit) {
+		now_time(out);
+		return true;
+	}
+	if (!(to_set & set_bit))
+		return false;
+	out->sec = given->tv_sec;
+	out->nsec = (uint32_t)given->tv_nsec;
+	return true;
+}
+
 /* ---- lifecycle -------------------------------------------------------- */
 
 static void op_init(void *userdata, struct fuse_conn_info *conn)
@@ -316,27 +332,15 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
 			mask |= POG_SET_MTIME;
 		}
 	}
-	if (to_set & FUSE_SET_ATTR_ATIME_NOW) {
-		now_time(&want.atime);
+	if (wanted_time(to_set, FUSE_SET_ATTR_ATIME_NOW, FUSE_SET_ATTR_ATIME,
+			&attr->st_atim, &want.atime))
 		mask |= POG_SET_ATIME;
-	} else if (to_set & FUSE_SET_ATTR_ATIME) {
-		want.atime.sec = attr->st_atim.tv_sec;
-		want.atime.nsec = (uint32_t)attr->st_atim.tv_nsec;
-		mask |= POG_SET_ATIME;
-	}
-	if (to_set & FUSE_SET_ATTR_MTIME_NOW) {
-		now_time(&want.mtime);
+	if (wanted_time(to_set, FUSE_SET_ATTR_MTIME_NOW, FUSE_SET_ATTR_MTIME,
+			&attr->st_mtim, &want.mtime))
 		mask |= POG_SET_MTIME;
-	} else if (to_set & FUSE_SET_ATTR_MTIME) {
-		want.mtime.sec = attr->st_mtim.tv_sec;
-		want.mtime.nsec = (uint32_t)attr->st_mtim.tv_nsec;
-		mask |= POG_SET_MTIME;
-	}
-	if (to_set & FUSE_SET_ATTR_CTIME) {
-		want.ctime.sec = attr->st_ctim.tv_sec;
-		want.ctime.nsec = (uint32_t)attr->st_ctim.tv_nsec;
+	if (wanted_time(to_set, 0, FUSE_SET_ATTR_CTIME, &attr->st_ctim,
+			&want.ctime))
 		mask |= POG_SET_CTIME;
-	}
 
 	rc = pog_setattr(fs->store, ino, &want, mask, &out);
 	if (rc < 0) {
