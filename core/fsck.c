@@ -254,54 +254,6 @@ static void check_object(struct fsck *f, uint64_t ino, const struct pog_inode *i
 	pog_bt_walk(f->s, in->xattrs, check_node, c);
 }
 
-/* Everything the root reaches, walked with an explicit stack. */
-static int check_reachability(struct fsck *f)
-{
-	struct pog_vec stack = {0};
-	uint64_t *v = pog_map64_get(&f->reach, POG_ROOT_INO);
-	if (!v || pog_vec_push(&stack, POG_ROOT_INO))
-		return -ENOMEM;
-	*v = 1;
-	int err = 0;
-	while (!err && stack.n) {
-		uint64_t ino = stack.v[--stack.n];
-		const struct pog_inode *in;
-		if (pog_inode_get(f->s, &f->s->committed, ino, &in))
-			continue;
-		struct pog_bt_iter it;
-		if (in->type == POG_REF) {
-			uint64_t t = in->content;
-			if (!pog_map64_find(&f->reach, t)) {
-				uint64_t *x = pog_map64_get(&f->reach, t);
-				if (!x || pog_vec_push(&stack, t))
-					err = -ENOMEM;
-				else
-					*x = 1;
-			}
-			continue;
-		}
-		if (in->type != POG_MAP && in->type != POG_LIST)
-			continue;
-		int r = pog_bt_seek(&it, f->s, in->content, 0);
-		while (r > 0 && !err) {
-			const void *val;
-			uint64_t child;
-			pog_bt_cur(&it, NULL, &val, NULL);
-			memcpy(&child, val, sizeof(child));
-			if (!pog_map64_find(&f->reach, child)) {
-				uint64_t *x = pog_map64_get(&f->reach, child);
-				if (!x || pog_vec_push(&stack, child))
-					err = -ENOMEM;
-				else
-					*x = 1;
-			}
-			r = pog_bt_next(&it);
-		}
-	}
-	pog_vec_release(&stack);
-	return err;
-}
-
 static void check_links(struct fsck *f)
 {
 	struct pog_bt_iter it;
@@ -430,7 +382,7 @@ int pog_fsck(pog_store *s, unsigned flags, pog_fsck_fn fn, void *ctx,
 	    root->type != POG_MAP)
 		report(&f, POG_FSCK_ERROR, "no-root", POG_ROOT_INO,
 		       "the root map is missing");
-	err = check_reachability(&f);
+	err = pog_reachable(s, &s->committed, false, true, &f.reach);
 	if (!err)
 		check_links(&f);
 	uint64_t unclaimed = free_garbage_blocks(&f);

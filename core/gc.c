@@ -106,7 +106,6 @@ int pog_mark_committed(pog_store *s, bool index_pages)
 struct reach_ctx {
 	struct pog_map64 seen;
 	struct pog_vec stack;
-	int err;
 };
 
 static int reach_push(void *c, uint64_t ino, int owned)
@@ -122,32 +121,37 @@ static int reach_push(void *c, uint64_t ino, int owned)
 	return 0;
 }
 
-/* The set of objects reachable from the root and the pins. */
-static int reach_objects(pog_store *s, struct reach_ctx *r)
+int pog_reachable(pog_store *s, const struct pog_state *st, bool pins,
+		  bool tolerant, struct pog_map64 *seen)
 {
-	int err = reach_push(r, POG_ROOT_INO, 1);
-	pthread_mutex_lock(&s->pin_lock);
-	pog_map64_foreach(&s->pins, i) {
-		if (!err)
-			err = reach_push(r, s->pins.keys[i], 1);
-	}
-	pthread_mutex_unlock(&s->pin_lock);
-	while (!err && r->stack.n) {
-		uint64_t ino = r->stack.v[--r->stack.n];
-		const struct pog_inode *in;
-		err = pog_inode_get(s, &s->staged, ino, &in);
-		if (err == -ENOENT) { /* a pin of an object already gone */
-			err = 0;
-			continue;
+	struct reach_ctx r = {.seen = *seen};
+	int err = reach_push(&r, POG_ROOT_INO, 1);
+	if (pins) {
+		pthread_mutex_lock(&s->pin_lock);
+		pog_map64_foreach(&s->pins, i) {
+			if (!err)
+				err = reach_push(&r, s->pins.keys[i], 1);
 		}
-		if (!err)
-			err = pog_object_edges(s, in, reach_push, r);
+		pthread_mutex_unlock(&s->pin_lock);
 	}
+	while (!err && r.stack.n) {
+		uint64_t ino = r.stack.v[--r.stack.n];
+		const struct pog_inode *in;
+		err = pog_inode_get(s, st, ino, &in);
+		if (!err)
+			err = pog_object_edges(s, in, reach_push, &r);
+		/* A pin or a ref of an object already gone; with tolerant,
+		 * damage (fsck reports it elsewhere) ends only that branch. */
+		if (err == -ENOENT || (tolerant && err != -ENOMEM))
+			err = 0;
+	}
+	*seen = r.seen;
+	pog_vec_release(&r.stack);
 	return err;
 }
 
 /* Objects in the table that are not reachable. */
-static int unreachable_objects(pog_store *s, struct reach_ctx *r,
+static int unreachable_objects(pog_store *s, const struct pog_map64 *seen,
 			       struct pog_vec *out)
 {
 	struct pog_bt_iter it;
@@ -155,7 +159,7 @@ static int unreachable_objects(pog_store *s, struct reach_ctx *r,
 	while (ret > 0) {
 		uint64_t ino;
 		pog_bt_cur(&it, &ino, NULL, NULL);
-		if (!pog_map64_find(&r->seen, ino) && pog_vec_push(out, ino))
+		if (!pog_map64_find(seen, ino) && pog_vec_push(out, ino))
 			return -ENOMEM;
 		ret = pog_bt_next(&it);
 	}
@@ -170,11 +174,11 @@ int pog_gc_locked(pog_store *s, struct pog_gc_result *res)
 	}
 	pog_abort_locked(s); /* blocks left by failed operations; hashes */
 	uint64_t before = s->blocks_used;
-	struct reach_ctx r = {0};
+	struct pog_map64 seen = {0};
 	struct pog_vec dead = {0};
-	int err = reach_objects(s, &r);
+	int err = pog_reachable(s, &s->staged, true, false, &seen);
 	if (!err)
-		err = unreachable_objects(s, &r, &dead);
+		err = unreachable_objects(s, &seen, &dead);
 	uint64_t damaged = 0;
 	for (size_t i = 0; !err && i < dead.n; i++) {
 		err = pog_reserve(s, 128);
@@ -201,7 +205,7 @@ int pog_gc_locked(pog_store *s, struct pog_gc_result *res)
 	if (!err)
 		err = pog_mark_committed(s, true);
 	if (!err) {
-		res->objects_live = r.seen.n;
+		res->objects_live = seen.n;
 		res->objects_freed = dead.n;
 		res->blocks_live = s->blocks_used - s->nsegs;
 		res->blocks_freed = before > s->blocks_used ? before - s->blocks_used : 0;
@@ -212,8 +216,7 @@ int pog_gc_locked(pog_store *s, struct pog_gc_result *res)
 	} else {
 		pog_set_error(s, "gc: %s", pog_strerror(err));
 	}
-	pog_map64_release(&r.seen);
-	pog_vec_release(&r.stack);
+	pog_map64_release(&seen);
 	pog_vec_release(&dead);
 	return err;
 }

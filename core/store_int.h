@@ -138,6 +138,13 @@ int pog_block_alloc(pog_store *s, bool node, uint64_t *bno);
  * needed), so that an operation either fails before it changes anything
  * or runs to its end: -ENOSPC. */
 int pog_reserve(pog_store *s, uint64_t blocks);
+/*
+ * Add to seen (ino -> 1) every object the root reaches through entries and
+ * refs in state st, and with pins what the kernel holds too. tolerant:
+ * damaged objects end their branch instead of the walk (fsck).
+ */
+int pog_reachable(pog_store *s, const struct pog_state *st, bool pins,
+		  bool tolerant, struct pog_map64 *seen);
 /* GC with the write lock held (-EBUSY while changes are staged). */
 int pog_gc_locked(pog_store *s, struct pog_gc_result *res);
 /* Abort with the write lock held. */
