@@ -41,9 +41,8 @@ static void report(struct fsck *f, int sev, const char *id, uint64_t ino,
 		f->fn(f->ctx, sev, id, ino, text);
 }
 
-static int claim(struct fsck *f, uint64_t bno, const char *what)
+static int claim(struct fsck *f, uint64_t bno, const char *what, bool page)
 {
-	bool page = strcmp(what, "page") == 0;
 	if (!pog_bno_valid(f->s, bno)) {
 		report(f, POG_FSCK_ERROR, "bad-block", f->cur_ino,
 		       "%s points at block %" PRIu64 " outside the pool", what, bno);
@@ -72,7 +71,7 @@ static int claim(struct fsck *f, uint64_t bno, const char *what)
 static int check_node(void *c, uint64_t bno, const struct pog_node_hdr *h)
 {
 	struct fsck *f = c;
-	if (claim(f, bno, "tree node"))
+	if (claim(f, bno, "tree node", false))
 		return 0;
 	if (pog_node_crc(h) != h->crc)
 		report(f, POG_FSCK_ERROR, "bad-node-crc", f->cur_ino,
@@ -86,7 +85,7 @@ static int check_page(void *c, uint64_t bno, int is_node)
 	if (is_node)
 		return 0;
 	f->res.pages++;
-	claim(f, bno, "page");
+	claim(f, bno, "page", true);
 	return 0;
 }
 
@@ -357,7 +356,7 @@ int pog_fsck(pog_store *s, unsigned flags, pog_fsck_fn fn, void *ctx,
 	}
 	for (uint64_t i = 0; i < s->nsegs; i++)
 		f.claimed[i * POG_WORDS_PER_SEG] |= 1;
-	claim(&f, s->commit_bno, "commit record");
+	claim(&f, s->commit_bno, "commit record", false);
 	pog_bt_walk(s, s->committed.log_root, check_node, &f);
 	pog_bt_walk(s, s->committed.dedup_root, check_node, &f);
 	err = pog_bt_walk(s, s->committed.obj_root, check_node, &f);

@@ -322,12 +322,11 @@ static void store_free(pog_store *s)
 }
 
 /* Lock the pool file with an open-file-description lock, which neither
- * libpmemobj's own flock nor other descriptors' closes disturb. */
-static int lock_pool(pog_store *s, const char *path, bool readonly)
+ * libpmemobj's own flock nor other descriptors' closes disturb. Read-only
+ * opens lock exclusively too: libpmemobj maps the pool read-write and
+ * flocks it whatever we ask. */
+static int lock_pool(pog_store *s, const char *path)
 {
-	/* Read-only opens lock exclusively too: libpmemobj maps the pool
-	 * read-write and flocks it whatever we ask. */
-	(void)readonly;
 	s->lock_fd = open(path, O_RDWR | O_CLOEXEC);
 	if (s->lock_fd < 0)
 		return -errno;
@@ -457,7 +456,7 @@ int pog_open(const char *path, unsigned flags, pog_store **out)
 		if (s->lock_fd < 0)
 			err = -errno;
 	} else {
-		err = lock_pool(s, path, ro);
+		err = lock_pool(s, path);
 	}
 	if (!err)
 		err = open_pool(s, path);
@@ -521,7 +520,7 @@ int pog_create(const char *path, uint64_t size, pog_store **out)
 	if (!s->pop)
 		err = -errno;
 	if (!err)
-		err = lock_pool(s, path, false);
+		err = lock_pool(s, path);
 	if (!err)
 		err = init_super(s, size);
 	if (!err)
