@@ -17,20 +17,7 @@
 
 static int setup(void **state)
 {
-	struct tu_ctx *ctx = calloc(1, sizeof(*ctx));
-
-	tu_setup(ctx, TU_SHM_BASE, POOL_SIZE);
-	*state = ctx;
-	return 0;
-}
-
-static int teardown(void **state)
-{
-	struct tu_ctx *ctx = *state;
-
-	tu_teardown(ctx);
-	free(ctx);
-	return 0;
+	return tu_state_setup(state, TU_SHM_BASE, POOL_SIZE);
 }
 
 static uint64_t blocks_used(pog_store *s)
@@ -502,7 +489,7 @@ static void test_links_versus_copies(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-#define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
+#define T(fn) cmocka_unit_test_setup_teardown(fn, setup, tu_state_teardown)
 		T(test_ten_copies),
 		T(test_identical_pages_in_one_file),
 		T(test_reopen_keeps_sharing),

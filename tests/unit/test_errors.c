@@ -16,11 +16,7 @@
 
 static int setup(void **state)
 {
-	struct tu_ctx *ctx = calloc(1, sizeof(*ctx));
-
-	tu_setup(ctx, NULL, POOL_SIZE);
-	*state = ctx;
-	return 0;
+	return tu_state_setup(state, NULL, POOL_SIZE);
 }
 
 static int setup_nopool(void **state)
@@ -29,15 +25,6 @@ static int setup_nopool(void **state)
 
 	tu_setup(ctx, NULL, 0);
 	*state = ctx;
-	return 0;
-}
-
-static int teardown(void **state)
-{
-	struct tu_ctx *ctx = *state;
-
-	tu_teardown(ctx);
-	free(ctx);
 	return 0;
 }
 
@@ -187,7 +174,7 @@ static void test_readonly(void **state)
 	assert_rc(pog_close(ctx->s, 0), 0);
 	ctx->s = NULL;
 	assert_ok(pog_open(ctx->pool, POG_OPEN_READONLY, &ro));
-	ctx->s = ro; /* closed by teardown should an assert fail */
+	ctx->s = ro; /* closed by tu_state_teardown should an assert fail */
 	assert_rc(open_in_child(ctx->pool, 0), POG_ELOCKED);
 	assert_rc(open_in_child(ctx->pool, POG_OPEN_READONLY), POG_ELOCKED);
 	tu_assert_content(ro, tu_lookup(ro, POG_ROOT_INO, "g"), "y", 1);
@@ -660,23 +647,23 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_open_missing,
-						setup_nopool, teardown),
+						setup_nopool, tu_state_teardown),
 		cmocka_unit_test_setup_teardown(test_open_not_a_pool,
-						setup_nopool, teardown),
+						setup_nopool, tu_state_teardown),
 		cmocka_unit_test_setup_teardown(test_create_existing,
-						setup_nopool, teardown),
-		cmocka_unit_test_setup_teardown(test_locked, setup, teardown),
+						setup_nopool, tu_state_teardown),
+		cmocka_unit_test_setup_teardown(test_locked, setup, tu_state_teardown),
 		cmocka_unit_test_setup_teardown(test_readonly, setup,
-						teardown),
+						tu_state_teardown),
 		cmocka_unit_test_setup_teardown(test_pool_full, setup_nopool,
-						teardown),
+						tu_state_teardown),
 		cmocka_unit_test_setup_teardown(test_pool_full_in_one_commit,
-						setup_nopool, teardown),
-		cmocka_unit_test_setup_teardown(test_xattrs, setup, teardown),
+						setup_nopool, tu_state_teardown),
+		cmocka_unit_test_setup_teardown(test_xattrs, setup, tu_state_teardown),
 		cmocka_unit_test_setup_teardown(test_name_and_value_limits,
-						setup, teardown),
+						setup, tu_state_teardown),
 		cmocka_unit_test_setup_teardown(test_corrupt_page, setup,
-						teardown),
+						tu_state_teardown),
 	};
 
 	return cmocka_run_group_tests_name("errors", tests, NULL, NULL);

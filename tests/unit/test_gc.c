@@ -11,20 +11,7 @@
 
 static int setup(void **state)
 {
-	struct tu_ctx *ctx = calloc(1, sizeof(*ctx));
-
-	tu_setup(ctx, NULL, POOL_SIZE);
-	*state = ctx;
-	return 0;
-}
-
-static int teardown(void **state)
-{
-	struct tu_ctx *ctx = *state;
-
-	tu_teardown(ctx);
-	free(ctx);
-	return 0;
+	return tu_state_setup(state, NULL, POOL_SIZE);
 }
 
 static uint64_t blocks_used(pog_store *s)
@@ -168,10 +155,10 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_gc_frees_100mib, setup,
-						teardown),
+						tu_state_teardown),
 		cmocka_unit_test_setup_teardown(test_gc_after_rewrites, setup,
-						teardown),
-		cmocka_unit_test_setup_teardown(test_gc_busy, setup, teardown),
+						tu_state_teardown),
+		cmocka_unit_test_setup_teardown(test_gc_busy, setup, tu_state_teardown),
 	};
 
 	return cmocka_run_group_tests_name("gc", tests, NULL, NULL);

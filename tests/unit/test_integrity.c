@@ -16,20 +16,7 @@
 
 static int setup(void **state)
 {
-	struct tu_ctx *ctx = calloc(1, sizeof(*ctx));
-
-	tu_setup(ctx, NULL, POOL_SIZE);
-	*state = ctx;
-	return 0;
-}
-
-static int teardown(void **state)
-{
-	struct tu_ctx *ctx = *state;
-
-	tu_teardown(ctx);
-	free(ctx);
-	return 0;
+	return tu_state_setup(state, NULL, POOL_SIZE);
 }
 
 /* ---- the pool file as plain bytes ---------------------------------------- */
@@ -509,7 +496,7 @@ static void test_clean_control(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-#define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
+#define T(fn) cmocka_unit_test_setup_teardown(fn, setup, tu_state_teardown)
 		T(test_clean_control),
 		T(test_bad_page),
 		T(test_bad_page_overwritten),

@@ -10,20 +10,7 @@
 
 static int setup(void **state)
 {
-	struct tu_ctx *ctx = calloc(1, sizeof(*ctx));
-
-	tu_setup(ctx, NULL, POOL_SIZE);
-	*state = ctx;
-	return 0;
-}
-
-static int teardown(void **state)
-{
-	struct tu_ctx *ctx = *state;
-
-	tu_teardown(ctx);
-	free(ctx);
-	return 0;
+	return tu_state_setup(state, NULL, POOL_SIZE);
 }
 
 #define NAMES 300
@@ -917,23 +904,23 @@ int main(void)
 		cmocka_unit_test(test_name_escape_random_roundtrip),
 		cmocka_unit_test(test_name_escape_limits),
 		cmocka_unit_test_setup_teardown(test_create_lookup_remove,
-						setup, teardown),
-		cmocka_unit_test_setup_teardown(test_raw_keys, setup, teardown),
+						setup, tu_state_teardown),
+		cmocka_unit_test_setup_teardown(test_raw_keys, setup, tu_state_teardown),
 		cmocka_unit_test_setup_teardown(test_key_too_long, setup,
-						teardown),
+						tu_state_teardown),
 		cmocka_unit_test_setup_teardown(test_readdir_lists_long_keys,
-						setup, teardown),
+						setup, tu_state_teardown),
 		cmocka_unit_test_setup_teardown(test_readdir_order_independence,
-						setup, teardown),
+						setup, tu_state_teardown),
 		cmocka_unit_test_setup_teardown(test_readdir_cookie_resume,
-						setup, teardown),
+						setup, tu_state_teardown),
 		cmocka_unit_test_setup_teardown(
-			test_readdir_resume_after_changes, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_rename, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_lists, setup, teardown),
+			test_readdir_resume_after_changes, setup, tu_state_teardown),
+		cmocka_unit_test_setup_teardown(test_rename, setup, tu_state_teardown),
+		cmocka_unit_test_setup_teardown(test_lists, setup, tu_state_teardown),
 		cmocka_unit_test_setup_teardown(test_rename_posix_cases, setup,
-						teardown),
-		cmocka_unit_test_setup_teardown(test_resolve, setup, teardown),
+						tu_state_teardown),
+		cmocka_unit_test_setup_teardown(test_resolve, setup, tu_state_teardown),
 	};
 
 	return cmocka_run_group_tests_name("maps", tests, NULL, NULL);

@@ -11,20 +11,7 @@
 
 static int setup(void **state)
 {
-	struct tu_ctx *ctx = calloc(1, sizeof(*ctx));
-
-	tu_setup(ctx, NULL, POOL_SIZE);
-	*state = ctx;
-	return 0;
-}
-
-static int teardown(void **state)
-{
-	struct tu_ctx *ctx = *state;
-
-	tu_teardown(ctx);
-	free(ctx);
-	return 0;
+	return tu_state_setup(state, NULL, POOL_SIZE);
 }
 
 static uint64_t mkref(pog_store *s, uint64_t dir, const char *name,
@@ -328,14 +315,14 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_ref_cycle_and_readlink,
-						setup, teardown),
+						setup, tu_state_teardown),
 		cmocka_unit_test_setup_teardown(test_reachable_only_by_ref,
-						setup, teardown),
+						setup, tu_state_teardown),
 		cmocka_unit_test_setup_teardown(test_unreachable_cycle_freed,
-						setup, teardown),
-		cmocka_unit_test_setup_teardown(test_pins, setup, teardown),
+						setup, tu_state_teardown),
+		cmocka_unit_test_setup_teardown(test_pins, setup, tu_state_teardown),
 		cmocka_unit_test_setup_teardown(test_hard_links, setup,
-						teardown),
+						tu_state_teardown),
 	};
 
 	return cmocka_run_group_tests_name("refs", tests, NULL, NULL);

@@ -12,20 +12,7 @@
 
 static int setup(void **state)
 {
-	struct tu_ctx *ctx = calloc(1, sizeof(*ctx));
-
-	tu_setup(ctx, NULL, POOL_SIZE);
-	*state = ctx;
-	return 0;
-}
-
-static int teardown(void **state)
-{
-	struct tu_ctx *ctx = *state;
-
-	tu_teardown(ctx);
-	free(ctx);
-	return 0;
+	return tu_state_setup(state, NULL, POOL_SIZE);
 }
 
 static void assert_size(pog_store *s, uint64_t ino, uint64_t size)
@@ -351,15 +338,15 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_empty_and_one_byte, setup,
-						teardown),
+						tu_state_teardown),
 		cmocka_unit_test_setup_teardown(test_page_boundaries, setup,
-						teardown),
+						tu_state_teardown),
 		cmocka_unit_test_setup_teardown(test_same_pages_copy_on_write,
-						setup, teardown),
-		cmocka_unit_test_setup_teardown(test_100mib, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_sparse, setup, teardown),
+						setup, tu_state_teardown),
+		cmocka_unit_test_setup_teardown(test_100mib, setup, tu_state_teardown),
+		cmocka_unit_test_setup_teardown(test_sparse, setup, tu_state_teardown),
 		cmocka_unit_test_setup_teardown(test_truncate, setup,
-						teardown),
+						tu_state_teardown),
 	};
 
 	return cmocka_run_group_tests_name("strings", tests, NULL, NULL);

@@ -11,20 +11,7 @@
 
 static int setup(void **state)
 {
-	struct tu_ctx *ctx = calloc(1, sizeof(*ctx));
-
-	tu_setup(ctx, NULL, POOL_SIZE);
-	*state = ctx;
-	return 0;
-}
-
-static int teardown(void **state)
-{
-	struct tu_ctx *ctx = *state;
-
-	tu_teardown(ctx);
-	free(ctx);
-	return 0;
+	return tu_state_setup(state, NULL, POOL_SIZE);
 }
 
 static void test_fresh_store(void **state)
@@ -502,19 +489,19 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_fresh_store, setup,
-						teardown),
+						tu_state_teardown),
 		cmocka_unit_test_setup_teardown(test_abort_discards, setup,
-						teardown),
+						tu_state_teardown),
 		cmocka_unit_test_setup_teardown(test_commit_survives_reopen,
-						setup, teardown),
-		cmocka_unit_test_setup_teardown(test_log, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_changes, setup, teardown),
+						setup, tu_state_teardown),
+		cmocka_unit_test_setup_teardown(test_log, setup, tu_state_teardown),
+		cmocka_unit_test_setup_teardown(test_changes, setup, tu_state_teardown),
 		cmocka_unit_test_setup_teardown(test_committed_view, setup,
-						teardown),
+						tu_state_teardown),
 		cmocka_unit_test_setup_teardown(test_attributes_persist, setup,
-						teardown),
+						tu_state_teardown),
 		cmocka_unit_test_setup_teardown(test_times_and_specials, setup,
-						teardown),
+						tu_state_teardown),
 	};
 
 	return cmocka_run_group_tests_name("txn", tests, NULL, NULL);

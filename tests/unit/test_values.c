@@ -10,20 +10,7 @@
 
 static int setup(void **state)
 {
-	struct tu_ctx *ctx = calloc(1, sizeof(*ctx));
-
-	tu_setup(ctx, NULL, POOL_SIZE);
-	*state = ctx;
-	return 0;
-}
-
-static int teardown(void **state)
-{
-	struct tu_ctx *ctx = *state;
-
-	tu_teardown(ctx);
-	free(ctx);
-	return 0;
+	return tu_state_setup(state, NULL, POOL_SIZE);
 }
 
 /* ---- helpers ----------------------------------------------------------- */
@@ -918,7 +905,7 @@ static void test_list_exchange(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-#define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
+#define T(fn) cmocka_unit_test_setup_teardown(fn, setup, tu_state_teardown)
 		T(test_canonical_forms),
 		T(test_parse_errors),
 		T(test_float_integral_text),

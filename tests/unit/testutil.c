@@ -324,3 +324,23 @@ double tu_now(void)
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
+
+int tu_state_setup(void **state, const char *base, uint64_t size)
+{
+	struct tu_ctx *ctx = calloc(1, sizeof(*ctx));
+
+	if (!ctx)
+		return -1;
+	tu_setup(ctx, base, size);
+	*state = ctx;
+	return 0;
+}
+
+int tu_state_teardown(void **state)
+{
+	struct tu_ctx *ctx = *state;
+
+	tu_teardown(ctx);
+	free(ctx);
+	return 0;
+}

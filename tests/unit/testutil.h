@@ -39,6 +39,10 @@ char *tu_join(const char *dir, const char *name);
 void tu_setup(struct tu_ctx *ctx, const char *base, uint64_t size);
 /* Close the store (no GC) if open and remove the directory. */
 void tu_teardown(struct tu_ctx *ctx);
+/* cmocka group fixtures: *state becomes a new tu_ctx set up with
+ * tu_setup(ctx, base, size); tu_state_teardown tears it down and frees it. */
+int tu_state_setup(void **state, const char *base, uint64_t size);
+int tu_state_teardown(void **state);
 /* pog_close + pog_open of ctx->pool. */
 void tu_reopen(struct tu_ctx *ctx);
 
