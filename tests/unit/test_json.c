@@ -8,65 +8,9 @@
 
 #define POOL_SIZE ((uint64_t)256 << 20)
 
-struct buf {
-	char *data;
-	size_t len, cap;
-};
 
-static int buf_write(void *ctx, const void *p, size_t len)
-{
-	struct buf *b = ctx;
 
-	if (b->len + len + 1 > b->cap) {
-		b->cap = (b->len + len + 1) * 2;
-		b->data = realloc(b->data, b->cap);
-		if (!b->data)
-			return -ENOMEM;
-	}
-	memcpy(b->data + b->len, p, len);
-	b->len += len;
-	b->data[b->len] = '\0';
-	return 0;
-}
 
-static struct buf export_of(pog_store *s, uint64_t ino)
-{
-	struct buf b = { 0 };
-	int rc = pog_export(s, ino, buf_write, &b);
-
-	if (rc)
-		fail_msg("pog_export(%llu) = %d (%s)", (unsigned long long)ino,
-			 rc, tu_err(rc));
-	assert_true(b.len > 0);
-	return b;
-}
-
-static void import_doc(pog_store *s, uint64_t dir, const char *name,
-		       const char *doc, size_t len)
-{
-	struct pog_json_error err;
-	int rc;
-
-	memset(&err, 0, sizeof(err));
-	rc = pog_import(s, dir, name, name ? strlen(name) : 0, doc, len, 0, 0,
-			&err);
-	if (rc)
-		fail_msg("pog_import = %d (%s) at %d:%d: %s", rc, tu_err(rc),
-			 err.line, err.column, err.message);
-}
-
-static void assert_same_doc(const struct buf *a, const struct buf *b)
-{
-	if (a->len != b->len || memcmp(a->data, b->data, a->len) != 0) {
-		size_t i = 0;
-
-		while (i < a->len && i < b->len && a->data[i] == b->data[i])
-			i++;
-		fail_msg("exports differ (%zu vs %zu bytes) at byte %zu:\n  %.80s\n  %.80s",
-			 a->len, b->len, i, a->data + (i > 20 ? i - 20 : 0),
-			 b->data + (i > 20 ? i - 20 : 0));
-	}
-}
 
 static void assert_scalar(pog_store *s, uint64_t dir, const char *name,
 			  uint32_t type, const char *text)
@@ -93,7 +37,7 @@ static void test_plain_document(void **state)
 
 	(void)state;
 	tu_setup(&ctx, NULL, POOL_SIZE);
-	import_doc(ctx.s, POG_ROOT_INO, NULL, doc, strlen(doc));
+	tu_import(ctx.s, POG_ROOT_INO, NULL, doc, strlen(doc));
 	tu_commit_check(ctx.s, "imported");
 	assert_scalar(ctx.s, POG_ROOT_INO, "name", POG_STRING, "pogfs");
 	assert_scalar(ctx.s, POG_ROOT_INO, "count", POG_INT, "42\n");
@@ -116,7 +60,7 @@ static void test_plain_document(void **state)
 	assert_scalar(ctx.s, tu_lookup(ctx.s, nested, "deep"), "deeper",
 		      POG_STRING, "x");
 	/* import under a name */
-	import_doc(ctx.s, nested, "arr", "[1,2,3]", 7);
+	tu_import(ctx.s, nested, "arr", "[1,2,3]", 7);
 	assert_int_equal(tu_count_entries(ctx.s, tu_lookup(ctx.s, nested,
 							   "arr")),
 			 3);
@@ -185,7 +129,7 @@ static void build_awkward_graph(pog_store *s)
 static void test_round_trip(void **state)
 {
 	struct tu_ctx a, b;
-	struct buf d1, d1b, d2, d3;
+	struct tu_buf d1, d1b, d2, d3;
 	struct pog_attr attr;
 	uint64_t x, y, up, r1, r2, shared, t;
 
@@ -193,24 +137,24 @@ static void test_round_trip(void **state)
 	tu_setup(&a, NULL, POOL_SIZE);
 	build_awkward_graph(a.s);
 	tu_commit_check(a.s, "graph");
-	d1 = export_of(a.s, POG_ROOT_INO);
-	d1b = export_of(a.s, POG_ROOT_INO);
-	assert_same_doc(&d1, &d1b); /* deterministic */
+	d1 = tu_export(a.s, POG_ROOT_INO);
+	d1b = tu_export(a.s, POG_ROOT_INO);
+	tu_assert_same_doc(&d1, &d1b, "exports"); /* deterministic */
 	{
-		struct buf c = export_of(a.s, POG_ROOT_INO | POG_COMMITTED_BIT);
-		assert_same_doc(&d1, &c);
+		struct tu_buf c = tu_export(a.s, POG_ROOT_INO | POG_COMMITTED_BIT);
+		tu_assert_same_doc(&d1, &c, "exports");
 		free(c.data);
 	}
 
 	/* into a fresh store: export again gives the same bytes */
 	tu_setup(&b, NULL, POOL_SIZE);
-	import_doc(b.s, POG_ROOT_INO, NULL, d1.data, d1.len);
+	tu_import(b.s, POG_ROOT_INO, NULL, d1.data, d1.len);
 	tu_commit_check(b.s, "imported");
-	d2 = export_of(b.s, POG_ROOT_INO);
-	assert_same_doc(&d1, &d2);
+	d2 = tu_export(b.s, POG_ROOT_INO);
+	tu_assert_same_doc(&d1, &d2, "exports");
 	tu_reopen(&b);
-	d3 = export_of(b.s, POG_ROOT_INO);
-	assert_same_doc(&d1, &d3);
+	d3 = tu_export(b.s, POG_ROOT_INO);
+	tu_assert_same_doc(&d1, &d3, "exports");
 
 	/* and the graph is the same graph: shared object, cycle, bytes */
 	x = tu_lookup(b.s, POG_ROOT_INO, "x");
@@ -252,7 +196,7 @@ static void test_round_trip(void **state)
 static void test_subtree_export(void **state)
 {
 	struct tu_ctx ctx;
-	struct buf sub, again;
+	struct tu_buf sub, again;
 	uint64_t list, copy, t;
 
 	(void)state;
@@ -260,13 +204,13 @@ static void test_subtree_export(void **state)
 	build_awkward_graph(ctx.s);
 	tu_commit_check(ctx.s, "graph");
 	list = tu_lookup(ctx.s, POG_ROOT_INO, "list");
-	sub = export_of(ctx.s, list);
+	sub = tu_export(ctx.s, list);
 	print_message("    export of list/: %.200s\n", sub.data);
-	import_doc(ctx.s, POG_ROOT_INO, "list-copy", sub.data, sub.len);
+	tu_import(ctx.s, POG_ROOT_INO, "list-copy", sub.data, sub.len);
 	tu_commit_check(ctx.s, "copied");
 	copy = tu_lookup(ctx.s, POG_ROOT_INO, "list-copy");
-	again = export_of(ctx.s, copy);
-	assert_same_doc(&sub, &again);
+	again = tu_export(ctx.s, copy);
+	tu_assert_same_doc(&sub, &again, "exports");
 	/* the ref in the copy reaches a map holding what y held */
 	assert_ok(pog_ref_target(ctx.s, tu_lookup(ctx.s, copy, "1"), &t));
 	tu_assert_content(ctx.s, tu_lookup(ctx.s, t, "empty"), "", 0);

@@ -15,69 +15,9 @@
 
 /* ---- output buffer ----------------------------------------------------------- */
 
-struct buf {
-	char *data;
-	size_t len, cap;
-};
 
-static int buf_write(void *ctx, const void *p, size_t len)
-{
-	struct buf *b = ctx;
 
-	if (b->len + len + 1 > b->cap) {
-		size_t cap = (b->len + len + 1) * 2;
-		char *d = realloc(b->data, cap);
-		if (!d)
-			return -ENOMEM;
-		b->data = d;
-		b->cap = cap;
-	}
-	memcpy(b->data + b->len, p, len);
-	b->len += len;
-	b->data[b->len] = '\0';
-	return 0;
-}
 
-static struct buf export_of(pog_store *s, uint64_t ino)
-{
-	struct buf b = { 0 };
-	int rc = pog_export(s, ino, buf_write, &b);
-
-	if (rc)
-		fail_msg("pog_export(%llu) = %d (%s)", (unsigned long long)ino,
-			 rc, tu_err(rc));
-	assert_true(b.len > 0);
-	return b;
-}
-
-static void import_doc(pog_store *s, uint64_t dir, const char *name,
-		       const char *doc, size_t len)
-{
-	struct pog_json_error err;
-	int rc;
-
-	memset(&err, 0, sizeof(err));
-	rc = pog_import(s, dir, name, name ? strlen(name) : 0, doc, len, 0, 0,
-			&err);
-	if (rc)
-		fail_msg("pog_import = %d (%s) at %d:%d: %s", rc, tu_err(rc),
-			 err.line, err.column, err.message);
-}
-
-static void assert_same_doc(const struct buf *a, const struct buf *b,
-			    const char *what)
-{
-	if (a->len != b->len || memcmp(a->data, b->data, a->len) != 0) {
-		size_t i = 0;
-
-		while (i < a->len && i < b->len && a->data[i] == b->data[i])
-			i++;
-		fail_msg("%s: exports differ (%zu vs %zu bytes) at byte %zu:\n  ...%.120s\n  ...%.120s",
-			 what, a->len, b->len, i,
-			 a->data + (i > 60 ? i - 60 : 0),
-			 b->data + (i > 60 ? i - 60 : 0));
-	}
-}
 
 /* ---- the generator ------------------------------------------------------------ */
 
@@ -467,25 +407,25 @@ static void gen_graph(struct gen *g, pog_store *s, uint64_t seed,
 static void round_trip_seed(uint64_t seed)
 {
 	struct tu_ctx a, b;
-	struct buf d1, d1c, d2, d3;
+	struct tu_buf d1, d1c, d2, d3;
 	struct gen *g = calloc(1, sizeof(*g));
 	unsigned steps = 120 + (unsigned)(seed * 17 % 200);
 
 	tu_setup(&a, TU_SHM_BASE, POOL_SIZE);
 	gen_graph(g, a.s, seed, steps);
 	tu_commit_check(a.s, "generated");
-	d1 = export_of(a.s, POG_ROOT_INO);
-	d1c = export_of(a.s, POG_ROOT_INO | POG_COMMITTED_BIT);
-	assert_same_doc(&d1, &d1c, "staged vs committed view");
+	d1 = tu_export(a.s, POG_ROOT_INO);
+	d1c = tu_export(a.s, POG_ROOT_INO | POG_COMMITTED_BIT);
+	tu_assert_same_doc(&d1, &d1c, "staged vs committed view");
 
 	tu_setup(&b, TU_SHM_BASE, POOL_SIZE);
-	import_doc(b.s, POG_ROOT_INO, NULL, d1.data, d1.len);
+	tu_import(b.s, POG_ROOT_INO, NULL, d1.data, d1.len);
 	tu_commit_check(b.s, "imported");
-	d2 = export_of(b.s, POG_ROOT_INO);
-	assert_same_doc(&d1, &d2, "export of the import");
+	d2 = tu_export(b.s, POG_ROOT_INO);
+	tu_assert_same_doc(&d1, &d2, "export of the import");
 	tu_reopen(&b);
-	d3 = export_of(b.s, POG_ROOT_INO);
-	assert_same_doc(&d1, &d3, "export after reopen");
+	d3 = tu_export(b.s, POG_ROOT_INO);
+	tu_assert_same_doc(&d1, &d3, "export after reopen");
 	tu_assert_fsck_clean(b.s);
 	print_message("    seed %2llu: %u steps, %u dirs, %u files; maps %u lists %u strings %u refs %u links %u detached %u; %zu bytes\n",
 		      (unsigned long long)seed, steps, g->ndirs, g->nfiles,
@@ -517,19 +457,19 @@ static void test_generated_copy_in_place(void **state)
 {
 	struct tu_ctx a;
 	struct gen *g = calloc(1, sizeof(*g));
-	struct buf d1, d2;
+	struct tu_buf d1, d2;
 	uint64_t copy;
 
 	(void)state;
 	tu_setup(&a, TU_SHM_BASE, POOL_SIZE);
 	gen_graph(g, a.s, 99, 200);
 	tu_commit_check(a.s, "generated");
-	d1 = export_of(a.s, POG_ROOT_INO);
-	import_doc(a.s, POG_ROOT_INO, "copy-of-everything", d1.data, d1.len);
+	d1 = tu_export(a.s, POG_ROOT_INO);
+	tu_import(a.s, POG_ROOT_INO, "copy-of-everything", d1.data, d1.len);
 	tu_commit_check(a.s, "copied");
 	copy = tu_lookup(a.s, POG_ROOT_INO, "copy-of-everything");
-	d2 = export_of(a.s, copy);
-	assert_same_doc(&d1, &d2, "copy under a name");
+	d2 = tu_export(a.s, copy);
+	tu_assert_same_doc(&d1, &d2, "copy under a name");
 	free(d1.data);
 	free(d2.data);
 	free(g);
@@ -543,7 +483,7 @@ static void test_ref_to_ref(void **state)
 	struct pog_new ref = { .type = POG_REF, .mode = 0777 };
 	struct pog_attr attr;
 	struct pog_json_error err;
-	struct buf d1, d2;
+	struct tu_buf d1, d2;
 	uint64_t t, r1;
 	int rc;
 
@@ -556,7 +496,7 @@ static void test_ref_to_ref(void **state)
 	ref.ref_target = r1;
 	assert_ok(pog_mknode(a.s, POG_ROOT_INO, "r2", 2, &ref, &attr));
 	tu_commit_check(a.s, "ref to ref");
-	d1 = export_of(a.s, POG_ROOT_INO);
+	d1 = tu_export(a.s, POG_ROOT_INO);
 	print_message("    %s", d1.data);
 	tu_setup(&b, TU_SHM_BASE, POOL_SIZE);
 	memset(&err, 0, sizeof(err));
@@ -570,8 +510,8 @@ static void test_ref_to_ref(void **state)
 		skip();
 	}
 	tu_commit_check(b.s, "imported");
-	d2 = export_of(b.s, POG_ROOT_INO);
-	assert_same_doc(&d1, &d2, "ref to ref");
+	d2 = tu_export(b.s, POG_ROOT_INO);
+	tu_assert_same_doc(&d1, &d2, "ref to ref");
 	free(d1.data);
 	free(d2.data);
 	tu_teardown(&a);
@@ -677,13 +617,13 @@ static void test_real_documents(void **state)
 	static const char array[] = "[1, \"two\", [3.5, [], {}], {\"k\": null}, false]";
 	struct pog_attr attr;
 	uint64_t pkg, geo_ino, feats, f1, coords, arr;
-	struct buf out;
+	struct tu_buf out;
 
 	(void)state;
 	tu_setup(&ctx, TU_SHM_BASE, POOL_SIZE);
-	import_doc(ctx.s, POG_ROOT_INO, "package.json", package, strlen(package));
-	import_doc(ctx.s, POG_ROOT_INO, "geo", geo, strlen(geo));
-	import_doc(ctx.s, POG_ROOT_INO, "arr", array, strlen(array));
+	tu_import(ctx.s, POG_ROOT_INO, "package.json", package, strlen(package));
+	tu_import(ctx.s, POG_ROOT_INO, "geo", geo, strlen(geo));
+	tu_import(ctx.s, POG_ROOT_INO, "arr", array, strlen(array));
 	tu_commit_check(ctx.s, "documents");
 
 	pkg = tu_lookup(ctx.s, POG_ROOT_INO, "package.json");
@@ -748,14 +688,14 @@ static void test_real_documents(void **state)
 	TYPED(ctx.s, tu_lookup(ctx.s, arr, "3"), "k", POG_NULL, "null\n");
 	TYPED(ctx.s, arr, "4", POG_BOOL, "false\n");
 	/* the array exports as itself, compact */
-	out = export_of(ctx.s, arr);
+	out = tu_export(ctx.s, arr);
 	assert_string_equal(out.data, "[1,\"two\",[3.5,[],{}],{\"k\":null},false]\n");
 	free(out.data);
 	/* a "$" key of a plain document exports with one more "$" */
-	out = export_of(ctx.s, tu_lookup(ctx.s, pkg, "engines"));
+	out = tu_export(ctx.s, tu_lookup(ctx.s, pkg, "engines"));
 	assert_string_equal(out.data, "{\"node\":\">=18\"}\n");
 	free(out.data);
-	out = export_of(ctx.s, pkg);
+	out = tu_export(ctx.s, pkg);
 	assert_non_null(strstr(out.data, "\"$$schema\":"));
 	free(out.data);
 	tu_teardown(&ctx);
@@ -855,7 +795,7 @@ static void test_lenient_parser(void **state)
 		}
 	}
 	/* a trailing newline and white space are fine */
-	import_doc(ctx.s, POG_ROOT_INO, "ok", "{\"a\": 1}\n \t\n", 12);
+	tu_import(ctx.s, POG_ROOT_INO, "ok", "{\"a\": 1}\n \t\n", 12);
 	assert_ok(pog_abort(ctx.s));
 	tu_teardown(&ctx);
 	if (accepted) {
@@ -894,7 +834,7 @@ static void test_odd_documents(void **state)
 			      tu_err(rc), err.line, err.column, err.message,
 			      (unsigned long long)pog_staged_count(ctx.s));
 		if (rc == 0) {
-			struct buf out = export_of(ctx.s, tu_lookup(ctx.s,
+			struct tu_buf out = tu_export(ctx.s, tu_lookup(ctx.s,
 							POG_ROOT_INO, "d"));
 			print_message("      exports as %.100s", out.data);
 			free(out.data);
@@ -944,7 +884,7 @@ static void test_100mb_document(void **state)
 	const unsigned entries = 200000;
 	const size_t vlen = 500;
 	struct tu_ctx ctx;
-	struct buf doc = { 0 }, out;
+	struct tu_buf doc = { 0 }, out;
 	struct pog_status st;
 	long rss0, rss1, rss2;
 	double t0, t1, t2, t3;
@@ -974,7 +914,7 @@ static void test_100mb_document(void **state)
 	tu_setup(&ctx, TU_SHM_BASE, (uint64_t)2 << 30);
 	rss0 = max_rss_kib();
 	t0 = tu_now();
-	import_doc(ctx.s, POG_ROOT_INO, "big", doc.data, doc.len);
+	tu_import(ctx.s, POG_ROOT_INO, "big", doc.data, doc.len);
 	t1 = tu_now();
 	rss1 = max_rss_kib();
 	assert_ok(pog_commit(ctx.s, "100 MB", NULL));
@@ -982,10 +922,10 @@ static void test_100mb_document(void **state)
 	big = tu_lookup(ctx.s, POG_ROOT_INO, "big");
 	assert_typed(ctx.s, big, "k0000000", POG_STRING, NULL, 0);
 	assert_typed(ctx.s, big, "k0199999", POG_STRING, NULL, 0);
-	out = export_of(ctx.s, big);
+	out = tu_export(ctx.s, big);
 	t3 = tu_now();
 	rss2 = max_rss_kib();
-	assert_same_doc(&doc, &out, "100 MB document");
+	tu_assert_same_doc(&doc, &out, "100 MB document");
 	assert_ok(pog_status(ctx.s, &st));
 	print_message("    import %.1f s, commit %.1f s, export %.1f s; pool used %.0f MB of %.0f MB\n",
 		      t1 - t0, t2 - t1, t3 - t2, (double)st.pool_used / 1e6,

@@ -12,39 +12,22 @@
 
 #include "testutil.h"
 
-struct buf {
-	char *data;
-	size_t len, cap;
-};
-
-static void put(struct buf *b, const char *s, size_t n)
+static void put(struct tu_buf *b, const char *s, size_t n)
 {
-	if (b->len + n + 1 > b->cap) {
-		b->cap = (b->len + n + 1) * 2;
-		b->data = realloc(b->data, b->cap);
-		assert_non_null(b->data);
-	}
-	memcpy(b->data + b->len, s, n);
-	b->len += n;
-	b->data[b->len] = '\0';
+	assert_int_equal(tu_buf_write(b, s, n), 0);
 }
 
-static void puts_(struct buf *b, const char *s)
+static void puts_(struct tu_buf *b, const char *s)
 {
 	put(b, s, strlen(s));
 }
 
-static int collect(void *ctx, const void *data, size_t len)
-{
-	put(ctx, data, len);
-	return 0;
-}
 
 static char *export_of(pog_store *s, uint64_t ino)
 {
-	struct buf out = { 0 };
+	struct tu_buf out = { 0 };
 
-	assert_ok(pog_export(s, ino, collect, &out));
+	assert_ok(pog_export(s, ino, tu_buf_write, &out));
 	return out.data;
 }
 
@@ -79,7 +62,7 @@ static char blob_byte(unsigned blob, size_t k)
 	return k % 64 == 63 ? '\n' : (char)('a' + (blob * 7 + k) % 26);
 }
 
-static void make_big_document(struct buf *doc)
+static void make_big_document(struct tu_buf *doc)
 {
 	static const char b64[] =
 		"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
@@ -161,7 +144,7 @@ static void big_child(const char *pool, int fd)
 {
 	struct big_result r = { 0 };
 	struct pog_json_error err;
-	struct buf doc = { 0 };
+	struct tu_buf doc = { 0 };
 	pog_store *s;
 	int fdc;
 	double t0;
@@ -393,7 +376,7 @@ static void test_scanner_edges(void **state)
 	};
 	struct tu_ctx ctx;
 	struct pog_json_error err;
-	struct buf deep = { 0 };
+	struct tu_buf deep = { 0 };
 	char *got;
 	size_t len;
 	int rc;

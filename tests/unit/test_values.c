@@ -15,32 +15,12 @@ static int setup(void **state)
 
 /* ---- helpers ----------------------------------------------------------- */
 
-struct buf {
-	char *data;
-	size_t len, cap;
-};
-
-static int buf_write(void *ctx, const void *p, size_t len)
-{
-	struct buf *b = ctx;
-
-	if (b->len + len + 1 > b->cap) {
-		b->cap = (b->len + len + 1) * 2;
-		b->data = realloc(b->data, b->cap);
-		if (!b->data)
-			return -ENOMEM;
-	}
-	memcpy(b->data + b->len, p, len);
-	b->len += len;
-	b->data[b->len] = '\0';
-	return 0;
-}
 
 /* The JSON export of one object (the value it holds), without the "\n". */
 static char *export_text(pog_store *s, uint64_t ino)
 {
-	struct buf b = { 0 };
-	int rc = pog_export(s, ino, buf_write, &b);
+	struct tu_buf b = { 0 };
+	int rc = pog_export(s, ino, tu_buf_write, &b);
 
 	if (rc)
 		fail_msg("pog_export(%llu) = %d (%s)", (unsigned long long)ino,

@@ -344,3 +344,62 @@ int tu_state_teardown(void **state)
 	free(ctx);
 	return 0;
 }
+
+int tu_buf_write(void *ctx, const void *p, size_t len)
+{
+	struct tu_buf *b = ctx;
+
+	if (b->len + len + 1 > b->cap) {
+		size_t cap = (b->len + len + 1) * 2;
+		char *d = realloc(b->data, cap);
+		if (!d)
+			return -ENOMEM;
+		b->data = d;
+		b->cap = cap;
+	}
+	memcpy(b->data + b->len, p, len);
+	b->len += len;
+	b->data[b->len] = '\0';
+	return 0;
+}
+
+struct tu_buf tu_export(pog_store *s, uint64_t ino)
+{
+	struct tu_buf b = { 0 };
+	int rc = pog_export(s, ino, tu_buf_write, &b);
+
+	if (rc)
+		fail_msg("pog_export(%llu) = %d (%s)", (unsigned long long)ino,
+			 rc, tu_err(rc));
+	assert_true(b.len > 0);
+	return b;
+}
+
+void tu_import(pog_store *s, uint64_t dir, const char *name, const char *doc,
+	       size_t len)
+{
+	struct pog_json_error err;
+	int rc;
+
+	memset(&err, 0, sizeof(err));
+	rc = pog_import(s, dir, name, name ? strlen(name) : 0, doc, len, 0, 0,
+			&err);
+	if (rc)
+		fail_msg("pog_import = %d (%s) at %d:%d: %s", rc, tu_err(rc),
+			 err.line, err.column, err.message);
+}
+
+void tu_assert_same_doc(const struct tu_buf *a, const struct tu_buf *b,
+			const char *what)
+{
+	if (a->len != b->len || memcmp(a->data, b->data, a->len) != 0) {
+		size_t i = 0;
+
+		while (i < a->len && i < b->len && a->data[i] == b->data[i])
+			i++;
+		fail_msg("%s: exports differ (%zu vs %zu bytes) at byte %zu:\n  ...%.120s\n  ...%.120s",
+			 what, a->len, b->len, i,
+			 a->data + (i > 60 ? i - 60 : 0),
+			 b->data + (i > 60 ? i - 60 : 0));
+	}
+}

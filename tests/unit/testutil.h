@@ -80,6 +80,21 @@ void *tu_read_all(pog_store *s, uint64_t ino, size_t *len);
 void tu_assert_content(pog_store *s, uint64_t ino, const void *data,
 		       size_t len);
 
+/* A growing NUL-terminated buffer; tu_buf_write is a pog_write_fn. */
+struct tu_buf {
+	char *data;
+	size_t len, cap;
+};
+int tu_buf_write(void *ctx, const void *p, size_t len);
+/* pog_export of ino into a new buffer (asserting success, non-empty). */
+struct tu_buf tu_export(pog_store *s, uint64_t ino);
+/* pog_import (asserting success; failures print line, column, why). */
+void tu_import(pog_store *s, uint64_t dir, const char *name, const char *doc,
+	       size_t len);
+/* Two exports are the same bytes; else fail showing where they part. */
+void tu_assert_same_doc(const struct tu_buf *a, const struct tu_buf *b,
+			const char *what);
+
 /* Count the entries of a directory with pog_readdir. */
 uint64_t tu_count_entries(pog_store *s, uint64_t dir);
 
