@@ -777,6 +777,40 @@ int pog_lookup(pog_store *s, uint64_t dir, const char *name, size_t len,
 	return err;
 }
 
+/*
+ * A list is listed from its last index down: removing an entry shifts the
+ * later ones, so this is the one order in which a tool that unlinks what it
+ * read, in the order it read it (rm -r, find -delete), removes every entry
+ * and never one it has not reached. The cookie after index k is k + 1.
+ */
+static int list_readdir(pog_store *s, const struct pog_state *st,
+			const struct pog_inode *d, uint64_t cookie,
+			pog_dirent_fn fn, void *ctx)
+{
+	uint64_t end = cookie ? cookie - 1 : d->entries;
+	if (end > d->entries)
+		end = d->entries;
+	for (uint64_t i = end; i-- > 0;) {
+		const void *val;
+		uint64_t child;
+		int err = pog_bt_get(s, d->content, i, &val, NULL);
+		if (err)
+			return err == -ENOENT ? POG_ECORRUPT : err;
+		memcpy(&child, val, sizeof(child));
+		char name[24];
+		int nlen = snprintf(name, sizeof(name), "%" PRIu64, i);
+		const struct pog_inode *c;
+		struct pog_attr a;
+		if (pog_inode_get(s, st, child, &c) == 0) {
+			fill_attr(s, st, child, c, &a);
+			err = fn(ctx, name, (size_t)nlen, &a, i + 1);
+			if (err)
+				return err;
+		}
+	}
+	return 0;
+}
+
 int pog_readdir(pog_store *s, uint64_t dir, uint64_t cookie, pog_dirent_fn fn,
 		void *ctx)
 {
@@ -789,6 +823,11 @@ int pog_readdir(pog_store *s, uint64_t dir, uint64_t cookie, pog_dirent_fn fn,
 	if (!err && !is_dir_type(d->type))
 		err = -ENOTDIR;
 	if (err) {
+		pog_unlock(s);
+		return err;
+	}
+	if (d->type == POG_LIST) {
+		err = list_readdir(s, st, d, cookie, fn, ctx);
 		pog_unlock(s);
 		return err;
 	}

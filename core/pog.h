@@ -203,8 +203,11 @@ int pog_lookup(pog_store *s, uint64_t dir, const char *name, size_t len,
 	       struct pog_attr *out);
 
 /*
- * List a directory from position `cookie` (0 = start). fn receives each
- * entry with the cookie that resumes after it (always > 0 and < 2^61);
+ * List a directory from position `cookie` (0 = start): a map in key
+ * order, a list from its last index down to 0 (so that tools which unlink
+ * entries in the order they read them never shift one they have not
+ * reached). fn receives each entry with the cookie that resumes after it
+ * (always > 0 and < 2^61);
  * when fn returns non-zero the listing stops (that value is returned,
  * and the entry it was given counts as not consumed).
  */

@@ -134,20 +134,41 @@ def test_list_with_shell_tools(mnt):
     # a map inside a list, and ls sorting numbers as a list orders them
     for i in range(2, 12):
         sh(f"echo {i} > l/{i}", mnt)
-    assert os.listdir(mnt / "l") == [str(i) for i in range(12)]
+    # readdir gives every index once, from the last down (see below)
+    assert os.listdir(mnt / "l") == [str(i) for i in range(11, -1, -1)]
+    assert sh("ls -v l | tr '\\n' ' '", mnt).stdout == \
+        " ".join(str(i) for i in range(12)) + " "
     r = sh("rmdir l", mnt, check=False)
     assert r.returncode != 0 and "not empty" in r.stderr
     sh("for i in $(seq 11 -1 0); do rm l/$i; done && rmdir l", mnt)
     assert not (mnt / "l").exists()
 
 
-@pytest.mark.xfail(strict=True, reason="lists: rm -r reads all names first, "
-                   "then each unlink shifts the later entries down, so the "
-                   "last names are gone (ENOENT) and rmdir finds it not empty")
+# readdir lists a list from its last index down: rm -r and find -delete
+# unlink in the order they read, and each removal shifts only the entries
+# after it, which they have already removed.
 def test_rm_r_of_a_list(mnt):
     sh("mkdir l && setfattr -n user.pog.type -v list l && "
-       "for i in 0 1 2 3; do echo $i > l/$i; done", mnt)
+       "for i in $(seq 0 29); do echo $i > l/$i; done", mnt)
     sh("rm -r l", mnt)
+    assert not (mnt / "l").exists()
+
+
+def test_rm_r_of_nested_lists_and_maps(mnt):
+    sh("mkdir -p t/l && setfattr -n user.pog.type -v list t/l && "
+       "for i in 0 1 2 3 4; do mkdir t/l/$i && echo $i > t/l/$i/v; done && "
+       "mkdir t/l/5 && setfattr -n user.pog.type -v list t/l/5 && "
+       "for i in 0 1 2; do echo $i > t/l/5/$i; done && ln -s 0 t/l/6", mnt)
+    assert sh("ls t/l | wc -l", mnt).stdout == "7\n"
+    assert sh("readlink t/l/6", mnt).stdout == "0\n"
+    sh("rm -r t", mnt)
+    assert not (mnt / "t").exists()
+
+
+def test_find_delete_of_a_list(mnt):
+    sh("mkdir l && setfattr -n user.pog.type -v list l && "
+       "for i in $(seq 0 9); do mkdir l/$i && echo x > l/$i/f; done", mnt)
+    sh("find l -delete", mnt)
     assert not (mnt / "l").exists()
 
 

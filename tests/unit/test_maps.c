@@ -667,6 +667,7 @@ static void assert_list(pog_store *s, uint64_t list, const uint64_t *inos,
 {
 	struct listing l;
 
+	/* pog.h: a list is listed from its last index down */
 	list_dir(s, list, 0, &l);
 	if (l.n != n)
 		fail_msg("list has %zu entries, expected %zu", l.n, n);
@@ -674,10 +675,20 @@ static void assert_list(pog_store *s, uint64_t list, const uint64_t *inos,
 		char nm[24];
 
 		snprintf(nm, sizeof(nm), "%zu", i);
-		assert_string_equal(l.names[i], nm);
-		assert_int_equal(l.inos[i] & POG_INO_MASK, inos[i]);
+		assert_string_equal(l.names[n - 1 - i], nm);
+		assert_int_equal(l.inos[n - 1 - i] & POG_INO_MASK, inos[i]);
 		assert_int_equal(tu_lookup(s, list, nm) & POG_INO_MASK,
 				 inos[i]);
+	}
+	/* resuming at each entry's cookie lists exactly the rest */
+	for (size_t k = 0; k < n; k++) {
+		struct listing rest;
+
+		list_dir(s, list, l.cookies[k], &rest);
+		assert_int_equal(rest.n, n - 1 - k);
+		for (size_t j = 0; j < rest.n; j++)
+			assert_string_equal(rest.names[j], l.names[k + 1 + j]);
+		listing_free(&rest);
 	}
 	listing_free(&l);
 }
