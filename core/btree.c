@@ -5,14 +5,16 @@
 #include "store_int.h"
 
 /*
- * Nodes are single blocks. A node referenced by a commit is never
- * written: before a change, every node on the path is copied into a block
- * of the running transaction (a "fresh" block), after which it is changed
- * in place until commit. A fresh child implies a fresh parent, because
- * linking the child changed the parent.
+ * Nodes are blocks, or for the root leaf of a small tree a small slot
+ * (format.h) that grows to the next size when full and to a block after
+ * 2048 bytes. A node referenced by a commit is never written: before a
+ * change, every node on the path is copied into a node of the running
+ * transaction (a "fresh" node), after which it is changed in place until
+ * commit. A fresh child implies a fresh parent, because linking the child
+ * changed the parent.
  */
 
-#define HDR(s, bno) ((struct pog_node_hdr *)pog_block((s), (bno)))
+#define HDR(s, addr) ((struct pog_node_hdr *)pog_node((s), (addr)))
 #define LEAF_BODY sizeof(struct pog_node_hdr)
 
 static uint16_t *leaf_slots(struct pog_node_hdr *h)
@@ -42,18 +44,19 @@ static size_t leaf_free(const struct pog_node_hdr *h)
 	return h->free_end - LEAF_BODY - 2u * h->count;
 }
 
-int pog_node_check(const pog_store *s, uint64_t bno, uint32_t kind)
+int pog_node_check(const pog_store *s, uint64_t addr, uint32_t kind)
 {
-	if (!pog_bno_valid(s, bno))
+	if (!pog_node_valid(s, addr))
 		return POG_ECORRUPT;
-	struct pog_node_hdr *h = HDR(s, bno);
+	struct pog_node_hdr *h = HDR(s, addr);
 	if (h->magic != POG_NODE_MAGIC || h->level >= POG_BT_MAX_DEPTH ||
 	    (kind && h->tree != kind))
 		return POG_ECORRUPT;
 	if (h->level) {
-		if (h->count == 0 || h->count > POG_BRANCH_MAX)
+		if (h->count == 0 || h->count > POG_BRANCH_MAX ||
+		    (addr & POG_NODE_SMALL))
 			return POG_ECORRUPT;
-	} else if (h->free_end > POG_BLOCK_SIZE ||
+	} else if (h->free_end > pog_node_size(addr) ||
 		   h->free_end < LEAF_BODY + 2u * h->count) {
 		return POG_ECORRUPT;
 	}
@@ -90,22 +93,33 @@ static unsigned branch_search(struct pog_node_hdr *h, uint64_t key)
 	return lo - 1;
 }
 
-static void node_init(struct pog_node_hdr *h, uint32_t kind, uint16_t level)
+static void node_init(struct pog_node_hdr *h, uint32_t kind, uint16_t level,
+		      uint32_t size)
 {
-	memset(h, 0, POG_BLOCK_SIZE);
+	memset(h, 0, size);
 	h->magic = POG_NODE_MAGIC;
 	h->level = level;
 	h->tree = kind;
-	h->free_end = POG_BLOCK_SIZE;
+	h->free_end = (uint16_t)size;
 }
 
-static int node_new(pog_store *s, uint32_t kind, uint16_t level, uint64_t *bno)
+static int node_new(pog_store *s, uint32_t kind, uint16_t level,
+		    uint32_t size, uint64_t *addr)
 {
-	int err = pog_block_alloc(s, true, bno);
+	int err = pog_node_alloc(s, size, addr);
 	if (err)
 		return err;
-	node_init(HDR(s, *bno), kind, level);
+	node_init(HDR(s, *addr), kind, level, size);
 	return 0;
+}
+
+/* Trees that are usually small (one per object) start in a small slot. */
+static uint32_t first_leaf_size(uint32_t kind)
+{
+	return kind == POG_TREE_MAP || kind == POG_TREE_LIST ||
+	       kind == POG_TREE_PAGES || kind == POG_TREE_XATTR
+		       ? POG_SMALL_MIN
+		       : POG_BLOCK_SIZE;
 }
 
 /*
@@ -114,11 +128,11 @@ static int node_new(pog_store *s, uint32_t kind, uint16_t level, uint64_t *bno)
  * nothing, and the other objects of the leaf stay usable (the damaged
  * file can be removed).
  */
-static bool damage_is_inline(pog_store *s, uint64_t bno)
+static bool damage_is_inline(pog_store *s, uint64_t addr)
 {
-	struct pog_node_hdr *h = HDR(s, bno);
+	struct pog_node_hdr *h = HDR(s, addr);
 	if (h->tree != POG_TREE_OBJECTS || h->level != 0 ||
-	    pog_node_check(s, bno, POG_TREE_OBJECTS))
+	    pog_node_check(s, addr, POG_TREE_OBJECTS))
 		return false;
 	unsigned bad = 0;
 	for (unsigned i = 0; i < h->count; i++) {
@@ -134,36 +148,40 @@ static bool damage_is_inline(pog_store *s, uint64_t bno)
 	return bad > 0;
 }
 
-/* Make *bno writable in this transaction (copying it if committed). */
-static int node_writable(pog_store *s, uint64_t *bno)
+/* Make *addr writable in this transaction (copying it if committed). */
+static int node_writable(pog_store *s, uint64_t *addr)
 {
-	if (pog_bno_fresh(s, *bno))
+	if (pog_node_fresh(s, *addr))
 		return 0;
 	/* A committed node is checked before it is copied: the copy gets a
 	 * new CRC at commit, which would make damage look valid. */
-	const struct pog_node_hdr *h = HDR(s, *bno);
-	if (pog_node_crc(h) != h->crc && !damage_is_inline(s, *bno)) {
+	const struct pog_node_hdr *h = HDR(s, *addr);
+	uint32_t size = pog_node_size(*addr);
+	if (pog_node_crc(h, size) != h->crc && !damage_is_inline(s, *addr)) {
 		atomic_fetch_add(&s->checksum_errors, 1);
-		pog_set_error(s, "checksum mismatch in tree node %llu",
-			      (unsigned long long)*bno);
+		pog_set_error(s, "checksum mismatch in tree node %llu%s",
+			      (unsigned long long)pog_node_bno(*addr),
+			      *addr & POG_NODE_SMALL ? " (a small node)" : "");
 		return POG_ECORRUPT;
 	}
 	uint64_t copy;
-	int err = pog_block_alloc(s, true, &copy);
+	int err = pog_node_alloc(s, size, &copy);
 	if (err)
 		return err;
-	memcpy(pog_block(s, copy), pog_block(s, *bno), POG_BLOCK_SIZE);
-	pog_block_release(s, *bno);
-	*bno = copy;
+	memcpy(pog_node(s, copy), h, size);
+	pog_node_release(s, *addr);
+	*addr = copy;
 	return 0;
 }
 
-/* Rewrite a leaf compactly without slot `skip` (or none: skip = count). */
-static void leaf_compact(struct pog_node_hdr *h, unsigned skip)
+/* Rewrite a leaf of size bytes compactly without slot `skip` (or none:
+ * skip = count) into dst, a node of dst_size bytes (may be h itself). */
+static void leaf_copy(struct pog_node_hdr *h, unsigned skip,
+		      struct pog_node_hdr *dst, uint32_t dst_size)
 {
 	char tmp[POG_BLOCK_SIZE];
 	struct pog_node_hdr *t = (struct pog_node_hdr *)tmp;
-	node_init(t, h->tree, 0);
+	node_init(t, h->tree, 0, dst_size);
 	for (unsigned i = 0; i < h->count; i++) {
 		if (i == skip)
 			continue;
@@ -173,7 +191,34 @@ static void leaf_compact(struct pog_node_hdr *h, unsigned skip)
 		memcpy(tmp + t->free_end, e, sz);
 		leaf_slots(t)[t->count++] = t->free_end;
 	}
-	memcpy(h, tmp, POG_BLOCK_SIZE);
+	memcpy(dst, tmp, dst_size);
+}
+
+static void leaf_compact(struct pog_node_hdr *h, uint32_t size, unsigned skip)
+{
+	leaf_copy(h, skip, h, size);
+}
+
+/*
+ * A small leaf that has no room for need more bytes moves to the smallest
+ * size that has (a whole block at most; a full block then splits).
+ */
+static int leaf_grow(pog_store *s, uint64_t *addr, size_t need)
+{
+	struct pog_node_hdr *h = HDR(s, *addr);
+	uint32_t size = pog_node_size(*addr);
+	size_t want = size - leaf_free(h) + need;
+	uint32_t bigger = size * 2;
+	while (bigger < POG_BLOCK_SIZE && bigger < want)
+		bigger *= 2;
+	uint64_t to;
+	int err = pog_node_alloc(s, bigger, &to);
+	if (err)
+		return err;
+	leaf_copy(h, h->count, HDR(s, to), bigger);
+	pog_node_release(s, *addr);
+	*addr = to;
+	return 0;
 }
 
 static void leaf_insert_at(struct pog_node_hdr *h, unsigned pos, uint64_t key,
@@ -199,10 +244,10 @@ struct split {
 };
 
 /* Split a full leaf while inserting (key, val) at pos. */
-static int leaf_split(pog_store *s, uint64_t bno, unsigned pos, uint64_t key,
+static int leaf_split(pog_store *s, uint64_t addr, unsigned pos, uint64_t key,
 		      const void *val, uint16_t vlen, struct split *sp)
 {
-	struct pog_node_hdr *h = HDR(s, bno);
+	struct pog_node_hdr *h = HDR(s, addr);
 	char old[POG_BLOCK_SIZE];
 	memcpy(old, h, POG_BLOCK_SIZE);
 	struct pog_node_hdr *o = (struct pog_node_hdr *)old;
@@ -216,11 +261,11 @@ static int leaf_split(pog_store *s, uint64_t bno, unsigned pos, uint64_t key,
 	half = pos == o->count ? bytes : bytes / 2;
 
 	uint64_t right;
-	int err = node_new(s, h->tree, 0, &right);
+	int err = node_new(s, h->tree, 0, POG_BLOCK_SIZE, &right);
 	if (err)
 		return err;
 	struct pog_node_hdr *r = HDR(s, right);
-	node_init(h, o->tree, 0);
+	node_init(h, o->tree, 0, POG_BLOCK_SIZE);
 	size_t acc = 0;
 	unsigned oi = 0;
 	bool to_right = false;
@@ -252,10 +297,10 @@ static int leaf_split(pog_store *s, uint64_t bno, unsigned pos, uint64_t key,
 	return 0;
 }
 
-static int branch_insert(pog_store *s, uint64_t bno, unsigned pos, uint64_t key,
+static int branch_insert(pog_store *s, uint64_t addr, unsigned pos, uint64_t key,
 			 uint64_t child, struct split *sp)
 {
-	struct pog_node_hdr *h = HDR(s, bno);
+	struct pog_node_hdr *h = HDR(s, addr);
 	struct pog_branch *b = branches(h);
 	if (h->count < POG_BRANCH_MAX) {
 		memmove(b + pos + 1, b + pos, (h->count - pos) * sizeof(*b));
@@ -264,7 +309,7 @@ static int branch_insert(pog_store *s, uint64_t bno, unsigned pos, uint64_t key,
 		return 0;
 	}
 	uint64_t right;
-	int err = node_new(s, h->tree, h->level, &right);
+	int err = node_new(s, h->tree, h->level, POG_BLOCK_SIZE, &right);
 	if (err)
 		return err;
 	struct pog_branch all[POG_BRANCH_MAX + 1];
@@ -284,39 +329,47 @@ static int branch_insert(pog_store *s, uint64_t bno, unsigned pos, uint64_t key,
 	return 0;
 }
 
-static int insert_rec(pog_store *s, uint64_t *bno, uint64_t key,
+static int insert_rec(pog_store *s, uint64_t *addr, uint64_t key,
 		      const void *val, uint16_t vlen, struct split *sp)
 {
-	int err = node_writable(s, bno);
+	if (pog_node_check(s, *addr, 0))
+		return POG_ECORRUPT;
+	int err = node_writable(s, addr);
 	if (err)
 		return err;
-	struct pog_node_hdr *h = HDR(s, *bno);
+	struct pog_node_hdr *h = HDR(s, *addr);
 	if (h->level == 0) {
 		bool found;
 		unsigned pos = leaf_search(h, key, &found);
-		if (found) {
-			leaf_compact(h, pos);
-		}
+		uint32_t size = pog_node_size(*addr);
+		if (found)
+			leaf_compact(h, size, pos);
 		size_t need = POG_LEAF_ENTRY_SIZE(vlen) + 2;
 		if (leaf_free(h) < need)
-			leaf_compact(h, h->count);
+			leaf_compact(h, size, h->count);
+		if (leaf_free(h) < need && size < POG_BLOCK_SIZE) {
+			err = leaf_grow(s, addr, need);
+			if (err)
+				return err;
+			h = HDR(s, *addr);
+		}
 		if (leaf_free(h) >= need) {
 			leaf_insert_at(h, pos, key, val, vlen);
 			return 0;
 		}
-		return leaf_split(s, *bno, pos, key, val, vlen, sp);
+		return leaf_split(s, *addr, pos, key, val, vlen, sp);
 	}
 	unsigned i = branch_search(h, key);
 	uint64_t child = branches(h)[i].child;
 	struct split csp = {0};
 	err = insert_rec(s, &child, key, val, vlen, &csp);
-	h = HDR(s, *bno);
+	h = HDR(s, *addr);
 	branches(h)[i].child = child;
 	if (err)
 		return err;
 	if (!csp.happened)
 		return 0;
-	return branch_insert(s, *bno, i + 1, csp.key, csp.right, sp);
+	return branch_insert(s, *addr, i + 1, csp.key, csp.right, sp);
 }
 
 int pog_bt_put(pog_store *s, uint32_t kind, uint64_t *root, uint64_t key,
@@ -326,7 +379,7 @@ int pog_bt_put(pog_store *s, uint32_t kind, uint64_t *root, uint64_t key,
 		return -E2BIG;
 	int err;
 	if (!*root) {
-		err = node_new(s, kind, 0, root);
+		err = node_new(s, kind, 0, first_leaf_size(kind), root);
 		if (err)
 			return err;
 	}
@@ -336,7 +389,7 @@ int pog_bt_put(pog_store *s, uint32_t kind, uint64_t *root, uint64_t key,
 		return err;
 	uint64_t nr;
 	uint16_t level = HDR(s, *root)->level;
-	err = node_new(s, kind, (uint16_t)(level + 1), &nr);
+	err = node_new(s, kind, (uint16_t)(level + 1), POG_BLOCK_SIZE, &nr);
 	if (err) {
 		/* Keep both halves reachable from nothing new: undo is not
 		 * possible cheaply, so the txn reports the failure. */
@@ -353,11 +406,11 @@ int pog_bt_put(pog_store *s, uint32_t kind, uint64_t *root, uint64_t key,
 int pog_bt_get(pog_store *s, uint64_t root, uint64_t key, const void **val,
 	       uint16_t *vlen)
 {
-	uint64_t bno = root;
-	for (int depth = 0; bno; depth++) {
-		if (depth >= POG_BT_MAX_DEPTH || pog_node_check(s, bno, 0))
+	uint64_t addr = root;
+	for (int depth = 0; addr; depth++) {
+		if (depth >= POG_BT_MAX_DEPTH || pog_node_check(s, addr, 0))
 			return POG_ECORRUPT;
-		struct pog_node_hdr *h = HDR(s, bno);
+		struct pog_node_hdr *h = HDR(s, addr);
 		if (h->level == 0) {
 			bool found;
 			unsigned pos = leaf_search(h, key, &found);
@@ -369,7 +422,7 @@ int pog_bt_get(pog_store *s, uint64_t root, uint64_t key, const void **val,
 				*vlen = e->vlen;
 			return 0;
 		}
-		bno = branches(h)[branch_search(h, key)].child;
+		addr = branches(h)[branch_search(h, key)].child;
 	}
 	return -ENOENT;
 }
@@ -400,18 +453,18 @@ int pog_bt_get_mut(pog_store *s, uint64_t *root, uint64_t key, void **val,
 	}
 }
 
-static int delete_rec(pog_store *s, uint64_t *bno, uint64_t key, bool *empty)
+static int delete_rec(pog_store *s, uint64_t *addr, uint64_t key, bool *empty)
 {
-	int err = node_writable(s, bno);
+	int err = node_writable(s, addr);
 	if (err)
 		return err;
-	struct pog_node_hdr *h = HDR(s, *bno);
+	struct pog_node_hdr *h = HDR(s, *addr);
 	if (h->level == 0) {
 		bool found;
 		unsigned pos = leaf_search(h, key, &found);
 		if (!found)
 			return -ENOENT;
-		leaf_compact(h, pos);
+		leaf_compact(h, pog_node_size(*addr), pos);
 		*empty = h->count == 0;
 		return 0;
 	}
@@ -419,12 +472,12 @@ static int delete_rec(pog_store *s, uint64_t *bno, uint64_t key, bool *empty)
 	uint64_t child = branches(h)[i].child;
 	bool child_empty = false;
 	err = delete_rec(s, &child, key, &child_empty);
-	h = HDR(s, *bno);
+	h = HDR(s, *addr);
 	branches(h)[i].child = child;
 	if (err)
 		return err;
 	if (child_empty) {
-		pog_block_release(s, child);
+		pog_node_release(s, child);
 		struct pog_branch *b = branches(h);
 		memmove(b + i, b + i + 1, (h->count - i - 1u) * sizeof(*b));
 		h->count--;
@@ -444,7 +497,7 @@ int pog_bt_del(pog_store *s, uint64_t *root, uint64_t key)
 	if (err)
 		return err;
 	if (empty) {
-		pog_block_release(s, *root);
+		pog_node_release(s, *root);
 		*root = 0;
 		return 0;
 	}
@@ -454,20 +507,20 @@ int pog_bt_del(pog_store *s, uint64_t *root, uint64_t key)
 		if (h->level == 0 || h->count != 1)
 			return 0;
 		uint64_t child = branches(h)[0].child;
-		pog_block_release(s, *root);
+		pog_node_release(s, *root);
 		*root = child;
 	}
 }
 
-static void release_rec(pog_store *s, uint64_t bno, int depth)
+static void release_rec(pog_store *s, uint64_t addr, int depth)
 {
-	if (depth >= POG_BT_MAX_DEPTH || pog_node_check(s, bno, 0))
+	if (depth >= POG_BT_MAX_DEPTH || pog_node_check(s, addr, 0))
 		return;
-	struct pog_node_hdr *h = HDR(s, bno);
+	struct pog_node_hdr *h = HDR(s, addr);
 	if (h->level)
 		for (unsigned i = 0; i < h->count; i++)
 			release_rec(s, branches(h)[i].child, depth + 1);
-	pog_block_release(s, bno);
+	pog_node_release(s, addr);
 }
 
 void pog_bt_release(pog_store *s, uint64_t root)
@@ -478,12 +531,12 @@ void pog_bt_release(pog_store *s, uint64_t root)
 
 /* ---- iteration ----------------------------------------------------------- */
 
-/* Descend from it->bno[d] along leftmost children to a leaf. */
+/* Descend from it->addr[d] along leftmost children to a leaf. */
 static int descend_left(struct pog_bt_iter *it)
 {
 	for (;;) {
 		int d = it->depth - 1;
-		struct pog_node_hdr *h = HDR(it->s, it->bno[d]);
+		struct pog_node_hdr *h = HDR(it->s, it->addr[d]);
 		if (h->level == 0)
 			return 0;
 		if (it->depth >= POG_BT_MAX_DEPTH)
@@ -491,7 +544,7 @@ static int descend_left(struct pog_bt_iter *it)
 		uint64_t child = branches(h)[it->pos[d]].child;
 		if (pog_node_check(it->s, child, 0))
 			return POG_ECORRUPT;
-		it->bno[it->depth] = child;
+		it->addr[it->depth] = child;
 		it->pos[it->depth] = 0;
 		it->depth++;
 	}
@@ -502,7 +555,7 @@ static int settle(struct pog_bt_iter *it)
 {
 	while (it->depth > 0) {
 		int d = it->depth - 1;
-		struct pog_node_hdr *h = HDR(it->s, it->bno[d]);
+		struct pog_node_hdr *h = HDR(it->s, it->addr[d]);
 		if (it->pos[d] < h->count) {
 			if (h->level == 0)
 				return 1;
@@ -525,12 +578,12 @@ int pog_bt_seek(struct pog_bt_iter *it, pog_store *s, uint64_t root,
 	it->depth = 0;
 	if (!root)
 		return 0;
-	uint64_t bno = root;
+	uint64_t addr = root;
 	for (;;) {
-		if (it->depth >= POG_BT_MAX_DEPTH || pog_node_check(s, bno, 0))
+		if (it->depth >= POG_BT_MAX_DEPTH || pog_node_check(s, addr, 0))
 			return POG_ECORRUPT;
-		struct pog_node_hdr *h = HDR(s, bno);
-		it->bno[it->depth] = bno;
+		struct pog_node_hdr *h = HDR(s, addr);
+		it->addr[it->depth] = addr;
 		if (h->level == 0) {
 			bool found;
 			it->pos[it->depth++] = (uint16_t)leaf_search(h, key, &found);
@@ -538,7 +591,7 @@ int pog_bt_seek(struct pog_bt_iter *it, pog_store *s, uint64_t root,
 		}
 		unsigned i = branch_search(h, key);
 		it->pos[it->depth++] = (uint16_t)i;
-		bno = branches(h)[i].child;
+		addr = branches(h)[i].child;
 	}
 	return settle(it);
 }
@@ -547,7 +600,7 @@ void pog_bt_cur(const struct pog_bt_iter *it, uint64_t *key, const void **val,
 		uint16_t *vlen)
 {
 	int d = it->depth - 1;
-	struct pog_node_hdr *h = HDR(it->s, it->bno[d]);
+	struct pog_node_hdr *h = HDR(it->s, it->addr[d]);
 	struct pog_leaf_entry *e = leaf_entry(h, it->pos[d]);
 	if (key)
 		memcpy(key, &e->key, sizeof(*key));
@@ -565,14 +618,14 @@ int pog_bt_next(struct pog_bt_iter *it)
 	return settle(it);
 }
 
-static int walk_rec(pog_store *s, uint64_t bno, int depth,
+static int walk_rec(pog_store *s, uint64_t addr, int depth,
 		    int (*fn)(void *, uint64_t, const struct pog_node_hdr *),
 		    void *ctx)
 {
-	if (depth >= POG_BT_MAX_DEPTH || pog_node_check(s, bno, 0))
+	if (depth >= POG_BT_MAX_DEPTH || pog_node_check(s, addr, 0))
 		return POG_ECORRUPT;
-	struct pog_node_hdr *h = HDR(s, bno);
-	int r = fn(ctx, bno, h);
+	struct pog_node_hdr *h = HDR(s, addr);
+	int r = fn(ctx, addr, h);
 	if (r || h->level == 0)
 		return r;
 	for (unsigned i = 0; i < h->count; i++) {
@@ -584,20 +637,20 @@ static int walk_rec(pog_store *s, uint64_t bno, int depth,
 }
 
 int pog_bt_walk(pog_store *s, uint64_t root,
-		int (*fn)(void *ctx, uint64_t bno, const struct pog_node_hdr *h),
+		int (*fn)(void *ctx, uint64_t addr, const struct pog_node_hdr *h),
 		void *ctx)
 {
 	return root ? walk_rec(s, root, 0, fn, ctx) : 0;
 }
 
-static int fresh_rec(pog_store *s, uint64_t bno, int depth,
+static int fresh_rec(pog_store *s, uint64_t addr, int depth,
 		     int (*fn)(void *ctx, uint64_t key, void *val, uint16_t vlen),
 		     void *ctx)
 {
-	if (depth >= POG_BT_MAX_DEPTH || !pog_bno_fresh(s, bno) ||
-	    pog_node_check(s, bno, 0))
+	if (depth >= POG_BT_MAX_DEPTH || pog_node_check(s, addr, 0) ||
+	    !pog_node_fresh(s, addr))
 		return 0;
-	struct pog_node_hdr *h = HDR(s, bno);
+	struct pog_node_hdr *h = HDR(s, addr);
 	for (unsigned i = 0; i < h->count; i++) {
 		int r;
 		if (h->level) {

@@ -18,6 +18,14 @@
  * Block kinds: B+tree nodes (struct pog_node_hdr first), data pages (raw
  * bytes, CRC kept by whoever points at them), and commit records.
  *
+ * Small nodes (format 2): the root leaf of a small tree (a map or list of
+ * a few entries, a few xattrs, a short page table) is a 256, 512, 1024 or
+ * 2048-byte slot of a block that holds only slots of that size, named by a
+ * node address with POG_NODE_SMALL set (see below); a leaf that outgrows
+ * its slot moves to the next size, and to a whole block after 2048. Every
+ * other node address is a plain bno. A format-1 pool has no small nodes,
+ * so it is a valid format-2 pool: opening it writable just records 2.
+ *
  * Data pages are content-addressed: at commit every new page is looked up
  * by its CRC in the page index (POG_TREE_PAGEHASH) and, when the bytes of
  * an indexed page are the same, shared instead of stored again. So pages
@@ -30,7 +38,7 @@
 
 #define POG_LAYOUT "pogfs"
 #define POG_SUPER_MAGIC 0x314c4f4f50474f50ULL /* "POGPOOL1" */
-#define POG_FORMAT_VERSION 1u
+#define POG_FORMAT_VERSION 2u
 #define POG_BLOCK_SIZE 4096u
 #define POG_BLOCK_SHIFT 12
 #define POG_SEG_BLOCKS 2048u /* 8 MiB segments */
@@ -126,6 +134,43 @@ struct pog_branch {
 _Static_assert(sizeof(struct pog_branch) == 16, "branch size");
 
 #define POG_BRANCH_MAX ((POG_BLOCK_SIZE - sizeof(struct pog_node_hdr)) / 16)
+
+/*
+ * Node address of a small node: POG_NODE_SMALL | class << 56 | bno << 4 |
+ * slot, where the node is 256 << class bytes at slot * that size in block
+ * bno (class 0..3; slot < 16 >> class). A leaf only: branches are blocks.
+ */
+#define POG_NODE_SMALL (1ULL << 63)
+#define POG_SMALL_CLASSES 4u
+#define POG_SMALL_MIN 256u
+
+static inline uint64_t pog_node_bno(uint64_t addr)
+{
+	return addr & POG_NODE_SMALL ? (addr >> 4) & ((1ULL << 52) - 1) : addr;
+}
+
+static inline unsigned pog_node_class(uint64_t addr)
+{
+	return (unsigned)(addr >> 56) & 7u;
+}
+
+static inline unsigned pog_node_slot(uint64_t addr)
+{
+	return (unsigned)addr & 15u;
+}
+
+/* Bytes of the node at addr. */
+static inline uint32_t pog_node_size(uint64_t addr)
+{
+	return addr & POG_NODE_SMALL ? POG_SMALL_MIN << pog_node_class(addr)
+				     : POG_BLOCK_SIZE;
+}
+
+static inline uint64_t pog_small_addr(uint64_t bno, unsigned cls,
+				      unsigned slot)
+{
+	return POG_NODE_SMALL | (uint64_t)cls << 56 | bno << 4 | slot;
+}
 /* Largest value a leaf entry may carry (3 entries always fit a leaf). */
 #define POG_VALUE_MAX 1296u
 

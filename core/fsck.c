@@ -14,6 +14,8 @@ struct fsck {
 	struct pog_fsck_result res;
 	uint64_t *claimed;          /* bitmap: block already seen */
 	uint64_t *page_bits;        /* bitmap: block seen as a data page */
+	struct pog_map64 slots;     /* small node addresses seen */
+	struct pog_map64 slot_blocks; /* block of small nodes -> class + 1 */
 	struct pog_map64 owners;    /* ino -> owning entries seen */
 	struct pog_map64 subdirs;   /* dir ino -> child dirs */
 	struct pog_map64 reach;     /* reachable inos */
@@ -68,14 +70,46 @@ static int claim(struct fsck *f, uint64_t bno, const char *what, bool page)
 	return 0;
 }
 
-static int check_node(void *c, uint64_t bno, const struct pog_node_hdr *h)
+/* Small nodes share a block: the block is claimed once (for one size of
+ * slot), each slot once. */
+static int claim_node(struct fsck *f, uint64_t addr)
+{
+	if (!(addr & POG_NODE_SMALL))
+		return claim(f, addr, "tree node", false);
+	uint64_t bno = pog_node_bno(addr);
+	uint64_t *seen = pog_map64_get(&f->slots, addr);
+	uint64_t *cls = pog_map64_get(&f->slot_blocks, bno);
+	if (!seen || !cls)
+		return 1; /* out of memory: unchecked, not wrong */
+	if (*seen) {
+		report(f, POG_FSCK_ERROR, "block-shared", f->cur_ino,
+		       "small node %u of block %" PRIu64 " is used twice",
+		       pog_node_slot(addr), bno);
+		return 1;
+	}
+	*seen = 1;
+	if (!*cls) {
+		*cls = pog_node_class(addr) + 1;
+		return claim(f, bno, "block of small tree nodes", false);
+	}
+	if (*cls != pog_node_class(addr) + 1) {
+		report(f, POG_FSCK_ERROR, "block-shared", f->cur_ino,
+		       "block %" PRIu64 " holds small nodes of two sizes", bno);
+		return 1;
+	}
+	return 0;
+}
+
+static int check_node(void *c, uint64_t addr, const struct pog_node_hdr *h)
 {
 	struct fsck *f = c;
-	if (claim(f, bno, "tree node", false))
+	if (claim_node(f, addr))
 		return 0;
-	if (pog_node_crc(h) != h->crc)
+	if (pog_node_crc(h, pog_node_size(addr)) != h->crc)
 		report(f, POG_FSCK_ERROR, "bad-node-crc", f->cur_ino,
-		       "tree node %" PRIu64 " fails its checksum", bno);
+		       "tree node %" PRIu64 "%s fails its checksum",
+		       pog_node_bno(addr),
+		       addr & POG_NODE_SMALL ? " (a small node)" : "");
 	return 0;
 }
 
@@ -395,6 +429,8 @@ int pog_fsck(pog_store *s, unsigned flags, pog_fsck_fn fn, void *ctx,
 	uint64_t left = f.res.errors > f.res.repaired ? f.res.errors - f.res.repaired : 0;
 	free(f.claimed);
 	free(f.page_bits);
+	pog_map64_release(&f.slots);
+	pog_map64_release(&f.slot_blocks);
 	pog_map64_release(&f.owners);
 	pog_map64_release(&f.subdirs);
 	pog_map64_release(&f.reach);

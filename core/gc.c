@@ -23,10 +23,9 @@ struct mark_ctx {
 static int mark_block(void *c, uint64_t bno, int is_node)
 {
 	struct mark_ctx *m = c;
-	(void)is_node;
-	if (!pog_bno_valid(m->s, bno))
+	if (is_node ? !pog_node_valid(m->s, bno) : !pog_bno_valid(m->s, bno))
 		return POG_ECORRUPT;
-	pog_mark_used(m->s, bno);
+	pog_mark_used(m->s, is_node ? pog_node_bno(bno) : bno);
 	m->count++;
 	return 0;
 }
@@ -70,6 +69,7 @@ static int mark_index_pages(pog_store *s, struct mark_ctx *m)
 int pog_mark_committed(pog_store *s, bool index_pages)
 {
 	s->blocks_used = 0;
+	s->small_garbage = 0;
 	for (uint64_t i = 0; i < s->nsegs; i++) {
 		struct pog_seg *g = &s->segs[i];
 		memset(g->used, 0, sizeof(g->used));

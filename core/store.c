@@ -218,6 +218,108 @@ void pog_mark_used(pog_store *s, uint64_t bno)
 	s->blocks_used++;
 }
 
+/* ---- tree nodes: whole blocks and small slots ------------------------------- */
+
+static unsigned small_class(uint32_t size)
+{
+	unsigned c = 0;
+	while ((POG_SMALL_MIN << c) < size)
+		c++;
+	return c;
+}
+
+bool pog_node_valid(const pog_store *s, uint64_t addr)
+{
+	if (!(addr & POG_NODE_SMALL))
+		return pog_bno_valid(s, addr);
+	unsigned c = pog_node_class(addr);
+	return (addr & ~POG_NODE_SMALL) >> 59 == 0 && c < POG_SMALL_CLASSES &&
+	       pog_node_slot(addr) < (16u >> c) &&
+	       pog_bno_valid(s, pog_node_bno(addr));
+}
+
+/*
+ * Small slots come only from blocks allocated in this transaction, so a
+ * slot is written only while no commit can reference its block; a block
+ * whose slots all die is freed by the next GC.
+ */
+static int small_alloc(pog_store *s, unsigned c, uint64_t *addr)
+{
+	struct pog_small_alloc *a = &s->small[c];
+	if (a->free.n) {
+		*addr = a->free.v[--a->free.n];
+		return 0;
+	}
+	if (!a->bno || a->next >= (16u >> c)) {
+		uint64_t bno;
+		int err = pog_block_alloc(s, false, &bno);
+		if (err)
+			return err;
+		uint64_t *cls = pog_map64_get(&s->small_fresh, bno);
+		if (!cls) {
+			pog_block_release(s, bno);
+			return -ENOMEM;
+		}
+		*cls = c + 1;
+		a->bno = bno;
+		a->next = 0;
+	}
+	*addr = pog_small_addr(a->bno, c, a->next++);
+	return 0;
+}
+
+int pog_node_alloc(pog_store *s, uint32_t size, uint64_t *addr)
+{
+	int err;
+	if (size >= POG_BLOCK_SIZE) {
+		err = pog_block_alloc(s, true, addr);
+		size = POG_BLOCK_SIZE;
+	} else {
+		err = small_alloc(s, small_class(size), addr);
+	}
+	if (!err)
+		memset(pog_node(s, *addr), 0, pog_node_size(*addr));
+	return err;
+}
+
+void pog_node_release(pog_store *s, uint64_t addr)
+{
+	if (!(addr & POG_NODE_SMALL)) {
+		pog_block_release(s, addr);
+		return;
+	}
+	if (!pog_node_fresh(s, addr)) {
+		s->small_garbage += pog_node_size(addr);
+		return;
+	}
+	/* Out of memory only means the slot stays unused until commit. */
+	(void)pog_vec_push(&s->small[pog_node_class(addr)].free, addr);
+}
+
+/* CRC the nodes of this transaction's slot blocks. */
+static void small_seal(pog_store *s)
+{
+	pog_map64_foreach(&s->small_fresh, i) {
+		uint64_t bno = s->small_fresh.keys[i];
+		uint32_t size = POG_SMALL_MIN << (s->small_fresh.vals[i] - 1);
+		char *b = pog_block(s, bno);
+		for (uint32_t off = 0; off < POG_BLOCK_SIZE; off += size) {
+			struct pog_node_hdr *h = (void *)(b + off);
+			if (h->magic == POG_NODE_MAGIC)
+				h->crc = pog_node_crc(h, size);
+		}
+	}
+}
+
+static void small_reset(pog_store *s)
+{
+	for (unsigned c = 0; c < POG_SMALL_CLASSES; c++) {
+		s->small[c].bno = 0;
+		s->small[c].free.n = 0;
+	}
+	pog_map64_release(&s->small_fresh);
+}
+
 /* ---- change tracking ------------------------------------------------------ */
 
 void pog_note_change(pog_store *s, uint64_t ino, unsigned kind)
@@ -311,6 +413,9 @@ static void store_free(pog_store *s)
 	changes_clear(s);
 	free(s->removed_paths);
 	pog_vec_release(&s->freed);
+	small_reset(s);
+	for (unsigned c = 0; c < POG_SMALL_CLASSES; c++)
+		pog_vec_release(&s->small[c].free);
 	pog_map64_release(&s->pins);
 	pog_hash_reset(s);
 	pthread_mutex_destroy(&s->hash_lock);
@@ -464,6 +569,13 @@ int pog_open(const char *path, unsigned flags, pog_store **out)
 		s->super->clean = 0;
 		pmemobj_persist(s->pop, &s->super->clean, sizeof(s->super->clean));
 	}
+	/* Format 1 (no small nodes) is valid format 2 as it is: the upgrade
+	 * is recording the new version, one persisted store. */
+	if (!err && !ro && s->super->format_version < POG_FORMAT_VERSION) {
+		s->super->format_version = POG_FORMAT_VERSION;
+		pmemobj_persist(s->pop, &s->super->format_version,
+				sizeof(s->super->format_version));
+	}
 	if (err) {
 		store_free(s);
 		return err;
@@ -574,6 +686,7 @@ static void seal_fresh(pog_store *s)
 {
 	if (!s->fresh_count)
 		return;
+	small_seal(s);
 	for (uint64_t i = s->fresh_min_seg; i <= s->fresh_max_seg; i++) {
 		struct pog_seg *g = &s->segs[i];
 		int first = -1, last = -1;
@@ -590,7 +703,7 @@ static void seal_fresh(pog_store *s)
 				nodes &= nodes - 1;
 				struct pog_node_hdr *h = (void *)(g->base +
 					(uint64_t)(w * 64 + b) * POG_BLOCK_SIZE);
-				h->crc = pog_node_crc(h);
+				h->crc = pog_node_crc(h, POG_BLOCK_SIZE);
 			}
 		}
 		if (first >= 0)
@@ -602,6 +715,7 @@ static void seal_fresh(pog_store *s)
 
 static void fresh_clear(pog_store *s, bool discard)
 {
+	small_reset(s);
 	if (!s->fresh_count)
 		return;
 	for (uint64_t i = s->fresh_min_seg; i <= s->fresh_max_seg; i++) {
@@ -645,9 +759,11 @@ int pog_commit(pog_store *s, const char *message, uint64_t *id_out)
 	bool removed = s->nremoved > 0;
 	err = pog_commit_locked(s, message, id_out);
 	/* Filling up: collect now, so that deleting and committing is
-	 * enough to get space back (the commit itself stands either way). */
+	 * enough to get space back (the commit itself stands either way);
+	 * also when replaced small nodes hold 1/64 of the pool. */
 	uint64_t capacity = s->super->max_segments * (uint64_t)POG_SEG_BLOCKS;
-	if (!err && removed && s->blocks_used * 4 > capacity * 3) {
+	bool idle_slots = s->small_garbage * 64 > capacity * POG_BLOCK_SIZE;
+	if (!err && (removed || idle_slots) && s->blocks_used * 4 > capacity * 3) {
 		struct pog_gc_result res;
 		(void)pog_gc_locked(s, &res);
 	}

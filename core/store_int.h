@@ -47,9 +47,9 @@ void pog_map64_release(struct pog_map64 *m);
 
 uint64_t pog_hash_bytes(const void *data, size_t len);
 uint32_t pog_crc32(const void *data, size_t len);
-/* CRC of a tree node block, its crc field counted as zero (the block is
- * only read). */
-uint32_t pog_node_crc(const void *block);
+/* CRC of a tree node of size bytes, its crc field counted as zero (the
+ * node is only read). */
+uint32_t pog_node_crc(const void *node, size_t size);
 struct pog_time pog_now(void);
 
 /* ---- the store --------------------------------------------------------- */
@@ -100,6 +100,13 @@ struct pog_store {
 	struct pog_time commit_time;
 
 	struct pog_vec freed;        /* committed blocks replaced by this txn */
+	struct pog_small_alloc {     /* small nodes (format.h), per class */
+		uint64_t bno;        /* fresh block being filled, 0: none */
+		unsigned next;       /* its first slot never handed out */
+		struct pog_vec free; /* fresh slots let go in this txn */
+	} small[POG_SMALL_CLASSES];
+	struct pog_map64 small_fresh; /* bno -> class + 1 of fresh slot blocks */
+	uint64_t small_garbage;      /* committed slot bytes let go */
 	struct pog_map64 changes;    /* ino -> POG_CHG_* */
 	char **removed_paths;        /* 'D' lines */
 	size_t nremoved, removed_cap;
@@ -131,6 +138,25 @@ static inline bool pog_bit(const uint64_t *words, uint64_t i)
 /* A bno that names an existing, allocated block of this pool. */
 bool pog_bno_valid(const pog_store *s, uint64_t bno);
 bool pog_bno_fresh(const pog_store *s, uint64_t bno);
+
+/* Tree nodes by node address (a bno, or a small node: format.h). */
+static inline void *pog_node(const pog_store *s, uint64_t addr)
+{
+	return (char *)pog_block(s, pog_node_bno(addr)) +
+	       (addr & POG_NODE_SMALL ? pog_node_slot(addr) * pog_node_size(addr)
+				      : 0);
+}
+bool pog_node_valid(const pog_store *s, uint64_t addr);
+/* Written in this transaction (may be changed in place). */
+static inline bool pog_node_fresh(const pog_store *s, uint64_t addr)
+{
+	return pog_bno_fresh(s, pog_node_bno(addr));
+}
+/* A new, zeroed node of size bytes (256..4096, a power of two). */
+int pog_node_alloc(pog_store *s, uint32_t size, uint64_t *addr);
+/* Let a node go (pog_block_release for blocks; a committed small slot
+ * stays in its block until the garbage collector finds the block idle). */
+void pog_node_release(pog_store *s, uint64_t addr);
 
 /* store.c: block allocation inside the running transaction. */
 int pog_block_alloc(pog_store *s, bool node, uint64_t *bno);
@@ -185,7 +211,7 @@ void pog_bt_release(pog_store *s, uint64_t root);
 struct pog_bt_iter {
 	pog_store *s;
 	int depth; /* levels on the path; 0 = exhausted */
-	uint64_t bno[POG_BT_MAX_DEPTH];
+	uint64_t addr[POG_BT_MAX_DEPTH];
 	uint16_t pos[POG_BT_MAX_DEPTH];
 };
 /* Position at the first key >= key. Returns 1 positioned, 0 at end, <0. */
@@ -201,12 +227,12 @@ int pog_bt_foreach_fresh(pog_store *s, uint64_t root,
 			 int (*fn)(void *ctx, uint64_t key, void *val,
 				   uint16_t vlen),
 			 void *ctx);
-/* Visit every node of a tree: fn(ctx, bno, hdr) returns non-zero to stop. */
+/* Visit every node of a tree: fn(ctx, addr, hdr) returns non-zero to stop. */
 int pog_bt_walk(pog_store *s, uint64_t root,
-		int (*fn)(void *ctx, uint64_t bno, const struct pog_node_hdr *h),
+		int (*fn)(void *ctx, uint64_t addr, const struct pog_node_hdr *h),
 		void *ctx);
-/* Check a node's header sanity (magic, counts). */
-int pog_node_check(const pog_store *s, uint64_t bno, uint32_t kind);
+/* Check a node's address and header sanity (magic, counts). */
+int pog_node_check(const pog_store *s, uint64_t addr, uint32_t kind);
 
 /* ---- object.c ----------------------------------------------------------- */
 
@@ -214,7 +240,8 @@ int pog_inode_get(pog_store *s, const struct pog_state *st, uint64_t ino,
 		  const struct pog_inode **out);
 /* Bytes of an inode record as stored (fixed part + inline bytes). */
 size_t pog_inode_len(const struct pog_inode *in);
-/* Visit every block held by an object (content trees, pages, xattrs). */
+/* Visit every block held by an object (content trees, pages, xattrs):
+ * is_node says bno is a tree node address (pog_node_bno gives its block). */
 int pog_object_blocks(pog_store *s, const struct pog_inode *in,
 		      int (*fn)(void *ctx, uint64_t bno, int is_node),
 		      void *ctx);

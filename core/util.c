@@ -136,15 +136,15 @@ uint32_t pog_crc32(const void *data, size_t len)
 	return (uint32_t)crc32(crc32(0L, Z_NULL, 0), data, (uInt)len);
 }
 
-uint32_t pog_node_crc(const void *block)
+uint32_t pog_node_crc(const void *node, size_t size)
 {
 	static const unsigned char zero[4];
-	const unsigned char *b = block;
+	const unsigned char *b = node;
 	size_t at = offsetof(struct pog_node_hdr, crc);
 	uLong crc = crc32(0L, Z_NULL, 0);
 	crc = crc32(crc, b, (uInt)at);
 	crc = crc32(crc, zero, sizeof(zero));
-	crc = crc32(crc, b + at + 4, (uInt)(POG_BLOCK_SIZE - at - 4));
+	crc = crc32(crc, b + at + 4, (uInt)(size - at - 4));
 	return (uint32_t)crc;
 }
 

@@ -137,7 +137,7 @@ static int export_pool(const struct tool_args *a, struct sink *k,
 		       struct tool_error *e)
 {
 	pog_store *s;
-	int status = tool_open_pool(a, &s, e, TOOL_EXIT_FAIL);
+	int status = tool_open_pool(a, POG_OPEN_READONLY, &s, e, TOOL_EXIT_FAIL);
 	if (status)
 		return status;
 	int err = pog_export(s, POG_ROOT_INO | POG_COMMITTED_BIT, sink_write, k);
@@ -240,7 +240,7 @@ static int import_pool(const struct tool_args *a, const char *doc, size_t len,
 {
 	pog_store *s;
 	struct pog_json_error je;
-	int status = tool_open_pool(a, &s, e, TOOL_EXIT_FAIL);
+	int status = tool_open_pool(a, 0, &s, e, TOOL_EXIT_FAIL);
 	if (status)
 		return status;
 	int err = pog_import(s, POG_ROOT_INO, NULL, 0, doc, len, (uint32_t)getuid(),

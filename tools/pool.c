@@ -47,13 +47,13 @@ static const char *open_reason(int err)
  * after `fusermount3 -u` the daemon still collects garbage and closes, so
  * `fusermount3 -u mnt && pog info POOL` would fail for no good reason.
  */
-static int open_when_free(const char *path, pog_store **s)
+static int open_when_free(const char *path, unsigned flags, pog_store **s)
 {
 	const struct timespec pause = { 0, 100 * 1000 * 1000 };
 	int err;
 
 	for (int tries = 1;; tries++) {
-		err = pog_open(path, 0, s);
+		err = pog_open(path, flags, s);
 		if (err != POG_ELOCKED || tries == OPEN_LOCKED_TRIES)
 			return err;
 		nanosleep(&pause, NULL);
@@ -64,8 +64,8 @@ static int open_when_free(const char *path, pog_store **s)
  * Open a.operands[0] for exclusive offline use. On failure fills e and
  * returns `status`; on success returns 0 and *s is open.
  */
-int tool_open_pool(const struct tool_args *a, pog_store **s,
-		     struct tool_error *e, int status)
+int tool_open_pool(const struct tool_args *a, unsigned flags, pog_store **s,
+		   struct tool_error *e, int status)
 {
 	const char *path = a->operands[0];
 	char what[512];
@@ -75,7 +75,7 @@ int tool_open_pool(const struct tool_args *a, pog_store **s,
 	if (stat(path, &st) == 0 && S_ISDIR(st.st_mode))
 		err = -EISDIR;
 	else
-		err = open_when_free(path, s);
+		err = open_when_free(path, flags, s);
 	if (err < 0)
 		return tool_fail(e, status, what_of(a, what, sizeof(what)),
 				 "%s", open_reason(err));
@@ -174,7 +174,7 @@ int tool_info(const struct tool_args *a, struct tool_error *e)
 	char what[512];
 	int err, status;
 
-	status = tool_open_pool(a, &s, e, TOOL_EXIT_FAIL);
+	status = tool_open_pool(a, POG_OPEN_READONLY, &s, e, TOOL_EXIT_FAIL);
 	if (status)
 		return status;
 	err = pog_status(s, &st);
@@ -197,7 +197,7 @@ int tool_gc(const struct tool_args *a, struct tool_error *e)
 	char what[512], freed[32], live[32];
 	int err, status;
 
-	status = tool_open_pool(a, &s, e, TOOL_EXIT_FAIL);
+	status = tool_open_pool(a, 0, &s, e, TOOL_EXIT_FAIL);
 	if (status)
 		return status;
 	memset(&r, 0, sizeof(r));
@@ -279,7 +279,7 @@ int tool_fsck(const struct tool_args *a, struct tool_error *e)
 	char what[512];
 	int verdict, status;
 
-	status = tool_open_pool(a, &s, e, 2);
+	status = tool_open_pool(a, a->repair ? 0 : POG_OPEN_READONLY, &s, e, 2);
 	if (status)
 		return status;
 	memset(&r, 0, sizeof(r));

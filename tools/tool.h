@@ -56,9 +56,10 @@ int tool_status(const struct tool_args *a, struct tool_error *e);
 int tool_export(const struct tool_args *a, struct tool_error *e);
 int tool_import(const struct tool_args *a, struct tool_error *e);
 
-/* Open a.operands[0] for exclusive offline use; on failure fill e and
- * return status. tool_close_pool closes without collecting garbage. */
-int tool_open_pool(const struct tool_args *a, pog_store **s,
+/* Open a.operands[0] for exclusive offline use (flags: POG_OPEN_*, so
+ * READONLY for commands that only look); on failure fill e and return
+ * status. tool_close_pool closes without collecting garbage. */
+int tool_open_pool(const struct tool_args *a, unsigned flags, pog_store **s,
 		   struct tool_error *e, int status);
 int tool_close_pool(const struct tool_args *a, pog_store *s,
 		    struct tool_error *e, int status);
