@@ -70,6 +70,7 @@ int pog_mark_committed(pog_store *s, bool index_pages)
 {
 	s->blocks_used = 0;
 	s->small_garbage = 0;
+	pog_small_forget(s);
 	for (uint64_t i = 0; i < s->nsegs; i++) {
 		struct pog_seg *g = &s->segs[i];
 		memset(g->used, 0, sizeof(g->used));

@@ -239,10 +239,39 @@ bool pog_node_valid(const pog_store *s, uint64_t addr)
 }
 
 /*
- * Small slots come only from blocks allocated in this transaction, so a
- * slot is written only while no commit can reference its block; a block
- * whose slots all die is freed by the next GC.
+ * A slot is written only while no commit references it: slots come from a
+ * block allocated in this transaction, or from the never-used tail of the
+ * block the last transaction was filling (those slots are then "fresh"
+ * one by one, in small_slots). A block whose slots all die is freed by the
+ * next GC.
  */
+bool pog_node_fresh(const pog_store *s, uint64_t addr)
+{
+	if (pog_bno_fresh(s, pog_node_bno(addr)))
+		return true;
+	return (addr & POG_NODE_SMALL) && s->small_slots.n &&
+	       pog_map64_find(&s->small_slots, addr);
+}
+
+static int small_block(pog_store *s, unsigned c)
+{
+	struct pog_small_alloc *a = &s->small[c];
+	uint64_t bno;
+	int err = pog_block_alloc(s, false, &bno);
+	if (err)
+		return err;
+	uint64_t *cls = pog_map64_get(&s->small_fresh, bno);
+	if (!cls) {
+		pog_block_release(s, bno);
+		return -ENOMEM;
+	}
+	*cls = c + 1;
+	a->bno = bno;
+	a->next = a->start = 0;
+	a->carried = false;
+	return 0;
+}
+
 static int small_alloc(pog_store *s, unsigned c, uint64_t *addr)
 {
 	struct pog_small_alloc *a = &s->small[c];
@@ -251,32 +280,29 @@ static int small_alloc(pog_store *s, unsigned c, uint64_t *addr)
 		return 0;
 	}
 	if (!a->bno || a->next >= (16u >> c)) {
-		uint64_t bno;
-		int err = pog_block_alloc(s, false, &bno);
+		int err = small_block(s, c);
 		if (err)
 			return err;
-		uint64_t *cls = pog_map64_get(&s->small_fresh, bno);
-		if (!cls) {
-			pog_block_release(s, bno);
-			return -ENOMEM;
-		}
-		*cls = c + 1;
-		a->bno = bno;
-		a->next = 0;
 	}
-	*addr = pog_small_addr(a->bno, c, a->next++);
+	uint64_t at = pog_small_addr(a->bno, c, a->next);
+	if (a->carried) {
+		uint64_t *v = pog_map64_get(&s->small_slots, at);
+		if (!v)
+			return -ENOMEM;
+		*v = 1;
+	}
+	a->next++;
+	*addr = at;
 	return 0;
 }
 
 int pog_node_alloc(pog_store *s, uint32_t size, uint64_t *addr)
 {
 	int err;
-	if (size >= POG_BLOCK_SIZE) {
+	if (size >= POG_BLOCK_SIZE)
 		err = pog_block_alloc(s, true, addr);
-		size = POG_BLOCK_SIZE;
-	} else {
+	else
 		err = small_alloc(s, small_class(size), addr);
-	}
 	if (!err)
 		memset(pog_node(s, *addr), 0, pog_node_size(*addr));
 	return err;
@@ -296,7 +322,8 @@ void pog_node_release(pog_store *s, uint64_t addr)
 	(void)pog_vec_push(&s->small[pog_node_class(addr)].free, addr);
 }
 
-/* CRC the nodes of this transaction's slot blocks. */
+/* CRC the small nodes of this transaction; flush the carried-over slots
+ * (fresh blocks are flushed with their segment's range). */
 static void small_seal(pog_store *s)
 {
 	pog_map64_foreach(&s->small_fresh, i) {
@@ -309,15 +336,48 @@ static void small_seal(pog_store *s)
 				h->crc = pog_node_crc(h, size);
 		}
 	}
+	pog_map64_foreach(&s->small_slots, i) {
+		uint64_t addr = s->small_slots.keys[i];
+		struct pog_node_hdr *h = pog_node(s, addr);
+		if (h->magic == POG_NODE_MAGIC)
+			h->crc = pog_node_crc(h, pog_node_size(addr));
+		pmemobj_flush(s->pop, h, pog_node_size(addr));
+	}
 }
 
-static void small_reset(pog_store *s)
+/*
+ * End of a transaction. Committed: the block being filled goes on being
+ * filled from its first unused slot. Aborted: its slots handed out since
+ * are unused again (a block allocated in the transaction is gone anyway).
+ * Slots let go in the transaction are dead either way: after a commit
+ * they are garbage for GC, after an abort they were fresh.
+ */
+static void small_end(pog_store *s, bool committed)
 {
 	for (unsigned c = 0; c < POG_SMALL_CLASSES; c++) {
-		s->small[c].bno = 0;
-		s->small[c].free.n = 0;
+		struct pog_small_alloc *a = &s->small[c];
+		if (committed) {
+			for (size_t k = 0; k < a->free.n; k++)
+				s->small_garbage += POG_SMALL_MIN << c;
+			a->start = a->next;
+			a->carried = a->bno != 0;
+		} else if (a->carried) {
+			a->next = a->start;
+		} else {
+			a->bno = 0;
+		}
+		a->free.n = 0;
 	}
 	pog_map64_release(&s->small_fresh);
+	pog_map64_release(&s->small_slots);
+}
+
+/* Forget the blocks being filled (GC recomputes what is in use). */
+void pog_small_forget(pog_store *s)
+{
+	small_end(s, false);
+	for (unsigned c = 0; c < POG_SMALL_CLASSES; c++)
+		s->small[c].bno = 0;
 }
 
 /* ---- change tracking ------------------------------------------------------ */
@@ -413,7 +473,7 @@ static void store_free(pog_store *s)
 	changes_clear(s);
 	free(s->removed_paths);
 	pog_vec_release(&s->freed);
-	small_reset(s);
+	pog_small_forget(s);
 	for (unsigned c = 0; c < POG_SMALL_CLASSES; c++)
 		pog_vec_release(&s->small[c].free);
 	pog_map64_release(&s->pins);
@@ -684,9 +744,11 @@ int pog_close(pog_store *s, unsigned flags)
 /* CRC every fresh node and flush every fresh range, one call a segment. */
 static void seal_fresh(pog_store *s)
 {
-	if (!s->fresh_count)
-		return;
 	small_seal(s);
+	if (!s->fresh_count) {
+		pmemobj_drain(s->pop);
+		return;
+	}
 	for (uint64_t i = s->fresh_min_seg; i <= s->fresh_max_seg; i++) {
 		struct pog_seg *g = &s->segs[i];
 		int first = -1, last = -1;
@@ -715,7 +777,7 @@ static void seal_fresh(pog_store *s)
 
 static void fresh_clear(pog_store *s, bool discard)
 {
-	small_reset(s);
+	small_end(s, !discard);
 	if (!s->fresh_count)
 		return;
 	for (uint64_t i = s->fresh_min_seg; i <= s->fresh_max_seg; i++) {

@@ -101,11 +101,14 @@ struct pog_store {
 
 	struct pog_vec freed;        /* committed blocks replaced by this txn */
 	struct pog_small_alloc {     /* small nodes (format.h), per class */
-		uint64_t bno;        /* fresh block being filled, 0: none */
+		uint64_t bno;        /* block being filled, 0: none */
 		unsigned next;       /* its first slot never handed out */
+		unsigned start;      /* next when this transaction began */
+		bool carried;        /* bno is from an earlier transaction */
 		struct pog_vec free; /* fresh slots let go in this txn */
 	} small[POG_SMALL_CLASSES];
 	struct pog_map64 small_fresh; /* bno -> class + 1 of fresh slot blocks */
+	struct pog_map64 small_slots; /* fresh slots of a carried block */
 	uint64_t small_garbage;      /* committed slot bytes let go */
 	struct pog_map64 changes;    /* ino -> POG_CHG_* */
 	char **removed_paths;        /* 'D' lines */
@@ -148,10 +151,9 @@ static inline void *pog_node(const pog_store *s, uint64_t addr)
 }
 bool pog_node_valid(const pog_store *s, uint64_t addr);
 /* Written in this transaction (may be changed in place). */
-static inline bool pog_node_fresh(const pog_store *s, uint64_t addr)
-{
-	return pog_bno_fresh(s, pog_node_bno(addr));
-}
+bool pog_node_fresh(const pog_store *s, uint64_t addr);
+/* Stop filling the current small-slot blocks (GC recomputes use). */
+void pog_small_forget(pog_store *s);
 /* A new, zeroed node of size bytes (256..4096, a power of two). */
 int pog_node_alloc(pog_store *s, uint32_t size, uint64_t *addr);
 /* Let a node go (pog_block_release for blocks; a committed small slot

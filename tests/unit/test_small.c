@@ -194,6 +194,40 @@ static void test_gc_frees_idle_slot_blocks(void **state)
 	assert_int_equal(blocks_used(ctx->s), after);
 }
 
+/* Small commits that each change a small map fill one slot block after
+ * another instead of taking a block each; aborted slots are used again. */
+static void test_small_commits_share_blocks(void **state)
+{
+	struct tu_ctx *ctx = *state;
+	pog_store *s = ctx->s;
+	uint64_t dir = tu_mk(s, POG_ROOT_INO, "d", POG_MAP);
+	tu_mkfile(s, dir, "f", "0", 1);
+	tu_commit_check(s, "start");
+	uint64_t before = blocks_used(s);
+	char name[16];
+	for (unsigned i = 0; i < 300; i++) {
+		name_of(name, sizeof(name), "n", i % 5);
+		struct pog_attr a;
+		if (pog_lookup(s, dir, name, strlen(name), &a) == 0)
+			assert_ok(pog_remove(s, dir, name, strlen(name), 0));
+		else
+			tu_mkfile(s, dir, name, "x", 1);
+		if (i % 3 == 2) {
+			assert_ok(pog_abort(s));
+		} else {
+			assert_ok(pog_commit(s, NULL, NULL));
+		}
+	}
+	uint64_t after = blocks_used(s);
+	print_message("    300 small commits/aborts: %llu -> %llu blocks\n",
+		      (unsigned long long)before, (unsigned long long)after);
+	/* one block a commit would be 200 */
+	assert_true(after - before < 60);
+	tu_assert_fsck_clean(s);
+	tu_reopen(ctx);
+	tu_assert_fsck_clean(ctx->s);
+}
+
 /* Patch the superblock's format_version field in the pool file. */
 static void set_format_version(const char *pool, uint32_t version)
 {
@@ -254,6 +288,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_abort_frees_slots, setup,
 						tu_state_teardown),
 		cmocka_unit_test_setup_teardown(test_gc_frees_idle_slot_blocks,
+						setup, tu_state_teardown),
+		cmocka_unit_test_setup_teardown(test_small_commits_share_blocks,
 						setup, tu_state_teardown),
 		cmocka_unit_test_setup_teardown(test_format_upgrade, setup,
 						tu_state_teardown),
