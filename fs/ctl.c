@@ -950,31 +950,34 @@ static int want_committed(uint64_t ino)
 
 /*
  * Tell the kernel to forget what it cached of the inodes of one view:
- * dentries first (so paths are looked up afresh), then attributes and
- * pages. Called without any lock held: the kernel may need to wait for
- * requests that other threads of this daemon are serving.
+ * dentries first, every name each inode was given (so paths are looked
+ * up afresh, hard links too), then attributes and pages. The names are
+ * taken out of the inode table: the kernel holds none of them after
+ * this, and gives back any it looks up again. Called without any lock
+ * held: the kernel may need to wait for requests that other threads of
+ * this daemon are serving.
  */
 void pogfs_invalidate(struct pogfs *fs, bool committed_view)
 {
-	struct inode_ref *refs;
-	long n = inode_table_snapshot(&fs->inodes,
-				      committed_view ? want_committed : want_staged,
-				      &refs);
+	struct inode_inval *v;
+	int rc = inode_table_take(&fs->inodes,
+				  committed_view ? want_committed : want_staged,
+				  &v);
 
-	if (n < 0) {
+	if (rc < 0) {
 		pogfs_log(fs, LOG_ERR, "invalidate: out of memory");
 		return;
 	}
-	for (long i = 0; i < n; i++) {
-		if (refs[i].name && refs[i].parent)
-			fuse_lowlevel_notify_inval_entry(fs->se, refs[i].parent,
-							 refs[i].name,
-							 refs[i].namelen);
+	for (size_t i = 0; i < v->nnames; i++) {
+		if (v->names[i].parent)
+			fuse_lowlevel_notify_inval_entry(fs->se, v->names[i].parent,
+							 v->names[i].name,
+							 v->names[i].len);
 	}
-	for (long i = 0; i < n; i++)
-		fuse_lowlevel_notify_inval_inode(fs->se, refs[i].ino, 0, 0);
+	for (size_t i = 0; i < v->ninos; i++)
+		fuse_lowlevel_notify_inval_inode(fs->se, v->inos[i], 0, 0);
 	/* the root's attributes too (never in the table) */
 	if (!committed_view)
 		fuse_lowlevel_notify_inval_inode(fs->se, POG_ROOT_INO, 0, 0);
-	inode_table_snapshot_free(refs, n);
+	free(v);
 }

@@ -3,34 +3,61 @@
 #define POGFS_INODE_TABLE_H
 
 #include <pthread.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
 /*
  * Every reply that gives the kernel an entry (lookup, create, readdirplus,
  * ...) adds one to the entry's lookup count; forget subtracts. The table
- * also remembers one (parent, name) under which the kernel last saw each
- * inode, so that an abort can drop the kernel's dentries
- * (fuse_lowlevel_notify_inval_entry) as well as its inode caches.
+ * also remembers every (parent, name) under which the kernel was given
+ * each inode, so that an abort can drop all the kernel's dentries of a
+ * file with several names (fuse_lowlevel_notify_inval_entry) as well as
+ * its inode caches.
+ *
+ * A name belongs to one inode at a time, as a dentry does: a name handed
+ * out again for another inode moves to it. A name is dropped when its
+ * inode is forgotten, when it is unlinked or renamed away, and when
+ * inode_table_take hands it out for invalidation. Names beyond the first
+ * of each inode are bounded by max_extra_names in all: past that, an
+ * inode's new name replaces its least recently given one.
  *
  * All functions take the table's own lock; none calls out while holding
  * it. A zeroed table is not usable: call inode_table_init first.
  */
 struct inode_entry;
+struct inode_name;
+
+#define INODE_TABLE_MAX_EXTRA_NAMES ((size_t)1 << 18)
 
 struct inode_table {
 	pthread_mutex_t lock;        /* protects everything below */
-	struct inode_entry **buckets;
+	struct inode_entry **buckets; /* by ino */
 	size_t nbuckets;             /* power of two */
-	size_t count;
+	size_t count;                /* entries */
+	struct inode_name **name_buckets; /* by (parent, name) */
+	size_t name_nbuckets;        /* power of two */
+	size_t names;                /* names of all entries */
+	size_t named;                /* entries with at least one name */
+	size_t max_extra_names;      /* bound on names - named */
 };
 
-/* One entry as copied out by inode_table_snapshot. */
-struct inode_ref {
-	uint64_t ino;
-	uint64_t parent;  /* 0 when unknown */
-	char *name;       /* NULL when unknown; owned by the snapshot */
-	size_t namelen;
+/* One name of an inode, as handed out by inode_table_take. */
+struct inode_dentry {
+	uint64_t parent;
+	const char *name; /* NUL-terminated, inside the inode_inval block */
+	size_t len;
+};
+
+/*
+ * What inode_table_take hands out: the inodes, then all their names.
+ * One allocation: free() it.
+ */
+struct inode_inval {
+	size_t ninos;
+	uint64_t *inos;
+	size_t nnames;
+	struct inode_dentry *names;
 };
 
 int inode_table_init(struct inode_table *t);
@@ -44,16 +71,33 @@ void inode_table_release(struct inode_table *t);
 int inode_table_remember(struct inode_table *t, uint64_t ino,
 			 uint64_t parent, const char *name, size_t len);
 
-/* Drop n lookups of ino; returns how many were held (<= n). */
+/* Drop n lookups of ino, and its names with the last; returns how many
+ * were held (<= n). */
 uint64_t inode_table_forget(struct inode_table *t, uint64_t ino, uint64_t n);
 
+/* name in parent is gone (unlink, rmdir): forget it. */
+void inode_table_unname(struct inode_table *t, uint64_t parent,
+			const char *name, size_t len);
+
 /*
- * Copy the entries for which want(ino) is true. *out is malloc'd (free
- * with inode_table_snapshot_free). Returns the count or -ENOMEM.
+ * name in parent was renamed to newname in newparent: the kernel moves
+ * its dentry there, so the new name now belongs to the moved inode and
+ * the old one to none (or, with exchange, the two names swap inodes).
+ * Returns 0, or -ENOMEM when the moved inode's new name could not be
+ * remembered (both names are forgotten then).
  */
-long inode_table_snapshot(struct inode_table *t, int (*want)(uint64_t ino),
-			  struct inode_ref **out);
-void inode_table_snapshot_free(struct inode_ref *refs, long count);
+int inode_table_rename(struct inode_table *t, uint64_t parent,
+		       const char *name, size_t len, uint64_t newparent,
+		       const char *newname, size_t newlen, bool exchange);
+
+/*
+ * Copy out the entries for which want(ino) is true, with all their
+ * names, and forget those names (the caller is about to invalidate
+ * them). *out is one malloc'd block. Returns 0 or -ENOMEM (then nothing
+ * changed).
+ */
+int inode_table_take(struct inode_table *t, int (*want)(uint64_t ino),
+		     struct inode_inval **out);
 
 /*
  * Empty the table, calling fn(ctx, ino, nlookup) for each entry (under

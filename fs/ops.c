@@ -551,8 +551,11 @@ static void remove_entry(fuse_req_t req, uint64_t parent, const char *name,
 		rc = key_of(name, &k);
 	if (rc == 0)
 		rc = pog_remove(fs->store, parent, k.buf, k.len, flags);
-	if (rc == 0)
+	if (rc == 0) {
 		pogfs_touch(fs);
+		/* the kernel's dentry goes negative: no name of the inode */
+		inode_table_unname(&fs->inodes, parent, name, strlen(name));
+	}
 	fuse_reply_err(req, pogfs_errno(rc));
 }
 
@@ -600,8 +603,16 @@ static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 	if (rc == 0)
 		rc = pog_rename(fs->store, parent, from->buf, from->len,
 				newparent, to->buf, to->len, pflags);
-	if (rc == 0)
+	if (rc == 0) {
 		pogfs_touch(fs);
+		/* The kernel moves its dentry to the new name (and, with
+		 * RENAME_EXCHANGE, the other one back) without a lookup:
+		 * follow it, so that an abort finds the names. */
+		if (inode_table_rename(&fs->inodes, parent, name, strlen(name),
+				       newparent, newname, strlen(newname),
+				       (flags & RENAME_EXCHANGE) != 0) != 0)
+			pogfs_log(fs, LOG_ERR, "inode table: out of memory");
+	}
 	free(from);
 	free(to);
 	fuse_reply_err(req, pogfs_errno(rc));
