@@ -445,6 +445,10 @@ void ctl_release(fuse_req_t req, uint64_t ino, struct fuse_file_info *fi)
 	(void)ino;
 
 	if (vf) {
+		/* ctl_read replies under the lock; the kernel may pass the
+		 * close on before that read has let go of it. */
+		pthread_mutex_lock(&vf->lock);
+		pthread_mutex_unlock(&vf->lock);
 		text_release(&vf->text);
 		pending_import_release(&vf->import);
 		pthread_mutex_destroy(&vf->lock);
