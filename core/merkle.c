@@ -146,23 +146,143 @@ void pog_hash_entry_changed(pog_store *s, uint64_t dir, uint64_t key)
 static int hash_of(pog_store *s, const struct pog_state *st, uint64_t ino,
 		   int depth, uint32_t *out);
 
+/*
+ * Strings. A page reference keeps the CRC of its whole 4 KiB page, so a
+ * paged string is hashed from those CRCs with zlib's crc32_combine
+ * (crc(A + B) = crc32_combine(crc(A), crc(B), len(B))), in time
+ * proportional to its pages, not its bytes: a hole (no page) counts as
+ * zero pages; only the last, partial page is read, and only its bytes up
+ * to the size are hashed. Full pages are not read, so their bytes are not
+ * checked against their CRCs here: a damaged page still fails its reads
+ * and fsck, and the hash is the one of the bytes as written. Inline
+ * strings are read whole.
+ */
+#define PAGE POG_BLOCK_SIZE
+#define ZERO_PAGE_CRC 0xc71c0011u /* crc of PAGE zero bytes */
+_Static_assert(sizeof(z_off_t) >= 8, "crc32_combine needs 64-bit lengths");
+
+static uint32_t combine(uint32_t a, uint32_t b, uint64_t blen)
+{
+	return (uint32_t)crc32_combine(a, b, (z_off_t)blen);
+}
+
+/* crc of n zero pages, by doubling: O(log n) combines. */
+static uint32_t zero_pages_crc(uint64_t n)
+{
+	uint32_t crc = 0, run = ZERO_PAGE_CRC;
+	uint64_t len = PAGE;
+	for (;;) {
+		if (n & 1)
+			crc = combine(crc, run, len);
+		n >>= 1;
+		if (!n)
+			return crc;
+		run = combine(run, run, len);
+		len *= 2;
+	}
+}
+
+/* The crc of the tag and of pages [0, next). */
+struct page_chain {
+	uint32_t crc;
+	uint64_t next;
+};
+
+/* Extend the chain with zero pages (a hole) up to page `end`. */
+static void chain_holes(struct page_chain *c, uint64_t end)
+{
+	if (end <= c->next)
+		return;
+	uint64_t n = end - c->next;
+	c->crc = combine(c->crc, zero_pages_crc(n), n * PAGE);
+	c->next = end;
+}
+
+/* Extend the chain with page `page` (holes before it), whose CRC is crc. */
+static int chain_page(pog_store *s, struct page_chain *c, uint64_t page,
+		      uint64_t bno, uint32_t crc)
+{
+	if (page < c->next || !pog_bno_valid(s, bno))
+		return POG_ECORRUPT;
+	chain_holes(c, page);
+	c->crc = combine(c->crc, crc, PAGE);
+	c->next = page + 1;
+	return 0;
+}
+
+/* Extend the chain with the pages of a page table below page `end`. */
+static int chain_table(pog_store *s, uint64_t root, uint64_t end,
+		       struct page_chain *c)
+{
+	struct pog_bt_iter it;
+	int r = pog_bt_seek(&it, s, root, 0);
+	while (r > 0) {
+		uint64_t page;
+		const void *val;
+		uint16_t vlen;
+		struct pog_page_ref ref;
+		pog_bt_cur(&it, &page, &val, &vlen);
+		if (page >= end)
+			return 0;
+		if (vlen != sizeof(ref))
+			return POG_ECORRUPT;
+		memcpy(&ref, val, sizeof(ref));
+		int err = chain_page(s, c, page, ref.bno, ref.crc);
+		if (err)
+			return err;
+		r = pog_bt_next(&it);
+	}
+	return r;
+}
+
+/* The crc of the string's full pages [0, end), after crc. */
+static int crc_pages(pog_store *s, const struct pog_inode *in, uint64_t end,
+		     uint32_t *crc)
+{
+	struct page_chain c = {*crc, 0};
+	int err = 0;
+	if (!(in->flags & POG_INODE_DIRECT))
+		err = chain_table(s, in->content, end, &c);
+	else if (in->content && end)
+		err = chain_page(s, &c, 0, in->content, in->direct_crc);
+	if (err)
+		return err;
+	chain_holes(&c, end);
+	*crc = c.crc;
+	return 0;
+}
+
+/* The crc of the string's bytes from off to its end, read, after crc. */
+static int crc_read(pog_store *s, const struct pog_inode *in, uint64_t off,
+		    uint32_t *crc)
+{
+	char buf[PAGE];
+	while (off < in->size) {
+		ssize_t got = pog_data_read(s, in, off, buf, sizeof(buf));
+		if (got <= 0)
+			return got < 0 ? (int)got : POG_ECORRUPT;
+		*crc = crc_more(*crc, buf, (size_t)got);
+		off += (uint64_t)got;
+	}
+	return 0;
+}
+
 static int hash_string(pog_store *s, const struct pog_inode *in, char tag,
 		       uint32_t *out)
 {
 	unsigned char t = (unsigned char)tag;
 	uint32_t crc = crc_more(0, &t, 1);
-	char buf[65536];
-	for (uint64_t off = 0; off < in->size;) {
-		size_t n = in->size - off > sizeof(buf) ? sizeof(buf)
-							: (size_t)(in->size - off);
-		ssize_t got = pog_data_read(s, in, off, buf, n);
-		if (got <= 0)
-			return got < 0 ? (int)got : POG_ECORRUPT;
-		crc = crc_more(crc, buf, (size_t)got);
-		off += (uint64_t)got;
+	uint64_t full = 0; /* pages hashed from their CRCs */
+	int err = 0;
+	if (!(in->flags & POG_INODE_INLINE)) {
+		full = in->size / PAGE;
+		err = crc_pages(s, in, full, &crc);
 	}
-	*out = crc;
-	return 0;
+	if (!err)
+		err = crc_read(s, in, full * PAGE, &crc);
+	if (!err)
+		*out = crc;
+	return err;
 }
 
 static int hash_list(pog_store *s, const struct pog_state *st,

@@ -272,6 +272,55 @@ static void test_bad_page_overwritten(void **state)
 	free(data);
 }
 
+/*
+ * A string's hash is made from its pages' stored CRCs (core/merkle.c): a
+ * damaged full page is not read for it, so the hash stays the one of the
+ * bytes as written, while reads of that page still fail and fsck still
+ * finds it. The last, partial page is read: damaged, the hash fails.
+ */
+static void test_bad_page_hash(void **state)
+{
+	struct tu_ctx *ctx = *state;
+	const char *tail = "<<pogfs-integrity-tail-5eed2718>>";
+	size_t len = NPAGES * PAGE + 200;
+	char *data = malloc(len), got[PAGE];
+	char markers[NPAGES][48];
+	uint32_t h0, root0, h;
+	struct fsck_seen seen;
+	uint64_t f;
+
+	make_content(data, markers);
+	memset(data + NPAGES * PAGE, '.', 200);
+	memcpy(data + NPAGES * PAGE + 10, tail, strlen(tail));
+	f = tu_mkfile(ctx->s, POG_ROOT_INO, "data", data, len);
+	tu_commit_check(ctx->s, "data");
+	assert_ok(pog_hash(ctx->s, f, &h0));
+	assert_ok(pog_hash(ctx->s, POG_ROOT_INO, &root0));
+	assert_true(pog_close(ctx->s, 0) >= 0);
+	ctx->s = NULL;
+
+	assert_int_equal(flip_after_marker(ctx->pool, markers[BAD_PAGE], 5), 1);
+	assert_ok(pog_open(ctx->pool, 0, &ctx->s));
+	assert_ok(pog_hash(ctx->s, f, &h));
+	assert_int_equal(h, h0);
+	assert_ok(pog_hash(ctx->s, f | POG_COMMITTED_BIT, &h));
+	assert_int_equal(h, h0);
+	assert_ok(pog_hash(ctx->s, POG_ROOT_INO, &h));
+	assert_int_equal(h, root0);
+	assert_rc(pog_read(ctx->s, f, BAD_PAGE * PAGE, got, PAGE),
+		  POG_ECORRUPT);
+	seen = run_fsck(ctx->s, 1);
+	assert_true(fsck_said(&seen, "bad-page-crc", f));
+	assert_true(pog_close(ctx->s, 0) >= 0);
+	ctx->s = NULL;
+
+	assert_int_equal(flip_after_marker(ctx->pool, tail, 5), 1);
+	assert_ok(pog_open(ctx->pool, 0, &ctx->s));
+	assert_rc(pog_hash(ctx->s, f, &h), POG_ECORRUPT);
+	assert_rc(pog_hash(ctx->s, POG_ROOT_INO, &h), POG_ECORRUPT);
+	free(data);
+}
+
 /* A flipped byte in a small string's inline text. */
 static void test_bad_inline(void **state)
 {
@@ -500,6 +549,7 @@ int main(void)
 		T(test_clean_control),
 		T(test_bad_page),
 		T(test_bad_page_overwritten),
+		T(test_bad_page_hash),
 		T(test_bad_inline),
 		T(test_bad_inline_truncated),
 		T(test_bad_inline_collected),
