@@ -1,8 +1,9 @@
 #!/bin/bash
 # run.sh - build pogfs and run every test: meson's tests in ./build, the
-# mount tests (pytest, tests/mount), and the unit tests again under ASan and
-# UBSan in ./build-asan. Ends with one line "N passed, N failed" and exits
-# non-zero when anything failed. Installs missing Debian packages as root.
+# mount tests (pytest, tests/mount), then the unit tests and the mount
+# tests again under ASan and UBSan in ./build-asan. Ends with one line
+# "N passed, N failed" and exits non-zero when anything failed. Installs
+# missing Debian packages as root.
 set -uo pipefail # no -e: a failing step is counted, and the rest still runs
 
 cd "$(dirname "$0")/.." || exit 2
@@ -96,15 +97,16 @@ have_mount_tests() {
 		2>/dev/null | head -n 1)" ]
 }
 
+# mount_tests DIR: the pytest mount tests with the binaries of build DIR.
 mount_tests() {
-	local log="$LOGS/pytest.log" status
+	local dir=$1 log="$LOGS/pytest-$1.log" status
 	if ! have_mount_tests; then
 		echo "no mount tests in tests/mount"
 		return 0
 	fi
-	POGFS_BUILD_DIR="$REPO/build" timeout -k 10 "$MOUNT_TEST_TIMEOUT" \
+	POGFS_BUILD_DIR="$REPO/$dir" timeout -k 10 "$MOUNT_TEST_TIMEOUT" \
 		/usr/bin/pytest-3 -q -p no:cacheprovider \
-		--basetemp="$LOGS/pytest" tests/mount \
+		--basetemp="$LOGS/pytest-$dir" tests/mount \
 		</dev/null 2>&1 | tee "$log"
 	status=${PIPESTATUS[0]}
 	if [ "$status" -eq 124 ] || [ "$status" -eq 137 ]; then
@@ -134,7 +136,7 @@ main() {
 		step "meson test (./build)"
 		meson_test build
 		step "mount tests (tests/mount)"
-		mount_tests
+		mount_tests build
 	else
 		fail_step "the build in ./build"
 	fi
@@ -145,6 +147,9 @@ main() {
 		step "meson test --suite unit (./build-asan)"
 		UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1} \
 			meson_test build-asan --suite unit --timeout-multiplier 3
+		step "mount tests, the daemon under ASan and UBSan (./build-asan)"
+		UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1} \
+			mount_tests build-asan
 	else
 		fail_step "the sanitizer build in ./build-asan"
 	fi
