@@ -1608,6 +1608,18 @@ static int import_into(struct importer *im, uint64_t dir, size_t v)
 	return err;
 }
 
+/*
+ * While an import runs, what it makes inside a directory it made is listed
+ * in the staged changes by that directory's A line alone, so the change
+ * table does not grow with the document.
+ */
+static void importing(pog_store *s, int delta)
+{
+	pthread_rwlock_wrlock(&s->lock);
+	s->importing += (unsigned)delta;
+	pthread_rwlock_unlock(&s->lock);
+}
+
 int pog_import(pog_store *s, uint64_t dir, const char *name, size_t nlen,
 	       const char *doc, size_t len, uint32_t uid, uint32_t gid,
 	       struct pog_json_error *error)
@@ -1625,6 +1637,7 @@ int pog_import(pog_store *s, uint64_t dir, const char *name, size_t nlen,
 			      .uid = uid, .gid = gid};
 	/* With nothing else staged, a failed import can be undone whole. */
 	bool alone = pog_staged_count(s) == 0;
+	importing(s, 1);
 	size_t v = document_start(doc, len), end;
 	if (!name)
 		err = import_into(&im, dir, v);
@@ -1632,6 +1645,7 @@ int pog_import(pog_store *s, uint64_t dir, const char *name, size_t nlen,
 		err = import_value(&im, dir, name, nlen, v, NULL, &end);
 	if (!err)
 		err = import_finish(&im);
+	importing(s, -1);
 	free(im.buf);
 	pog_map64_release(&im.ids);
 	pog_vec_release(&im.refs);

@@ -1181,7 +1181,7 @@ int pog_mknode(pog_store *s, uint64_t dir, const char *name, size_t len,
 		s->staged.next_ino++;
 		s->staged.nobjects++;
 		pog_hash_entry_changed(s, dir, key);
-		pog_note_change(s, ino, POG_CHG_ADDED);
+		pog_note_added(s, ino, dir);
 		pog_note_change(s, dir, POG_CHG_MODIFIED);
 		fill_attr(s, &s->staged, ino, &c, out);
 	}

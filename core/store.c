@@ -382,17 +382,33 @@ void pog_small_forget(pog_store *s)
 
 /* ---- change tracking ------------------------------------------------------ */
 
+/* Made in this transaction (identities only grow, never come back). */
+bool pog_ino_new(const pog_store *s, uint64_t ino)
+{
+	return ino >= s->committed.next_ino;
+}
+
 void pog_note_change(pog_store *s, uint64_t ino, unsigned kind)
 {
+	/* A new object is listed by its own A line or its directory's. */
+	if (kind == POG_CHG_MODIFIED && pog_ino_new(s, ino) &&
+	    !pog_map64_find(&s->changes, ino))
+		return;
 	uint64_t *v = pog_map64_get(&s->changes, ino);
 	if (v)
 		*v |= kind;
 }
 
+void pog_note_added(pog_store *s, uint64_t ino, uint64_t dir)
+{
+	if (!(s->importing && pog_ino_new(s, dir)))
+		pog_note_change(s, ino, POG_CHG_ADDED);
+}
+
 void pog_note_removed(pog_store *s, uint64_t ino)
 {
 	uint64_t *v = pog_map64_find(&s->changes, ino);
-	if (v && (*v & POG_CHG_ADDED)) {
+	if ((v && (*v & POG_CHG_ADDED)) || pog_ino_new(s, ino)) {
 		pog_map64_del(&s->changes, ino);
 		return;
 	}
@@ -1010,11 +1026,14 @@ int pog_changes(pog_store *s,
 	char path[4096];
 	pog_map64_foreach(&s->changes, i) {
 		uint64_t ino = s->changes.keys[i];
+		bool added = s->changes.vals[i] & POG_CHG_ADDED;
+		if (!added && pog_ino_new(s, ino))
+			continue; /* inside a new directory: listed by it */
 		ssize_t len = pog_path_locked(s, &s->staged, ino, path, sizeof(path) - 1);
 		if (len < 0 || (size_t)len >= sizeof(path) - 1)
 			continue; /* no owning place: not a user-visible change */
 		path[len] = '\0';
-		lines[n].kind = (s->changes.vals[i] & POG_CHG_ADDED) ? 'A' : 'M';
+		lines[n].kind = added ? 'A' : 'M';
 		lines[n].path = strdup(path);
 		if (lines[n].path)
 			n++;

@@ -111,6 +111,8 @@ struct pog_store {
 	struct pog_map64 small_slots; /* fresh slots of a carried block */
 	uint64_t small_garbage;      /* committed slot bytes let go */
 	struct pog_map64 changes;    /* ino -> POG_CHG_* */
+	unsigned importing;          /* imports running: what they make in a
+					new directory has no line of its own */
 	char **removed_paths;        /* 'D' lines */
 	size_t nremoved, removed_cap;
 
@@ -182,6 +184,10 @@ int pog_commit_locked(pog_store *s, const char *message, uint64_t *id);
 /* Let a block go: a fresh one at once, a committed one after commit. */
 void pog_block_release(pog_store *s, uint64_t bno);
 void pog_note_change(pog_store *s, uint64_t ino, unsigned kind);
+/* ino was made as an entry of dir (an A line, unless an import made it
+ * in a directory that is new too: that directory's line covers it). */
+void pog_note_added(pog_store *s, uint64_t ino, uint64_t dir);
+bool pog_ino_new(const pog_store *s, uint64_t ino);
 void pog_note_removed(pog_store *s, uint64_t ino);
 /* Let a data page go: a fresh one at once; a committed one may be shared
  * (dedup), so only the garbage collector frees it. */

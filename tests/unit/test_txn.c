@@ -310,6 +310,50 @@ static void test_changes(void **state)
 	tu_assert_fsck_clean(s);
 }
 
+/* An import is listed by what it added to existing directories; what it
+ * made inside the directories it made has no line of its own. */
+static void test_import_changes(void **state)
+{
+	struct tu_ctx *ctx = *state;
+	pog_store *s = ctx->s;
+	struct change_list l;
+	static const char doc[] =
+		"{\"a\": {\"b\": [1, 2, {\"deep\": true}], \"c\": \"x\"}, \"n\": 5}";
+
+	uint64_t dir = tu_mk(s, POG_ROOT_INO, "dir", POG_MAP);
+	tu_commit_check(s, "base");
+	tu_import(s, dir, "doc", doc, sizeof(doc) - 1);
+	tu_import(s, dir, NULL, "{\"top\": {\"k\": 1}}", 17);
+	memset(&l, 0, sizeof(l));
+	assert_ok(pog_changes(s, changes_fn, &l));
+	dump_changes(&l);
+	assert_int_equal(change_of(&l, "dir/doc"), 'A');
+	assert_int_equal(change_of(&l, "dir/top"), 'A');
+	assert_int_equal(change_of(&l, "dir"), 'M');
+	assert_int_equal(l.n, 3);
+	assert_int_equal(pog_staged_count(s), 3);
+	/* made and removed in the same transaction: no D line; moved out of
+	 * the new directory: an A line of its own */
+	uint64_t doc_ino = tu_lookup(s, dir, "doc");
+	uint64_t a = tu_lookup(s, doc_ino, "a");
+	assert_ok(pog_remove(s, a, "c", 1, 0));
+	assert_ok(pog_rename(s, doc_ino, "n", 1, POG_ROOT_INO, "n", 1, 0));
+	memset(&l, 0, sizeof(l));
+	assert_ok(pog_changes(s, changes_fn, &l));
+	dump_changes(&l);
+	assert_int_equal(change_of(&l, "dir/doc/a/c"), 0);
+	assert_int_equal(change_of(&l, "n"), 'A');
+	assert_int_equal(change_of(&l, "dir/doc"), 'A');
+	tu_commit_check(s, "imported");
+	uint64_t b = tu_lookup(s, tu_lookup(s, tu_lookup(s, dir, "doc"), "a"), "b");
+	assert_int_equal(tu_count_entries(s, b), 3);
+	/* after the commit, a change inside is listed as usual */
+	tu_write(s, tu_lookup(s, b, "0"), 0, "7\n", 2);
+	memset(&l, 0, sizeof(l));
+	assert_ok(pog_changes(s, changes_fn, &l));
+	assert_int_equal(change_of(&l, "dir/doc/a/b/0"), 'M');
+}
+
 static void test_committed_view(void **state)
 {
 	struct tu_ctx *ctx = *state;
@@ -496,6 +540,8 @@ int main(void)
 						setup, tu_state_teardown),
 		cmocka_unit_test_setup_teardown(test_log, setup, tu_state_teardown),
 		cmocka_unit_test_setup_teardown(test_changes, setup, tu_state_teardown),
+		cmocka_unit_test_setup_teardown(test_import_changes, setup,
+						tu_state_teardown),
 		cmocka_unit_test_setup_teardown(test_committed_view, setup,
 						tu_state_teardown),
 		cmocka_unit_test_setup_teardown(test_attributes_persist, setup,
