@@ -298,14 +298,9 @@ static int small_alloc(pog_store *s, unsigned c, uint64_t *addr)
 
 int pog_node_alloc(pog_store *s, uint32_t size, uint64_t *addr)
 {
-	int err;
 	if (size >= POG_BLOCK_SIZE)
-		err = pog_block_alloc(s, true, addr);
-	else
-		err = small_alloc(s, small_class(size), addr);
-	if (!err)
-		memset(pog_node(s, *addr), 0, pog_node_size(*addr));
-	return err;
+		return pog_block_alloc(s, true, addr);
+	return small_alloc(s, small_class(size), addr);
 }
 
 void pog_node_release(pog_store *s, uint64_t addr)
@@ -357,8 +352,7 @@ static void small_end(pog_store *s, bool committed)
 	for (unsigned c = 0; c < POG_SMALL_CLASSES; c++) {
 		struct pog_small_alloc *a = &s->small[c];
 		if (committed) {
-			for (size_t k = 0; k < a->free.n; k++)
-				s->small_garbage += POG_SMALL_MIN << c;
+			s->small_garbage += a->free.n * (POG_SMALL_MIN << c);
 			a->start = a->next;
 			a->carried = a->bno != 0;
 		} else if (a->carried) {

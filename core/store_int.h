@@ -156,7 +156,7 @@ bool pog_node_valid(const pog_store *s, uint64_t addr);
 bool pog_node_fresh(const pog_store *s, uint64_t addr);
 /* Stop filling the current small-slot blocks (GC recomputes use). */
 void pog_small_forget(pog_store *s);
-/* A new, zeroed node of size bytes (256..4096, a power of two). */
+/* A new node of size bytes (256..4096, a power of two), not cleared. */
 int pog_node_alloc(pog_store *s, uint32_t size, uint64_t *addr);
 /* Let a node go (pog_block_release for blocks; a committed small slot
  * stays in its block until the garbage collector finds the block idle). */
