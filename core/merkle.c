@@ -131,6 +131,17 @@ void pog_hash_changed(pog_store *s, uint64_t ino)
 	pthread_mutex_unlock(&s->hash_lock);
 }
 
+void pog_hash_rekeyed(pog_store *s, uint64_t ino)
+{
+	pthread_mutex_lock(&s->hash_lock);
+	struct hcache *c = cache_get(s, ino, false);
+	if (c)
+		c->sum_valid = false; /* its signatures are signed again */
+	if (s->hashes.n)
+		stale_up(s, ino);
+	pthread_mutex_unlock(&s->hash_lock);
+}
+
 void pog_hash_entry_changed(pog_store *s, uint64_t dir, uint64_t key)
 {
 	pthread_mutex_lock(&s->hash_lock);

@@ -1832,6 +1832,65 @@ static int convert_scalar(pog_store *s, struct pog_inode *in, unsigned type)
 	return 0;
 }
 
+/* Make child's owning key new_key if dir's entry old_key owned it. */
+static int reown(pog_store *s, uint64_t dir, uint64_t child, uint64_t old_key,
+		 uint64_t new_key)
+{
+	struct pog_inode c;
+	if (inode_load(s, &s->staged, child, &c) || c.parent != dir ||
+	    c.parent_key != old_key)
+		return 0;
+	c.parent_key = new_key;
+	return inode_store(s, child, &c);
+}
+
+/*
+ * A map whose names are exactly 0..n-1 becomes a list in that order, and
+ * a list becomes the map of those names (rsync -X sets a directory's type
+ * after its entries, so a restored list is first a map). The entries keep
+ * their objects; nothing changes when the names do not fit (-EINVAL).
+ */
+static int convert_dir(pog_store *s, uint64_t ino, struct pog_inode *in,
+		       unsigned type)
+{
+	char name[24];
+	uint64_t key, child;
+	int err = 0;
+	for (uint64_t i = 0; i < in->entries && !err; i++) {
+		int len = snprintf(name, sizeof(name), "%" PRIu64, i);
+		err = dir_find(s, in, name, (size_t)len, &key, &child);
+	}
+	if (err)
+		return err == -ENOENT ? -EINVAL : err;
+	err = pog_reserve(s, 128 + in->entries / 2);
+	if (err)
+		return err;
+	struct pog_inode to = *in;
+	to.type = type;
+	to.content = 0;
+	to.entries = 0;
+	for (uint64_t i = 0; i < in->entries && !err; i++) {
+		int len = snprintf(name, sizeof(name), "%" PRIu64, i);
+		uint64_t new_key;
+		err = dir_find(s, in, name, (size_t)len, &key, &child);
+		if (!err)
+			err = entry_slot(s, &to, name, (size_t)len, &new_key);
+		if (!err)
+			err = entry_insert(s, &to, new_key, child, name, (size_t)len);
+		if (!err)
+			err = reown(s, ino, child, key, new_key);
+	}
+	if (err) {
+		pog_bt_release(s, to.content);
+		return err;
+	}
+	pog_bt_release(s, in->content);
+	in->type = type;
+	in->content = to.content;
+	pog_hash_rekeyed(s, ino);
+	return 0;
+}
+
 int pog_set_type(pog_store *s, uint64_t ino, unsigned type)
 {
 	if (ino & POG_COMMITTED_BIT)
@@ -1849,10 +1908,7 @@ int pog_set_type(pog_store *s, uint64_t ino, unsigned type)
 	} else if (file_like && to_file) {
 		err = convert_scalar(s, &in, type);
 	} else if (is_dir_type(in.type) && is_dir_type(type)) {
-		if (in.entries)
-			err = -ENOTEMPTY;
-		else
-			in.type = type;
+		err = convert_dir(s, ino, &in, type);
 	} else {
 		err = -EINVAL;
 	}

@@ -277,6 +277,8 @@ int pog_mark_committed(pog_store *s, bool index_pages);
 void pog_hash_changed(pog_store *s, uint64_t ino);
 /* dir's entry `key` was added, removed or re-pointed (write lock held). */
 void pog_hash_entry_changed(pog_store *s, uint64_t dir, uint64_t key);
+/* dir's entries all have new keys (a map became a list or back). */
+void pog_hash_rekeyed(pog_store *s, uint64_t ino);
 /* Forget every cached hash (abort, gc, close). */
 void pog_hash_reset(pog_store *s);
 

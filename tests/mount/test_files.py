@@ -432,5 +432,6 @@ def test_list_directories(mnt):
     assert (lst / "0").read_text() == "one"
     assert (lst / "1").read_text() == "two"
     assert not (lst / "2").exists()
-    with pytest.raises(OSError):
-        os.setxattr(lst, "user.pog.type", b"map")  # not empty
+    os.setxattr(lst, "user.pog.type", b"map")  # the map of names 0, 1
+    assert os.getxattr(lst, "user.pog.type") == b"map"
+    assert (lst / "1").read_text() == "two"

@@ -538,13 +538,12 @@ static void test_dir_conversions(void **state)
 	assert_ok(pog_set_type(s, m, POG_MAP));
 	assert_int_equal(type_of(s, m), POG_MAP);
 	tu_mkfile(s, m, "k", "v", 1);
-	assert_rc(pog_set_type(s, m, POG_LIST), -ENOTEMPTY);
+	/* a map becomes a list only when its names are 0..n-1 */
+	assert_rc(pog_set_type(s, m, POG_LIST), -EINVAL);
 	assert_int_equal(type_of(s, m), POG_MAP);
 
 	l = tu_mk(s, POG_ROOT_INO, "l", POG_LIST);
 	tu_mkfile(s, l, "0", "x", 1);
-	assert_rc(pog_set_type(s, l, POG_MAP), -ENOTEMPTY);
-	assert_int_equal(type_of(s, l), POG_LIST);
 	assert_ok(pog_remove(s, l, "0", 1, 0));
 	assert_ok(pog_set_type(s, l, POG_MAP));
 	assert_int_equal(type_of(s, l), POG_MAP);
@@ -574,6 +573,94 @@ static void test_dir_conversions(void **state)
 	/* the committed view is read-only */
 	tu_commit_check(s, "dirs");
 	assert_rc(pog_set_type(s, f | POG_COMMITTED_BIT, POG_INT), -EROFS);
+}
+
+/* A map named 0..n-1 (made in any order) becomes a list and back, with
+ * the same objects, paths, refs and hash as one built as a list. */
+static void test_map_list_with_entries(void **state)
+{
+	struct tu_ctx *ctx = *state;
+	pog_store *s = ctx->s;
+	struct pog_new ref = { .type = POG_REF, .mode = 0777 };
+	struct pog_attr attr;
+	char buf[64];
+	uint32_t h_conv, h_built;
+
+	uint64_t m = tu_mk(s, POG_ROOT_INO, "m", POG_MAP);
+	uint64_t two = tu_mkfile(s, m, "2", "c", 1);
+	tu_mkfile(s, m, "0", "a", 1);
+	uint64_t sub = tu_mk(s, m, "1", POG_MAP);
+	tu_mkfile(s, sub, "k", "v", 1);
+	ref.ref_target = two;
+	assert_ok(pog_mknode(s, POG_ROOT_INO, "r", 1, &ref, &attr));
+	uint64_t r = attr.ino;
+	tu_commit_check(s, "map");
+	assert_ok(pog_set_type(s, m, POG_LIST));
+	assert_int_equal(type_of(s, m), POG_LIST);
+	assert_int_equal(tu_lookup(s, m, "2"), two);
+	assert_int_equal(tu_lookup(s, m, "1"), sub);
+	assert_rc(pog_readlink(s, r, buf, sizeof(buf)), 3);
+	assert_memory_equal(buf, "m/2", 3);
+	/* a list from now on: appending, shifting */
+	tu_mkfile(s, m, "3", "d", 1);
+	assert_rc(pog_mknode(s, m, "x", 1, &(struct pog_new){ .type = POG_STRING,
+		  .mode = 0644 }, &attr), -EINVAL);
+	tu_commit_check(s, "list");
+
+	uint64_t l = tu_mk(s, POG_ROOT_INO, "l", POG_LIST);
+	tu_mkfile(s, l, "0", "a", 1);
+	uint64_t lsub = tu_mk(s, l, "1", POG_MAP);
+	tu_mkfile(s, lsub, "k", "v", 1);
+	tu_mkfile(s, l, "2", "c", 1);
+	tu_mkfile(s, l, "3", "d", 1);
+	assert_ok(pog_hash(s, m, &h_conv));
+	assert_ok(pog_hash(s, l, &h_built));
+	assert_int_equal(h_conv, h_built);
+
+	assert_ok(pog_remove(s, m, "0", 1, 0));
+	assert_rc(pog_readlink(s, r, buf, sizeof(buf)), 3);
+	assert_memory_equal(buf, "m/1", 3);
+	assert_ok(pog_set_type(s, m, POG_MAP));
+	assert_int_equal(type_of(s, m), POG_MAP);
+	assert_int_equal(tu_lookup(s, m, "1"), two);
+	assert_int_equal(tu_count_entries(s, m), 3);
+	tu_mkfile(s, m, "name", "n", 1);
+	/* names that are not 0..n-1 stay a map */
+	assert_rc(pog_set_type(s, m, POG_LIST), -EINVAL);
+	uint64_t gap = tu_mk(s, POG_ROOT_INO, "gap", POG_MAP);
+	tu_mkfile(s, gap, "0", "", 0);
+	tu_mkfile(s, gap, "2", "", 0);
+	assert_rc(pog_set_type(s, gap, POG_LIST), -EINVAL);
+	uint64_t zero = tu_mk(s, POG_ROOT_INO, "zero", POG_MAP);
+	tu_mkfile(s, zero, "00", "", 0);
+	assert_rc(pog_set_type(s, zero, POG_LIST), -EINVAL);
+	assert_int_equal(type_of(s, zero), POG_MAP);
+	tu_commit_check(s, "back");
+	tu_reopen(ctx);
+	tu_assert_fsck_clean(ctx->s);
+}
+
+/* Thousands of entries, both ways, across a commit. */
+static void test_big_dir_conversion(void **state)
+{
+	struct tu_ctx *ctx = *state;
+	pog_store *s = ctx->s;
+	char name[16];
+	uint64_t m = tu_mk(s, POG_ROOT_INO, "m", POG_MAP);
+	for (unsigned i = 5000; i-- > 0;) {
+		snprintf(name, sizeof(name), "%u", i);
+		tu_mkfile(s, m, name, name, strlen(name));
+	}
+	tu_commit_check(s, "map");
+	assert_ok(pog_set_type(s, m, POG_LIST));
+	tu_commit_check(s, "list");
+	for (unsigned i = 0; i < 5000; i += 499) {
+		snprintf(name, sizeof(name), "%u", i);
+		tu_assert_content(s, tu_lookup(s, m, name), name, strlen(name));
+	}
+	assert_ok(pog_set_type(s, m, POG_MAP));
+	tu_commit_check(s, "map again");
+	assert_int_equal(tu_count_entries(s, m), 5000);
 }
 
 static void test_type_names(void **state)
@@ -894,6 +981,8 @@ int main(void)
 		T(test_json_round_trip),
 		T(test_scalar_conversions),
 		T(test_dir_conversions),
+		T(test_map_list_with_entries),
+		T(test_big_dir_conversion),
 		cmocka_unit_test(test_type_names),
 		T(test_list_append_only),
 		T(test_list_remove_shifts),
