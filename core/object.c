@@ -740,18 +740,34 @@ static int data_release(pog_store *s, struct pog_inode *in)
 
 /* ---- public: reading ------------------------------------------------------------ */
 
-int pog_getattr(pog_store *s, uint64_t ino, struct pog_attr *out)
+/*
+ * Begin a read of *ino: the read lock, the state its view bit names (the
+ * bit is stripped) and its record. On success the caller unlocks; on
+ * failure nothing is held.
+ */
+static int read_begin(pog_store *s, uint64_t *ino, const struct pog_state **st,
+		      const struct pog_inode **in)
 {
 	int err = pog_rdlock(s);
 	if (err)
 		return err;
-	const struct pog_state *st = pog_view(s, &ino);
-	const struct pog_inode *in;
-	err = pog_inode_get(s, st, ino, &in);
-	if (!err)
-		fill_attr(s, st, ino, in, out);
-	pog_unlock(s);
+	*st = pog_view(s, ino);
+	err = pog_inode_get(s, *st, *ino, in);
+	if (err)
+		pog_unlock(s);
 	return err;
+}
+
+int pog_getattr(pog_store *s, uint64_t ino, struct pog_attr *out)
+{
+	const struct pog_state *st;
+	const struct pog_inode *in;
+	int err = read_begin(s, &ino, &st, &in);
+	if (err)
+		return err;
+	fill_attr(s, st, ino, in, out);
+	pog_unlock(s);
+	return 0;
 }
 
 int pog_lookup(pog_store *s, uint64_t dir, const char *name, size_t len,
@@ -760,15 +776,13 @@ int pog_lookup(pog_store *s, uint64_t dir, const char *name, size_t len,
 	int err = check_name(len);
 	if (err)
 		return err;
-	err = pog_rdlock(s);
-	if (err)
-		return err;
-	const struct pog_state *st = pog_view(s, &dir);
+	const struct pog_state *st;
 	const struct pog_inode *d, *c;
 	uint64_t key, child;
-	err = pog_inode_get(s, st, dir, &d);
-	if (!err)
-		err = dir_find(s, d, name, len, &key, &child);
+	err = read_begin(s, &dir, &st, &d);
+	if (err)
+		return err;
+	err = dir_find(s, d, name, len, &key, &child);
 	if (!err)
 		err = pog_inode_get(s, st, child, &c);
 	if (!err)
@@ -814,17 +828,14 @@ static int list_readdir(pog_store *s, const struct pog_state *st,
 int pog_readdir(pog_store *s, uint64_t dir, uint64_t cookie, pog_dirent_fn fn,
 		void *ctx)
 {
-	int err = pog_rdlock(s);
+	const struct pog_state *st;
+	const struct pog_inode *d;
+	int err = read_begin(s, &dir, &st, &d);
 	if (err)
 		return err;
-	const struct pog_state *st = pog_view(s, &dir);
-	const struct pog_inode *d;
-	err = pog_inode_get(s, st, dir, &d);
-	if (!err && !is_dir_type(d->type))
-		err = -ENOTDIR;
-	if (err) {
+	if (!is_dir_type(d->type)) {
 		pog_unlock(s);
-		return err;
+		return -ENOTDIR;
 	}
 	if (d->type == POG_LIST) {
 		err = list_readdir(s, st, d, cookie, fn, ctx);
@@ -862,18 +873,13 @@ int pog_readdir(pog_store *s, uint64_t dir, uint64_t cookie, pog_dirent_fn fn,
 ssize_t pog_read(pog_store *s, uint64_t ino, uint64_t off, void *buf,
 		 size_t len)
 {
-	int err = pog_rdlock(s);
+	const struct pog_state *st;
+	const struct pog_inode *in;
+	int err = read_begin(s, &ino, &st, &in);
 	if (err)
 		return err;
-	const struct pog_state *st = pog_view(s, &ino);
-	const struct pog_inode *in;
-	ssize_t r = pog_inode_get(s, st, ino, &in);
-	if (!r) {
-		if (is_dir_type(in->type))
-			r = -EISDIR;
-		else
-			r = pog_data_read(s, in, off, buf, len);
-	}
+	ssize_t r = is_dir_type(in->type) ? -EISDIR
+					  : pog_data_read(s, in, off, buf, len);
 	pog_unlock(s);
 	return r;
 }
@@ -997,29 +1003,26 @@ static ssize_t readlink_locked(pog_store *s, const struct pog_state *st,
 
 ssize_t pog_readlink(pog_store *s, uint64_t ino, char *buf, size_t size)
 {
-	int err = pog_rdlock(s);
+	const struct pog_state *st;
+	const struct pog_inode *in;
+	int err = read_begin(s, &ino, &st, &in);
 	if (err)
 		return err;
-	const struct pog_state *st = pog_view(s, &ino);
-	const struct pog_inode *in;
-	ssize_t r = pog_inode_get(s, st, ino, &in);
-	if (!r)
-		r = readlink_locked(s, st, ino, in, buf, size);
+	ssize_t r = readlink_locked(s, st, ino, in, buf, size);
 	pog_unlock(s);
 	return r;
 }
 
 int pog_ref_target(pog_store *s, uint64_t ino, uint64_t *target)
 {
-	int err = pog_rdlock(s);
+	const struct pog_state *st;
+	const struct pog_inode *in;
+	int err = read_begin(s, &ino, &st, &in);
 	if (err)
 		return err;
-	const struct pog_state *st = pog_view(s, &ino);
-	const struct pog_inode *in;
-	err = pog_inode_get(s, st, ino, &in);
-	if (!err && in->type != POG_REF)
+	if (in->type != POG_REF)
 		err = -EINVAL;
-	if (!err)
+	else
 		*target = in->content;
 	pog_unlock(s);
 	return err;
@@ -1941,17 +1944,15 @@ static int xattr_find(pog_store *s, uint64_t root, const char *name,
 ssize_t pog_getxattr(pog_store *s, uint64_t ino, const char *name, void *buf,
 		     size_t size)
 {
-	int err = pog_rdlock(s);
-	if (err)
-		return err;
-	const struct pog_state *st = pog_view(s, &ino);
+	const struct pog_state *st;
 	const struct pog_inode *in;
 	const char *value;
 	size_t vsize;
 	uint64_t key;
-	ssize_t r = pog_inode_get(s, st, ino, &in);
-	if (!r)
-		r = xattr_find(s, in->xattrs, name, &key, &value, &vsize, NULL);
+	int err = read_begin(s, &ino, &st, &in);
+	if (err)
+		return err;
+	ssize_t r = xattr_find(s, in->xattrs, name, &key, &value, &vsize, NULL);
 	if (!r) {
 		if (size && vsize > size)
 			r = -ERANGE;
@@ -2005,16 +2006,14 @@ int pog_setxattr(pog_store *s, uint64_t ino, const char *name,
 
 ssize_t pog_listxattr(pog_store *s, uint64_t ino, char *buf, size_t size)
 {
-	int err = pog_rdlock(s);
+	const struct pog_state *st;
+	const struct pog_inode *in;
+	int err = read_begin(s, &ino, &st, &in);
 	if (err)
 		return err;
-	const struct pog_state *st = pog_view(s, &ino);
-	const struct pog_inode *in;
-	ssize_t r = pog_inode_get(s, st, ino, &in);
 	size_t total = 0;
 	struct pog_bt_iter it;
-	if (!r)
-		r = pog_bt_seek(&it, s, in->xattrs, 0);
+	int r = pog_bt_seek(&it, s, in->xattrs, 0);
 	while (r > 0) {
 		const void *val;
 		uint16_t vlen;
