@@ -268,7 +268,6 @@ static int small_block(pog_store *s, unsigned c)
 	*cls = c + 1;
 	a->bno = bno;
 	a->next = a->start = 0;
-	a->carried = false;
 	return 0;
 }
 
@@ -285,7 +284,7 @@ static int small_alloc(pog_store *s, unsigned c, uint64_t *addr)
 			return err;
 	}
 	uint64_t at = pog_small_addr(a->bno, c, a->next);
-	if (a->carried) {
+	if (!pog_bno_fresh(s, a->bno)) { /* carried over from a commit */
 		uint64_t *v = pog_map64_get(&s->small_slots, at);
 		if (!v)
 			return -ENOMEM;
@@ -354,11 +353,10 @@ static void small_end(pog_store *s, bool committed)
 		if (committed) {
 			s->small_garbage += a->free.n * (POG_SMALL_MIN << c);
 			a->start = a->next;
-			a->carried = a->bno != 0;
-		} else if (a->carried) {
-			a->next = a->start;
-		} else {
+		} else if (a->bno && pog_bno_fresh(s, a->bno)) {
 			a->bno = 0;
+		} else {
+			a->next = a->start;
 		}
 		a->free.n = 0;
 	}

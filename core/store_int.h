@@ -101,10 +101,10 @@ struct pog_store {
 
 	struct pog_vec freed;        /* committed blocks replaced by this txn */
 	struct pog_small_alloc {     /* small nodes (format.h), per class */
-		uint64_t bno;        /* block being filled, 0: none */
+		uint64_t bno;        /* block being filled, 0: none; not fresh:
+					carried over from the last commit */
 		unsigned next;       /* its first slot never handed out */
 		unsigned start;      /* next when this transaction began */
-		bool carried;        /* bno is from an earlier transaction */
 		struct pog_vec free; /* fresh slots let go in this txn */
 	} small[POG_SMALL_CLASSES];
 	struct pog_map64 small_fresh; /* bno -> class + 1 of fresh slot blocks */
