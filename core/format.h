@@ -66,7 +66,13 @@ struct pog_super {
 	uint64_t commit_block;  /* bno of the current commit record */
 	uint64_t clean;         /* 1: segment bitmaps are exact */
 	uint64_t uuid[2];
-	uint64_t reserved[16];
+	/* The last close that discarded staged changes (pog info shows it):
+	 * how many, and when (seconds since the epoch); 0 when none yet.
+	 * Taken from reserved space: older pools read 0 and older pogfs
+	 * leave them alone, so the format version stays. */
+	uint64_t discarded_changes;
+	int64_t discarded_time;
+	uint64_t reserved[14];
 };
 _Static_assert(sizeof(struct pog_super) == 224, "super size");
 

@@ -127,10 +127,36 @@ int pog_open(const char *path, unsigned flags, pog_store **out);
 
 /*
  * Close: discards staged changes (returns how many there were, >= 0) and,
- * unless POG_CLOSE_NOGC, collects garbage first. s is freed in any case.
+ * unless POG_CLOSE_NOGC, collects garbage first. A writable store records
+ * a discard (count and time) in the pool, for pog_status. s is freed in
+ * any case.
  */
 #define POG_CLOSE_NOGC 1u
 int pog_close(pog_store *s, unsigned flags);
+
+/*
+ * The format version of the pool file at path (for a message naming both
+ * versions after POG_ENEWER), and the newest version this library reads.
+ */
+int pog_pool_format(const char *path, uint32_t *version);
+uint32_t pog_format_version(void);
+
+/*
+ * Who holds the pool file at path (a pogfs daemon marks, beside its lock,
+ * whether it serves a mount or is finishing after its unmount), so that a
+ * new daemon can wait for one that is finishing instead of failing.
+ * pog_holder returns one of these or -errno; pog_set_holder sets s's mark
+ * (SERVING or FINISHING; OTHER clears it).
+ */
+enum pog_holder_state {
+	POG_HOLDER_NONE = 0,      /* nobody holds it */
+	POG_HOLDER_OTHER = 1,     /* a pog command (or an older pogfs) */
+	POG_HOLDER_SERVING = 2,   /* a daemon serving a mount */
+	POG_HOLDER_FINISHING = 3, /* a daemon after its unmount: discarding,
+				     collecting garbage, closing */
+};
+int pog_holder(const char *path);
+int pog_set_holder(pog_store *s, int state);
 
 /* ---- transactions ---------------------------------------------------- */
 
@@ -169,6 +195,10 @@ struct pog_status {
 	uint64_t gc_freed_objects;
 	uint64_t checksum_errors; /* CRC mismatches seen in this session */
 	char last_error[256];     /* "" when none */
+	/* The last close that discarded staged changes: how many, when
+	 * (0 and {0, 0} when none was recorded). */
+	uint64_t discarded_changes;
+	struct pog_time discarded_time;
 };
 int pog_status(pog_store *s, struct pog_status *out);
 

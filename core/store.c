@@ -497,7 +497,9 @@ static void store_free(pog_store *s)
 /* Lock the pool file with an open-file-description lock, which neither
  * libpmemobj's own flock nor other descriptors' closes disturb. Read-only
  * opens lock exclusively too: libpmemobj maps the pool read-write and
- * flocks it whatever we ask. */
+ * flocks it whatever we ask. Only byte 0 is the holder's lock (an older
+ * pogfs locks the whole file, which conflicts with it all the same); the
+ * daemon marks the mount it serves on byte 1 (fs/main.c). */
 static int lock_pool(pog_store *s, const char *path)
 {
 	s->lock_fd = open(path, O_RDWR | O_CLOEXEC);
@@ -506,6 +508,8 @@ static int lock_pool(pog_store *s, const char *path)
 	struct flock fl = {
 		.l_type = F_WRLCK,
 		.l_whence = SEEK_SET,
+		.l_start = 0,
+		.l_len = 1,
 	};
 	if (fcntl(s->lock_fd, F_OFD_SETLK, &fl) < 0)
 		return (errno == EAGAIN || errno == EACCES) ? POG_ELOCKED
@@ -614,6 +618,36 @@ static int open_pool(pog_store *s, const char *path)
 			return err;
 	}
 	return 0;
+}
+
+uint32_t pog_format_version(void)
+{
+	return POG_FORMAT_VERSION;
+}
+
+int pog_pool_format(const char *path, uint32_t *version)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	int err = check_signature(fd);
+	close(fd);
+	if (err)
+		return err;
+	PMEMobjpool *pop = pmemobj_open(path, POG_LAYOUT);
+	if (!pop)
+		return errno == EWOULDBLOCK ? POG_ELOCKED : POG_ENOTPOOL;
+	err = POG_ENOTPOOL;
+	if (pmemobj_root_size(pop) >= sizeof(struct pog_super)) {
+		const struct pog_super *sb =
+			pmemobj_direct(pmemobj_root(pop, sizeof(struct pog_super)));
+		if (sb->magic == POG_SUPER_MAGIC) {
+			*version = sb->format_version;
+			err = 0;
+		}
+	}
+	pmemobj_close(pop);
+	return err;
 }
 
 int pog_open(const char *path, unsigned flags, pog_store **out)
@@ -729,6 +763,17 @@ static void write_bitmaps(pog_store *s)
 	pmemobj_persist(s->pop, &s->super->clean, sizeof(s->super->clean));
 }
 
+/* Remember in the superblock that a close discarded n staged changes. */
+static void record_discard(pog_store *s, uint64_t n)
+{
+	struct pog_super *sb = s->super;
+
+	sb->discarded_changes = n;
+	sb->discarded_time = pog_now().sec;
+	pmemobj_persist(s->pop, &sb->discarded_changes,
+			sizeof(sb->discarded_changes) + sizeof(sb->discarded_time));
+}
+
 int pog_close(pog_store *s, unsigned flags)
 {
 	if (!s)
@@ -736,6 +781,8 @@ int pog_close(pog_store *s, unsigned flags)
 	int staged = (int)pog_staged_count(s);
 	bool ro = s->open_flags & POG_OPEN_READONLY;
 	if (!ro && !s->fatal) {
+		if (staged > 0)
+			record_discard(s, (uint64_t)staged);
 		pog_abort(s);
 		if (!(flags & POG_CLOSE_NOGC))
 			pog_gc(s, NULL);
@@ -946,6 +993,8 @@ int pog_status(pog_store *s, struct pog_status *out)
 	out->gc_freed_blocks = s->gc_freed_blocks;
 	out->gc_freed_objects = s->gc_freed_objects;
 	out->checksum_errors = atomic_load(&s->checksum_errors);
+	out->discarded_changes = s->super->discarded_changes;
+	out->discarded_time.sec = s->super->discarded_time;
 	pthread_rwlock_unlock(&s->lock);
 	pthread_mutex_lock(&s->err_lock);
 	memcpy(out->last_error, s->last_error, sizeof(out->last_error));

@@ -14,6 +14,7 @@
 #include <syslog.h>
 #include <time.h>
 #include <unistd.h>
+#include <dirent.h>
 
 /* Our own -o options; everything else goes to FUSE. */
 struct pogfs_opts {
@@ -22,7 +23,14 @@ struct pogfs_opts {
 	unsigned autocommit_delay;
 	double timeout;
 	int timeout_set;
+	int nonempty;
+	char *log_file;
+	unsigned max_read;  /* also passed on to FUSE */
+	int fsname_set;     /* also passed on */
+	int subtype_set;    /* also passed on */
 };
+
+enum { KEY_MAX_READ, KEY_FSNAME, KEY_SUBTYPE };
 
 #define POGFS_OPT(t, p) { t, offsetof(struct pogfs_opts, p), 1 }
 static const struct fuse_opt pogfs_opt_spec[] = {
@@ -31,25 +39,102 @@ static const struct fuse_opt pogfs_opt_spec[] = {
 	{ "autocommit_delay=%u", offsetof(struct pogfs_opts, autocommit_delay), 0 },
 	{ "timeout=%lf", offsetof(struct pogfs_opts, timeout), 0 },
 	POGFS_OPT("timeout=", timeout_set),
+	POGFS_OPT("nonempty", nonempty),
+	{ "log=%s", offsetof(struct pogfs_opts, log_file), 0 },
+	FUSE_OPT_KEY("max_read=", KEY_MAX_READ),
+	FUSE_OPT_KEY("fsname=", KEY_FSNAME),
+	FUSE_OPT_KEY("subtype=", KEY_SUBTYPE),
 	FUSE_OPT_END
 };
 
-static bool log_to_syslog;
+/* Options FUSE needs too: note them and keep them (return 1). */
+static int opt_proc(void *data, const char *arg, int key,
+		    struct fuse_args *outargs)
+{
+	struct pogfs_opts *o = data;
+	(void)outargs;
+
+	switch (key) {
+	case KEY_MAX_READ:
+		o->max_read = (unsigned)strtoul(arg + strlen("max_read="), NULL, 10);
+		break;
+	case KEY_FSNAME:
+		o->fsname_set = 1;
+		break;
+	case KEY_SUBTYPE:
+		o->subtype_set = 1;
+		break;
+	}
+	return 1;
+}
+
+/*
+ * Where messages go: a -o log=FILE gets every one; stderr gets them while
+ * the daemon has its terminal (in the foreground, or until a background
+ * start is complete); syslog gets them once the daemon is detached, when
+ * there is no FILE.
+ */
+static FILE *log_file;
+static bool detached;
+
+static void log_line_to_file(const char *msg)
+{
+	char when[32] = "";
+	struct timespec now;
+	struct tm tm;
+
+	clock_gettime(CLOCK_REALTIME, &now);
+	if (gmtime_r(&now.tv_sec, &tm))
+		strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
+	fprintf(log_file, "%s pogfs[%ld]: %s\n", when, (long)getpid(), msg);
+	fflush(log_file);
+}
+
+static void log_message(int priority, const char *msg)
+{
+	if (log_file)
+		log_line_to_file(msg);
+	if (!detached)
+		fprintf(stderr, "pogfs: %s\n", msg);
+	else if (!log_file)
+		syslog(priority, "%s", msg);
+}
 
 void pogfs_log(struct pogfs *fs, int priority, const char *fmt, ...)
 {
+	char msg[1024];
 	va_list ap;
 	(void)fs;
 
 	va_start(ap, fmt);
-	if (log_to_syslog) {
-		vsyslog(priority, fmt, ap);
-	} else {
-		fputs("pogfs: ", stderr);
-		vfprintf(stderr, fmt, ap);
-		fputc('\n', stderr);
-	}
+	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
+	log_message(priority, msg);
+}
+
+/* libfuse's own messages ("fuse: ..."), as ours. libfuse writes some
+ * lines in pieces: collect them up to the newline. */
+static void fuse_log_to_ours(enum fuse_log_level level, const char *fmt,
+			     va_list ap)
+{
+	static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+	static char line[1024];
+	size_t used;
+	char *nl;
+
+	pthread_mutex_lock(&lock);
+	used = strlen(line);
+	vsnprintf(line + used, sizeof(line) - used, fmt, ap);
+	while ((nl = strchr(line, '\n')) != NULL) {
+		*nl = '\0';
+		log_message(level <= FUSE_LOG_ERR ? LOG_ERR : (int)level, line);
+		memmove(line, nl + 1, strlen(nl + 1) + 1);
+	}
+	if (strlen(line) == sizeof(line) - 1) {
+		log_message(LOG_ERR, line);
+		line[0] = '\0';
+	}
+	pthread_mutex_unlock(&lock);
 }
 
 static void usage(FILE *out, const char *prog)
@@ -67,6 +152,9 @@ static void usage(FILE *out, const char *prog)
 		"    -o autocommit_delay=S  quiet period in seconds (default 5)\n"
 		"    -o showpog             list .pog in the root directory\n"
 		"    -o timeout=S           kernel entry/attribute cache (default 1.0)\n"
+		"    -o nonempty            allow mounting over a non-empty directory\n"
+		"    -o log=FILE            append the daemon's messages to FILE\n"
+		"                           (else syslog in the background, stderr with -f)\n"
 		"\n",
 		prog);
 }
@@ -100,8 +188,7 @@ static void *autocommit_main(void *arg)
 		uint64_t id = 0;
 		int rc = pog_commit(fs->store, "autocommit", &id);
 		if (rc < 0) {
-			pogfs_log(fs, LOG_ERR, "autocommit: %s", pog_strerror(rc));
-			pog_set_error(fs->store, "autocommit: %s", pog_strerror(rc));
+			pogfs_note_error(fs, "autocommit: %s", pog_strerror(rc));
 			pogfs_touch(fs); /* try again after another quiet period */
 			continue;
 		}
@@ -128,6 +215,8 @@ void pogfs_close_store(struct pogfs *fs)
 		pthread_mutex_unlock(&fs->close_lock);
 		return;
 	}
+	/* Unmounted: a new daemon may wait for this one from now on. */
+	pog_set_holder(fs->store, POG_HOLDER_FINISHING);
 	if (fs->autocommit_running) {
 		atomic_store(&fs->stopping, true);
 		pthread_join(fs->autocommit_thread, NULL);
@@ -164,8 +253,10 @@ void pogfs_close_store(struct pogfs *fs)
 
 /*
  * Fork before touching the pool, so the child owns the pool's lock and
- * the mount. The parent waits for one status byte and exits with it:
- * a refused pool or a failed mount still reaches the shell.
+ * the mount. The parent waits for one status byte and exits with it: the
+ * child sends it once the kernel's INIT is answered (pogfs_ready), or a
+ * failure; until then the child keeps the terminal, so its reasons reach
+ * the shell.
  */
 static int daemon_start(int *notify_fd)
 {
@@ -173,12 +264,12 @@ static int daemon_start(int *notify_fd)
 	char status = 1;
 
 	if (pipe(pipefd) != 0) {
-		fprintf(stderr, "pog: daemonize: %s\n", strerror(errno));
+		pogfs_log(NULL, LOG_ERR, "daemonize: %s", strerror(errno));
 		return -1;
 	}
 	pid_t pid = fork();
 	if (pid < 0) {
-		fprintf(stderr, "pog: daemonize: %s\n", strerror(errno));
+		pogfs_log(NULL, LOG_ERR, "daemonize: %s", strerror(errno));
 		return -1;
 	}
 	if (pid > 0) {
@@ -194,27 +285,32 @@ static int daemon_start(int *notify_fd)
 }
 
 /* The mount is up: detach from the terminal and release the parent. */
-static void daemon_ready(int notify_fd)
+void pogfs_ready(struct pogfs *fs)
 {
 	char ok = 0;
-	int null = open("/dev/null", O_RDWR);
+	int fd = fs->ready_fd, null;
 
+	if (fd < 0)
+		return;
+	fs->ready_fd = -1;
 	if (chdir("/") != 0) {
 		/* harmless: only keeps a directory busy */
 	}
+	openlog("pogfs", LOG_PID, LOG_DAEMON);
+	null = open("/dev/null", O_RDWR);
 	if (null >= 0) {
+		fflush(stderr);
 		dup2(null, 0);
 		dup2(null, 1);
 		dup2(null, 2);
 		if (null > 2)
 			close(null);
 	}
-	openlog("pogfs", LOG_PID, LOG_DAEMON);
-	log_to_syslog = true;
-	if (write(notify_fd, &ok, 1) != 1) {
+	detached = true;
+	if (write(fd, &ok, 1) != 1) {
 		/* the parent is gone; nothing to tell */
 	}
-	close(notify_fd);
+	close(fd);
 }
 
 static void daemon_failed(int notify_fd)
@@ -228,18 +324,106 @@ static void daemon_failed(int notify_fd)
 	}
 }
 
-static const char *open_reason(int rc)
+static const char *open_reason(int rc, const char *pool, char *buf, size_t size)
 {
+	uint32_t version = 0;
+
 	switch (rc) {
 	case POG_ELOCKED:
 		return "pool is in use (another pogfs or pog holds its lock)";
 	case POG_ENOTPOOL:
 		return "not a pogfs pool";
 	case POG_ENEWER:
-		return "pool has a newer format than this pogfs reads";
+		if (pog_pool_format(pool, &version) == 0)
+			snprintf(buf, size,
+				 "pool has format version %" PRIu32 ", newer than "
+				 "version %" PRIu32 " that this pogfs reads (use a "
+				 "newer pogfs)", version, pog_format_version());
+		else
+			snprintf(buf, size,
+				 "pool has a newer format than version %" PRIu32
+				 " that this pogfs reads (use a newer pogfs)",
+				 pog_format_version());
+		return buf;
 	default:
 		return pog_strerror(rc);
 	}
+}
+
+/*
+ * Open the pool. Right after `fusermount3 -u` the previous daemon still
+ * holds it while it discards, collects garbage and closes: wait for it as
+ * long as it is finishing, saying so once. A daemon that still marks its
+ * mount as served gets a few seconds to notice its unmount; any other
+ * holder (a pog command, a daemon serving a mount) means the pool is in
+ * use.
+ */
+#define SERVING_GRACE_TRIES 100 /* x 50 ms */
+static int open_pool_waiting(struct pogfs *fs, const char *shown)
+{
+	const struct timespec pause = { 0, 50 * 1000 * 1000 };
+	int grace = SERVING_GRACE_TRIES;
+	bool said = false;
+
+	for (;;) {
+		int rc = pog_open(fs->pool_path, 0, &fs->store);
+		if (rc != POG_ELOCKED)
+			return rc;
+		int holder = pog_holder(fs->pool_path);
+		if (holder == POG_HOLDER_FINISHING) {
+			if (!said)
+				pogfs_log(fs, LOG_NOTICE,
+					  "waiting for the previous daemon to finish with %s",
+					  shown);
+			said = true;
+		} else if (holder == POG_HOLDER_SERVING) {
+			if (grace-- == 0)
+				return rc;
+		} else if (holder != POG_HOLDER_NONE) {
+			return rc;
+		}
+		nanosleep(&pause, NULL);
+	}
+}
+
+/*
+ * A mount point must be a directory, and an empty one unless -o nonempty
+ * (libfuse 3 no longer checks; gocryptfs and rclone refuse the same).
+ */
+static int check_mountpoint(const char *path, bool nonempty)
+{
+	struct stat st;
+	struct dirent *d;
+	DIR *dir;
+	bool empty = true;
+
+	if (stat(path, &st) != 0) {
+		pogfs_log(NULL, LOG_ERR, "%s: %s", path, strerror(errno));
+		return -1;
+	}
+	if (!S_ISDIR(st.st_mode)) {
+		pogfs_log(NULL, LOG_ERR,
+			  "%s: not a directory (a mount point must be an empty directory)",
+			  path);
+		return -1;
+	}
+	if (nonempty)
+		return 0;
+	dir = opendir(path);
+	if (!dir) {
+		pogfs_log(NULL, LOG_ERR, "%s: %s", path, strerror(errno));
+		return -1;
+	}
+	while (empty && (d = readdir(dir)) != NULL)
+		empty = strcmp(d->d_name, ".") == 0 || strcmp(d->d_name, "..") == 0;
+	closedir(dir);
+	if (!empty) {
+		pogfs_log(NULL, LOG_ERR,
+			  "%s: directory is not empty (use -o nonempty to mount over it)",
+			  path);
+		return -1;
+	}
+	return 0;
 }
 
 /*
@@ -270,7 +454,8 @@ static int split_args(int argc, char *argv[], struct fuse_args *args,
 	return 0;
 }
 
-/* The fsname shown in /proc/mounts: the pool path, commas escaped. */
+/* The fsname shown in /proc/mounts: the pool's absolute path, commas and
+ * backslashes escaped for FUSE's option parser. */
 static char *fsname_option(const char *pool)
 {
 	size_t n = strlen(pool);
@@ -289,27 +474,73 @@ static char *fsname_option(const char *pool)
 	return opt;
 }
 
+/* The session loop's answer: 0 also after SIGINT, SIGTERM or SIGHUP
+ * (libfuse returns the signal), which unmount as fusermount3 -u does. */
+static int loop_status(int ret)
+{
+	if (ret == SIGINT || ret == SIGTERM || ret == SIGHUP)
+		return 0;
+	return ret == 0 ? 0 : 1;
+}
+
+static int run_loop(struct pogfs *fs, const struct fuse_cmdline_opts *opts)
+{
+	struct fuse_loop_config *loop_config;
+	int ret;
+
+	if (opts->singlethread)
+		return fuse_session_loop(fs->se);
+	loop_config = fuse_loop_cfg_create();
+	if (!loop_config)
+		return -1;
+	fuse_loop_cfg_set_clone_fd(loop_config, (unsigned)opts->clone_fd);
+	if (opts->max_idle_threads != UINT_MAX)
+		fuse_loop_cfg_set_idle_threads(loop_config, opts->max_idle_threads);
+	if (opts->max_threads > 0 && opts->max_threads <= 100000)
+		fuse_loop_cfg_set_max_threads(loop_config, opts->max_threads);
+	ret = fuse_session_loop_mt(fs->se, loop_config);
+	fuse_loop_cfg_destroy(loop_config);
+	return ret;
+}
+
+static int open_log_file(const char *path)
+{
+	int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+
+	if (fd >= 0)
+		log_file = fdopen(fd, "a");
+	if (!log_file) {
+		pogfs_log(NULL, LOG_ERR, "-o log=%s: %s", path, strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		return -1;
+	}
+	return 0;
+}
+
 int main(int argc, char *argv[])
 {
 	struct fuse_args args = FUSE_ARGS_INIT(0, NULL);
 	struct fuse_cmdline_opts opts;
 	struct pogfs_opts own = { .autocommit_delay = 5, .timeout = 1.0 };
-	struct fuse_loop_config *loop_config = NULL;
 	struct pogfs fs;
 	const char *pool = NULL;
-	char *fsname = NULL;
+	char *fsname = NULL, reason[256];
 	int notify_fd = -1;
 	int ret = 1, rc;
 
 	memset(&opts, 0, sizeof(opts));
 	memset(&fs, 0, sizeof(fs));
+	fs.ready_fd = -1;
 	pthread_mutex_init(&fs.close_lock, NULL);
+	pthread_mutex_init(&fs.ctl_lock, NULL);
+	fuse_set_log_func(fuse_log_to_ours);
 
 	if (split_args(argc, argv, &args, &pool) != 0) {
-		fprintf(stderr, "pog: arguments: out of memory\n");
+		pogfs_log(NULL, LOG_ERR, "arguments: out of memory");
 		goto out_args;
 	}
-	if (fuse_opt_parse(&args, &own, pogfs_opt_spec, NULL) != 0)
+	if (fuse_opt_parse(&args, &own, pogfs_opt_spec, opt_proc) != 0)
 		goto out_args; /* fuse_opt printed the reason */
 	if (fuse_parse_cmdline(&args, &opts) != 0)
 		goto out_args;
@@ -327,59 +558,71 @@ int main(int argc, char *argv[])
 		goto out_args;
 	}
 	if (!pool || !opts.mountpoint) {
-		fprintf(stderr, "pog: %s: need a pool and a mount point (see --help)\n",
-			argv[0]);
+		pogfs_log(NULL, LOG_ERR, "need a pool and a mount point (see %s --help)",
+			  argv[0]);
 		ret = 2;
 		goto out_args;
 	}
 	if (own.timeout < 0) {
-		fprintf(stderr, "pog: -o timeout: must not be negative\n");
+		pogfs_log(NULL, LOG_ERR, "-o timeout: must not be negative");
 		goto out_args;
 	}
-
-	/* Defaults that pogfs always wants, user options before them win
-	 * only where FUSE lets them (fsname). */
-	if (fuse_opt_add_arg(&args, "-odefault_permissions") != 0)
-		goto out_args;
-	fsname = fsname_option(pool);
-	if (!fsname || fuse_opt_add_arg(&args, fsname) != 0)
+	if (own.log_file && open_log_file(own.log_file) != 0)
 		goto out_args;
 
 	fs.mountpoint = realpath(opts.mountpoint, NULL);
 	if (!fs.mountpoint) {
-		fprintf(stderr, "pog: %s: %s\n", opts.mountpoint, strerror(errno));
+		pogfs_log(NULL, LOG_ERR, "%s: %s", opts.mountpoint, strerror(errno));
 		goto out_args;
 	}
+	if (check_mountpoint(fs.mountpoint, own.nonempty) != 0)
+		goto out_args;
 	fs.mountpoint_len = strlen(fs.mountpoint);
 	if (fs.mountpoint_len == 1) /* "/" */
 		fs.mountpoint_len = 0;
 	fs.pool_path = realpath(pool, NULL);
 	if (!fs.pool_path) {
-		fprintf(stderr, "pog: %s: %s\n", pool, strerror(errno));
+		pogfs_log(NULL, LOG_ERR, "%s: %s", pool, strerror(errno));
 		goto out_args;
 	}
+
+	/* Options pogfs always wants; the user's fsname and subtype win. */
+	if (fuse_opt_add_arg(&args, "-odefault_permissions") != 0)
+		goto out_args;
+	if (!own.fsname_set) {
+		fsname = fsname_option(fs.pool_path);
+		if (!fsname || fuse_opt_add_arg(&args, fsname) != 0)
+			goto out_args;
+	}
+	if (!own.subtype_set && fuse_opt_add_arg(&args, "-osubtype=pogfs") != 0)
+		goto out_args;
+
 	fs.timeout = own.timeout;
 	fs.showpog = own.showpog;
 	fs.autocommit = own.autocommit;
 	fs.autocommit_delay = own.autocommit_delay ? own.autocommit_delay : 1;
 	fs.foreground = opts.foreground;
+	fs.max_read = own.max_read;
 	fs.uid = getuid();
 	fs.gid = getgid();
 	clock_gettime(CLOCK_REALTIME, &fs.start_time);
 	pogfs_touch(&fs);
 	if (inode_table_init(&fs.inodes) != 0) {
-		fprintf(stderr, "pog: inode table: out of memory\n");
+		pogfs_log(NULL, LOG_ERR, "inode table: out of memory");
 		goto out_args;
 	}
 
 	if (!opts.foreground && daemon_start(&notify_fd) != 0)
 		goto out_table;
 
-	rc = pog_open(fs.pool_path, 0, &fs.store);
+	rc = open_pool_waiting(&fs, pool);
 	if (rc < 0) {
-		fprintf(stderr, "pog: %s: %s\n", pool, open_reason(rc));
+		pogfs_log(NULL, LOG_ERR, "%s: %s", pool,
+			  open_reason(rc, fs.pool_path, reason, sizeof(reason)));
 		goto out_notify;
 	}
+	if (pog_set_holder(fs.store, POG_HOLDER_SERVING) != 0)
+		pogfs_log(&fs, LOG_WARNING, "%s: cannot mark the pool as served", pool);
 
 	fs.se = fuse_session_new(&args, &pogfs_ops, sizeof(pogfs_ops), &fs);
 	if (!fs.se)
@@ -388,7 +631,7 @@ int main(int argc, char *argv[])
 		goto out_session;
 	/* absolute: the daemon leaves its working directory */
 	if (fuse_session_mount(fs.se, fs.mountpoint) != 0) {
-		fprintf(stderr, "pog: %s: mount failed\n", opts.mountpoint);
+		pogfs_log(NULL, LOG_ERR, "%s: mount failed", opts.mountpoint);
 		goto out_signals;
 	}
 
@@ -398,30 +641,20 @@ int main(int argc, char *argv[])
 		else
 			pogfs_log(&fs, LOG_ERR, "autocommit: cannot start its thread");
 	}
-	if (!opts.foreground) {
-		daemon_ready(notify_fd);
-		notify_fd = -1;
-	}
+	/* op_init releases the parent once the kernel's INIT is answered. */
+	fs.ready_fd = notify_fd;
+	notify_fd = -1;
 
-	if (opts.singlethread) {
-		ret = fuse_session_loop(fs.se);
-	} else {
-		loop_config = fuse_loop_cfg_create();
-		if (!loop_config) {
-			ret = -1;
-		} else {
-			fuse_loop_cfg_set_clone_fd(loop_config, (unsigned)opts.clone_fd);
-			if (opts.max_idle_threads != UINT_MAX)
-				fuse_loop_cfg_set_idle_threads(loop_config,
-							       opts.max_idle_threads);
-			if (opts.max_threads > 0 && opts.max_threads <= 100000)
-				fuse_loop_cfg_set_max_threads(loop_config,
-							      opts.max_threads);
-			ret = fuse_session_loop_mt(fs.se, loop_config);
-			fuse_loop_cfg_destroy(loop_config);
-		}
+	ret = loop_status(run_loop(&fs, &opts));
+	/* Unmounted: a new daemon may wait for this one from now on. */
+	if (fs.store)
+		pog_set_holder(fs.store, POG_HOLDER_FINISHING);
+	if (fs.ready_fd >= 0) {
+		/* INIT never came through (its reason is logged above) */
+		notify_fd = fs.ready_fd;
+		fs.ready_fd = -1;
+		ret = 1;
 	}
-	ret = ret == 0 ? 0 : 1;
 	fuse_session_unmount(fs.se);
 out_signals:
 	fuse_remove_signal_handlers(fs.se);
@@ -440,6 +673,9 @@ out_args:
 	free(fs.pool_path);
 	free(fsname);
 	free(opts.mountpoint);
+	free(own.log_file);
 	fuse_opt_free_args(&args);
+	if (log_file)
+		fclose(log_file);
 	return ret;
 }

@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <limits.h>
+#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <syslog.h>
@@ -71,6 +72,28 @@ void pogfs_touch(struct pogfs *fs)
 	atomic_store_explicit(&fs->last_change_ns,
 			      (uint64_t)now.tv_sec * 1000000000u + (uint64_t)now.tv_nsec,
 			      memory_order_relaxed);
+	pogfs_clear_error(fs);
+}
+
+void pogfs_note_error(struct pogfs *fs, const char *fmt, ...)
+{
+	char reason[256];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(reason, sizeof(reason), fmt, ap);
+	va_end(ap);
+	if (fs->store)
+		pog_set_error(fs->store, "%s", reason);
+	atomic_store(&fs->error_pending, true);
+}
+
+void pogfs_clear_error(struct pogfs *fs)
+{
+	/* Most successes find nothing to clear: one atomic load. */
+	if (atomic_load_explicit(&fs->error_pending, memory_order_relaxed) &&
+	    atomic_exchange(&fs->error_pending, false) && fs->store)
+		pog_set_error(fs->store, NULL);
 }
 
 static void fill_entry(struct pogfs *fs, const struct pog_attr *a,
@@ -211,7 +234,9 @@ static void op_init(void *userdata, struct fuse_conn_info *conn)
 		conn->want &= ~FUSE_CAP_SPLICE_READ;
 	conn->max_write = 1u << 20;
 	conn->max_readahead = 1u << 20;
-	(void)fs;
+	/* libfuse refuses the connection unless this equals -o max_read */
+	conn->max_read = fs->max_read;
+	pogfs_ready(fs);
 }
 
 static void op_destroy(void *userdata)

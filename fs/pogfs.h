@@ -69,6 +69,15 @@ struct pogfs {
 	bool autocommit_running;
 	bool closed;               /* store closed at destroy */
 	pthread_mutex_t close_lock;
+
+	unsigned max_read;         /* -o max_read (0: none), for init */
+	int ready_fd;              /* background: tells the parent at INIT */
+	/* A reason is in the store's last_error: the next success clears
+	 * it (pogfs_touch, a ctl command that succeeds). */
+	_Atomic bool error_pending;
+	/* The open .pog files (ctl.c), under ctl_lock. */
+	pthread_mutex_t ctl_lock;
+	struct vfile *ctl_files;
 };
 
 /* Map a core return code to a positive errno for fuse_reply_err. */
@@ -78,8 +87,21 @@ int pogfs_errno(long rc);
 void pogfs_log(struct pogfs *fs, int priority, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 
-/* Note that the staged state changed (autocommit's quiet period). */
+/* Note that the staged state changed (autocommit's quiet period): a
+ * success, which clears the last error. */
 void pogfs_touch(struct pogfs *fs);
+
+/*
+ * Record why an operation failed (shown as last_error in .pog/status
+ * until the next success) and log it.
+ */
+void pogfs_note_error(struct pogfs *fs, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+/* A success: forget the last error. */
+void pogfs_clear_error(struct pogfs *fs);
+
+/* The FUSE connection is up (INIT answered): release a waiting parent. */
+void pogfs_ready(struct pogfs *fs);
 
 /* struct stat from a core attr. */
 void pogfs_fill_stat(const struct pog_attr *a, struct stat *st);
@@ -107,6 +129,7 @@ void ctl_read(fuse_req_t req, uint64_t ino, size_t size, off_t off,
 	      struct fuse_file_info *fi);
 void ctl_write(fuse_req_t req, uint64_t ino, const char *buf, size_t size,
 	       off_t off, struct fuse_file_info *fi);
+void ctl_flush(fuse_req_t req, uint64_t ino, struct fuse_file_info *fi);
 void ctl_release(fuse_req_t req, uint64_t ino, struct fuse_file_info *fi);
 /*
  * Add the entries of a virtual directory from position off to buf.
