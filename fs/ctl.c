@@ -118,12 +118,22 @@ bool ctl_stat(struct pogfs *fs, uint64_t ino, struct stat *st)
 		    ino != VINO_COMMITTED_ROOT) {
 			st->st_mode = pog_children[i].mode;
 			st->st_nlink = S_ISDIR(st->st_mode) ? 2 : 1;
-			/* Contents are made at open; size 0 like /proc. */
+			/* The size of a file is its content's: see
+			 * content_size (ctl_getattr, lookup, readdir). */
 			return true;
 		}
 	}
 	return false;
 }
+
+static bool has_content(uint64_t ino)
+{
+	return ino == VINO_CTL || ino == VINO_STATUS || ino == VINO_CHANGES ||
+	       ino == VINO_LOG;
+}
+
+static void sized_stat(fuse_req_t req, uint64_t ino, struct stat *st,
+		       double *attr_timeout);
 
 static void reply_virtual_entry(fuse_req_t req, uint64_t ino)
 {
@@ -131,9 +141,9 @@ static void reply_virtual_entry(fuse_req_t req, uint64_t ino)
 	struct fuse_entry_param e;
 
 	memset(&e, 0, sizeof(e));
-	ctl_stat(fs, ino, &e.attr);
-	e.ino = ino;
 	e.attr_timeout = fs->timeout;
+	sized_stat(req, ino, &e.attr, &e.attr_timeout);
+	e.ino = ino;
 	e.entry_timeout = fs->timeout;
 	fuse_reply_entry(req, &e);
 }
@@ -196,13 +206,15 @@ void ctl_lookup(fuse_req_t req, uint64_t parent, const char *name)
 void ctl_getattr(fuse_req_t req, uint64_t ino)
 {
 	struct pogfs *fs = fs_of(req);
+	double timeout = fs->timeout;
 	struct stat st;
 
 	if (!ctl_stat(fs, ino, &st)) {
 		fuse_reply_err(req, ENOENT);
 		return;
 	}
-	fuse_reply_attr(req, &st, fs->timeout);
+	sized_stat(req, ino, &st, &timeout);
+	fuse_reply_attr(req, &st, timeout);
 }
 
 size_t ctl_readdir(fuse_req_t req, uint64_t ino, char *buf, size_t size,
@@ -232,6 +244,7 @@ size_t ctl_readdir(fuse_req_t req, uint64_t ino, char *buf, size_t size,
 		size_t need;
 
 		memset(&e, 0, sizeof(e));
+		e.attr_timeout = e.entry_timeout = fs->timeout;
 		if (!ctl_stat(fs, list[i].ino, &e.attr)) {
 			/* committed/: a directory; its attributes come
 			 * with lookup, so link nothing here. */
@@ -239,8 +252,10 @@ size_t ctl_readdir(fuse_req_t req, uint64_t ino, char *buf, size_t size,
 			e.attr.st_mode = S_IFDIR | 0555;
 		} else if (i >= 2) {
 			e.ino = list[i].ino;
+			if (plus)
+				sized_stat(req, list[i].ino, &e.attr,
+					   &e.attr_timeout);
 		}
-		e.attr_timeout = e.entry_timeout = fs->timeout;
 		if (plus)
 			need = fuse_add_direntry_plus(req, buf + used, size - used,
 						      list[i].name, &e, (off_t)(i + 1));
@@ -261,6 +276,19 @@ size_t ctl_readdir(fuse_req_t req, uint64_t ino, char *buf, size_t size,
 struct vfile {
 	pthread_mutex_t lock; /* ctl: one command at a time per open file */
 	struct text text;
+	/* In fs->ctl_files (under fs->ctl_lock): which file, opened by
+	 * which thread, so that its stat shows the size it reads. */
+	struct vfile *next;
+	uint64_t ino;
+	pid_t pid;
+	/* ctl: the answer is read from offset 0 wherever the command's
+	 * write left the file offset: the first read after a command sets
+	 * read_base to its offset, and later reads count from it. */
+	bool answer_unread;
+	off_t read_base;
+	/* ctl: the lock owner (process) that started a pending import, whose
+	 * close() fails while its document is incomplete. */
+	uint64_t import_owner;
 	/* ctl: an import whose document is still arriving (under lock). */
 	struct pending_import {
 		bool active;
@@ -294,9 +322,31 @@ static int log_line(void *ctx, const struct pog_log_entry *e)
 	return 0;
 }
 
+/*
+ * "A path", "M path", "D path": the root is ".", and in a name a newline
+ * is written \n and a backslash \\ (the README says so), so that every
+ * line is one change and no name can forge another line.
+ */
 static int change_line(void *ctx, char kind, const char *path)
 {
-	text_addf(ctx, "%c %s\n", kind, path);
+	struct text *t = ctx;
+	char head[2] = { kind, ' ' };
+
+	text_addn(t, head, 2);
+	if (!path[0])
+		text_addn(t, ".", 1);
+	for (const char *p = path; *p;) {
+		size_t n = strcspn(p, "\n\\");
+		text_addn(t, p, n);
+		p += n;
+		if (*p == '\n')
+			text_addn(t, "\\n", 2);
+		else if (*p == '\\')
+			text_addn(t, "\\\\", 2);
+		if (*p)
+			p++;
+	}
+	text_addn(t, "\n", 1);
 	return 0;
 }
 
@@ -351,6 +401,12 @@ static int make_status(struct pogfs *fs, struct text *t)
 		add_number(gc, "freed_objects", ps->gc_freed_objects);
 	}
 	add_number(o, "checksum_errors", ps->checksum_errors);
+	/* the last unmount (or close) that discarded staged changes */
+	gc = cJSON_AddObjectToObject(o, "last_discard");
+	if (gc) {
+		add_number(gc, "changes", ps->discarded_changes);
+		add_number(gc, "time", (uint64_t)ps->discarded_time.sec);
+	}
 	cJSON_AddBoolToObject(o, "autocommit", fs->autocommit);
 	json = cJSON_Print(o);
 	if (!json)
@@ -364,12 +420,105 @@ out:
 	return rc;
 }
 
+/* The content of a .pog file as of now (ctl has none until a command). */
+static int make_content(struct pogfs *fs, uint64_t ino, struct text *t)
+{
+	int rc;
+
+	switch (ino) {
+	case VINO_CTL:
+		return 0;
+	case VINO_STATUS:
+		rc = make_status(fs, t);
+		break;
+	case VINO_CHANGES:
+		rc = pog_changes(fs->store, change_line, t);
+		break;
+	case VINO_LOG:
+		rc = pog_log(fs->store, log_line, t);
+		break;
+	default:
+		return -ENOENT;
+	}
+	if (rc == 0 && t->failed)
+		rc = -ENOMEM;
+	return rc;
+}
+
+/*
+ * The stat of a .pog file with the size of its content, as sysfs files
+ * report one, so that rsync and readers that trust st_size copy it all.
+ * A thread that has the file open sees the size of what its open file
+ * holds (rsync opens, then fstat()s, then reads that many bytes: the
+ * kernel's fstat carries no file handle, only the caller's thread id);
+ * any other caller the size of the content as of now. The kernel must
+ * not cache it (attr timeout 0): the content changes with every change.
+ */
+static void sized_stat(fuse_req_t req, uint64_t ino, struct stat *st,
+		       double *attr_timeout)
+{
+	struct pogfs *fs = fs_of(req);
+	pid_t pid = fuse_req_ctx(req)->pid;
+	struct text t = { 0 };
+	bool found = false;
+
+	ctl_stat(fs, ino, st);
+	if (!has_content(ino))
+		return;
+	*attr_timeout = 0;
+	pthread_mutex_lock(&fs->ctl_lock);
+	for (struct vfile *vf = fs->ctl_files; vf; vf = vf->next) {
+		if (vf->ino == ino && vf->pid == pid) {
+			pthread_mutex_lock(&vf->lock);
+			st->st_size = (off_t)vf->text.len;
+			pthread_mutex_unlock(&vf->lock);
+			found = true;
+			break;
+		}
+	}
+	pthread_mutex_unlock(&fs->ctl_lock);
+	if (found || ino == VINO_CTL)
+		return;
+	if (make_content(fs, ino, &t) == 0)
+		st->st_size = (off_t)t.len;
+	text_release(&t);
+}
+
+static void vfile_free(struct vfile *vf)
+{
+	text_release(&vf->text);
+	pending_import_release(&vf->import);
+	pthread_mutex_destroy(&vf->lock);
+	free(vf);
+}
+
+/* Put vf first in the list of open files (newest first). */
+static void vfile_link(struct pogfs *fs, struct vfile *vf)
+{
+	pthread_mutex_lock(&fs->ctl_lock);
+	vf->next = fs->ctl_files;
+	fs->ctl_files = vf;
+	pthread_mutex_unlock(&fs->ctl_lock);
+}
+
+static void vfile_unlink(struct pogfs *fs, struct vfile *vf)
+{
+	pthread_mutex_lock(&fs->ctl_lock);
+	for (struct vfile **p = &fs->ctl_files; *p; p = &(*p)->next) {
+		if (*p == vf) {
+			*p = vf->next;
+			break;
+		}
+	}
+	pthread_mutex_unlock(&fs->ctl_lock);
+}
+
 void ctl_open(fuse_req_t req, uint64_t ino, struct fuse_file_info *fi)
 {
 	struct pogfs *fs = fs_of(req);
 	bool writing = (fi->flags & O_ACCMODE) != O_RDONLY;
 	struct vfile *vf;
-	int rc = 0;
+	int rc;
 
 	if (ino == VINO_POG || ino == VINO_OBJECTS) {
 		fuse_reply_err(req, EISDIR);
@@ -385,37 +534,21 @@ void ctl_open(fuse_req_t req, uint64_t ino, struct fuse_file_info *fi)
 		return;
 	}
 	pthread_mutex_init(&vf->lock, NULL);
-	switch (ino) {
-	case VINO_CTL:
-		break;
-	case VINO_STATUS:
-		rc = make_status(fs, &vf->text);
-		break;
-	case VINO_CHANGES:
-		rc = pog_changes(fs->store, change_line, &vf->text);
-		break;
-	case VINO_LOG:
-		rc = pog_log(fs->store, log_line, &vf->text);
-		break;
-	default:
-		rc = -ENOENT;
-	}
-	if (rc == 0 && vf->text.failed)
-		rc = -ENOMEM;
+	vf->ino = ino;
+	vf->pid = fuse_req_ctx(req)->pid;
+	rc = make_content(fs, ino, &vf->text);
 	if (rc < 0) {
-		text_release(&vf->text);
-		pthread_mutex_destroy(&vf->lock);
-		free(vf);
+		vfile_free(vf);
 		fuse_reply_err(req, pogfs_errno(rc));
 		return;
 	}
 	fi->fh = (uint64_t)(uintptr_t)vf;
 	fi->direct_io = 1; /* every open and read sees current content */
 	fi->keep_cache = 0;
+	vfile_link(fs, vf);
 	if (fuse_reply_open(req, fi) != 0) {
-		text_release(&vf->text);
-		pthread_mutex_destroy(&vf->lock);
-		free(vf);
+		vfile_unlink(fs, vf);
+		vfile_free(vf);
 	}
 }
 
@@ -430,6 +563,13 @@ void ctl_read(fuse_req_t req, uint64_t ino, size_t size, off_t off,
 		return;
 	}
 	pthread_mutex_lock(&vf->lock);
+	if (vf->answer_unread) {
+		/* the first read after a command starts the answer */
+		vf->answer_unread = false;
+		vf->read_base = off;
+	}
+	if (off >= vf->read_base)
+		off -= vf->read_base;
 	if (off < 0 || (size_t)off >= vf->text.len) {
 		fuse_reply_buf(req, NULL, 0);
 	} else {
@@ -439,20 +579,57 @@ void ctl_read(fuse_req_t req, uint64_t ino, size_t size, off_t off,
 	pthread_mutex_unlock(&vf->lock);
 }
 
+/*
+ * close(): an import whose document is incomplete fails the close of the
+ * process that started it with EINVAL (nothing of it is applied), and
+ * status says why. Closes by other processes (a child that inherited the
+ * descriptor) leave it waiting.
+ */
+void ctl_flush(fuse_req_t req, uint64_t ino, struct fuse_file_info *fi)
+{
+	struct pogfs *fs = fs_of(req);
+	struct vfile *vf = (struct vfile *)(uintptr_t)fi->fh;
+	int err = 0;
+	(void)ino;
+
+	if (vf) {
+		pthread_mutex_lock(&vf->lock);
+		if (vf->import.active && fi->lock_owner == vf->import_owner) {
+			pogfs_note_error(fs, "import: closed after %zu of %zu bytes of the document; nothing was imported",
+					 vf->import.doc.len, vf->import.want);
+			pogfs_log(fs, LOG_NOTICE,
+				  "ctl: import: closed after %zu of %zu bytes of the document; nothing was imported",
+				  vf->import.doc.len, vf->import.want);
+			pending_import_release(&vf->import);
+			err = EINVAL;
+		}
+		pthread_mutex_unlock(&vf->lock);
+	}
+	fuse_reply_err(req, err);
+}
+
 void ctl_release(fuse_req_t req, uint64_t ino, struct fuse_file_info *fi)
 {
+	struct pogfs *fs = fs_of(req);
 	struct vfile *vf = (struct vfile *)(uintptr_t)fi->fh;
 	(void)ino;
 
 	if (vf) {
+		vfile_unlink(fs, vf);
 		/* ctl_read replies under the lock; the kernel may pass the
 		 * close on before that read has let go of it. */
 		pthread_mutex_lock(&vf->lock);
 		pthread_mutex_unlock(&vf->lock);
-		text_release(&vf->text);
-		pending_import_release(&vf->import);
-		pthread_mutex_destroy(&vf->lock);
-		free(vf);
+		if (vf->import.active) {
+			/* the last descriptor went without a flush of its
+			 * starter (a child's, a killed process) */
+			pogfs_note_error(fs, "import: closed after %zu of %zu bytes of the document; nothing was imported",
+					 vf->import.doc.len, vf->import.want);
+			pogfs_log(fs, LOG_NOTICE,
+				  "ctl: import: closed after %zu of %zu bytes of the document; nothing was imported",
+				  vf->import.doc.len, vf->import.want);
+		}
+		vfile_free(vf);
 	}
 	fuse_reply_err(req, 0);
 }
@@ -477,7 +654,7 @@ static int command_failed(struct pogfs *fs, struct text *answer, int rc,
 	va_start(ap, fmt);
 	vsnprintf(reason, sizeof(reason), fmt, ap);
 	va_end(ap);
-	pog_set_error(fs->store, "%s", reason);
+	pogfs_note_error(fs, "%s", reason);
 	text_addf(answer, "error: %s\n", reason);
 	pogfs_log(fs, LOG_NOTICE, "ctl: %s", reason);
 	return rc;
@@ -717,6 +894,9 @@ static int cmd_import(struct pogfs *fs, const struct pending_import *p,
 	uint64_t staged_before = pog_staged_count(fs->store);
 	rc = pog_import(fs->store, dir, last ? key : NULL, last ? (size_t)keylen : 0,
 			p->doc.data ? p->doc.data : "", p->doc.len, p->uid, p->gid, &je);
+	bool staged_changed = pog_staged_count(fs->store) != staged_before;
+	if (rc == 0 || staged_changed)
+		pogfs_touch(fs); /* before a failure is recorded: it clears */
 	if (rc < 0 && je.line > 0) {
 		char what[128];
 		describe_error_spot(p->doc.data ? p->doc.data : "", p->doc.len,
@@ -727,12 +907,11 @@ static int cmd_import(struct pogfs *fs, const struct pending_import *p,
 		je.message[sizeof(je.message) - 1] = '\0';
 		rc = command_failed(fs, answer, rc, "import: %.200s: %s%s", p->path,
 				    je.message[0] ? je.message : pog_strerror(rc),
-				    pog_staged_count(fs->store) != staged_before
+				    staged_changed
 				    ? " (what it made is staged: abort to undo)" : "");
 	} else {
 		text_addf(answer, "import %zu %s\n", p->doc.len, p->path);
 	}
-	pogfs_touch(fs);
 	/* Show the new names at once, whatever the kernel cached. */
 	if (last && last[0])
 		fuse_lowlevel_notify_inval_entry(fs->se, dir, last, strlen(last));
@@ -774,7 +953,8 @@ static int import_maybe_finish(struct pogfs *fs, struct vfile *vf)
 
 /* The first write: "import LENGTH PATH\n" and maybe some of the document. */
 static int import_start(struct pogfs *fs, fuse_req_t req, struct vfile *vf,
-			const char *buf, size_t size, off_t off)
+			const char *buf, size_t size, off_t off,
+			uint64_t fi_lock_owner)
 {
 	struct pending_import *p = &vf->import;
 	const struct fuse_ctx *ctx = fuse_req_ctx(req);
@@ -819,6 +999,7 @@ static int import_start(struct pogfs *fs, fuse_req_t req, struct vfile *vf,
 	if (!p->path)
 		return -ENOMEM;
 	p->active = true;
+	vf->import_owner = fi_lock_owner;
 	p->want = (size_t)want;
 	p->uid = ctx->uid;
 	p->gid = ctx->gid;
@@ -929,10 +1110,17 @@ void ctl_write(fuse_req_t req, uint64_t ino, const char *buf, size_t size,
 	} else {
 		text_release(&vf->text);
 		if (is_import_header(buf, size))
-			rc = import_start(fs, req, vf, buf, size, off);
+			rc = import_start(fs, req, vf, buf, size, off,
+					  fi->lock_owner);
 		else
 			rc = run_command(fs, buf, size, &vf->text);
 	}
+	vf->answer_unread = true;
+	vf->read_base = 0;
+	/* A command that succeeded clears the last error (a piece of an
+	 * import that is still incomplete is no command yet). */
+	if (rc == 0 && !vf->import.active)
+		pogfs_clear_error(fs);
 	pthread_mutex_unlock(&vf->lock);
 	if (rc < 0)
 		fuse_reply_err(req, pogfs_errno(rc));

@@ -146,6 +146,62 @@ static bool names_shift(struct pogfs *fs, uint64_t dir)
 	return pog_getattr(fs->store, dir, &pa) == 0 && pa.type == POG_LIST;
 }
 
+/* ---- why an operation failed with EINVAL ------------------------------ */
+
+/* "dir/name" (or the object dir when name is NULL) as the mount shows it,
+ * "." for the root, for a message. */
+static void message_path(struct pogfs *fs, uint64_t dir, const char *name,
+			 char *out, size_t size)
+{
+	char path[1024];
+	ssize_t n = pog_path(fs->store, dir & POG_INO_MASK, path, sizeof(path) - 1);
+
+	if (n < 0 || (size_t)n >= sizeof(path) - 1)
+		snprintf(path, sizeof(path), ".pog/objects/%" PRIu64,
+			 dir & POG_INO_MASK);
+	else
+		path[n] = '\0';
+	if (!name)
+		snprintf(out, size, "%s", path[0] ? path : ".");
+	else if (!path[0])
+		snprintf(out, size, "%s", name);
+	else
+		snprintf(out, size, "%s/%s", path, name);
+}
+
+static const char *type_of(struct pogfs *fs, uint64_t ino)
+{
+	struct pog_attr a;
+	const char *name = NULL;
+
+	if (pog_getattr(fs->store, ino, &a) == 0)
+		name = pog_type_name(a.type);
+	return name ? name : "object";
+}
+
+/*
+ * Every EINVAL leaves its reason in .pog/status (until the next success):
+ * "OP PATH: WHY". Other errors say enough by their errno.
+ */
+static void note_einval(struct pogfs *fs, long rc, const char *op,
+			uint64_t dir, const char *name, const char *why)
+{
+	char path[1200];
+
+	if (rc != -EINVAL)
+		return;
+	message_path(fs, dir, name, path, sizeof(path));
+	pogfs_note_error(fs, "%s %s: %s", op, path, why);
+}
+
+/* Why a name was refused in dir (create, link, rename). */
+static const char *name_refused_why(struct pogfs *fs, uint64_t dir)
+{
+	return names_shift(fs, dir)
+		? "not a name this list takes (its entries are positions 0..n-1)"
+		: "invalid name";
+}
+
 void pogfs_reply_entry(fuse_req_t req, uint64_t parent, const char *name,
 		       size_t len, const struct pog_attr *a)
 {
@@ -369,6 +425,10 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
 
 	rc = pog_setattr(fs->store, ino, &want, mask, &out);
 	if (rc < 0) {
+		note_einval(fs, rc, "setattr of", ino, NULL,
+			    mask & POG_SET_SIZE
+			    ? "that size would leave text that does not parse"
+			    : "invalid attributes");
 		fuse_reply_err(req, pogfs_errno(rc));
 		return;
 	}
@@ -425,6 +485,8 @@ static void make_node(fuse_req_t req, uint64_t parent, const char *name,
 		rc = pog_mknode(fs->store, parent, k.buf, k.len, spec, &a);
 	}
 	if (rc < 0) {
+		note_einval(fs, rc, "create", parent, name,
+			    name_refused_why(fs, parent));
 		fuse_reply_err(req, pogfs_errno(rc));
 		return;
 	}
@@ -470,6 +532,8 @@ static void op_mknod(fuse_req_t req, fuse_ino_t parent, const char *name,
 		spec.rdev = rdev;
 		break;
 	default:
+		note_einval(fs_of(req), -EINVAL, "mknod", parent, name,
+			    "unknown file type");
 		fuse_reply_err(req, EINVAL);
 		return;
 	}
@@ -551,6 +615,8 @@ static void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent,
 	if (rc == 0)
 		rc = pog_link(fs->store, ino, newparent, k.buf, k.len, &a);
 	if (rc < 0) {
+		note_einval(fs, rc, "link", newparent, newname,
+			    name_refused_why(fs, newparent));
 		fuse_reply_err(req, pogfs_errno(rc));
 		return;
 	}
@@ -576,6 +642,8 @@ static void remove_entry(fuse_req_t req, uint64_t parent, const char *name,
 		rc = key_of(name, &k);
 	if (rc == 0)
 		rc = pog_remove(fs->store, parent, k.buf, k.len, flags);
+	note_einval(fs, rc, flags & POG_REMOVE_DIR ? "rmdir" : "unlink", parent,
+		    name, "cannot be removed");
 	if (rc == 0) {
 		pogfs_touch(fs);
 		/* the kernel's dentry goes negative: no name of the inode */
@@ -628,6 +696,18 @@ static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 	if (rc == 0)
 		rc = pog_rename(fs->store, parent, from->buf, from->len,
 				newparent, to->buf, to->len, pflags);
+	if (rc == -EINVAL) {
+		char target[1200];
+		message_path(fs, newparent, newname, target, sizeof(target));
+		char why[1400];
+		snprintf(why, sizeof(why), "to %s: %s", target,
+			 flags & ~(unsigned)(RENAME_NOREPLACE | RENAME_EXCHANGE)
+			 ? "unknown rename flags"
+			 : names_shift(fs, newparent) || names_shift(fs, parent)
+			 ? "not a position this list takes (its entries are 0..n-1)"
+			 : "a directory cannot move below itself");
+		note_einval(fs, rc, "rename", parent, name, why);
+	}
 	if (rc == 0) {
 		pogfs_touch(fs);
 		/* The kernel moves its dentry to the new name (and, with
@@ -835,6 +915,13 @@ static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf,
 		n = pog_write(fs->store, ino, (uint64_t)off, buf, size);
 	}
 	if (n < 0) {
+		if (n == -EINVAL) {
+			char why[128];
+			snprintf(why, sizeof(why),
+				 "the text is not a valid %s (the old value is kept)",
+				 type_of(fs, ino));
+			note_einval(fs, n, "write to", ino, NULL, why);
+		}
 		fuse_reply_err(req, pogfs_errno(n));
 		return;
 	}
@@ -844,8 +931,10 @@ static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf,
 
 static void op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
-	(void)ino;
-	(void)fi;
+	if (ino_is_virtual(ino)) {
+		ctl_flush(req, ino, fi);
+		return;
+	}
 	fuse_reply_err(req, 0);
 }
 
@@ -1191,6 +1280,38 @@ static unsigned type_by_name(const char *value, size_t size)
 	return 0;
 }
 
+static bool is_dir_type(unsigned type)
+{
+	return type == POG_MAP || type == POG_LIST;
+}
+
+/* Why setting user.pog.type failed with EINVAL. */
+static void note_set_type(struct pogfs *fs, uint64_t ino, unsigned type,
+			  const char *value, size_t size)
+{
+	const char *from = type_of(fs, ino), *to = pog_type_name(type);
+	struct pog_attr a;
+	char why[256];
+
+	if (!type) {
+		int n = (int)(size > 32 ? 32 : size);
+		while (n > 0 && value[n - 1] == '\n')
+			n--;
+		snprintf(why, sizeof(why),
+			 "unknown type \"%.*s\" (map, list, string, int, float, bool, null)",
+			 n, value);
+	} else if (pog_getattr(fs->store, ino, &a) == 0 &&
+		   is_dir_type(a.type) != is_dir_type(type)) {
+		snprintf(why, sizeof(why), "a %s cannot become a %s", from, to);
+	} else if (is_dir_type(type)) {
+		snprintf(why, sizeof(why),
+			 "a %s becomes a %s only when its names are 0..n-1", from, to);
+	} else {
+		snprintf(why, sizeof(why), "its content does not parse as a %s", to);
+	}
+	note_einval(fs, -EINVAL, "set user.pog.type of", ino, NULL, why);
+}
+
 /*
  * setfattr -n user.pog.type -v TYPE: convert the object (the same type
  * is a no-op, so rsync -X restores). A conversion may rewrite a
@@ -1217,6 +1338,8 @@ static void set_type(fuse_req_t req, uint64_t ino, const char *value,
 		pogfs_touch(fs);
 		fuse_lowlevel_notify_inval_inode(fs->se, ino, 0, 0);
 	}
+	if (rc == -EINVAL)
+		note_set_type(fs, ino, type, value, size);
 	fuse_reply_err(req, pogfs_errno(rc));
 }
 
@@ -1240,6 +1363,7 @@ static void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
 		rc = -E2BIG;
 	if (rc == 0)
 		rc = pog_setxattr(fs->store, ino, name, value, size, flags);
+	note_einval(fs, rc, "setxattr of", ino, NULL, "invalid attribute");
 	if (rc == 0)
 		pogfs_touch(fs);
 	fuse_reply_err(req, pogfs_errno(rc));

@@ -20,8 +20,11 @@ static const char *what_of(const struct tool_args *a, char *buf, size_t size)
 }
 
 /* The reason to show when opening or creating path answered err. */
-static const char *open_reason(int err)
+static const char *open_reason(int err, const char *path)
 {
+	static char newer[160];
+	uint32_t version;
+
 	switch (err) {
 	case -ENOENT:
 		return "no such file (create a store with 'pog mkfs POOL')";
@@ -35,6 +38,13 @@ static const char *open_reason(int err)
 	case POG_ENOTPOOL:
 		return "not a pogfs pool";
 	case POG_ENEWER:
+		if (path && pog_pool_format(path, &version) == 0) {
+			snprintf(newer, sizeof(newer),
+				 "pool has format version %" PRIu32 ", newer than "
+				 "version %" PRIu32 " that this pog reads (use a "
+				 "newer pogfs)", version, pog_format_version());
+			return newer;
+		}
 		return "pool has a newer format than this pog can read "
 		       "(use a newer pogfs)";
 	default:
@@ -46,6 +56,7 @@ static const char *open_reason(int err)
  * pog_open, waiting a little while another process holds the pool: right
  * after `fusermount3 -u` the daemon still collects garbage and closes, so
  * `fusermount3 -u mnt && pog info POOL` would fail for no good reason.
+ * A daemon that marks itself finishing is waited for as long as it takes.
  */
 static int open_when_free(const char *path, unsigned flags, pog_store **s)
 {
@@ -54,7 +65,10 @@ static int open_when_free(const char *path, unsigned flags, pog_store **s)
 
 	for (int tries = 1;; tries++) {
 		err = pog_open(path, flags, s);
-		if (err != POG_ELOCKED || tries == OPEN_LOCKED_TRIES)
+		if (err != POG_ELOCKED)
+			return err;
+		if (tries >= OPEN_LOCKED_TRIES &&
+		    pog_holder(path) != POG_HOLDER_FINISHING)
 			return err;
 		nanosleep(&pause, NULL);
 	}
@@ -78,7 +92,7 @@ int tool_open_pool(const struct tool_args *a, unsigned flags, pog_store **s,
 		err = open_when_free(path, flags, s);
 	if (err < 0)
 		return tool_fail(e, status, what_of(a, what, sizeof(what)),
-				 "%s", open_reason(err));
+				 "%s", open_reason(err, path));
 	return 0;
 }
 
@@ -131,7 +145,7 @@ int tool_mkfs(const struct tool_args *a, struct tool_error *e)
 				 a->size ? a->size : "1G");
 	if (err < 0)
 		return tool_fail(e, TOOL_EXIT_FAIL, what, "%s",
-				 open_reason(err));
+				 open_reason(err, NULL));
 	if (pog_status(s, &st) == 0)
 		printf("created %s: %s, format version %" PRIu64 "\n", path,
 		       tool_format_bytes(st.pool_size, bytes, sizeof(bytes)),
@@ -163,6 +177,13 @@ static void print_status(const char *path, const struct pog_status *st)
 	else
 		printf("last commit:     %" PRIu64 " at %s\n", st->commit_id,
 		       tool_format_time(st->commit_time, when, sizeof(when)));
+	if (st->discarded_changes)
+		printf("last discard:    %" PRIu64 " staged change%s not committed, "
+		       "discarded at %s\n", st->discarded_changes,
+		       st->discarded_changes == 1 ? "" : "s",
+		       tool_format_time(st->discarded_time, when, sizeof(when)));
+	else
+		printf("last discard:    none\n");
 	if (st->last_error[0])
 		printf("last error:      %s\n", st->last_error);
 }
