@@ -25,8 +25,12 @@ static int set_range(int fd, short type, off_t start)
 	return fcntl(fd, F_OFD_SETLK, &fl) < 0 ? -errno : 0;
 }
 
-/* 1 when another open file description locks that byte, 0 when none. */
-static int range_locked(int fd, off_t start)
+/*
+ * 1 when another process locks that byte, 0 when none. With exact, only
+ * a lock of that one byte counts: a lock of the whole file (an older
+ * pogfs, any other locker) is no mark.
+ */
+static int range_locked(int fd, off_t start, bool exact)
 {
 	struct flock fl = {
 		.l_type = F_WRLCK,
@@ -36,7 +40,9 @@ static int range_locked(int fd, off_t start)
 	};
 	if (fcntl(fd, F_OFD_GETLK, &fl) < 0)
 		return -errno;
-	return fl.l_type != F_UNLCK;
+	if (fl.l_type == F_UNLCK)
+		return 0;
+	return !exact || (fl.l_start == start && fl.l_len == 1);
 }
 
 int pog_holder(const char *path)
@@ -46,10 +52,10 @@ int pog_holder(const char *path)
 
 	if (fd < 0)
 		return -errno;
-	state = range_locked(fd, 0);
+	state = range_locked(fd, 0, false);
 	if (state > 0) {
-		int finishing = range_locked(fd, MARK_FINISHING);
-		int serving = range_locked(fd, MARK_SERVING);
+		int finishing = range_locked(fd, MARK_FINISHING, true);
+		int serving = range_locked(fd, MARK_SERVING, true);
 		if (finishing < 0 || serving < 0)
 			state = finishing < 0 ? finishing : serving;
 		else if (finishing)

@@ -336,9 +336,9 @@ static const char *open_reason(int rc, const char *pool, char *buf, size_t size)
 	case POG_ENEWER:
 		if (pog_pool_format(pool, &version) == 0)
 			snprintf(buf, size,
-				 "pool has format version %" PRIu32 ", newer than "
-				 "version %" PRIu32 " that this pogfs reads (use a "
-				 "newer pogfs)", version, pog_format_version());
+				 "pool has a newer format (version %" PRIu32 ") than "
+				 "this pogfs reads (version %" PRIu32 "); use a "
+				 "newer pogfs", version, pog_format_version());
 		else
 			snprintf(buf, size,
 				 "pool has a newer format than version %" PRIu32

@@ -40,9 +40,9 @@ static const char *open_reason(int err, const char *path)
 	case POG_ENEWER:
 		if (path && pog_pool_format(path, &version) == 0) {
 			snprintf(newer, sizeof(newer),
-				 "pool has format version %" PRIu32 ", newer than "
-				 "version %" PRIu32 " that this pog reads (use a "
-				 "newer pogfs)", version, pog_format_version());
+				 "pool has a newer format (version %" PRIu32 ") than "
+				 "this pog reads (version %" PRIu32 "); use a "
+				 "newer pogfs", version, pog_format_version());
 			return newer;
 		}
 		return "pool has a newer format than this pog can read "

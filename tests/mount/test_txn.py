@@ -218,7 +218,7 @@ def test_second_daemon_refused(mount, tmp_path):
                        capture_output=True, text=True, timeout=30)
     assert r.returncode != 0
     lines = r.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("pog: ")
+    assert len(lines) == 1 and lines[0].startswith("pogfs: ")
     assert not os.path.ismount(other)
 
 
@@ -229,7 +229,7 @@ def test_refuses_non_pool(tmp_path):
     r = subprocess.run([POGFS, str(junk), str(tmp_path / "m"), "-f"],
                        capture_output=True, text=True, timeout=30)
     assert r.returncode != 0
-    assert r.stderr.startswith("pog: ")
+    assert r.stderr.startswith("pogfs: ")
     assert len(r.stderr.strip().splitlines()) == 1
 
 
