@@ -636,6 +636,12 @@ static int data_write(pog_store *s, struct pog_inode *in, uint64_t off,
 	return 0;
 }
 
+/*
+ * Read up to len bytes at off. A damaged page (or page-table node)
+ * anywhere in the range fails the whole read: a short count would be
+ * taken for the end of the file, and the bytes after it would be lost
+ * without a word.
+ */
 ssize_t pog_data_read(pog_store *s, const struct pog_inode *in, uint64_t off,
 		      void *buf, size_t len)
 {
@@ -662,12 +668,12 @@ ssize_t pog_data_read(pog_store *s, const struct pog_inode *in, uint64_t off,
 		if (err == -ENOENT) {
 			memset(out + done, 0, n);
 		} else if (err) {
-			return done ? (ssize_t)done : err;
+			return err;
 		} else {
 			const void *data;
 			err = pog_page_read(s, ref.bno, ref.crc, &data);
 			if (err)
-				return done ? (ssize_t)done : err;
+				return err;
 			memcpy(out + done, (const char *)data + at, n);
 		}
 		done += n;
