@@ -780,38 +780,44 @@ static int pages_drop(pog_store *s, struct pog_inode *in, uint64_t first,
 }
 
 /*
- * Make bytes [off, end) of a string read as zeros (end <= size): whole
- * pages become holes, the partial ones at either end are zeroed (copied
- * on write). Reports in *pages whether page content was written.
+ * Make bytes [off, end) of a string read as zeros, as tmpfs punches a
+ * hole: the pages wholly inside the range become holes (the last page
+ * too when the range runs past the end), the partial ones at either end
+ * are zeroed (copied on write) up to the size. An inline string whose
+ * page would go becomes a hole. Reports in *pages whether page content
+ * was written.
  */
 static int data_zero(pog_store *s, struct pog_inode *in, uint64_t off,
 		     uint64_t end, bool *pages)
 {
+	uint64_t first = (off + PAGE - 1) / PAGE, last = end / PAGE;
+	uint64_t zend = end < in->size ? end : in->size; /* bytes to zero */
 	*pages = false;
-	if (off >= end)
+	if (off >= zend)
 		return 0;
 	if (in->flags & POG_INODE_INLINE) {
 		int err = inline_check(s, in);
 		if (err)
 			return err;
-		memset(in->inline_data + off, 0, end - off);
+		if (first == 0 && last >= 1) { /* its one page goes */
+			in->flags &= ~POG_INODE_INLINE;
+			in->content = 0;
+			in->direct_crc = 0;
+			return 0;
+		}
+		memset(in->inline_data + off, 0, zend - off);
 		inline_seal(in);
 		return 0;
 	}
-	/* The bytes of the last page past the end are zeros already: a
-	 * range to the end takes that page whole, as tmpfs does. */
-	if (end == in->size)
-		end = (end + PAGE - 1) / PAGE * PAGE;
-	uint64_t first = (off + PAGE - 1) / PAGE, last = end / PAGE;
 	int err = 0;
-	if (off % PAGE) { /* the head, up to the first whole page or end */
-		uint64_t stop = first * PAGE < end ? first * PAGE : end;
+	if (off % PAGE) { /* the head, up to the first whole page */
+		uint64_t stop = first * PAGE < zend ? first * PAGE : zend;
 		err = page_zero(s, in, off / PAGE, off % PAGE, stop - off);
 		*pages = true;
 	}
-	if (!err && end % PAGE && last * PAGE >= off && last >= first) {
-		/* the tail, from the last whole page on */
-		err = page_zero(s, in, last, 0, end % PAGE);
+	if (!err && last >= first && last * PAGE < zend && end % PAGE) {
+		/* the tail, after the last whole page */
+		err = page_zero(s, in, last, 0, zend - last * PAGE);
 		*pages = true;
 	}
 	if (!err && first < last)
@@ -1931,7 +1937,7 @@ int pog_setattr(pog_store *s, uint64_t ino, const struct pog_attr *attr,
 
 /*
  * What fallocate asks for: the new size, and the end of the range to
- * zero (at most the old size; nothing when <= off).
+ * zero (0: none).
  */
 static int falloc_plan(const struct pog_inode *in, unsigned mode, uint64_t off,
 		       uint64_t len, uint64_t *size, uint64_t *zero_end)
@@ -1952,11 +1958,9 @@ static int falloc_plan(const struct pog_inode *in, unsigned mode, uint64_t off,
 			return -EFBIG;
 		*size = end;
 	}
-	/* Only bytes that exist need zeros: past the end they read as
-	 * zeros once the size grows over them. */
 	*zero_end = 0;
 	if (mode & (POG_FALLOC_PUNCH_HOLE | POG_FALLOC_ZERO_RANGE))
-		*zero_end = end < in->size ? end : in->size;
+		*zero_end = end;
 	return 0;
 }
 
@@ -1965,7 +1969,8 @@ static int falloc_scalar(pog_store *s, struct pog_inode *in, uint64_t off,
 			 uint64_t zero_end, uint64_t size)
 {
 	static const char zeros[POG_INLINE_MAX];
-	uint64_t n = zero_end > off ? zero_end - off : 0;
+	uint64_t zend = zero_end < in->size ? zero_end : in->size;
+	uint64_t n = zend > off ? zend - off : 0;
 	int err = n > POG_INLINE_MAX || size > POG_INLINE_MAX
 			  ? -EINVAL
 			  : scalar_edit(s, in, n ? off : 0, n ? zeros : NULL,
@@ -1992,7 +1997,9 @@ int pog_fallocate(pog_store *s, uint64_t ino, unsigned mode, uint64_t off,
 		err = writable_file(&in);
 	if (!err)
 		err = falloc_plan(&in, mode, off, len, &size, &zero_end);
-	if (err || (size == in.size && zero_end <= off))
+	/* Only bytes before the end need zeros: past it they read as zeros
+	 * once the size grows over them. */
+	if (err || (size == in.size && (zero_end <= off || off >= in.size)))
 		goto out; /* nothing to change: no staged change either */
 	if (pog_type_is_scalar(in.type)) {
 		err = falloc_scalar(s, &in, off, zero_end, size);

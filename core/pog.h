@@ -319,9 +319,10 @@ ssize_t pog_write(pog_store *s, uint64_t ino, uint64_t off, const void *buf,
  *   0                          extend the size to off + len when larger
  *                              (the new bytes are a hole)
  *   KEEP_SIZE                  nothing to do (the range stays as it is)
- *   PUNCH_HOLE | KEEP_SIZE     [off, off + len) reads as zeros: whole
- *                              pages become holes, partial ones are
- *                              zeroed; the size stays
+ *   PUNCH_HOLE | KEEP_SIZE     [off, off + len) reads as zeros: the
+ *                              pages wholly inside the range become
+ *                              holes, the partial ones are zeroed, as
+ *                              tmpfs does; the size stays
  *   ZERO_RANGE [| KEEP_SIZE]   the same, and without KEEP_SIZE the size
  *                              grows to off + len when larger
  * Other modes (collapse, insert, unshare) and PUNCH_HOLE without
