@@ -1964,6 +1964,39 @@ static int falloc_plan(const struct pog_inode *in, unsigned mode, uint64_t off,
 	return 0;
 }
 
+/*
+ * Nothing can be reserved ahead of a copy-on-write, but a range that
+ * could never be written is refused now: -ENOSPC when the pages of
+ * [off, end) that do not exist yet outnumber the free blocks.
+ */
+static int falloc_space(pog_store *s, const struct pog_inode *in,
+			uint64_t off, uint64_t end)
+{
+	uint64_t capacity = s->super->max_segments * (uint64_t)POG_SEG_BLOCKS;
+	uint64_t free = capacity > s->blocks_used ? capacity - s->blocks_used : 0;
+	uint64_t first = off / PAGE, stop = (end + PAGE - 1) / PAGE;
+	uint64_t need = stop - first;
+	if (need <= free)
+		return 0;
+	if (in->flags & POG_INODE_INLINE)
+		return need - 1 <= free ? 0 : -ENOSPC;
+	if (in->flags & POG_INODE_DIRECT)
+		return need - (first == 0) <= free ? 0 : -ENOSPC;
+	struct pog_bt_iter it;
+	int r = pog_bt_seek(&it, s, in->content, first);
+	while (r > 0 && need > free) {
+		uint64_t key;
+		pog_bt_cur(&it, &key, NULL, NULL);
+		if (key >= stop)
+			break;
+		need--;
+		r = pog_bt_next(&it);
+	}
+	if (r < 0)
+		return r;
+	return need <= free ? 0 : -ENOSPC;
+}
+
 /* A typed scalar's text after the change must parse, as for a write. */
 static int falloc_scalar(pog_store *s, struct pog_inode *in, uint64_t off,
 			 uint64_t zero_end, uint64_t size)
@@ -1997,6 +2030,9 @@ int pog_fallocate(pog_store *s, uint64_t ino, unsigned mode, uint64_t off,
 		err = writable_file(&in);
 	if (!err)
 		err = falloc_plan(&in, mode, off, len, &size, &zero_end);
+	if (!err && !zero_end)
+		err = falloc_space(s, &in, off, len > UINT64_MAX - off
+						       ? UINT64_MAX : off + len);
 	/* Only bytes before the end need zeros: past it they read as zeros
 	 * once the size grows over them. */
 	if (err || (size == in.size && (zero_end <= off || off >= in.size)))

@@ -318,13 +318,16 @@ ssize_t pog_write(pog_store *s, uint64_t ino, uint64_t off, const void *buf,
  * mode reserves space: a hole reads as zeros and costs nothing.
  *   0                          extend the size to off + len when larger
  *                              (the new bytes are a hole)
- *   KEEP_SIZE                  nothing to do (the range stays as it is)
+ *   KEEP_SIZE                  nothing (the range stays as it is)
  *   PUNCH_HOLE | KEEP_SIZE     [off, off + len) reads as zeros: the
  *                              pages wholly inside the range become
  *                              holes, the partial ones are zeroed, as
  *                              tmpfs does; the size stays
  *   ZERO_RANGE [| KEEP_SIZE]   the same, and without KEEP_SIZE the size
  *                              grows to off + len when larger
+ * Mode 0 and KEEP_SIZE answer -ENOSPC when the range's missing pages outnumber the
+ * free blocks (a write there could never succeed), so posix_fallocate
+ * still tells a caller that the space is not there.
  * Other modes (collapse, insert, unshare) and PUNCH_HOLE without
  * KEEP_SIZE: -EOPNOTSUPP. len 0: -EINVAL; a size past POG_FILE_MAX:
  * -EFBIG. A typed scalar's text must still parse afterwards, which only

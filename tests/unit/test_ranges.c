@@ -151,6 +151,11 @@ static void test_extend(void **state)
 	assert_ok(pog_fallocate(ctx->s, g, KEEP, 0, 100 * PAGE));
 	assert_int_equal(attr_of(ctx->s, g).size, 4);
 	assert_int_equal(pog_staged_count(ctx->s), 1);
+	/* a range no write could ever fill: ENOSPC, nothing changes */
+	assert_rc(pog_fallocate(ctx->s, g, 0, 0, (uint64_t)1 << 40), -ENOSPC);
+	assert_rc(pog_fallocate(ctx->s, g, KEEP, PAGE, (uint64_t)1 << 40),
+		  -ENOSPC);
+	assert_int_equal(attr_of(ctx->s, g).size, 4);
 	tu_commit_check(ctx->s, "extended");
 	tu_assert_content(ctx->s, f, zeros, 3 * PAGE);
 	tu_assert_content(ctx->s, g, "keep", 4);
