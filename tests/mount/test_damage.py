@@ -25,7 +25,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import POG, Mount, mkfs
+from conftest import POG, POGFS, Mount, mkfs
 
 PAGE = 4096
 SEG_MAGIC = b"POGGSEG1"
@@ -381,6 +381,53 @@ def used_block_bytes(pool):
     return ranges
 
 
+def mounted(path):
+    """Is path a mount point? (os.path.ismount says no when the root of
+    the mount answers EIO, as a store whose root record is damaged does.)"""
+    target = os.path.realpath(path)
+    with open("/proc/self/mountinfo") as f:
+        return any(line.split()[4] == target for line in f)
+
+
+class DamagedMount(Mount):
+    """A mount that counts as up once listed, whatever its root answers."""
+
+    def start(self, *opts, timeout=15):
+        import time
+        assert self.proc is None
+        self.path.mkdir(exist_ok=True)
+        self.stderr_file = open(self.stderr_path, "ab")
+        self.proc = subprocess.Popen(
+            [POGFS, str(self.pool), str(self.path), "-f", *opts],
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+            stderr=self.stderr_file)
+        deadline = time.monotonic() + timeout
+        while not mounted(self.path):
+            if self.proc.poll() is not None:
+                self.proc = None
+                self.stderr_file.close()
+                raise RuntimeError("pogfs exited: " + self.stderr())
+            if time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError("pogfs did not mount in time")
+            time.sleep(0.02)
+        return self
+
+    def stop(self, timeout=60):
+        if self.proc is None:
+            return
+        if mounted(self.path):
+            subprocess.run(["fusermount3", "-u", "-z", str(self.path)],
+                           stderr=subprocess.DEVNULL)
+        try:
+            self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        self.proc = None
+        self.stderr_file.close()
+
+
 def check_reads(mnt, files):
     """Every file reads as committed or fails with EIO: counts."""
     outcome = {"exact": 0, "eio": 0}
@@ -435,10 +482,12 @@ def test_random_damage(tmp_path):
             shutil.copyfile(pristine, copy)
             where = rng.choice(blocks) + rng.randrange(PAGE)
             flip(copy, where, rng.randrange(1, 256))
-            d = Mount(copy, tmp_path / "mnt")
+            d = DamagedMount(copy, tmp_path / "mnt")
             try:
                 d.start()
             except RuntimeError as e:
+                e = RuntimeError(f"trial {trial}, byte {where:#x}: {e}: "
+                                 + d.stderr())
                 # refused at start: fine, as long as it said why
                 assert "pogfs:" in str(e) or "damaged" in str(e) \
                     or "corrupt" in str(e).lower(), str(e)
