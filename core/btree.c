@@ -148,6 +148,41 @@ static bool damage_is_inline(pog_store *s, uint64_t addr)
 	return bad > 0;
 }
 
+/*
+ * A committed node is trusted only once its CRC is checked: damage in it
+ * would answer wrongly (a key that moved, a page that reads as a hole, a
+ * name that is not there) instead of failing. A whole-block node is
+ * checked once per open store (its bit in the segment's `checked`); a
+ * small node shares its block with nodes of later commits, so it is
+ * checked on every read (at most 2 KiB). Fresh nodes have no CRC yet.
+ */
+static int node_readable(pog_store *s, uint64_t addr)
+{
+	if (pog_node_check(s, addr, 0))
+		return POG_ECORRUPT;
+	if (pog_node_fresh(s, addr))
+		return 0;
+	bool small = addr & POG_NODE_SMALL;
+	uint64_t bno = pog_node_bno(addr), i = bno % POG_SEG_BLOCKS;
+	uint64_t *word = &s->segs[bno / POG_SEG_BLOCKS].checked[i / 64];
+	uint64_t bit = 1ULL << (i % 64);
+	if (!small && (__atomic_load_n(word, __ATOMIC_RELAXED) & bit))
+		return 0;
+	const struct pog_node_hdr *h = HDR(s, addr);
+	if (pog_node_crc(h, pog_node_size(addr)) != h->crc) {
+		if (damage_is_inline(s, addr))
+			return 0; /* each file there checks its own bytes */
+		atomic_fetch_add(&s->checksum_errors, 1);
+		pog_set_error(s, "checksum mismatch in tree node %llu%s",
+			      (unsigned long long)bno,
+			      small ? " (a small node)" : "");
+		return POG_ECORRUPT;
+	}
+	if (!small)
+		__atomic_fetch_or(word, bit, __ATOMIC_RELAXED);
+	return 0;
+}
+
 /* Make *addr writable in this transaction (copying it if committed). */
 static int node_writable(pog_store *s, uint64_t *addr)
 {
@@ -408,8 +443,11 @@ int pog_bt_get(pog_store *s, uint64_t root, uint64_t key, const void **val,
 {
 	uint64_t addr = root;
 	for (int depth = 0; addr; depth++) {
-		if (depth >= POG_BT_MAX_DEPTH || pog_node_check(s, addr, 0))
+		if (depth >= POG_BT_MAX_DEPTH)
 			return POG_ECORRUPT;
+		int err = node_readable(s, addr);
+		if (err)
+			return err;
 		struct pog_node_hdr *h = HDR(s, addr);
 		if (h->level == 0) {
 			bool found;
@@ -542,8 +580,9 @@ static int descend_left(struct pog_bt_iter *it)
 		if (it->depth >= POG_BT_MAX_DEPTH)
 			return POG_ECORRUPT;
 		uint64_t child = branches(h)[it->pos[d]].child;
-		if (pog_node_check(it->s, child, 0))
-			return POG_ECORRUPT;
+		int err = node_readable(it->s, child);
+		if (err)
+			return err;
 		it->addr[it->depth] = child;
 		it->pos[it->depth] = 0;
 		it->depth++;
@@ -580,8 +619,11 @@ int pog_bt_seek(struct pog_bt_iter *it, pog_store *s, uint64_t root,
 		return 0;
 	uint64_t addr = root;
 	for (;;) {
-		if (it->depth >= POG_BT_MAX_DEPTH || pog_node_check(s, addr, 0))
+		if (it->depth >= POG_BT_MAX_DEPTH)
 			return POG_ECORRUPT;
+		int err = node_readable(s, addr);
+		if (err)
+			return err;
 		struct pog_node_hdr *h = HDR(s, addr);
 		it->addr[it->depth] = addr;
 		if (h->level == 0) {

@@ -600,7 +600,9 @@ static int data_write(pog_store *s, struct pog_inode *in, uint64_t off,
 	uint64_t end = off + len > in->size ? off + len : in->size;
 	if (fits_inline(in, end)) {
 		if (!(in->flags & POG_INODE_INLINE)) {
+			/* No page holds a byte of it (all holes): zeros. */
 			in->flags |= POG_INODE_INLINE;
+			memset(in->inline_data, 0, POG_INLINE_MAX);
 			in->size = 0;
 		} else {
 			int err = inline_check(s, in);
@@ -636,6 +638,12 @@ static int data_write(pog_store *s, struct pog_inode *in, uint64_t off,
 	return 0;
 }
 
+/*
+ * Read up to len bytes at off. A damaged page (or page-table node)
+ * anywhere in the range fails the whole read: a short count would be
+ * taken for the end of the file, and the bytes after it would be lost
+ * without a word.
+ */
 ssize_t pog_data_read(pog_store *s, const struct pog_inode *in, uint64_t off,
 		      void *buf, size_t len)
 {
@@ -662,12 +670,12 @@ ssize_t pog_data_read(pog_store *s, const struct pog_inode *in, uint64_t off,
 		if (err == -ENOENT) {
 			memset(out + done, 0, n);
 		} else if (err) {
-			return done ? (ssize_t)done : err;
+			return err;
 		} else {
 			const void *data;
 			err = pog_page_read(s, ref.bno, ref.crc, &data);
 			if (err)
-				return done ? (ssize_t)done : err;
+				return err;
 			memcpy(out + done, (const char *)data + at, n);
 		}
 		done += n;
@@ -736,6 +744,132 @@ static int data_truncate(pog_store *s, struct pog_inode *in, uint64_t size)
 static int data_release(pog_store *s, struct pog_inode *in)
 {
 	return data_truncate(s, in, 0);
+}
+
+/* Zero [at, at + n) of page `page`, unless it is a hole already. */
+static int page_zero(pog_store *s, struct pog_inode *in, uint64_t page,
+		     size_t at, size_t n)
+{
+	struct pog_page_ref ref;
+	int err = page_ref(s, in, page, &ref);
+	if (err)
+		return err == -ENOENT ? 0 : err;
+	return page_write(s, in, page, at, NULL, n);
+}
+
+/* Drop the pages first .. end - 1 (they become holes). */
+static int pages_drop(pog_store *s, struct pog_inode *in, uint64_t first,
+		      uint64_t end)
+{
+	if (in->flags & POG_INODE_DIRECT)
+		return first == 0 && end > 0 ? page_drop(s, in, 0) : 0;
+	for (;;) {
+		struct pog_bt_iter it;
+		uint64_t key;
+		int r = pog_bt_seek(&it, s, in->content, first);
+		if (r <= 0)
+			return r;
+		pog_bt_cur(&it, &key, NULL, NULL);
+		if (key >= end)
+			return 0;
+		r = page_drop(s, in, key);
+		if (r)
+			return r;
+		first = key + 1;
+	}
+}
+
+/*
+ * Make bytes [off, end) of a string read as zeros, as tmpfs punches a
+ * hole: the pages wholly inside the range become holes (the last page
+ * too when the range runs past the end), the partial ones at either end
+ * are zeroed (copied on write) up to the size. An inline string whose
+ * page would go becomes a hole. Reports in *pages whether page content
+ * was written.
+ */
+static int data_zero(pog_store *s, struct pog_inode *in, uint64_t off,
+		     uint64_t end, bool *pages)
+{
+	uint64_t first = (off + PAGE - 1) / PAGE, last = end / PAGE;
+	uint64_t zend = end < in->size ? end : in->size; /* bytes to zero */
+	*pages = false;
+	if (off >= zend)
+		return 0;
+	if (in->flags & POG_INODE_INLINE) {
+		int err = inline_check(s, in);
+		if (err)
+			return err;
+		if (first == 0 && last >= 1) { /* its one page goes */
+			in->flags &= ~POG_INODE_INLINE;
+			in->content = 0;
+			in->direct_crc = 0;
+			return 0;
+		}
+		memset(in->inline_data + off, 0, zend - off);
+		inline_seal(in);
+		return 0;
+	}
+	int err = 0;
+	if (off % PAGE) { /* the head, up to the first whole page */
+		uint64_t stop = first * PAGE < zend ? first * PAGE : zend;
+		err = page_zero(s, in, off / PAGE, off % PAGE, stop - off);
+		*pages = true;
+	}
+	if (!err && last >= first && last * PAGE < zend && end % PAGE) {
+		/* the tail, after the last whole page */
+		err = page_zero(s, in, last, 0, zend - last * PAGE);
+		*pages = true;
+	}
+	if (!err && first < last)
+		err = pages_drop(s, in, first, last);
+	return err;
+}
+
+/*
+ * lseek's SEEK_DATA / SEEK_HOLE by page: a page that exists is data (a
+ * written page of zeros too), a missing one a hole, and the end of the
+ * file is a hole. Inline bytes are all data.
+ */
+static int data_seek(pog_store *s, const struct pog_inode *in, uint64_t off,
+		     bool data, uint64_t *out)
+{
+	if (off >= in->size)
+		return -ENXIO;
+	uint64_t page = off / PAGE, found = page;
+	bool have = false; /* found: the first page >= page that exists
+			      (data) or is missing (hole) */
+	if (in->flags & POG_INODE_INLINE) {
+		found = data ? page : (in->size + PAGE - 1) / PAGE;
+		have = true;
+	} else if (in->flags & POG_INODE_DIRECT) {
+		have = data ? page == 0 : true;
+		found = data ? 0 : (page == 0 ? 1 : page);
+	} else {
+		struct pog_bt_iter it;
+		int r = pog_bt_seek(&it, s, in->content, page);
+		while (r > 0) {
+			uint64_t key;
+			pog_bt_cur(&it, &key, NULL, NULL);
+			if (data || key != found)
+				break;
+			found++; /* a run of data pages: the hole is after it */
+			r = pog_bt_next(&it);
+		}
+		if (r < 0)
+			return r;
+		if (data && r > 0)
+			pog_bt_cur(&it, &found, NULL, NULL);
+		have = !data || r > 0;
+	}
+	uint64_t at = found * PAGE > off ? found * PAGE : off;
+	if (data) {
+		if (!have || at >= in->size)
+			return -ENXIO;
+		*out = at;
+	} else {
+		*out = at < in->size ? at : in->size;
+	}
+	return 0;
 }
 
 /* ---- public: reading ------------------------------------------------------------ */
@@ -1797,6 +1931,176 @@ int pog_setattr(pog_store *s, uint64_t ino, const struct pog_attr *attr,
 	}
 	pog_unlock(s);
 	return err;
+}
+
+/* ---- public: fallocate, holes, copies ------------------------------------------ */
+
+/*
+ * What fallocate asks for: the new size, and the end of the range to
+ * zero (0: none).
+ */
+static int falloc_plan(const struct pog_inode *in, unsigned mode, uint64_t off,
+		       uint64_t len, uint64_t *size, uint64_t *zero_end)
+{
+	const unsigned known = POG_FALLOC_KEEP_SIZE | POG_FALLOC_PUNCH_HOLE |
+			       POG_FALLOC_ZERO_RANGE;
+	if (mode & ~known)
+		return -EOPNOTSUPP;
+	if ((mode & POG_FALLOC_PUNCH_HOLE) &&
+	    (!(mode & POG_FALLOC_KEEP_SIZE) || (mode & POG_FALLOC_ZERO_RANGE)))
+		return -EOPNOTSUPP; /* as the kernel answers */
+	if (len == 0)
+		return -EINVAL;
+	uint64_t end = len > UINT64_MAX - off ? UINT64_MAX : off + len;
+	*size = in->size;
+	if (!(mode & POG_FALLOC_KEEP_SIZE) && end > in->size) {
+		if (end > POG_FILE_MAX)
+			return -EFBIG;
+		*size = end;
+	}
+	*zero_end = 0;
+	if (mode & (POG_FALLOC_PUNCH_HOLE | POG_FALLOC_ZERO_RANGE))
+		*zero_end = end;
+	return 0;
+}
+
+/*
+ * Nothing can be reserved ahead of a copy-on-write, but a range that
+ * could never be written is refused now: -ENOSPC when the pages of
+ * [off, end) that do not exist yet outnumber the free blocks.
+ */
+static int falloc_space(pog_store *s, const struct pog_inode *in,
+			uint64_t off, uint64_t end)
+{
+	uint64_t capacity = s->super->max_segments * (uint64_t)POG_SEG_BLOCKS;
+	uint64_t free = capacity > s->blocks_used ? capacity - s->blocks_used : 0;
+	uint64_t first = off / PAGE, stop = (end + PAGE - 1) / PAGE;
+	uint64_t need = stop - first;
+	if (need <= free)
+		return 0;
+	if (in->flags & POG_INODE_INLINE)
+		return need - 1 <= free ? 0 : -ENOSPC;
+	if (in->flags & POG_INODE_DIRECT)
+		return need - (first == 0) <= free ? 0 : -ENOSPC;
+	struct pog_bt_iter it;
+	int r = pog_bt_seek(&it, s, in->content, first);
+	while (r > 0 && need > free) {
+		uint64_t key;
+		pog_bt_cur(&it, &key, NULL, NULL);
+		if (key >= stop)
+			break;
+		need--;
+		r = pog_bt_next(&it);
+	}
+	if (r < 0)
+		return r;
+	return need <= free ? 0 : -ENOSPC;
+}
+
+/* A typed scalar's text after the change must parse, as for a write. */
+static int falloc_scalar(pog_store *s, struct pog_inode *in, uint64_t off,
+			 uint64_t zero_end, uint64_t size)
+{
+	static const char zeros[POG_INLINE_MAX];
+	uint64_t zend = zero_end < in->size ? zero_end : in->size;
+	uint64_t n = zend > off ? zend - off : 0;
+	int err = n > POG_INLINE_MAX || size > POG_INLINE_MAX
+			  ? -EINVAL
+			  : scalar_edit(s, in, n ? off : 0, n ? zeros : NULL,
+					(size_t)n, size);
+	if (err == -EINVAL)
+		pog_set_error(s, "fallocate: a %s must keep parseable text",
+			      pog_type_name(in->type));
+	return err;
+}
+
+int pog_fallocate(pog_store *s, uint64_t ino, unsigned mode, uint64_t off,
+		  uint64_t len)
+{
+	if (ino & POG_COMMITTED_BIT)
+		return -EROFS;
+	int err = begin_change(s, 2);
+	if (err)
+		return err;
+	struct pog_inode in;
+	uint64_t size = 0, zero_end = 0;
+	bool pages = false;
+	err = inode_load(s, &s->staged, ino, &in);
+	if (!err)
+		err = writable_file(&in);
+	if (!err)
+		err = falloc_plan(&in, mode, off, len, &size, &zero_end);
+	if (!err && !zero_end)
+		err = falloc_space(s, &in, off, len > UINT64_MAX - off
+						       ? UINT64_MAX : off + len);
+	/* Only bytes before the end need zeros: past it they read as zeros
+	 * once the size grows over them. */
+	if (err || (size == in.size && (zero_end <= off || off >= in.size)))
+		goto out; /* nothing to change: no staged change either */
+	if (pog_type_is_scalar(in.type)) {
+		err = falloc_scalar(s, &in, off, zero_end, size);
+	} else {
+		err = data_zero(s, &in, off, zero_end, &pages);
+		if (!err && size != in.size)
+			err = data_truncate(s, &in, size);
+	}
+	if (!err && pages)
+		pog_note_change(s, ino, POG_CHG_PAGES);
+	if (!err)
+		err = object_changed(s, ino, &in, true, true);
+out:
+	pog_unlock(s);
+	return err;
+}
+
+int pog_seek(pog_store *s, uint64_t ino, uint64_t off, int whence,
+	     uint64_t *out)
+{
+	if (whence != POG_SEEK_DATA && whence != POG_SEEK_HOLE)
+		return -EINVAL;
+	const struct pog_state *st;
+	const struct pog_inode *in;
+	int err = read_begin(s, &ino, &st, &in);
+	if (err)
+		return err;
+	err = writable_file(in);
+	if (!err)
+		err = data_seek(s, in, off, whence == POG_SEEK_DATA, out);
+	pog_unlock(s);
+	return err;
+}
+
+ssize_t pog_copy_range(pog_store *s, uint64_t ino_in, uint64_t off_in,
+		       uint64_t ino_out, uint64_t off_out, size_t len)
+{
+	const size_t chunk = (size_t)1 << 20;
+	if (ino_out & POG_COMMITTED_BIT)
+		return -EROFS;
+	if (off_in > POG_FILE_MAX || off_out > POG_FILE_MAX)
+		return -EFBIG;
+	if (len > POG_FILE_MAX)
+		len = POG_FILE_MAX; /* "to the end": nothing is longer */
+	if ((ino_in & POG_INO_MASK) == ino_out &&
+	    off_in < off_out + len && off_out < off_in + len)
+		return -EINVAL; /* overlapping in one file, as the kernel */
+	char *buf = malloc(len < chunk ? (len ? len : 1) : chunk);
+	if (!buf)
+		return -ENOMEM;
+	size_t done = 0;
+	ssize_t r = 0;
+	while (done < len) {
+		size_t n = len - done < chunk ? len - done : chunk;
+		r = pog_read(s, ino_in, off_in + done, buf, n);
+		if (r <= 0)
+			break;
+		n = (size_t)r;
+		r = pog_write(s, ino_out, off_out + done, buf, n);
+		if (r < 0)
+			break;
+		done += n;
+	}
+	free(buf);
+	return r < 0 ? r : (ssize_t)done;
 }
 
 /* Convert between string and typed scalars (the text must parse). */

@@ -342,6 +342,62 @@ int pog_rename(pog_store *s, uint64_t olddir, const char *oldname,
 ssize_t pog_write(pog_store *s, uint64_t ino, uint64_t off, const void *buf,
 		  size_t len);
 
+/*
+ * fallocate(2) on a string or typed scalar (staged). Pages are
+ * copy-on-write and allocated when written, as in btrfs and ZFS, so no
+ * mode reserves space: a hole reads as zeros and costs nothing.
+ *   0                          extend the size to off + len when larger
+ *                              (the new bytes are a hole)
+ *   KEEP_SIZE                  nothing (the range stays as it is)
+ *   PUNCH_HOLE | KEEP_SIZE     [off, off + len) reads as zeros: the
+ *                              pages wholly inside the range become
+ *                              holes, the partial ones are zeroed, as
+ *                              tmpfs does; the size stays
+ *   ZERO_RANGE [| KEEP_SIZE]   the same, and without KEEP_SIZE the size
+ *                              grows to off + len when larger
+ * Mode 0 and KEEP_SIZE answer -ENOSPC when the range's missing pages outnumber the
+ * free blocks (a write there could never succeed), so posix_fallocate
+ * still tells a caller that the space is not there.
+ * Other modes (collapse, insert, unshare) and PUNCH_HOLE without
+ * KEEP_SIZE: -EOPNOTSUPP. len 0: -EINVAL; a size past POG_FILE_MAX:
+ * -EFBIG. A typed scalar's text must still parse afterwards, which only
+ * a change of nothing does (KEEP_SIZE, or a range past its end):
+ * anything else is -EINVAL (zeros are not text) and changes nothing.
+ * A change of nothing stages nothing. Punching a damaged page needs
+ * none of its bytes, so it repairs the file.
+ * The values are those of <linux/falloc.h>.
+ */
+#define POG_FALLOC_KEEP_SIZE 0x01u
+#define POG_FALLOC_PUNCH_HOLE 0x02u
+#define POG_FALLOC_ZERO_RANGE 0x10u
+int pog_fallocate(pog_store *s, uint64_t ino, unsigned mode, uint64_t off,
+		  uint64_t len);
+
+/*
+ * lseek(2)'s SEEK_DATA and SEEK_HOLE, by 4 KiB page as tmpfs answers
+ * them: a page that was written (zeros too) is data, one never written
+ * or punched is a hole, and the end of the file is a hole; a file of up
+ * to 128 bytes kept inline is all data. *out receives the offset, at or
+ * after off. -ENXIO when off is at or past the end, or for SEEK_DATA
+ * when no data follows. Both views.
+ */
+#define POG_SEEK_DATA 3 /* the values of <unistd.h> */
+#define POG_SEEK_HOLE 4
+int pog_seek(pog_store *s, uint64_t ino, uint64_t off, int whence,
+	     uint64_t *out);
+
+/*
+ * copy_file_range(2): copy len bytes at off_in of ino_in (either view)
+ * to off_out of ino_out (staged), as reads and writes of 1 MiB do (the
+ * destination follows pog_write's rules: a typed scalar must parse).
+ * Returns the bytes copied, fewer than len only at the end of ino_in.
+ * A range that overlaps itself in one file: -EINVAL, as the kernel
+ * answers. On an error (a damaged page: POG_ECORRUPT) the error is
+ * returned, whatever was copied before it stays staged.
+ */
+ssize_t pog_copy_range(pog_store *s, uint64_t ino_in, uint64_t off_in,
+		       uint64_t ino_out, uint64_t off_out, size_t len);
+
 /* Which fields of pog_setattr's attr to apply. */
 #define POG_SET_MODE  (1u << 0) /* permission bits only */
 #define POG_SET_UID   (1u << 1)

@@ -59,6 +59,9 @@ struct pog_seg {
 	uint64_t used[POG_WORDS_PER_SEG];    /* in use (DRAM truth) */
 	uint64_t fresh[POG_WORDS_PER_SEG];   /* allocated by this txn */
 	uint64_t node[POG_WORDS_PER_SEG];    /* fresh block is a tree node */
+	uint64_t checked[POG_WORDS_PER_SEG]; /* committed node block whose CRC
+						was checked (btree.c; atomic:
+						readers set bits) */
 	uint32_t nused;
 };
 

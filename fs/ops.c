@@ -969,12 +969,101 @@ static void op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync,
 static void op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode,
 			 off_t offset, off_t length, struct fuse_file_info *fi)
 {
-	(void)ino;
-	(void)mode;
-	(void)offset;
-	(void)length;
+	struct pogfs *fs = fs_of(req);
 	(void)fi;
-	fuse_reply_err(req, EOPNOTSUPP);
+
+	if (ino_is_virtual(ino)) {
+		fuse_reply_err(req, EOPNOTSUPP);
+		return;
+	}
+	int rc = offset < 0 || length <= 0
+			 ? -EINVAL
+			 : pog_fallocate(fs->store, ino, (unsigned)mode,
+					 (uint64_t)offset, (uint64_t)length);
+	if (rc == 0)
+		pogfs_touch(fs);
+	fuse_reply_err(req, pogfs_errno(rc));
+}
+
+/* Files under .pog are all data, as sysfs files are. */
+static void lseek_virtual(fuse_req_t req, uint64_t ino, off_t off, int whence)
+{
+	struct stat st;
+
+	if (!ctl_stat(fs_of(req), ino, &st) || !S_ISREG(st.st_mode)) {
+		fuse_reply_err(req, EINVAL);
+		return;
+	}
+	if (off >= st.st_size)
+		fuse_reply_err(req, ENXIO);
+	else
+		fuse_reply_lseek(req, whence == SEEK_DATA ? off : st.st_size);
+}
+
+static void op_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence,
+		     struct fuse_file_info *fi)
+{
+	uint64_t at = 0;
+	(void)fi;
+
+	if (whence != SEEK_DATA && whence != SEEK_HOLE) {
+		fuse_reply_err(req, EINVAL);
+		return;
+	}
+	if (off < 0) {
+		fuse_reply_err(req, ENXIO);
+		return;
+	}
+	if (ino_is_virtual(ino)) {
+		lseek_virtual(req, ino, off, whence);
+		return;
+	}
+	int rc = pog_seek(fs_of(req)->store, ino, (uint64_t)off,
+			  whence == SEEK_DATA ? POG_SEEK_DATA : POG_SEEK_HOLE,
+			  &at);
+	if (rc < 0)
+		fuse_reply_err(req, pogfs_errno(rc));
+	else
+		fuse_reply_lseek(req, (off_t)at);
+}
+
+/* The reply carries a 32-bit count: copy at most 1 GiB per request
+ * (callers loop, as for any short copy). */
+#define COPY_MAX ((size_t)1 << 30)
+
+static void op_copy_file_range(fuse_req_t req, fuse_ino_t ino_in,
+			       off_t off_in, struct fuse_file_info *fi_in,
+			       fuse_ino_t ino_out, off_t off_out,
+			       struct fuse_file_info *fi_out, size_t len,
+			       int flags)
+{
+	struct pogfs *fs = fs_of(req);
+	(void)fi_in;
+	(void)fi_out;
+
+	if (flags != 0 || off_in < 0 || off_out < 0) {
+		fuse_reply_err(req, EINVAL);
+		return;
+	}
+	if (ino_is_virtual(ino_in) || ino_is_virtual(ino_out)) {
+		/* The kernel copies through read and write instead. */
+		fuse_reply_err(req, EOPNOTSUPP);
+		return;
+	}
+	ssize_t n = pog_copy_range(fs->store, ino_in, (uint64_t)off_in, ino_out,
+				   (uint64_t)off_out,
+				   len < COPY_MAX ? len : COPY_MAX);
+	if (n == POG_ECORRUPT)
+		pogfs_log(fs, LOG_ERR, "copy from object %llu at %lld: checksum "
+			  "mismatch (EIO; see pog fsck)",
+			  (unsigned long long)ino_in, (long long)off_in);
+	if (n < 0) {
+		fuse_reply_err(req, pogfs_errno(n));
+		return;
+	}
+	if (n > 0)
+		pogfs_touch(fs);
+	fuse_reply_write(req, (size_t)n);
 }
 
 /* ---- directories ------------------------------------------------------ */
@@ -1500,4 +1589,6 @@ const struct fuse_lowlevel_ops pogfs_ops = {
 	.removexattr = op_removexattr,
 	.create = op_create,
 	.fallocate = op_fallocate,
+	.lseek = op_lseek,
+	.copy_file_range = op_copy_file_range,
 };
