@@ -265,6 +265,24 @@ static void outf(struct exporter *e, const char *fmt, ...)
 	out(e, tmp, (size_t)n);
 }
 
+/* n escapes \u0000 (runs of NUL bytes, as in a sparse file): straight
+ * into the buffer. */
+static void out_nuls(struct exporter *e, size_t n)
+{
+	while (n && !e->err && !e->dry) {
+		size_t room = (sizeof(e->buf) - e->used) / 6;
+		if (!room) {
+			out_flush(e);
+			continue;
+		}
+		size_t k = n < room ? n : room;
+		for (size_t i = 0; i < k; i++)
+			memcpy(e->buf + e->used + 6 * i, "\\u0000", 6);
+		e->used += 6 * k;
+		n -= k;
+	}
+}
+
 /* The inside of a JSON string: UTF-8 bytes (validated by the caller)
  * with '"', '\\' and the control characters escaped. */
 static void out_escaped(struct exporter *e, const char *p, size_t n)
@@ -276,6 +294,16 @@ static void out_escaped(struct exporter *e, const char *p, size_t n)
 		const char *esc;
 		if (c >= 0x20 && c != '"' && c != '\\')
 			continue;
+		out(e, p + start, i - start);
+		if (c == 0) {
+			size_t r = 1;
+			while (i + r < n && p[i + r] == 0)
+				r++;
+			out_nuls(e, r);
+			i += r - 1;
+			start = i + 1;
+			continue;
+		}
 		switch (c) {
 		case '"': esc = "\\\""; break;
 		case '\\': esc = "\\\\"; break;
@@ -286,14 +314,7 @@ static void out_escaped(struct exporter *e, const char *p, size_t n)
 			snprintf(u, sizeof(u), "\\u%04x", c);
 			esc = u;
 		}
-		out(e, p + start, i - start);
-		if (!e->dry && e->used + 6 < sizeof(e->buf)) {
-			size_t k = strlen(esc);
-			memcpy(e->buf + e->used, esc, k);
-			e->used += k;
-		} else {
-			outs(e, esc);
-		}
+		outs(e, esc);
 		start = i + 1;
 	}
 	out(e, p + start, n - start);
@@ -306,21 +327,30 @@ static void out_json_string(struct exporter *e, const char *p, size_t n)
 	out(e, "\"", 1);
 }
 
-/* Base64 of n bytes; n is a multiple of 3 unless it is the end. */
+/* Base64 of n bytes, encoded straight into the buffer; n is a multiple
+ * of 3 unless it is the end. */
 static void out_base64(struct exporter *e, const unsigned char *p, size_t n)
 {
-	char q[4];
-	for (size_t i = 0; i < n; i += 3) {
-		uint32_t w = (uint32_t)p[i] << 16;
-		if (i + 1 < n)
-			w |= (uint32_t)p[i + 1] << 8;
-		if (i + 2 < n)
-			w |= p[i + 2];
-		q[0] = b64chars[w >> 18 & 63];
-		q[1] = b64chars[w >> 12 & 63];
-		q[2] = i + 1 < n ? b64chars[w >> 6 & 63] : '=';
-		q[3] = i + 2 < n ? b64chars[w & 63] : '=';
-		out(e, q, 4);
+	size_t i = 0;
+	while (i < n && !e->err && !e->dry) {
+		size_t room = (sizeof(e->buf) - e->used) / 4;
+		if (!room) {
+			out_flush(e);
+			continue;
+		}
+		char *q = e->buf + e->used;
+		for (; room && i < n; room--, i += 3, q += 4) {
+			uint32_t w = (uint32_t)p[i] << 16;
+			if (i + 1 < n)
+				w |= (uint32_t)p[i + 1] << 8;
+			if (i + 2 < n)
+				w |= p[i + 2];
+			q[0] = b64chars[w >> 18 & 63];
+			q[1] = b64chars[w >> 12 & 63];
+			q[2] = i + 1 < n ? b64chars[w >> 6 & 63] : '=';
+			q[3] = i + 2 < n ? b64chars[w & 63] : '=';
+		}
+		e->used = (size_t)(q - e->buf);
 	}
 }
 
