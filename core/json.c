@@ -655,15 +655,18 @@ static int batch_fill(struct exporter *e, const struct pog_inode *in,
 	return 0;
 }
 
-/* At depth 0, a map holding exactly "$pogfs" and "root" would read back
- * as the mark: such a document is written marked. */
+/* At depth 0, a map holding exactly "$pogfs" (a number) and "root"
+ * would read back as the mark: such a document is written marked. */
 static void check_mark_lookalike(struct exporter *e, const struct batch *b,
 				 int depth, uint64_t entries)
 {
+	const struct pog_inode *in;
 	if (depth || entries != 2 || b->n != 2)
 		return;
 	if (cmp_bytes(b->items[0].key, b->items[0].len, "$pogfs", 6) == 0 &&
-	    cmp_bytes(b->items[1].key, b->items[1].len, "root", 4) == 0)
+	    cmp_bytes(b->items[1].key, b->items[1].len, "root", 4) == 0 &&
+	    pog_inode_get(e->s, e->st, b->items[0].child, &in) == 0 &&
+	    (in->type == POG_INT || in->type == POG_FLOAT))
 		e->forms = true;
 }
 
@@ -2130,11 +2133,13 @@ static int export_format(struct importer *im, size_t *v)
 		return 0;
 	uint64_t format;
 	if (integer_at(im, mark, "the pogfs export format", false, &format) ||
-	    format > POG_JSON_FORMAT)
+	    format > POG_JSON_FORMAT) {
+		im->error->message[0] = '\0';
 		return fail_at(im, mark, -EINVAL, "a pogfs export of format "
-			       "%.*s: this pogfs reads formats 1 to %d",
+			       "%.*s: this pogfs reads formats 1 and %d",
 			       shown(number_len(im, mark), 24), im->doc + mark,
 			       POG_JSON_FORMAT);
+	}
 	*v = root;
 	return (int)format;
 }
