@@ -1025,6 +1025,24 @@ static bool check_string(struct check *c)
 	return true;
 }
 
+/* Does the number (valid JSON) have a finite double? Only one with an
+ * exponent or more than 300 digits can be out of range. */
+static bool number_in_range(const unsigned char *p, size_t n)
+{
+	if (n <= 300 && !memchr(p, 'e', n) && !memchr(p, 'E', n))
+		return true;
+	char small[64];
+	char *text = n < sizeof(small) ? small : malloc(n + 1);
+	if (!text)
+		return true; /* found again when the number is read */
+	memcpy(text, p, n);
+	text[n] = '\0';
+	bool ok = isfinite(strtod(text, NULL));
+	if (text != small)
+		free(text);
+	return ok;
+}
+
 /* -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)? */
 static bool check_number(struct check *c)
 {
@@ -1055,6 +1073,13 @@ static bool check_number(struct check *c)
 			return bad_at(c, i, "the exponent needs a digit");
 		while (i < n && is_digit(p[i]))
 			i++;
+	}
+	if (!number_in_range(p + c->pos, i - c->pos)) {
+		snprintf(c->whybuf, sizeof(c->whybuf), "the number %.*s%s is beyond "
+			 "the range of a double", (int)(i - c->pos < 24 ? i - c->pos : 24),
+			 (const char *)p + c->pos, i - c->pos > 24 ? "..." : "");
+		c->why = c->whybuf;
+		return false;
 	}
 	c->pos = i;
 	return true;
@@ -2109,6 +2134,215 @@ static int import_into(struct importer *im, uint64_t dir, size_t v)
 	return import_children(im, dir, v, false, false);
 }
 
+/* ---- a marked document's forms, checked before anything is made ---- */
+
+/*
+ * Everything about a pogfs export that the text alone can tell is checked
+ * before the first object is made: the forms and their keys, ids, base64,
+ * symlink texts, and that every $ref and $link names an $id that the
+ * document defines (a $link in a list after it). So a bad export, like bad
+ * JSON, changes nothing; what remains for the create pass are the store's
+ * own limits (a name taken, the pool full).
+ */
+struct validator {
+	struct pog_map64 defined;   /* id -> 1 */
+	struct pog_vec named;       /* (id, where) of each $ref and $link */
+	uint64_t allow;             /* the id a $ref's $target may say again */
+};
+
+static int put_nothing(struct importer *im, void *ctx, const char *p, size_t n)
+{
+	struct b64dec *d = ctx;
+	b64_feed(d, p, n, im->bbuf);
+	return d->bad ? -EINVAL : 0;
+}
+
+static int validate_value(struct importer *im, struct validator *va, size_t v,
+			  bool in_list, int depth);
+
+static int define_id(struct importer *im, struct validator *va, size_t idv,
+		     const char *what, uint64_t allow)
+{
+	uint64_t id;
+	int err = integer_at(im, idv, what, false, &id);
+	if (err)
+		return err;
+	uint64_t *slot = pog_map64_get(&va->defined, id);
+	if (!slot)
+		return -ENOMEM;
+	if (*slot && id != allow)
+		return fail_at(im, idv, -EINVAL, "%s %" PRIu64 " defined twice",
+			       what, id);
+	*slot = 1;
+	return 0;
+}
+
+static int name_id(struct importer *im, struct validator *va, size_t idv,
+		   const char *what, bool before_needed)
+{
+	uint64_t id;
+	int err = integer_at(im, idv, what, false, &id);
+	if (err)
+		return err;
+	if (before_needed && !pog_map64_find(&va->defined, id))
+		return fail_at(im, idv, -EINVAL, "$link %" PRIu64 " in a list "
+			       "comes before its $id", id);
+	if (pog_vec_push(&va->named, id) || pog_vec_push(&va->named, idv))
+		return -ENOMEM;
+	return 0;
+}
+
+static int validate_base64(struct importer *im, size_t v)
+{
+	struct b64dec d = {0};
+	if (!is_string_at(im, v))
+		return fail_at(im, v, -EINVAL, "$bytes needs a base64 string");
+	int err = decode_string(im, v, string_end(im, v), put_nothing, &d);
+	if (err == -EINVAL || (!err && !b64_done(&d)))
+		return fail_at(im, v, -EINVAL, "bad base64 in $bytes");
+	return err;
+}
+
+static int validate_symlink(struct importer *im, size_t t)
+{
+	size_t len = 0;
+	bool ok = false;
+	if (is_string_at(im, t)) {
+		ok = decode_short(im, t);
+		len = im->keylen;
+	} else if (im->doc[t] == '{') {
+		size_t in[K_N], others;
+		int err = scan_keys(im, t, in, &others);
+		if (err)
+			return err;
+		if (is_string_at(im, in[K_BYTES]) && others == 0 &&
+		    decode_short(im, in[K_BYTES])) {
+			struct b64dec d = {0};
+			char text[KEYBUF + 8];
+			len = b64_feed(&d, im->key, im->keylen, (unsigned char *)text);
+			ok = b64_done(&d) && !memchr(text, '\0', len);
+		}
+	}
+	if (ok && is_string_at(im, t))
+		ok = !memchr(im->key, '\0', len);
+	if (!ok || len > 4095)
+		return fail_at(im, t, -EINVAL, "$symlink needs a string of at most "
+			       "4095 bytes and no NUL");
+	return 0;
+}
+
+static int validate_members(struct importer *im, struct validator *va,
+			    size_t open, int depth)
+{
+	size_t after, i = first_item(im, open, &after);
+	while (i) {
+		size_t ke, v = member_value(im, i, &ke);
+		const char *k;
+		size_t kn;
+		int err = 0;
+		if (!(im->doc[i + 1] == '$' && decode_short(im, i) && key_is(im, "$id")))
+			err = map_key(im, i, &k, &kn);
+		if (!err && !(im->doc[i + 1] == '$' && decode_short(im, i) &&
+			      key_is(im, "$id")))
+			err = validate_value(im, va, v, false, depth + 1);
+		if (err)
+			return err;
+		i = next_item(im, skip_value(im, v), &after);
+	}
+	return 0;
+}
+
+static int validate_object(struct importer *im, struct validator *va, size_t v,
+			   bool in_list, int depth)
+{
+	size_t at[K_N], others;
+	int err = scan_keys(im, v, at, &others);
+	int form = err ? err : form_of(im, v, at, others);
+	uint64_t rdev, allow = va->allow;
+	va->allow = 0;
+	switch (form) {
+	case K_N:
+		if (at[K_ID] && (err = define_id(im, va, at[K_ID], "$id", allow)))
+			return err;
+		return validate_members(im, va, v, depth);
+	case K_LINK:
+		return name_id(im, va, at[K_LINK], "$link", in_list);
+	case K_REF:
+		err = name_id(im, va, at[K_REF], "$ref", false);
+		if (err || !at[K_TARGET])
+			return err;
+		/* the target defines the id (its own "$id" may say so too) */
+		err = define_id(im, va, at[K_REF], "$ref", 0);
+		if (!err) {
+			err = integer_at(im, at[K_REF], "$ref", false, &va->allow);
+			if (!err)
+				err = validate_value(im, va, at[K_TARGET], false,
+						     depth + 1);
+			va->allow = 0;
+		}
+		return err;
+	case K_VALUE:
+		err = validate_value(im, va, at[K_VALUE], in_list, depth + 1);
+		return err ? err : define_id(im, va, at[K_ID], "$id", allow);
+	case K_BYTES:
+		return validate_base64(im, at[K_BYTES]);
+	case K_SYMLINK:
+		return validate_symlink(im, at[K_SYMLINK]);
+	case K_SPECIAL:
+		if (!is_string_at(im, at[K_SPECIAL]) || !decode_short(im, at[K_SPECIAL]) ||
+		    !(key_is(im, "fifo") || key_is(im, "char") || key_is(im, "block") ||
+		      key_is(im, "socket")))
+			return fail_at(im, at[K_SPECIAL], -EINVAL, "$special is "
+				       "\"fifo\", \"char\", \"block\" or \"socket\"");
+		return at[K_RDEV] ? integer_at(im, at[K_RDEV], "rdev", true, &rdev) : 0;
+	default:
+		return form;
+	}
+}
+
+static int validate_value(struct importer *im, struct validator *va, size_t v,
+			  bool in_list, int depth)
+{
+	if (im->doc[v] == '{')
+		return validate_object(im, va, v, in_list, depth);
+	if (im->doc[v] != '[')
+		return 0;
+	size_t after, i = first_item(im, v, &after);
+	while (i) {
+		int err = validate_value(im, va, i, true, depth + 1);
+		if (err)
+			return err;
+		i = next_item(im, skip_value(im, i), &after);
+	}
+	return 0;
+}
+
+/* The whole marked document (its root value at v). */
+static int validate_export(struct importer *im, size_t v, bool into_map)
+{
+	struct validator va = {0};
+	int err = 0;
+	if (into_map) {
+		size_t at[K_N], others;
+		err = scan_keys(im, v, at, &others);
+		int form = err ? err : form_of(im, v, at, others);
+		if (form >= 0 && form != K_N)
+			err = fail_at(im, v, -EINVAL, "a document imported into a "
+				      "map must be a map");
+		else if (form < 0)
+			err = form;
+	}
+	if (!err)
+		err = validate_value(im, &va, v, false, 0);
+	for (size_t i = 0; !err && i + 1 < va.named.n; i += 2)
+		if (!pog_map64_find(&va.defined, va.named.v[i]))
+			err = fail_at(im, va.named.v[i + 1], -EINVAL, "%" PRIu64
+				      " is no $id of this document", va.named.v[i]);
+	pog_map64_release(&va.defined);
+	pog_vec_release(&va.named);
+	return err;
+}
+
 /*
  * Is the document a pogfs export? Its top value is then an object with
  * exactly the members "$pogfs" (a number: the format) and "root" (the
@@ -2201,6 +2435,15 @@ int pog_import(pog_store *s, uint64_t dir, const char *name, size_t nlen,
 		return format;
 	}
 	im->format = format;
+	if (format && doc[v] != '{' && !name)
+		err = fail_at(im, v, -EINVAL, "a document imported into a map "
+			      "must be an object");
+	if (!err && format)
+		err = validate_export(im, v, !name);
+	if (err) {
+		importer_release(im);
+		return err;
+	}
 	/* With nothing else staged, a failed import can be undone whole. */
 	bool alone = pog_staged_count(s) == 0;
 	importing(s, 1);

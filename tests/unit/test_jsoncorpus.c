@@ -325,6 +325,37 @@ static void test_marked_documents(void **state)
 		assert_int_equal(pog_staged_count(ctx.s), 0);
 	}
 
+	/* with other changes staged, a bad export still changes nothing:
+	 * its forms are checked before anything is made */
+	tu_mkfile(ctx.s, POG_ROOT_INO, "staged", "s", 1);
+	{
+		uint64_t staged = pog_staged_count(ctx.s);
+		static const struct { const char *doc; const char *message; } late[] = {
+			{ "{\"$pogfs\":2,\"root\":{\"a\":[1,2,3],\"b\":{\"$ref\":7}}}",
+			  "7 is no $id of this document" },
+			{ "{\"$pogfs\":2,\"root\":{\"a\":[1],\"b\":{\"$bytes\":\"!!\"}}}",
+			  "bad base64" },
+			{ "{\"$pogfs\":2,\"root\":{\"a\":{\"$id\":1},\"b\":{\"$id\":1}}}",
+			  "$id 1 defined twice" },
+			{ "{\"$pogfs\":2,\"root\":{\"a\":{\"$id\":1,\"$value\":[]},"
+			  "\"b\":{\"$symlink\":7}}}", "$symlink needs a string" },
+			{ "{\"$pogfs\":2,\"root\":{\"x\":[1,{\"$special\":\"door\"}]}}",
+			  "$special is" },
+			{ "{\"$pogfs\":2,\"root\":[1]}", "must be an object" },
+			{ "{\"a\":[1,2],\"b\":1e999}", "beyond the range of a double" },
+		};
+		for (size_t i = 0; i < sizeof(late) / sizeof(late[0]); i++) {
+			int rc = import_doc(ctx.s, i == 5 ? NULL : "d", late[i].doc, &err);
+			print_message("    %s -> %d:%d %s\n", late[i].doc, err.line,
+				      err.column, err.message);
+			assert_rc(rc, -EINVAL);
+			assert_non_null(strstr(err.message, late[i].message));
+			assert_true(err.line == 1 && err.column > 1);
+			assert_int_equal(pog_staged_count(ctx.s), staged);
+		}
+	}
+	assert_ok(pog_abort(ctx.s));
+
 	/* an old (format 1) export, wrapped as format 1: its forms work */
 	if (import_doc(ctx.s, "old", "{\"$pogfs\": 1, \"root\": "
 		       "{\"$$schema\":\"v1\",\"a/b\":{\"$bytes\":\"/w==\"},"
