@@ -99,36 +99,39 @@ def test_corpus_through_the_mount(mount, tmp_path):
     assert not failures, "\n".join(failures)
 
 
+# Through a pool file each `pog import` opens the pool (about a second):
+# the invalid documents that say most, one by one; the valid ones at once.
+POOL_INVALID = ["raw_newline_in_string", "raw_tab_in_string",
+                "nul_between_tokens", "formfeed_between_tokens",
+                "trailing_comma_object", "comment_line", "invalid_utf8_byte",
+                "nesting_100000_arrays", "number_leading_zero", "bom_twice"]
+
+
 def test_corpus_into_a_pool_file(pool, tmp_path):
-    """Object documents merged into the root of a pool file (no daemon):
-    the valid ones all land, each under its own key, and export back."""
-    failures = []
+    """The valid object documents merged into the root of a pool file (no
+    daemon), each under a key of its own, in one document; some invalid
+    ones, each refused with FILE:LINE:COLUMN."""
+    parts = []
     for param in ALL:
         f, accept = param.values
-        text = f.read_bytes()
-        if accept:
-            try:
-                value = as_pogfs(text.decode("utf-8-sig"))
-            except RecursionError:
-                continue
-            if not isinstance(value, dict) or not value:
-                continue
-            # one key of its own, so documents do not collide
-            wrapped = tmp_path / (f.stem + ".json")
-            wrapped.write_bytes(b'{"' + f.stem.encode() + b'": ' +
-                                text.removeprefix(b"\xef\xbb\xbf") + b"}")
-            r = pog("import", pool, wrapped, check=False)
-            if r.returncode != 0:
-                failures.append(f"{f.name}: {r.stderr!r}")
-        else:
-            r = pog("import", pool, f, check=False)
-            if r.returncode == 0:
-                failures.append(f"{f.name}: accepted")
-            elif not re.search(re.escape(str(f)) + r":\d+:\d+: ",
-                               r.stderr.decode(errors="replace")):
-                failures.append(f"{f.name}: no line and column: {r.stderr!r}")
+        text = f.read_bytes().removeprefix(b"\xef\xbb\xbf")
+        if accept and text.lstrip().startswith(b"{"):
+            parts.append(b'"' + f.stem.encode() + b'": ' + text)
+    whole_doc = tmp_path / "all.json"
+    whole_doc.write_bytes(b"{" + b",\n".join(parts) + b"}")
+    pog("import", pool, whole_doc)
+    failures = []
+    for name in POOL_INVALID:
+        f = CORPUS / "invalid" / (name + ".json")
+        r = pog("import", pool, f, check=False)
+        if r.returncode == 0:
+            failures.append(f"{f.name}: accepted")
+        elif not re.search(re.escape(str(f)) + r":\d+:\d+: invalid JSON: ",
+                           r.stderr.decode(errors="replace")):
+            failures.append(f"{f.name}: no line and column: {r.stderr!r}")
     assert not failures, "\n".join(failures)
     whole = as_pogfs(pog("export", pool).stdout)
+    assert whole == as_pogfs(whole_doc.read_bytes())
     schema = whole["real_json_schema_draft07"]
     assert schema["$id"] == "http://json-schema.org/draft-07/schema#"
     assert schema["properties"]["$ref"]["format"] == "uri-reference"
@@ -181,13 +184,13 @@ def child_maxrss_kib(args):
 
 
 def test_export_memory_bounded(mount, tmp_path):
-    """A 6 GiB sparse file and a map of 100,000 entries: `pog export` of the
+    """A 4 GiB sparse file and a map of 100,000 entries: `pog export` of the
     pool stays within 64 MiB of peak RSS (the pool's pages it reads count
     too); it used to read each file whole into memory first."""
     mnt = mount.path
     with open(mnt / "sparse", "wb") as f:
         f.write(b"\xff")
-        f.truncate(6 << 30)
+        f.truncate(4 << 30)
     big = {f"key-{i}": i for i in range(100000)}
     (tmp_path / "big.json").write_text(json.dumps({"map": big}))
     pog("import", mnt, tmp_path / "big.json")
@@ -195,5 +198,8 @@ def test_export_memory_bounded(mount, tmp_path):
     mount.stop()
     rss = child_maxrss_kib(["export", mount.pool])
     print(f"pog export: peak RSS {rss // 1024} MiB")
-    assert rss < 64 * 1024
+    with open(POG, "rb") as f:
+        sanitized = b"__asan_init" in f.read()
+    if not sanitized:  # ASan's shadow memory and quarantine count too
+        assert rss < 64 * 1024
     mount.start()
