@@ -435,8 +435,11 @@ typedef int (*pog_write_fn)(void *ctx, const void *buf, size_t len);
 /*
  * Write the object ino and everything it owns (refs to objects it does
  * not own carry a copy of their target) as one JSON document (format in
- * the README). The committed view works too (ino | POG_COMMITTED_BIT).
- * Exporting the same graph always gives the same bytes.
+ * the README): plain JSON when plain JSON can say it, else marked
+ * {"$pogfs":2,"root":...} with pogfs's forms. The committed view works
+ * too (ino | POG_COMMITTED_BIT). Exporting the same graph always gives
+ * the same bytes. Memory stays bounded: strings are read in pieces, big
+ * maps sorted in batches.
  */
 int pog_export(pog_store *s, uint64_t ino, pog_write_fn write, void *ctx);
 
@@ -449,9 +452,12 @@ struct pog_json_error {
  * Import a JSON document (staged, like any change). With name NULL the
  * document must be an object whose entries are added to the map dir;
  * else the document becomes the new entry name in dir. New objects
- * belong to uid/gid. Bad JSON: -EINVAL with line, column and message;
- * the document is checked before anything is created, so a parse error
- * changes nothing. Errors while creating (a name taken, pool full) are
+ * belong to uid/gid. Any RFC 8259 document imports as its plain value;
+ * only a marked pogfs export is read with pogfs's forms. Bad JSON, or a
+ * marked document whose forms do not fit: -EINVAL with line, column and
+ * message (the message without the position); the document is checked
+ * before anything is created, so it changes nothing. A repeated key: the
+ * last one wins. Errors while creating (a name taken, pool full) are
  * undone too when nothing else was staged; else what was created stays
  * staged (abort to throw it away).
  */

@@ -901,8 +901,10 @@ static int cmd_import(struct pogfs *fs, const struct pending_import *p,
 		char what[128];
 		describe_error_spot(p->doc.data ? p->doc.data : "", p->doc.len,
 				    je.line, je.column, what, sizeof(what));
-		rc = command_failed(fs, answer, -EINVAL, "line %d, column %d: %s",
-				    je.line, je.column, what);
+		je.message[sizeof(je.message) - 1] = '\0';
+		rc = command_failed(fs, answer, rc, "line %d, column %d: %s",
+				    je.line, je.column,
+				    je.message[0] ? je.message : what);
 	} else if (rc < 0) {
 		je.message[sizeof(je.message) - 1] = '\0';
 		rc = command_failed(fs, answer, rc, "import: %.200s: %s%s", p->path,

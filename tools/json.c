@@ -5,7 +5,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <unistd.h>
 #include <zlib.h>
 
@@ -197,42 +199,101 @@ int tool_export(const struct tool_args *a, struct tool_error *e)
 
 /* ---- import ----------------------------------------------------------------- */
 
-/* Read a JSON file, gzip-compressed or not, into memory. */
-static int read_document(const char *path, char **doc, size_t *len)
+/*
+ * The document to import, mapped rather than read into memory: a plain
+ * regular file is mapped as it is; anything else (gzip, a pipe) is first
+ * copied, decompressed, into an unlinked temporary file, which is mapped.
+ * The pages are the kernel's page cache, so memory stays bounded however
+ * big the document.
+ */
+struct document {
+	char *data;
+	size_t len;
+};
+
+static bool is_gzip(int fd)
 {
-	gzFile gz = gzopen(path, "rb");
-	if (!gz)
-		return errno ? -errno : -ENOMEM;
-	size_t cap = 1 << 16, n = 0;
-	char *buf = malloc(cap + 1);
-	int err = buf ? 0 : -ENOMEM;
+	unsigned char magic[2];
+	return pread(fd, magic, 2, 0) == 2 && magic[0] == 0x1f && magic[1] == 0x8b;
+}
+
+/* Copy what gzread gives (gzip decompressed, anything else as it is)
+ * from fd into a new unlinked temporary file: its descriptor. */
+static int spool(int fd)
+{
+	const char *dir = getenv("TMPDIR") && getenv("TMPDIR")[0] ? getenv("TMPDIR")
+								  : "/tmp";
+	int out = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+	if (out < 0)
+		return -errno;
+	gzFile gz = gzdopen(dup(fd), "rb");
+	char *buf = malloc(1 << 20);
+	int err = gz && buf ? 0 : -ENOMEM;
 	while (!err) {
-		if (n == cap) {
-			char *bigger = realloc(buf, cap * 2 + 1);
-			if (!bigger) {
-				err = -ENOMEM;
-				break;
-			}
-			buf = bigger;
-			cap *= 2;
-		}
-		int got = gzread(gz, buf + n, (unsigned)(cap - n > INT_MAX ? INT_MAX : cap - n));
-		if (got < 0)
+		int got = gzread(gz, buf, 1 << 20);
+		if (got < 0) {
 			err = -EIO;
-		else if (got == 0)
+		} else if (got == 0) {
 			break;
-		else
-			n += (size_t)got;
+		} else {
+			for (int done = 0; !err && done < got;) {
+				ssize_t w = write(out, buf + done, (size_t)(got - done));
+				if (w < 0)
+					err = -errno;
+				else
+					done += (int)w;
+			}
+		}
 	}
-	gzclose(gz);
+	free(buf);
+	if (gz)
+		gzclose(gz);
 	if (err) {
-		free(buf);
+		close(out);
 		return err;
 	}
-	buf[n] = '\0';
-	*doc = buf;
-	*len = n;
+	return out;
+}
+
+static int open_document(const char *path, struct document *d)
+{
+	struct stat st;
+	d->data = NULL;
+	d->len = 0;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || is_gzip(fd)) {
+		int t = spool(fd);
+		close(fd);
+		if (t < 0)
+			return t;
+		fd = t;
+		if (fstat(fd, &st) != 0) {
+			int err = -errno;
+			close(fd);
+			return err;
+		}
+	}
+	d->len = (size_t)st.st_size;
+	if (d->len) {
+		void *m = mmap(NULL, d->len, PROT_READ, MAP_PRIVATE, fd, 0);
+		if (m == MAP_FAILED) {
+			int err = -errno;
+			close(fd);
+			return err;
+		}
+		d->data = m;
+	}
+	close(fd);
 	return 0;
+}
+
+static void close_document(struct document *d)
+{
+	if (d->data)
+		munmap(d->data, d->len);
+	d->data = NULL;
 }
 
 static int import_pool(const struct tool_args *a, const char *doc, size_t len,
@@ -269,8 +330,8 @@ static int import_pool(const struct tool_args *a, const char *doc, size_t len,
  * fails the piece that completes it, so the write comes back short or
  * failed. Either way the answer on the same open file says why.
  */
-static int send_import(const char *mnt, const char *msg, size_t len,
-		       char **answer)
+static int send_import(const char *mnt, const char *head, size_t hlen,
+		       const char *doc, size_t len, char **answer)
 {
 	char path[PATH_MAX];
 	size_t answer_len;
@@ -282,10 +343,11 @@ static int send_import(const char *mnt, const char *msg, size_t len,
 	int fd = open(path, O_RDWR | O_CLOEXEC);
 	if (fd < 0)
 		return errno;
-	ssize_t n = write(fd, msg, len);
+	struct iovec iov[2] = {{(void *)head, hlen}, {(void *)doc, len}};
+	ssize_t n = writev(fd, iov, len ? 2 : 1);
 	if (n < 0)
 		err = errno;
-	else if ((size_t)n != len)
+	else if ((size_t)n != hlen + len)
 		err = EINVAL; /* a later piece was refused */
 	(void)lseek(fd, 0, SEEK_SET);
 	if (tool_read_all(fd, answer, &answer_len) < 0)
@@ -294,21 +356,20 @@ static int send_import(const char *mnt, const char *msg, size_t len,
 	return err;
 }
 
-/* Through the mount: "import LENGTH PATH\n" then the document. */
+/* Through the mount: "import LENGTH PATH\n" then the document, in one
+ * writev (no copy of the document). */
 static int import_mount(const struct tool_args *a, const char *mnt,
 			const char *rel, const char *doc, size_t len,
 			struct tool_error *e)
 {
 	size_t hl = strlen(rel) + 48;
-	char *msg = malloc(hl + len + 1);
-	if (!msg)
+	char *head = malloc(hl);
+	if (!head)
 		return tool_fail(e, TOOL_EXIT_FAIL, "import", "out of memory");
-	int h = snprintf(msg, hl, "import %zu %s\n", len, rel[0] ? rel : ".");
-	memcpy(msg + h, doc, len);
-	msg[h + len] = '\0';
+	int h = snprintf(head, hl, "import %zu %s\n", len, rel[0] ? rel : ".");
 	char *answer = NULL;
-	int err = send_import(mnt, msg, (size_t)h + len, &answer);
-	free(msg);
+	int err = send_import(mnt, head, (size_t)h, doc, len, &answer);
+	free(head);
 	if (!err) {
 		free(answer);
 		return 0;
@@ -336,18 +397,18 @@ static int import_mount(const struct tool_args *a, const char *mnt,
 
 int tool_import(const struct tool_args *a, struct tool_error *e)
 {
-	char *doc, *mnt = NULL, *rel = NULL;
-	size_t len;
-	int err = read_document(a->operands[1], &doc, &len);
+	struct document d;
+	char *mnt = NULL, *rel = NULL;
+	int err = open_document(a->operands[1], &d);
 	if (err)
 		return tool_fail(e, TOOL_EXIT_FAIL, "import", "%s: %s",
 				 a->operands[1], strerror(-err));
 	int status;
 	if (in_mount(a->operands[0], &mnt, &rel))
-		status = import_mount(a, mnt, rel, doc, len, e);
+		status = import_mount(a, mnt, rel, d.data ? d.data : "", d.len, e);
 	else
-		status = import_pool(a, doc, len, e);
-	free(doc);
+		status = import_pool(a, d.data ? d.data : "", d.len, e);
+	close_document(&d);
 	free(mnt);
 	free(rel);
 	return status;

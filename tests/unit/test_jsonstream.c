@@ -71,7 +71,7 @@ static void make_big_document(struct tu_buf *doc)
 	doc->cap = 80u << 20;
 	doc->data = malloc(doc->cap);
 	assert_non_null(doc->data);
-	puts_(doc, "{\"blobs\": [");
+	puts_(doc, "{\"$pogfs\": 2, \"root\": {\"blobs\": [");
 	for (unsigned i = 0; i < BLOBS; i++) {
 		puts_(doc, i ? ",\"" : "\"");
 		for (size_t k = 0; k < BLOB_LEN; k++) {
@@ -104,7 +104,7 @@ static void make_big_document(struct tu_buf *doc)
 				 i ? "," : "", i, i);
 		put(doc, line, (size_t)n);
 	}
-	puts_(doc, "]}\n");
+	puts_(doc, "]}}\n");
 }
 
 /* Resident kB of one kind ("RssShmem:", "RssFile:") now. */
@@ -294,17 +294,19 @@ static void test_big_document_bounded_memory(void **state)
 
 static void test_directive_keys_in_any_order(void **state)
 {
-	/* hand-written: the deciding key last, escaped, among others */
+	/* hand-written: the deciding key last, escaped (forms hold their own
+	 * keys only: see the end for one with more) */
 	static const char doc[] =
+		"{\"$pogfs\": 2, \"root\":\n"
 		"{\"m\": {\"a\": 1, \"b\": {\"c\": [true]}, \"$id\": 3},\n"
-		" \"r\": {\"$target\": {\"x\": \"t\"}, \"note\": 1, \"$ref\": 9},\n"
+		" \"r\": {\"$target\": {\"x\": \"t\"}, \"$ref\": 9},\n"
 		" \"r2\": {\"\\u0024ref\": 9},\n"
 		" \"v\": {\"$value\": \"hello\", \"$id\": 4},\n"
-		" \"l\": {\"other\": [1, 2], \"$link\": 4},\n"
-		" \"s\": {\"rdev\": 1027, \"junk\": {}, \"$special\": \"char\"},\n"
-		" \"y\": {\"x\": 0, \"$symlink\": {\"$bytes\": \"YS9i\"}},\n"
-		" \"b\": {\"junk\": \"$ref\", \"\\u0024bytes\": \"AAEC\"},\n"
-		" \"k\": {\"$$x\": 1, \"$b64:YS9i\": 2, \"$other\": 3, \"$id\": 5}}";
+		" \"l\": {\"$link\": 4},\n"
+		" \"s\": {\"rdev\": 1027, \"$special\": \"char\"},\n"
+		" \"y\": {\"$symlink\": {\"$bytes\": \"YS9i\"}},\n"
+		" \"b\": {\"\\u0024bytes\": \"AAEC\"},\n"
+		" \"k\": {\"$$x\": 1, \"$b64:YS9i\": 2, \"$id\": 5}}}";
 	struct tu_ctx ctx;
 	struct pog_json_error err;
 	struct pog_attr attr;
@@ -344,19 +346,36 @@ static void test_directive_keys_in_any_order(void **state)
 	assert_int_equal(len, 3);
 	assert_memory_equal(text, "a/b", 3);
 	tu_assert_content(ctx.s, tu_lookup(ctx.s, top, "b"), "\0\1\2", 3);
-	/* keys: "$$x" is "$x", "$b64:" decoded, another "$" key itself */
+	/* keys: "$$x" is "$x", "$b64:" decoded; what plain JSON can say
+	 * exports as plain JSON */
 	out = export_of(ctx.s, tu_lookup(ctx.s, top, "k"));
-	assert_string_equal(out, "{\"$$other\":3,\"$$x\":1,\"a/b\":2}\n");
+	assert_string_equal(out, "{\"$x\":1,\"a/b\":2}\n");
 	free(out);
+
 	tu_commit_check(ctx.s, "any order");
+	/* in a pogfs export, a "$" key that is no form is refused */
+	assert_rc(import(ctx.s, "o", "{\"root\": {\"$other\": 3}, \"$pogfs\": 2}",
+			 &err), -EINVAL);
+	assert_non_null(strstr(err.message, "\"$other\" is no key"));
+	assert_int_equal(err.line, 1);
+	assert_int_equal(err.column, 11);
+	/* a form with keys of its own and more: refused, where it starts */
+	assert_rc(import(ctx.s, "o", "{\"$pogfs\": 2, \"root\": {\"x\":\n"
+			 " {\"note\": 1, \"$ref\": 9}}}", &err), -EINVAL);
+	assert_non_null(strstr(err.message, "make no form"));
+	assert_int_equal(err.line, 2);
+	assert_int_equal(err.column, 2);
+	assert_int_equal(pog_staged_count(ctx.s), 0);
 
 	/* a $link in a list before its $id: refused, nothing left staged */
-	assert_rc(import(ctx.s, "e", "[{\"$link\": 1}, {\"$id\": 1, \"$value\": 2}]",
+	assert_rc(import(ctx.s, "e", "{\"$pogfs\":2,\"root\":"
+			 "[{\"$link\": 1}, {\"$id\": 1, \"$value\": 2}]}",
 			 &err), -EINVAL);
 	assert_non_null(strstr(err.message, "comes before its $id"));
 	assert_int_equal(pog_staged_count(ctx.s), 0);
 	/* in a map it waits for the end */
-	if (import(ctx.s, "e", "{\"a\": {\"$link\": 1}, \"b\": {\"$value\": 2, \"$id\": 1}}",
+	if (import(ctx.s, "e", "{\"$pogfs\":2,\"root\":"
+		   "{\"a\": {\"$link\": 1}, \"b\": {\"$value\": 2, \"$id\": 1}}}",
 		   &err))
 		fail_msg("import: %s", err.message);
 	assert_int_equal(tu_lookup(ctx.s, tu_lookup(ctx.s, POG_ROOT_INO, "e"), "a"),
@@ -378,13 +397,15 @@ static void test_scanner_edges(void **state)
 		{ "{\"a\": \"x\\u00zz\"}", 0, 1, 9, "invalid JSON" },
 		{ "{\"a\": \"\\ud800x\"}", 0, 1, 8, "invalid JSON" },
 		{ "{\"a\": \"\\udc00\"}", 0, 1, 8, "invalid JSON" },
-		{ "{\"a\": \"x\0y\"}", 12, 1, 9, "a NUL byte" },
-		{ "{\"a\\u0000\": 1}", 0, 1, 4, "\\u0000" },
-		{ "{\"a\": 1, \"b\": -}", 0, 1, 15, "invalid JSON" },
+		{ "{\"a\": \"x\0y\"}", 12, 1, 9, "raw control character (U+0000)" },
+		{ "{\"a\": \"x\ny\"}", 0, 1, 9, "raw control character (U+000A)" },
+		{ "{\"a\":\f1}", 0, 1, 6, "expected a value" },
+		{ "{\"a\":1}\0", 8, 1, 8, "a NUL byte after" },
+		{ "{\"a\": 1, \"b\": -}", 0, 1, 16, "invalid JSON" },
 		{ "{\"a\": 1e5.5}", 0, 1, 10, "invalid JSON" },
-		{ "{\"a\": [1, 01, \"x\"] }  x", 0, 1, 23, "invalid JSON" },
-		{ "{\"a\": [1, 01, 2]}", 0, 1, 11, "invalid number \"01\"" },
-		{ "\"abc", 0, 1, 2, "invalid JSON" },
+		{ "{\"a\": [1, 0, \"x\"] }  x", 0, 1, 22, "text after" },
+		{ "{\"a\": [1, 01, 2]}", 0, 1, 11, "cannot start with 0" },
+		{ "\"abc", 0, 1, 1, "never ends" },
 	};
 	struct tu_ctx ctx;
 	struct pog_json_error err;
