@@ -107,22 +107,40 @@ MMAP_READ = """
 """
 
 
+TEN_PAGES = b"".join(page_bytes(i) for i in range(10))
+
+
+@pytest.fixture(scope="module")
+def damaged_pool(tmp_path_factory):
+    """A store with a 40,960-byte file f whose 4th page (page 3) is
+    damaged, built once; each test mounts a copy of it."""
+    d = tmp_path_factory.mktemp("damaged")
+    pool = d / "damaged.pool"
+    mkfs(pool, "64M")
+    m = Mount(pool, d / "mnt")
+    m.start()
+    try:
+        (m.path / "f").write_bytes(TEN_PAGES)
+        (m.path / "other").write_bytes(b"fine\n" * 2000)
+        m.commit("ten pages")
+    finally:
+        m.stop()
+    damage_page(pool, page_bytes(3))
+    yield pool
+    pool.unlink()
+
+
 @pytest.fixture
-def damaged(pool, tmp_path):
-    """A 40,960-byte file f whose 4th page (page 3) is damaged, mounted."""
+def damaged(damaged_pool, tmp_path):
+    pool = tmp_path / "copy.pool"
+    shutil.copyfile(damaged_pool, pool)
     m = Mount(pool, tmp_path / "mnt")
     m.start()
     try:
-        data = b"".join(page_bytes(i) for i in range(10))
-        (m.path / "f").write_bytes(data)
-        (m.path / "other").write_bytes(b"fine\n" * 2000)
-        m.commit("ten pages")
-        m.stop()
-        damage_page(pool, page_bytes(3))
-        m.start()
-        yield m, data
+        yield m, TEN_PAGES
     finally:
         m.stop()
+        pool.unlink()
 
 
 def test_cat_fails_and_size_stays(damaged, tmp_path):
@@ -460,7 +478,7 @@ def check_reads(mnt, files):
 def test_random_damage(tmp_path):
     """Flip random bytes of the blocks a real store uses (data pages,
     tree nodes, the commit record), one copy of the pool at a time."""
-    trials = int(os.environ.get("POGFS_DAMAGE_TRIALS", "40"))
+    trials = int(os.environ.get("POGFS_DAMAGE_TRIALS", "30"))
     seed = int(os.environ.get("POGFS_TEST_SEED", "9"))
     rng = random.Random(seed)
     work = Path("/dev/shm") if os.access("/dev/shm", os.W_OK) else tmp_path
