@@ -151,10 +151,11 @@ static bool damage_is_inline(pog_store *s, uint64_t addr)
 /*
  * A committed node is trusted only once its CRC is checked: damage in it
  * would answer wrongly (a key that moved, a page that reads as a hole, a
- * name that is not there) instead of failing. A whole-block node is
- * checked once per open store (its bit in the segment's `checked`); a
- * small node shares its block with nodes of later commits, so it is
- * checked on every read (at most 2 KiB). Fresh nodes have no CRC yet.
+ * name that is not there) instead of failing. Each node is checked once
+ * per open store: a bit per block for whole-block nodes, a bit per slot
+ * for small nodes (the slots of one block are written by different
+ * commits). Fresh nodes have no CRC yet. A block is reused only after
+ * GC freed it, and then holds what this store wrote and summed itself.
  */
 static int node_readable(pog_store *s, uint64_t addr)
 {
@@ -162,11 +163,14 @@ static int node_readable(pog_store *s, uint64_t addr)
 		return POG_ECORRUPT;
 	if (pog_node_fresh(s, addr))
 		return 0;
-	bool small = addr & POG_NODE_SMALL;
 	uint64_t bno = pog_node_bno(addr), i = bno % POG_SEG_BLOCKS;
-	uint64_t *word = &s->segs[bno / POG_SEG_BLOCKS].checked[i / 64];
-	uint64_t bit = 1ULL << (i % 64);
-	if (!small && (__atomic_load_n(word, __ATOMIC_RELAXED) & bit))
+	struct pog_seg *g = &s->segs[bno / POG_SEG_BLOCKS];
+	bool small = addr & POG_NODE_SMALL;
+	uint64_t *word = &g->checked[i / 64], bit = 1ULL << (i % 64);
+	uint16_t *slots = &g->checked_slots[i];
+	uint16_t slot = small ? (uint16_t)(1u << pog_node_slot(addr)) : 0;
+	if (small ? (__atomic_load_n(slots, __ATOMIC_RELAXED) & slot)
+		  : (__atomic_load_n(word, __ATOMIC_RELAXED) & bit))
 		return 0;
 	const struct pog_node_hdr *h = HDR(s, addr);
 	if (pog_node_crc(h, pog_node_size(addr)) != h->crc) {
@@ -178,7 +182,9 @@ static int node_readable(pog_store *s, uint64_t addr)
 			      small ? " (a small node)" : "");
 		return POG_ECORRUPT;
 	}
-	if (!small)
+	if (small)
+		__atomic_fetch_or(slots, slot, __ATOMIC_RELAXED);
+	else
 		__atomic_fetch_or(word, bit, __ATOMIC_RELAXED);
 	return 0;
 }

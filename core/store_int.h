@@ -59,9 +59,10 @@ struct pog_seg {
 	uint64_t used[POG_WORDS_PER_SEG];    /* in use (DRAM truth) */
 	uint64_t fresh[POG_WORDS_PER_SEG];   /* allocated by this txn */
 	uint64_t node[POG_WORDS_PER_SEG];    /* fresh block is a tree node */
-	uint64_t checked[POG_WORDS_PER_SEG]; /* committed node block whose CRC
-						was checked (btree.c; atomic:
-						readers set bits) */
+	/* Committed nodes whose CRC was checked (btree.c; readers set the
+	 * bits atomically): whole blocks, and small-node slots by block. */
+	uint64_t checked[POG_WORDS_PER_SEG];
+	uint16_t checked_slots[POG_SEG_BLOCKS];
 	uint32_t nused;
 };
 
