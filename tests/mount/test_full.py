@@ -194,25 +194,26 @@ def chain(depth):
 
 
 def fill_deep(m, tmp_path):
-    c = 0
-    while import_doc(m, tmp_path, f"c{c}", chain(64)):
-        c += 1
+    g = 0
+    while import_doc(m, tmp_path, f"g{g}",
+                     {f"c{i}": chain(64) for i in range(20)}):
+        g += 1
 
-    def deeper(i):  # (the import that failed left part of c{c})
+    def deeper(i):  # (the import that failed left part of g{g})
         p = m.path / "last" if i == 0 else deeper.last / "d"
         p.mkdir()
         (p / "file").write_bytes(b"d" * 100)
         deeper.last = p
     until_enospc(deeper)
-    assert c > 50
+    assert g > 3
 
 
 def shrink_deep(m):
-    bottom = m.path / "c1" / "/".join(["d"] * 63)
-    os.unlink(bottom / "file")
-    run("truncate", "-s", "3", str(m.path / "c2" / "/".join(["d"] * 30) / "file"))
-    run("mv", str(m.path / "c3" / "/".join(["d"] * 10)), str(m.path / "lower"))
-    run("rm", "-r", *[str(m.path / f"c{i}") for i in range(4, 24)])
+    g0 = m.path / "g0"
+    os.unlink(g0 / "c1" / "/".join(["d"] * 63) / "file")
+    run("truncate", "-s", "3", str(g0 / "c2" / "/".join(["d"] * 30) / "file"))
+    run("mv", str(g0 / "c3" / "/".join(["d"] * 10)), str(m.path / "lower"))
+    run("rm", "-r", str(m.path / "g1"), *[str(g0 / f"c{i}") for i in range(4, 8)])
 
 
 def test_full_deep_dirs(tmp_path):
