@@ -2172,7 +2172,7 @@ static int convert_dir(pog_store *s, uint64_t ino, struct pog_inode *in,
 	}
 	if (err)
 		return err == -ENOENT ? -EINVAL : err;
-	err = pog_reserve(s, 128 + in->entries / 2);
+	err = pog_space_check(s, POG_SPACE_GROW, POG_OP_NEED + in->entries / 2);
 	if (err)
 		return err;
 	struct pog_inode to = *in;
