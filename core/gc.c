@@ -236,6 +236,29 @@ static int prune_index(pog_store *s)
 	}
 }
 
+/* Pack the object table's leaves where deletions left them sparse (new
+ * identities are appended, so nothing else refills them), in as many
+ * commits as the free space asks for. */
+static int compact_objects(pog_store *s)
+{
+	for (;;) {
+		uint64_t freed = 0;
+		int err = pog_bt_compact(s, &s->staged.obj_root, gc_room, &freed);
+		if (err && err != -ENOSPC)
+			return err;
+		bool more = err == -ENOSPC;
+		if (freed) {
+			err = gc_commit(s, &freed, "object table leaves packed");
+			if (err)
+				return err;
+		} else {
+			pog_abort_locked(s); /* copies that freed nothing */
+		}
+		if (!more || !gc_room(s))
+			return 0;
+	}
+}
+
 int pog_gc_locked(pog_store *s, struct pog_gc_result *res)
 {
 	if (s->changes.n || s->nremoved) {
@@ -255,6 +278,8 @@ int pog_gc_locked(pog_store *s, struct pog_gc_result *res)
 	if (damaged)
 		pog_set_error(s, "gc: %" PRIu64 " unreachable objects kept: their "
 			      "records are damaged (see pog fsck)", damaged);
+	if (!err)
+		err = compact_objects(s);
 	if (!err)
 		err = prune_index(s);
 	if (!err)

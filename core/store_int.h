@@ -280,6 +280,11 @@ int pog_bt_foreach_fresh(pog_store *s, uint64_t root,
 int pog_bt_walk(pog_store *s, uint64_t root,
 		int (*fn)(void *ctx, uint64_t addr, const struct pog_node_hdr *h),
 		void *ctx);
+/* Pack the leaves under each lowest branch node tightly, freeing those
+ * that empty (*freed counts them); only where a leaf can be freed. Stops
+ * with -ENOSPC when room() says no: commit and call again. */
+int pog_bt_compact(pog_store *s, uint64_t *root, bool (*room)(pog_store *s),
+		   uint64_t *freed);
 /* Check a node's address and header sanity (magic, counts). */
 int pog_node_check(const pog_store *s, uint64_t addr, uint32_t kind);
 

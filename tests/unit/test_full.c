@@ -493,6 +493,71 @@ static void test_full_huge_deletion_in_batches(void **state)
 	tu_assert_fsck_clean(s);
 }
 
+/* 100-byte files in directories of 10. */
+static int tiny_dirs_add(pog_store *s, uint64_t n)
+{
+	char dn[32], fn[32], data[100];
+	uint64_t dir, ino;
+	name_of(dn, sizeof(dn), "d", n / 10);
+	if (n % 10 == 0) {
+		int err = try_mkdir(s, POG_ROOT_INO, dn, POG_MAP, &dir);
+		if (err)
+			return err;
+	} else {
+		dir = tu_lookup(s, POG_ROOT_INO, dn);
+	}
+	memset(data, 't', sizeof(data));
+	name_of(fn, sizeof(fn), "f", n % 10);
+	return try_mkfile(s, dir, fn, data, sizeof(data), &ino);
+}
+
+/*
+ * Deletions scattered over many directories: each copies its own path
+ * (the directory's node, the object-table leaves of the file and of the
+ * directory). One transaction takes them until the reserve is down to
+ * the floor; then a commit gives the copies back and the next one goes on.
+ */
+static void test_full_scattered_deletions(void **state)
+{
+	struct tu_ctx *ctx = *state;
+	pog_store *s = ctx->s;
+	uint64_t n = 0;
+	while (tiny_dirs_add(s, n) == 0)
+		n++;
+	assert_ok(pog_commit(s, "full", NULL));
+	uint64_t dirs = n / 10, d = 0, full = used(s);
+	int txns = 0;
+	while (d < dirs) {
+		uint64_t start = d, before = used(s);
+		for (; d < dirs; d++) {
+			char dn[32];
+			name_of(dn, sizeof(dn), "d", d);
+			int err = pog_remove(s, tu_lookup(s, POG_ROOT_INO, dn), "f0",
+					     2, 0);
+			if (err) {
+				assert_rc(err, -ENOSPC);
+				break;
+			}
+		}
+		if (txns == 0)
+			printf("# scattered deletions: %llu in one transaction, "
+			       "%.2f blocks each\n", (unsigned long long)(d - start),
+			       (double)(used(s) - before) / (double)(d - start));
+		assert_true(d - start >= 100);
+		assert_ok(pog_commit(s, "scattered", NULL));
+		txns++;
+	}
+	struct pog_gc_result gc;
+	assert_ok(pog_gc(s, &gc));
+	printf("# scattered deletions: %llu of %llu files in %d commits; used "
+	       "%llu blocks full, %llu after\n", (unsigned long long)dirs,
+	       (unsigned long long)n, txns, (unsigned long long)full,
+	       (unsigned long long)used(s));
+	assert_true(txns > 1);
+	assert_true(used(s) <= full);
+	tu_assert_fsck_clean(s);
+}
+
 /* Commit, gc and reopen on a full pool never need more than the floor:
  * committing again and again neither fails nor eats the reserve. */
 static void test_full_repeated_commits(void **state)
@@ -535,6 +600,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_full_lists, setup,
 						tu_state_teardown),
 		cmocka_unit_test_setup_teardown(test_full_huge_deletion_in_batches,
+						setup, tu_state_teardown),
+		cmocka_unit_test_setup_teardown(test_full_scattered_deletions,
 						setup, tu_state_teardown),
 		cmocka_unit_test_setup_teardown(test_full_repeated_commits, setup,
 						tu_state_teardown),
