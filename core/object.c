@@ -1975,8 +1975,9 @@ static int falloc_plan(const struct pog_inode *in, unsigned mode, uint64_t off,
 static int falloc_space(pog_store *s, const struct pog_inode *in,
 			uint64_t off, uint64_t end)
 {
-	uint64_t capacity = s->super->max_segments * (uint64_t)POG_SEG_BLOCKS;
-	uint64_t free = capacity > s->blocks_used ? capacity - s->blocks_used : 0;
+	/* What growing may use: the free blocks above the reserve. */
+	uint64_t free = pog_free_blocks(s) > pog_reserve_blocks(s)
+				? pog_free_blocks(s) - pog_reserve_blocks(s) : 0;
 	uint64_t first = off / PAGE, stop = (end + PAGE - 1) / PAGE;
 	uint64_t need = stop - first;
 	if (need <= free)
@@ -2022,7 +2023,9 @@ int pog_fallocate(pog_store *s, uint64_t ino, unsigned mode, uint64_t off,
 {
 	if (ino & POG_COMMITTED_BIT)
 		return -EROFS;
-	int err = begin_change(s, 2);
+	/* Punching a hole shrinks (it may use the reserve); the rest grows. */
+	int err = begin_change(s, mode & POG_FALLOC_PUNCH_HOLE ? POG_SPACE_SHRINK
+							       : POG_SPACE_GROW, 2);
 	if (err)
 		return err;
 	struct pog_inode in;
