@@ -720,3 +720,150 @@ int pog_bt_foreach_fresh(pog_store *s, uint64_t root,
 {
 	return root ? fresh_rec(s, root, 0, fn, ctx) : 0;
 }
+
+/* ---- compaction ------------------------------------------------------------ */
+
+/*
+ * Deleting never merges leaves, and new identities are appended at the
+ * end of the object table, so deleting one object in ten leaves every
+ * leaf of the table 90% full and gives no block back. Compaction packs
+ * the leaves under each lowest branch node tightly again, in key order
+ * (entries move left into the space deletions left), and frees the leaves
+ * that empty. It copies only where a leaf can be freed: a dense tree is
+ * read, not written.
+ */
+
+/* Bytes a leaf entry takes, its slot included. */
+static size_t entry_bytes(struct pog_node_hdr *h, unsigned i)
+{
+	return POG_LEAF_ENTRY_SIZE(leaf_entry(h, i)->vlen) + 2u;
+}
+
+/* Would packing the leaves under h tightly free at least one of them? */
+static bool children_sparse(pog_store *s, struct pog_node_hdr *h)
+{
+	const size_t room = POG_BLOCK_SIZE - LEAF_BODY;
+	unsigned leaves = 1;
+	size_t fill = 0;
+	for (unsigned i = 0; i < h->count; i++) {
+		uint64_t c = branches(h)[i].child;
+		if ((c & POG_NODE_SMALL) || pog_node_check(s, c, h->tree))
+			return false;
+		struct pog_node_hdr *ch = HDR(s, c);
+		if (ch->level != 0)
+			return false;
+		for (unsigned e = 0; e < ch->count; e++) {
+			size_t sz = entry_bytes(ch, e);
+			if (fill + sz > room) {
+				leaves++;
+				fill = 0;
+			}
+			fill += sz;
+		}
+	}
+	return leaves < h->count;
+}
+
+/* Move entries from the front of b to the end of a while they fit. */
+static void leaf_shift_left(struct pog_node_hdr *a, struct pog_node_hdr *b)
+{
+	unsigned moved = 0;
+	leaf_compact(a, POG_BLOCK_SIZE, a->count);
+	while (moved < b->count && leaf_free(a) >= entry_bytes(b, moved)) {
+		struct pog_leaf_entry *e = leaf_entry(b, moved);
+		leaf_insert_at(a, a->count, e->key, e + 1, e->vlen);
+		moved++;
+	}
+	if (!moved)
+		return;
+	/* drop b's first `moved` entries: rewrite b without them */
+	char tmp[POG_BLOCK_SIZE];
+	struct pog_node_hdr *t = (struct pog_node_hdr *)tmp;
+	node_init(t, b->tree, 0, POG_BLOCK_SIZE);
+	for (unsigned i = moved; i < b->count; i++) {
+		struct pog_leaf_entry *e = leaf_entry(b, i);
+		leaf_insert_at(t, t->count, e->key, e + 1, e->vlen);
+	}
+	memcpy(b, tmp, POG_BLOCK_SIZE);
+}
+
+/* Pack the leaves under the branch node at *addr (fresh). */
+static int compact_leaves(pog_store *s, uint64_t addr,
+			  bool (*room)(pog_store *s), uint64_t *freed)
+{
+	struct pog_node_hdr *h = HDR(s, addr);
+	unsigned i = 0;
+	while (i + 1 < h->count) {
+		struct pog_branch *b = branches(h);
+		struct pog_node_hdr *left = HDR(s, b[i].child);
+		struct pog_node_hdr *right = HDR(s, b[i + 1].child);
+		size_t used = LEAF_BODY;
+		for (unsigned e = 0; e < left->count; e++)
+			used += entry_bytes(left, e);
+		if (!right->count || POG_BLOCK_SIZE - used < entry_bytes(right, 0)) {
+			i++;
+			continue;
+		}
+		if (!room(s))
+			return -ENOSPC;
+		int err = node_writable(s, &b[i].child);
+		if (!err)
+			err = node_writable(s, &b[i + 1].child);
+		if (err)
+			return err;
+		left = HDR(s, b[i].child);
+		right = HDR(s, b[i + 1].child);
+		leaf_shift_left(left, right);
+		if (right->count == 0) {
+			pog_node_release(s, b[i + 1].child);
+			memmove(b + i + 1, b + i + 2, (h->count - i - 2u) * sizeof(*b));
+			h->count--;
+			(*freed)++;
+		} else {
+			b[i + 1].key = leaf_key(right, 0);
+			i++;
+		}
+	}
+	return 0;
+}
+
+static int compact_rec(pog_store *s, uint64_t *addr, int depth,
+		       bool (*room)(pog_store *s), uint64_t *freed)
+{
+	if (depth >= POG_BT_MAX_DEPTH || pog_node_check(s, *addr, 0))
+		return POG_ECORRUPT;
+	struct pog_node_hdr *h = HDR(s, *addr);
+	if (h->level == 0)
+		return 0;
+	if (h->level == 1) {
+		if (!children_sparse(s, h))
+			return 0;
+		if (!room(s))
+			return -ENOSPC;
+		int err = node_writable(s, addr);
+		return err ? err : compact_leaves(s, *addr, room, freed);
+	}
+	for (unsigned i = 0; i < h->count; i++) {
+		uint64_t child = branches(h)[i].child;
+		int err = compact_rec(s, &child, depth + 1, room, freed);
+		if (child != branches(h)[i].child) {
+			/* the child was copied: so is this node (the room
+			 * check covered the whole path) */
+			int werr = node_writable(s, addr);
+			if (werr)
+				return werr;
+			h = HDR(s, *addr);
+			branches(h)[i].child = child;
+		}
+		if (err)
+			return err;
+	}
+	return 0;
+}
+
+int pog_bt_compact(pog_store *s, uint64_t *root, bool (*room)(pog_store *s),
+		   uint64_t *freed)
+{
+	*freed = 0;
+	return *root ? compact_rec(s, root, 0, room, freed) : 0;
+}

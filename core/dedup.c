@@ -34,7 +34,10 @@ static uint64_t index_share(pog_store *s, uint64_t bno, uint32_t crc)
 		next = key + 1;
 		r = pog_bt_next(&it);
 	}
-	if (r >= 0 && next < base + SEQ_SPAN)
+	/* The index grows into free space, never into half the reserve
+	 * (what a commit must leave for deleting: store_int.h). */
+	if (r >= 0 && next < base + SEQ_SPAN &&
+	    pog_reserve(s, pog_reserve_blocks(s) / 2 + 2 * POG_BT_MAX_DEPTH + 1) == 0)
 		(void)pog_bt_put(s, POG_TREE_PAGEHASH, &s->staged.dedup_root, next,
 				 &bno, sizeof(bno));
 	return 0;
@@ -95,16 +98,31 @@ void pog_dedup_staged(pog_store *s)
 			dedup_object(s, s->changes.keys[i]);
 }
 
+/* Delete the dead entries in place, as many as the free space allows
+ * with a commit after them (a full pool cannot rebuild the index). */
+static uint64_t prune_in_place(pog_store *s, const struct pog_vec *dead)
+{
+	uint64_t done = 0;
+	for (size_t i = 0; i < dead->n; i++) {
+		if (pog_reserve(s, POG_COMMIT_NEED + POG_GC_STEP_NEED) ||
+		    pog_bt_del(s, &s->staged.dedup_root, dead->v[i]))
+			break;
+		done++;
+	}
+	return done;
+}
+
 /*
  * GC: drop index entries whose page no object holds (the used bitmap
- * comes from a mark of the objects alone). The index is rebuilt from the
- * entries that stay, so it does not keep half-empty nodes. Returns how
- * many entries went (0: the index is unchanged).
+ * comes from a mark of the objects alone). When there is room, the index
+ * is rebuilt from the entries that stay, so it does not keep half-empty
+ * nodes; in a full pool the dead entries are deleted in place, as many as
+ * fit before a commit. Returns how many entries went (0: the index is
+ * unchanged).
  */
 uint64_t pog_dedup_prune(pog_store *s)
 {
-	struct pog_vec keep = {0};
-	uint64_t dead = 0;
+	struct pog_vec keep = {0}, dead = {0};
 	struct pog_bt_iter it;
 	int r = pog_bt_seek(&it, s, s->staged.dedup_root, 0);
 	while (r > 0) {
@@ -116,27 +134,33 @@ uint64_t pog_dedup_prune(pog_store *s)
 		    pog_bit(s->segs[bno / POG_SEG_BLOCKS].used, bno % POG_SEG_BLOCKS)) {
 			if (pog_vec_push(&keep, key) || pog_vec_push(&keep, bno))
 				r = -ENOMEM;
-		} else {
-			dead++;
+		} else if (pog_vec_push(&dead, key)) {
+			r = -ENOMEM;
 		}
 		if (r > 0)
 			r = pog_bt_next(&it);
 	}
-	if (r < 0 || !dead) {
-		pog_vec_release(&keep);
-		return 0;
+	uint64_t pruned = 0;
+	if (r < 0 || !dead.n)
+		goto out;
+	if (pog_reserve(s, POG_SPACE_FLOOR + keep.n / 100 + 64)) {
+		pruned = prune_in_place(s, &dead);
+		goto out;
 	}
 	uint64_t root = 0;
-	int err = pog_reserve(s, keep.n / 100 + 64);
+	int err = 0;
 	for (size_t i = 0; !err && i + 1 < keep.n; i += 2)
 		err = pog_bt_put(s, POG_TREE_PAGEHASH, &root, keep.v[i],
 				 &keep.v[i + 1], sizeof(uint64_t));
-	pog_vec_release(&keep);
 	if (err) {
 		pog_bt_release(s, root); /* fresh: freed at once */
-		return 0;
+		goto out;
 	}
 	pog_bt_release(s, s->staged.dedup_root);
 	s->staged.dedup_root = root;
-	return dead;
+	pruned = dead.n;
+out:
+	pog_vec_release(&keep);
+	pog_vec_release(&dead);
+	return pruned;
 }

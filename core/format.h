@@ -60,7 +60,7 @@ struct pog_super {
 	uint32_t block_size;
 	uint64_t pool_size;
 	uint64_t seg_blocks;
-	uint64_t max_segments;
+	uint64_t max_segments;  /* lowered if libpmemobj has less room */
 	uint64_t nsegments;     /* slots in use */
 	PMEMoid segtab;         /* struct pog_seg_slot[max_segments] */
 	uint64_t commit_block;  /* bno of the current commit record */

@@ -340,12 +340,29 @@ static uint64_t free_garbage_blocks(struct fsck *f)
 	return unclaimed;
 }
 
+/* Room for one more repair: repairs keep the size, so they may use the
+ * reserve; when a full pool runs down to the floor, what is repaired so
+ * far is committed (giving back the nodes it replaced) first. */
+static int repair_room(struct fsck *f, uint64_t *batch)
+{
+	int err = pog_space_check(f->s, POG_SPACE_SHRINK, POG_OP_NEED);
+	if (err != -ENOSPC || !*batch)
+		return err;
+	*batch = 0;
+	err = pog_commit_locked(f->s, "fsck repair", NULL);
+	return err ? err : pog_space_check(f->s, POG_SPACE_SHRINK, POG_OP_NEED);
+}
+
 static int repair(struct fsck *f)
 {
 	pog_store *s = f->s;
 	int err = 0;
-	for (size_t i = 0; !err && i + 1 < f->bad_nlink.n; i += 2) {
+	uint64_t batch = 0;
+	for (size_t i = 0; !err && i + 1 < f->bad_nlink.n; i += 2, batch++) {
 		void *val;
+		err = repair_room(f, &batch);
+		if (err)
+			break;
 		err = pog_bt_get_mut(s, &s->staged.obj_root, f->bad_nlink.v[i],
 				     &val, NULL);
 		if (!err) {
@@ -353,9 +370,12 @@ static int repair(struct fsck *f)
 			f->res.repaired++;
 		}
 	}
-	for (size_t i = 0; !err && i + 1 < f->dangling.n; i += 2) {
+	for (size_t i = 0; !err && i + 1 < f->dangling.n; i += 2, batch++) {
 		uint64_t dir = f->dangling.v[i], key = f->dangling.v[i + 1];
 		void *val;
+		err = repair_room(f, &batch);
+		if (err)
+			break;
 		err = pog_bt_get_mut(s, &s->staged.obj_root, dir, &val, NULL);
 		if (!err) {
 			struct pog_inode in;
@@ -368,7 +388,7 @@ static int repair(struct fsck *f)
 					 dir, &in, sizeof(in));
 		}
 	}
-	if (!err && f->res.repaired)
+	if (!err && batch && f->res.repaired)
 		err = pog_commit_locked(s, "fsck repair", NULL);
 	return err;
 }

@@ -167,6 +167,98 @@ static int unreachable_objects(pog_store *s, const struct pog_map64 *seen,
 	return ret;
 }
 
+/*
+ * Room for one more step of a GC batch and the commit that ends the
+ * batch. GC runs in the reserve: the floor every operation leaves free
+ * covers its first step, and each commit gives back the nodes its batch
+ * replaced and the blocks of the objects it removed.
+ */
+static bool gc_room(pog_store *s)
+{
+	return pog_reserve(s, POG_COMMIT_NEED + POG_GC_STEP_NEED) == 0;
+}
+
+/* Commit a batch of GC's changes (nothing when the batch is empty). */
+static int gc_commit(pog_store *s, uint64_t *batch, const char *what)
+{
+	if (!*batch)
+		return 0;
+	char msg[80];
+	snprintf(msg, sizeof(msg), "gc: %" PRIu64 " %s", *batch, what);
+	*batch = 0;
+	return pog_commit_locked(s, msg, NULL);
+}
+
+/* Remove the unreachable objects, committing whenever the free space runs
+ * down to what a commit needs, so that any number of them can go from a
+ * full pool. */
+static int destroy_dead(pog_store *s, const struct pog_vec *dead,
+			uint64_t *damaged)
+{
+	uint64_t batch = 0;
+	int err = 0;
+	for (size_t i = 0; !err && i < dead->n; i++) {
+		if (!gc_room(s)) {
+			err = gc_commit(s, &batch, "unreachable objects");
+			if (!err && !gc_room(s))
+				err = -ENOSPC;
+			if (err)
+				break;
+		}
+		err = pog_object_destroy(s, dead->v[i]);
+		if (err == POG_ECORRUPT) { /* kept for fsck; collect the rest */
+			(*damaged)++;
+			err = 0;
+		} else if (!err) {
+			batch++;
+		}
+	}
+	if (!err)
+		err = gc_commit(s, &batch, "unreachable objects");
+	return err;
+}
+
+/* Drop the page-index entries of pages no object holds, in as many
+ * commits as the free space asks for. */
+static int prune_index(pog_store *s)
+{
+	for (;;) {
+		/* What objects hold; then the index forgets the other pages. */
+		int err = pog_mark_committed(s, false);
+		if (err)
+			return err;
+		uint64_t batch = pog_dedup_prune(s);
+		if (!batch)
+			return 0;
+		err = gc_commit(s, &batch, "page index entries");
+		if (err)
+			return err;
+	}
+}
+
+/* Pack the object table's leaves where deletions left them sparse (new
+ * identities are appended, so nothing else refills them), in as many
+ * commits as the free space asks for. */
+static int compact_objects(pog_store *s)
+{
+	for (;;) {
+		uint64_t freed = 0;
+		int err = pog_bt_compact(s, &s->staged.obj_root, gc_room, &freed);
+		if (err && err != -ENOSPC)
+			return err;
+		bool more = err == -ENOSPC;
+		if (freed) {
+			err = gc_commit(s, &freed, "object table leaves packed");
+			if (err)
+				return err;
+		} else {
+			pog_abort_locked(s); /* copies that freed nothing */
+		}
+		if (!more || !gc_room(s))
+			return 0;
+	}
+}
+
 int pog_gc_locked(pog_store *s, struct pog_gc_result *res)
 {
 	if (s->changes.n || s->nremoved) {
@@ -181,33 +273,20 @@ int pog_gc_locked(pog_store *s, struct pog_gc_result *res)
 	if (!err)
 		err = unreachable_objects(s, &seen, &dead);
 	uint64_t damaged = 0;
-	for (size_t i = 0; !err && i < dead.n; i++) {
-		err = pog_reserve(s, 128);
-		if (!err)
-			err = pog_object_destroy(s, dead.v[i]);
-		if (err == POG_ECORRUPT) { /* kept for fsck; collect the rest */
-			damaged++;
-			err = 0;
-		}
-	}
+	if (!err)
+		err = destroy_dead(s, &dead, &damaged);
 	if (damaged)
 		pog_set_error(s, "gc: %" PRIu64 " unreachable objects kept: their "
 			      "records are damaged (see pog fsck)", damaged);
-	if (!err && dead.n) {
-		char msg[64];
-		snprintf(msg, sizeof(msg), "gc: %zu unreachable objects", dead.n);
-		err = pog_commit_locked(s, msg, NULL);
-	}
-	/* What objects hold; then the index forgets the other pages. */
 	if (!err)
-		err = pog_mark_committed(s, false);
-	if (!err && pog_dedup_prune(s))
-		err = pog_commit_locked(s, "gc: page index", NULL);
+		err = compact_objects(s);
+	if (!err)
+		err = prune_index(s);
 	if (!err)
 		err = pog_mark_committed(s, true);
 	if (!err) {
 		res->objects_live = seen.n;
-		res->objects_freed = dead.n;
+		res->objects_freed = dead.n - damaged;
 		res->blocks_live = s->blocks_used - s->nsegs;
 		res->blocks_freed = before > s->blocks_used ? before - s->blocks_used : 0;
 		res->bytes_freed = res->blocks_freed * POG_BLOCK_SIZE;
@@ -215,6 +294,9 @@ int pog_gc_locked(pog_store *s, struct pog_gc_result *res)
 		s->gc_freed_blocks = res->blocks_freed;
 		s->gc_freed_objects = res->objects_freed;
 	} else {
+		/* What was committed stands; the rest stays for the next run. */
+		pog_abort_locked(s);
+		(void)pog_mark_committed(s, true);
 		pog_set_error(s, "gc: %s", pog_strerror(err));
 	}
 	pog_map64_release(&seen);

@@ -1209,17 +1209,16 @@ int pog_resolve(pog_store *s, uint64_t dir, const char *path, uint64_t *ino)
 }
 
 /* Take the write lock and make sure the change cannot run out of blocks
- * half-way: 128 blocks cover the tree copies of any one operation. */
-static int begin_change(pog_store *s, uint64_t pages)
+ * half-way: POG_OP_NEED blocks cover the tree copies of any one
+ * operation. kind says whether it may use the reserve (store_int.h). */
+static int begin_change(pog_store *s, enum pog_space kind, uint64_t pages)
 {
 	int err = pog_wrlock(s);
 	if (err)
 		return err;
-	err = pog_reserve(s, 128 + 2 * pages);
-	if (err) {
-		pog_set_error(s, "pool is full");
+	err = pog_space_check(s, kind, POG_OP_NEED + 2 * pages);
+	if (err)
 		pog_unlock(s);
-	}
 	return err;
 }
 
@@ -1284,7 +1283,7 @@ int pog_mknode(pog_store *s, uint64_t dir, const char *name, size_t len,
 		return spec->text ? -ENAMETOOLONG : -EINVAL;
 	if (dir & POG_COMMITTED_BIT)
 		return -EROFS;
-	err = begin_change(s, 0);
+	err = begin_change(s, POG_SPACE_GROW, 0);
 	if (err)
 		return err;
 	struct pog_inode d, c;
@@ -1334,7 +1333,7 @@ int pog_link(pog_store *s, uint64_t ino, uint64_t dir, const char *name,
 		return err;
 	if ((dir | ino) & POG_COMMITTED_BIT)
 		return -EROFS;
-	err = begin_change(s, 0);
+	err = begin_change(s, POG_SPACE_GROW, 0);
 	if (err)
 		return err;
 	struct pog_inode d, c;
@@ -1416,7 +1415,7 @@ int pog_remove(pog_store *s, uint64_t dir, const char *name, size_t len,
 		return err;
 	if (dir & POG_COMMITTED_BIT)
 		return -EROFS;
-	err = begin_change(s, 0);
+	err = begin_change(s, POG_SPACE_SHRINK, 0);
 	if (err)
 		return err;
 	struct pog_inode d, c;
@@ -1457,7 +1456,7 @@ int pog_set_ref_target(pog_store *s, uint64_t ino, uint64_t target)
 {
 	if ((ino | target) & POG_COMMITTED_BIT)
 		return -EROFS;
-	int err = begin_change(s, 0);
+	int err = begin_change(s, POG_SPACE_KEEP, 0);
 	if (err)
 		return err;
 	struct pog_inode in;
@@ -1735,7 +1734,7 @@ int pog_rename(pog_store *s, uint64_t olddir, const char *oldname,
 		return -EROFS;
 	if ((flags & POG_RENAME_NOREPLACE) && (flags & POG_RENAME_EXCHANGE))
 		return -EINVAL;
-	err = begin_change(s, 0);
+	err = begin_change(s, POG_SPACE_KEEP, 0);
 	if (err)
 		return err;
 	struct rename_ctx *r = calloc(1, sizeof(*r));
@@ -1855,7 +1854,7 @@ ssize_t pog_write(pog_store *s, uint64_t ino, uint64_t off, const void *buf,
 		return -EROFS;
 	if (off > POG_FILE_MAX || len > POG_FILE_MAX - off)
 		return -EFBIG;
-	int err = begin_change(s, len / PAGE + 2);
+	int err = begin_change(s, POG_SPACE_GROW, len / PAGE + 2);
 	if (err)
 		return err;
 	struct pog_inode in;
@@ -1883,7 +1882,9 @@ int pog_setattr(pog_store *s, uint64_t ino, const struct pog_attr *attr,
 {
 	if (ino & POG_COMMITTED_BIT)
 		return -EROFS;
-	int err = begin_change(s, 0);
+	/* Truncating down shrinks; growing a file is checked below. */
+	int err = begin_change(s, mask & POG_SET_SIZE ? POG_SPACE_SHRINK
+						      : POG_SPACE_KEEP, 0);
 	if (err)
 		return err;
 	struct pog_inode in;
@@ -1892,6 +1893,8 @@ int pog_setattr(pog_store *s, uint64_t ino, const struct pog_attr *attr,
 		err = writable_file(&in);
 		if (!err && attr->size > POG_FILE_MAX)
 			err = -EFBIG;
+		if (!err && attr->size > in.size)
+			err = pog_space_check(s, POG_SPACE_GROW, POG_OP_NEED);
 		if (!err && attr->size != in.size) {
 			if (pog_type_is_scalar(in.type))
 				err = scalar_edit(s, &in, 0, NULL, 0, attr->size);
@@ -1972,8 +1975,9 @@ static int falloc_plan(const struct pog_inode *in, unsigned mode, uint64_t off,
 static int falloc_space(pog_store *s, const struct pog_inode *in,
 			uint64_t off, uint64_t end)
 {
-	uint64_t capacity = s->super->max_segments * (uint64_t)POG_SEG_BLOCKS;
-	uint64_t free = capacity > s->blocks_used ? capacity - s->blocks_used : 0;
+	/* What growing may use: the free blocks above the reserve. */
+	uint64_t free = pog_free_blocks(s) > pog_reserve_blocks(s)
+				? pog_free_blocks(s) - pog_reserve_blocks(s) : 0;
 	uint64_t first = off / PAGE, stop = (end + PAGE - 1) / PAGE;
 	uint64_t need = stop - first;
 	if (need <= free)
@@ -2019,7 +2023,9 @@ int pog_fallocate(pog_store *s, uint64_t ino, unsigned mode, uint64_t off,
 {
 	if (ino & POG_COMMITTED_BIT)
 		return -EROFS;
-	int err = begin_change(s, 2);
+	/* Punching a hole shrinks (it may use the reserve); the rest grows. */
+	int err = begin_change(s, mode & POG_FALLOC_PUNCH_HOLE ? POG_SPACE_SHRINK
+							       : POG_SPACE_GROW, 2);
 	if (err)
 		return err;
 	struct pog_inode in;
@@ -2169,7 +2175,7 @@ static int convert_dir(pog_store *s, uint64_t ino, struct pog_inode *in,
 	}
 	if (err)
 		return err == -ENOENT ? -EINVAL : err;
-	err = pog_reserve(s, 128 + in->entries / 2);
+	err = pog_space_check(s, POG_SPACE_GROW, POG_OP_NEED + in->entries / 2);
 	if (err)
 		return err;
 	struct pog_inode to = *in;
@@ -2202,7 +2208,7 @@ int pog_set_type(pog_store *s, uint64_t ino, unsigned type)
 {
 	if (ino & POG_COMMITTED_BIT)
 		return -EROFS;
-	int err = begin_change(s, 0);
+	int err = begin_change(s, POG_SPACE_GROW, 0);
 	if (err)
 		return err;
 	struct pog_inode in;
@@ -2279,7 +2285,7 @@ int pog_setxattr(pog_store *s, uint64_t ino, const char *name,
 		return -E2BIG;
 	if (ino & POG_COMMITTED_BIT)
 		return -EROFS;
-	int err = begin_change(s, 0);
+	int err = begin_change(s, POG_SPACE_GROW, 0);
 	if (err)
 		return err;
 	struct pog_inode in;
@@ -2343,7 +2349,7 @@ int pog_removexattr(pog_store *s, uint64_t ino, const char *name)
 {
 	if (ino & POG_COMMITTED_BIT)
 		return -EROFS;
-	int err = begin_change(s, 0);
+	int err = begin_change(s, POG_SPACE_SHRINK, 0);
 	if (err)
 		return err;
 	struct pog_inode in;

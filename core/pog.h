@@ -186,6 +186,9 @@ struct pog_status {
 	uint64_t block_size;
 	uint64_t blocks_total;    /* blocks the pool can hold */
 	uint64_t blocks_used;
+	uint64_t blocks_reserved; /* free blocks only deleting, truncating,
+				     renaming, commit and GC may use (as
+				     ext4's reserved blocks) */
 	uint64_t objects;         /* objects in the staged object table */
 	uint64_t logical_bytes;   /* sizes of all files added up (what they
 				     would take with nothing shared) */

@@ -87,8 +87,17 @@ static int seg_add(pog_store *s)
 	struct pog_seg_slot *slot = &s->segtab[n];
 	if (OID_IS_NULL(slot->oid) &&
 	    pmemobj_alloc(s->pop, &slot->oid, POG_SEG_BYTES + POG_BLOCK_SIZE, 0,
-			  NULL, NULL))
+			  NULL, NULL)) {
+		/* libpmemobj has no room for another: the pool holds n, and
+		 * says so from now on (free space and the reserve count on
+		 * max_segments). */
+		if (errno == ENOMEM) {
+			sb->max_segments = n;
+			pmemobj_persist(s->pop, &sb->max_segments,
+					sizeof(sb->max_segments));
+		}
 		return -ENOSPC;
+	}
 	uint64_t base = (slot->oid.off + POG_BLOCK_SIZE - 1) &
 			~(uint64_t)(POG_BLOCK_SIZE - 1);
 	slot->base = base;
@@ -172,6 +181,49 @@ int pog_reserve(pog_store *s, uint64_t blocks)
 		if (err)
 			return err;
 	}
+}
+
+uint64_t pog_free_blocks(const pog_store *s)
+{
+	uint64_t total = s->super->max_segments * (uint64_t)(POG_SEG_BLOCKS - 1);
+	uint64_t used = s->blocks_used - s->nsegs;
+	return total > used ? total - used : 0;
+}
+
+uint64_t pog_reserve_blocks(const pog_store *s)
+{
+	uint64_t r = s->super->max_segments * (uint64_t)(POG_SEG_BLOCKS - 1) / 32;
+	return r > POG_RESERVE_MIN ? r : POG_RESERVE_MIN;
+}
+
+/*
+ * Growing operations stop at the reserve. Shrinking ones may use it down
+ * to the floor: what they copy is given back by the commit (the replaced
+ * nodes) and by GC (what they removed). Renames and other changes that
+ * keep the size copy into the reserve too, but may add to the store (a
+ * split in the new directory), so what the commit will leave free (free
+ * now plus the committed blocks it frees) must stay above half the
+ * reserve: after their commit, a shrinking operation can always run.
+ */
+int pog_space_check(pog_store *s, enum pog_space kind, uint64_t need)
+{
+	uint64_t floor = kind == POG_SPACE_GROW ? pog_reserve_blocks(s)
+						: POG_SPACE_FLOOR;
+	int err = 0;
+	if (kind == POG_SPACE_KEEP &&
+	    pog_free_blocks(s) + s->freed.n < pog_reserve_blocks(s) / 2 + need)
+		err = -ENOSPC;
+	if (!err)
+		err = pog_reserve(s, floor + need);
+	if (err == -ENOSPC && kind == POG_SPACE_GROW)
+		pog_set_error(s, "pool is full (free space is at the reserve, "
+			      "which only deleting, truncating, renaming, commit "
+			      "and gc may use)");
+	else if (err == -ENOSPC)
+		pog_set_error(s, "pool is full: the staged changes hold the "
+			      "reserve; commit them (gc then frees what they "
+			      "removed) and go on");
+	return err;
 }
 
 static void block_free_now(pog_store *s, uint64_t bno)
@@ -686,14 +738,23 @@ int pog_open(const char *path, unsigned flags, pog_store **out)
 	return 0;
 }
 
+/*
+ * What libpmemobj takes for a segment (its 8 MiB and a block to align it,
+ * in 256 KiB chunks: 33 of them) and for itself (pool header, lanes, heap
+ * headers). Measured with libpmemobj 1.12: a 1 GiB pool holds 123
+ * segments, 2 GiB 247, 8 GiB 992; seg_add lowers max_segments should one
+ * more not fit after all.
+ */
+#define SEG_FOOTPRINT (POG_SEG_BYTES + ((uint64_t)256 << 10))
+#define POOL_OVERHEAD ((uint64_t)9 << 20)
+
 static int init_super(pog_store *s, uint64_t size)
 {
 	PMEMoid root = pmemobj_root(s->pop, sizeof(struct pog_super));
 	if (OID_IS_NULL(root))
 		return -ENOMEM;
 	struct pog_super *sb = pmemobj_direct(root);
-	uint64_t max = (size - POG_MIN_POOL_SIZE / 4) /
-		       (POG_SEG_BYTES + 2 * POG_BLOCK_SIZE);
+	uint64_t max = (size - POOL_OVERHEAD) / SEG_FOOTPRINT;
 	int err = 0;
 	TX_BEGIN(s->pop) {
 		pmemobj_tx_add_range_direct(sb, sizeof(*sb));
@@ -877,10 +938,14 @@ int pog_commit(pog_store *s, const char *message, uint64_t *id_out)
 	err = pog_commit_locked(s, message, id_out);
 	/* Filling up: collect now, so that deleting and committing is
 	 * enough to get space back (the commit itself stands either way);
-	 * also when replaced small nodes hold 1/64 of the pool. */
+	 * also when replaced small nodes hold 1/64 of the pool, or when the
+	 * pool is in its reserve (truncated pages, replaced small nodes and
+	 * removed xattrs come back only through GC). */
 	uint64_t capacity = s->super->max_segments * (uint64_t)POG_SEG_BLOCKS;
 	bool idle_slots = s->small_garbage * 64 > capacity * POG_BLOCK_SIZE;
-	if (!err && (removed || idle_slots) && s->blocks_used * 4 > capacity * 3) {
+	bool in_reserve = pog_free_blocks(s) < pog_reserve_blocks(s) + POG_OP_NEED;
+	if (!err && (removed || idle_slots || in_reserve) &&
+	    s->blocks_used * 4 > capacity * 3) {
 		struct pog_gc_result res;
 		(void)pog_gc_locked(s, &res);
 	}
@@ -890,7 +955,8 @@ int pog_commit(pog_store *s, const char *message, uint64_t *id_out)
 
 int pog_commit_locked(pog_store *s, const char *message, uint64_t *id_out)
 {
-	int err = pog_reserve(s, 64);
+	/* The floor that every operation leaves free covers this. */
+	int err = pog_reserve(s, POG_COMMIT_NEED);
 	if (err) {
 		pog_set_error(s, "commit: %s", pog_strerror(err));
 		return err;
@@ -985,6 +1051,7 @@ int pog_status(pog_store *s, struct pog_status *out)
 	out->block_size = POG_BLOCK_SIZE;
 	out->blocks_total = s->super->max_segments * (POG_SEG_BLOCKS - 1);
 	out->blocks_used = s->blocks_used - s->nsegs; /* headers are overhead */
+	out->blocks_reserved = pog_reserve_blocks(s);
 	out->pool_used = out->blocks_used * POG_BLOCK_SIZE;
 	out->objects = s->staged.nobjects;
 	out->logical_bytes = s->staged.logical_bytes;

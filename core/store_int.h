@@ -172,6 +172,44 @@ int pog_block_alloc(pog_store *s, bool node, uint64_t *bno);
  * needed), so that an operation either fails before it changes anything
  * or runs to its end: -ENOSPC. */
 int pog_reserve(pog_store *s, uint64_t blocks);
+
+/*
+ * The reserve (README "When the pool is full"). Operations that may grow
+ * the store stop while the free blocks are at or below the reserve; those
+ * that shrink it or keep its size may copy tree nodes into the reserve,
+ * down to a floor that the commit and the garbage collector keep for
+ * themselves. The sizes:
+ * - POG_OP_NEED: what one operation may allocate (copies of the nodes on
+ *   its paths through the object table and one or two directories, splits
+ *   on the way up, a new root; a write adds two blocks a page);
+ * - POG_COMMIT_NEED: a commit (an insert into the commit log: a copy and a
+ *   split at each of at most POG_BT_MAX_DEPTH levels, a new root; and the
+ *   commit record);
+ * - POG_GC_STEP_NEED: one object leaving the object table (a copy of its
+ *   path) or one page-index entry dropped;
+ * - POG_SPACE_FLOOR: a commit, then GC's first step and the commit that
+ *   ends its batch: what must stay free whatever is staged.
+ */
+#define POG_OP_NEED 128u
+#define POG_COMMIT_NEED (2u * POG_BT_MAX_DEPTH + 2u)
+#define POG_GC_STEP_NEED ((uint64_t)POG_BT_MAX_DEPTH)
+#define POG_SPACE_FLOOR 128u
+/* The reserve is 1/32 of the pool, at least this many blocks: the floor,
+ * one shrinking operation, and as much again for the transaction's copies,
+ * twice over so that half of it is left to renames (see pog_space_check). */
+#define POG_RESERVE_MIN 640u
+enum pog_space {
+	POG_SPACE_GROW,   /* create, write, mkdir, link, setxattr, import */
+	POG_SPACE_KEEP,   /* rename, chmod, retarget a ref: copies only */
+	POG_SPACE_SHRINK, /* unlink, rmdir, truncate down, removexattr */
+};
+/* Free blocks, counting the segments not added yet (less their headers). */
+uint64_t pog_free_blocks(const pog_store *s);
+/* Blocks kept back from growing operations. */
+uint64_t pog_reserve_blocks(const pog_store *s);
+/* May an operation of this kind that allocates up to `need` blocks run
+ * (making them allocatable)? -ENOSPC with the reason in last_error. */
+int pog_space_check(pog_store *s, enum pog_space kind, uint64_t need);
 /*
  * Add to seen (ino -> 1) every object the root reaches through entries and
  * refs in state st, and with pins what the kernel holds too. tolerant:
@@ -243,6 +281,11 @@ int pog_bt_foreach_fresh(pog_store *s, uint64_t root,
 int pog_bt_walk(pog_store *s, uint64_t root,
 		int (*fn)(void *ctx, uint64_t addr, const struct pog_node_hdr *h),
 		void *ctx);
+/* Pack the leaves under each lowest branch node tightly, freeing those
+ * that empty (*freed counts them); only where a leaf can be freed. Stops
+ * with -ENOSPC when room() says no: commit and call again. */
+int pog_bt_compact(pog_store *s, uint64_t *root, bool (*room)(pog_store *s),
+		   uint64_t *freed);
 /* Check a node's address and header sanity (magic, counts). */
 int pog_node_check(const pog_store *s, uint64_t addr, uint32_t kind);
 

@@ -389,6 +389,7 @@ static int make_status(struct pogfs *fs, struct text *t)
 	add_number(o, "block_size", ps->block_size);
 	add_number(o, "blocks_total", ps->blocks_total);
 	add_number(o, "blocks_used", ps->blocks_used);
+	add_number(o, "blocks_reserved", ps->blocks_reserved);
 	add_number(o, "objects", ps->objects);
 	add_number(o, "logical_bytes", ps->logical_bytes);
 	add_number(o, "next_ino", ps->next_ino);

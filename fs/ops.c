@@ -1273,7 +1273,10 @@ static void op_statfs(fuse_req_t req, fuse_ino_t ino)
 	sv.f_blocks = ps->blocks_total;
 	sv.f_bfree = ps->blocks_total > ps->blocks_used
 			     ? ps->blocks_total - ps->blocks_used : 0;
-	sv.f_bavail = sv.f_bfree;
+	/* The reserve is free but only for deleting (as ext4's reserved
+	 * blocks): counted in f_bfree, not in f_bavail. */
+	sv.f_bavail = sv.f_bfree > ps->blocks_reserved
+			      ? sv.f_bfree - ps->blocks_reserved : 0;
 	/* Objects are limited by space, not by a table: one per block. */
 	sv.f_files = ps->objects + sv.f_bfree;
 	sv.f_ffree = sv.f_bfree;

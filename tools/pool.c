@@ -168,6 +168,9 @@ static void print_status(const char *path, const struct pog_status *st)
 	       " blocks of %" PRIu64 " bytes)\n",
 	       tool_format_bytes(st->pool_used, bytes, sizeof(bytes)),
 	       st->blocks_used, st->blocks_total, st->block_size);
+	printf("reserved:        %" PRIu64 " blocks (free, but only for "
+	       "deleting, truncating, renaming, commit and gc)\n",
+	       st->blocks_reserved);
 	printf("objects:         %" PRIu64 "\n", st->objects);
 	printf("logical size:    %s (files added up; stored: %s)\n",
 	       tool_format_bytes(st->logical_bytes, bytes, sizeof(bytes)),
