@@ -44,7 +44,7 @@ static int import(pog_store *s, const char *name, const char *doc,
 /*
  * The document (about 64 MB) has every shape the reader handles in bulk:
  *   "blobs": 640 strings of 96 KiB (every 64th byte written as the escape
- *            "\n", so they go through cJSON's decoding, token by token),
+ *            "\n", so they go through the string decoder, 64 KiB at a time),
  *   "raw":   a 4 MB string with no escape (written straight from the text),
  *   "bytes": {"$bytes": 3 MiB in base64},
  *   "items": 40,000 small objects {"id": N, "name": "item-N", "ok": true}
