@@ -104,8 +104,12 @@ int tool_open_or_ask(const struct tool_args *a, pog_store **s, int *remote,
 
 	*remote = -1;
 	*s = NULL;
-	if (!(stat(path, &st) == 0 && S_ISDIR(st.st_mode)) &&
-	    pog_open(path, POG_OPEN_READONLY, s) == POG_ELOCKED &&
+	int err = stat(path, &st) == 0 && S_ISDIR(st.st_mode)
+			  ? -EISDIR : pog_open(path, POG_OPEN_READONLY, s);
+
+	/* Held by a daemon; or not ours to open (libpmemobj opens a pool
+	 * read-write), which the daemon may answer all the same. */
+	if ((err == POG_ELOCKED || err == -EACCES) &&
 	    tool_remote_connect(path, remote) == 0) {
 		*s = NULL;
 		return 0;
