@@ -253,14 +253,18 @@ mount -t fuse.pogfs -o ro "$WORK/d.pool" "$WORK/md"
 findmnt -n -o FSTYPE,OPTIONS "$WORK/md" | grep -q '^fuse.pogfs ro,'
 pog info "$WORK/d.pool" | grep '^mounted:'
 pog fsck "$WORK/d.pool" | tail -n 1
-umount "$WORK/ma" "$WORK/mb" "$WORK/md"
+# The short type name finds /sbin/mount.pogfs.
+mount -t pogfs "$WORK/c.pool" "$WORK/mc"
+findmnt -n -o FSTYPE,SOURCE "$WORK/mc"
+umount "$WORK/ma" "$WORK/mb" "$WORK/md" "$WORK/mc"
 '''
     r = in_namespace(installed, work, body)
     lines = r.stdout.splitlines()
     assert lines[0] == f"fuse.pogfs {w}/a.pool"
     assert f"fuse.pogfs {w}/b.pool" in lines
     assert any(l.startswith("mounted:         at " + w + "/md") for l in lines)
-    assert lines[-1].endswith(": clean")
+    assert lines[-1] == f"fuse.pogfs {w}/c.pool"
+    assert lines[-2].endswith(": clean")
     # Nothing leaked out of the namespace, and the commit made it.
     assert not os.path.ismount(work / "ma")
     wait_unmounted_and_free(work / "a.pool")
@@ -323,3 +327,28 @@ def test_systemd_fstab_generator_reads_the_line(tmp_path):
     assert "Type=fuse.pogfs" in mount_unit
     assert "Options=noauto,nofail,x-systemd.automount" in mount_unit
     assert "Where=/srv/data" in (out / "srv-data.automount").read_text()
+
+
+def test_readiness_notification(pool, tmp_path):
+    """Type=notify: with $NOTIFY_SOCKET set, pogfs -f sends READY=1 and its
+    pid once the mount is up (what systemd waits for)."""
+    import socket
+    from conftest import POGFS
+    address = str(tmp_path / "notify")
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    listener.bind(address)
+    listener.settimeout(30)
+    mnt = tmp_path / "mnt"
+    mnt.mkdir()
+    proc = subprocess.Popen([POGFS, str(pool), str(mnt), "-f"],
+                            env=dict(os.environ, NOTIFY_SOCKET=address),
+                            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    try:
+        message = listener.recv(4096).decode()
+        assert os.path.ismount(mnt)  # ready means mounted
+        assert message.splitlines() == ["READY=1", f"MAINPID={proc.pid}"]
+    finally:
+        subprocess.run(["fusermount3", "-u", str(mnt)])
+        proc.wait(timeout=60)
+        listener.close()
