@@ -42,40 +42,57 @@ static const char *control_open_reason(const char *mnt, int err,
 	return buf;
 }
 
+/* Does dir hold .pog/ctl? */
+static bool has_control(const char *dir)
+{
+	char probe[PATH_MAX + 16];
+
+	snprintf(probe, sizeof(probe), "%s/.pog/ctl", strcmp(dir, "/") ? dir : "");
+	return access(probe, F_OK) == 0;
+}
+
 int tool_mount_root(const char *path, char **root)
 {
-	char *dir = realpath(path, NULL), probe[PATH_MAX + 16];
+	char *dir = realpath(path, NULL), *found = NULL;
 	struct stat st, up;
 
 	if (!dir)
 		return -errno;
 	if (stat(dir, &st) != 0) {
+		int err = -errno;
 		free(dir);
-		return -errno;
+		return err;
 	}
 	if (!S_ISDIR(st.st_mode)) { /* a file inside: its directory */
 		char *slash = strrchr(dir, '/');
 		slash[slash == dir ? 1 : 0] = '\0';
 	}
-	/* Walk up while the device stays the same: the top one is the
-	 * mount's root (.pog lives there only). */
-	while (strcmp(dir, "/") != 0) {
+	/*
+	 * Walk up while the device stays the same, and take the topmost
+	 * directory with .pog/ctl: the mount's root (a map inside may have
+	 * its own ".pog" entry; only the root's is the control directory).
+	 */
+	for (;;) {
+		if (has_control(dir)) {
+			free(found);
+			found = strdup(dir);
+			if (!found)
+				break;
+		}
+		if (strcmp(dir, "/") == 0)
+			break;
 		char *slash = strrchr(dir, '/');
 		char keep = slash[slash == dir ? 1 : 0];
-
 		slash[slash == dir ? 1 : 0] = '\0';
 		if (stat(dir, &up) != 0 || up.st_dev != st.st_dev) {
 			slash[slash == dir ? 1 : 0] = keep;
 			break;
 		}
 	}
-	snprintf(probe, sizeof(probe), "%s/.pog/ctl", strcmp(dir, "/") ? dir : "");
-	if (access(probe, F_OK) != 0) {
-		int err = errno == ENOTCONN ? -ENOTCONN : -ENOENT;
-		free(dir);
-		return err;
-	}
-	*root = dir;
+	free(dir);
+	if (!found)
+		return -ENOENT;
+	*root = found;
 	return 0;
 }
 
