@@ -173,6 +173,7 @@ def test_installed_programs_run(installed, tmp_path):
     assert not os.path.ismount(mnt)
     r = subprocess.run([helper, str(pool)], capture_output=True, text=True)
     assert r.returncode != 0 and "usage" in r.stderr
+    pool.unlink()
 
 
 NAMESPACE_SCRIPT = r'''

@@ -10,7 +10,7 @@ import subprocess
 
 import pytest
 
-from conftest import POG, Mount, mkfs
+from conftest import POG, Mount, mkfs, remove_pools
 
 # Show the line from the first step (the default waits half a second, and
 # these stores are quick to walk).
@@ -73,7 +73,8 @@ def big(tmp_path):
     path.write_text(json.dumps(doc))
     pool = tmp_path / "big.pool"
     mkfs(pool)
-    return pool, path, doc
+    yield pool, path, doc
+    remove_pools(tmp_path)
 
 
 def test_progress_on_a_terminal(big):
