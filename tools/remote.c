@@ -152,6 +152,16 @@ struct info_answer {
 	long pid;
 };
 
+/* "SECONDS.NANOSECONDS" */
+static void parse_time(const char *value, struct pog_time *t)
+{
+	char *dot;
+
+	t->sec = strtoll(value, &dot, 10);
+	if (*dot == '.')
+		t->nsec = (uint32_t)strtoul(dot + 1, NULL, 10);
+}
+
 /* "key value" lines into the status. */
 static int parse_info(void *ctx, char type, const char *buf, size_t len)
 {
@@ -176,13 +186,11 @@ static int parse_info(void *ctx, char type, const char *buf, size_t len)
 			value[n - kl - 1] = '\0';
 #define FIELD(name) else if (strcmp(key, #name) == 0) \
 				st->name = strtoull(value, NULL, 10)
-			if (strcmp(key, "commit_time") == 0) {
-				char *dot;
-				st->commit_time.sec = strtoll(value, &dot, 10);
-				if (*dot == '.')
-					st->commit_time.nsec = (uint32_t)
-						strtoul(dot + 1, NULL, 10);
-			} else if (strcmp(key, "last_error") == 0)
+			if (strcmp(key, "commit_time") == 0)
+				parse_time(value, &st->commit_time);
+			else if (strcmp(key, "discarded_time") == 0)
+				parse_time(value, &st->discarded_time);
+			else if (strcmp(key, "last_error") == 0)
 				snprintf(st->last_error, sizeof(st->last_error),
 					 "%.*s", (int)sizeof(st->last_error) - 1,
 					 value);
@@ -201,6 +209,7 @@ static int parse_info(void *ctx, char type, const char *buf, size_t len)
 			FIELD(blocks_used);
 			FIELD(objects);
 			FIELD(logical_bytes);
+			FIELD(discarded_changes);
 #undef FIELD
 		}
 		line += n + 1;

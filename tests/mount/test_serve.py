@@ -78,11 +78,17 @@ def test_read_only_mount(pool, tmp_path):
     try:
         with pytest.raises(OSError):
             (m.path / "new").write_text("x")
-        assert "last commit:     2" in pog("info", pool).stdout
+        mounted_info = pog("info", pool).stdout
+        assert "last commit:     2" in mounted_info
         assert json.loads(pog("export", pool).stdout)["note"] == "hello\n"
         assert pog("fsck", pool).stdout.splitlines()[-1].endswith(": clean")
     finally:
         m.stop()
+    # The daemon's answer is what pog says of the unmounted pool, and
+    # where it was mounted.
+    offline = pog("info", pool).stdout.splitlines()
+    assert [l for l in mounted_info.splitlines()
+            if not l.startswith("mounted:")] == offline
 
 
 def test_stale_socket_after_kill9(pool, tmp_path):
