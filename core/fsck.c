@@ -427,6 +427,7 @@ int pog_fsck(pog_store *s, unsigned flags, pog_fsck_fn fn, void *ctx,
 			report(&f, POG_FSCK_ERROR, "bad-inode", ino, "record size %u", vlen);
 		else
 			check_object(&f, ino, val);
+		pog_progress_note("objects", f.res.objects, s->committed.nobjects);
 		r = pog_bt_next(&it);
 	}
 	f.cur_ino = 0;

@@ -137,6 +137,7 @@ int pog_reachable(pog_store *s, const struct pog_state *st, bool pins,
 	}
 	while (!err && r.stack.n) {
 		uint64_t ino = r.stack.v[--r.stack.n];
+		pog_progress_note("objects", r.seen.n - r.stack.n, st->nobjects);
 		const struct pog_inode *in;
 		err = pog_inode_get(s, st, ino, &in);
 		if (!err)

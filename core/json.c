@@ -221,6 +221,8 @@ struct exporter {
 	unsigned char *chunk;       /* CHUNK + 4 bytes of string data */
 	struct pog_map64 ids;       /* ino -> id, for the named ones */
 	uint64_t next_id;
+	uint64_t total;             /* objects to write (dry run), for progress */
+	uint64_t written;           /* ... and written so far */
 };
 
 static void out_flush(struct exporter *e)
@@ -813,6 +815,10 @@ static void emit(struct exporter *e, uint64_t ino, int depth)
 	e->err = inoset_add(&e->defined, ino);
 	if (e->err)
 		return;
+	if (e->dry)
+		e->total++;
+	else
+		pog_progress_note("objects", ++e->written, e->total);
 	if (e->dry || !inoset_has(&e->named, ino)) {
 		emit_plain(e, ino, in, depth);
 		return;
@@ -2061,6 +2067,7 @@ static int import_value(struct importer *im, uint64_t dir, const char *name,
 	char c = im->doc[v];
 	struct pog_new spec = {.mode = 0644};
 	*end = skip_value(im, v);
+	pog_progress_note("bytes", v, im->len);
 	if (c == '{') {
 		err = im->format ? import_object(im, dir, name, nlen, v, &ino)
 				 : import_map(im, dir, name, nlen, v, 0, &ino);
@@ -2453,6 +2460,8 @@ int pog_import(pog_store *s, uint64_t dir, const char *name, size_t nlen,
 		err = import_value(im, dir, name, nlen, v, NULL, &end);
 	if (!err)
 		err = import_finish(im);
+	if (!err)
+		pog_progress_note("bytes", len, len);
 	importing(s, -1);
 	importer_release(im);
 	if (err && !error->message[0])

@@ -468,6 +468,20 @@ int pog_import(pog_store *s, uint64_t dir, const char *name, size_t nlen,
 	       const char *doc, size_t len, uint32_t uid, uint32_t gid,
 	       struct pog_json_error *error);
 
+/* ---- progress of long calls ------------------------------------------ */
+
+/*
+ * pog_export, pog_import, pog_fsck and pog_gc tell how far they are to
+ * the function set here for the calling thread (the setting is per
+ * thread, NULL turns it off): done and total steps in unit ("objects",
+ * "bytes"; total 0 when unknown), every few hundred steps and at the
+ * last. It runs under the store's lock: it must not call into the store,
+ * and should be quick (keep the time; print a few times a second).
+ */
+typedef void (*pog_progress_fn)(void *ctx, const char *unit, uint64_t done,
+				uint64_t total);
+void pog_set_progress(pog_progress_fn fn, void *ctx);
+
 /* ---- garbage collection and checking --------------------------------- */
 
 struct pog_gc_result {

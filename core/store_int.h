@@ -337,6 +337,11 @@ int pog_scalar_parse(unsigned type, const char *text, size_t len,
 size_t pog_scalar_format(unsigned type, uint64_t bits, char *buf, size_t size);
 bool pog_type_is_scalar(unsigned type);
 
+/* ---- progress.c ------------------------------------------------------- */
+/* One step of long work done: tells pog_set_progress's callback now and
+ * then (always at done == total). */
+void pog_progress_note(const char *unit, uint64_t done, uint64_t total);
+
 /* ---- locking helpers (store.c) ----------------------------------------- */
 int pog_rdlock(pog_store *s);
 int pog_wrlock(pog_store *s);

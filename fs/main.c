@@ -1,5 +1,7 @@
 /* main.c - the pogfs daemon: options, pool, mount, session loop, unmount. */
 #include "pogfs.h"
+#include "mount_helper.h"
+#include "serve.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -210,6 +212,7 @@ static void unpin_one(void *ctx, uint64_t ino, uint64_t nlookup)
 
 void pogfs_close_store(struct pogfs *fs)
 {
+	pogfs_serve_stop(fs); /* its requests use the store */
 	pthread_mutex_lock(&fs->close_lock);
 	if (fs->closed || !fs->store) {
 		pthread_mutex_unlock(&fs->close_lock);
@@ -518,7 +521,7 @@ static int open_log_file(const char *path)
 	return 0;
 }
 
-int main(int argc, char *argv[])
+static int pogfs_main(int argc, char *argv[])
 {
 	struct fuse_args args = FUSE_ARGS_INIT(0, NULL);
 	struct fuse_cmdline_opts opts;
@@ -644,6 +647,7 @@ int main(int argc, char *argv[])
 	/* op_init releases the parent once the kernel's INIT is answered. */
 	fs.ready_fd = notify_fd;
 	notify_fd = -1;
+	pogfs_serve_start(&fs); /* logs why when it cannot */
 
 	ret = loop_status(run_loop(&fs, &opts));
 	/* Unmounted: a new daemon may wait for this one from now on. */
@@ -677,5 +681,17 @@ out_args:
 	fuse_opt_free_args(&args);
 	if (log_file)
 		fclose(log_file);
+	return ret;
+}
+
+int main(int argc, char *argv[])
+{
+	struct pogfs_argv prepared;
+	int ret;
+
+	if (pogfs_prepare_args(argc, argv, &prepared) != 0)
+		return 1;
+	ret = prepared.fake ? 0 : pogfs_main(prepared.argc, prepared.argv);
+	pogfs_argv_release(&prepared);
 	return ret;
 }

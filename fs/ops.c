@@ -1,5 +1,6 @@
 /* ops.c - the FUSE low-level operations: thin adapters onto pog_* calls. */
 #include "pogfs.h"
+#include "serve.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -292,7 +293,13 @@ static void op_init(void *userdata, struct fuse_conn_info *conn)
 	conn->max_readahead = 1u << 20;
 	/* libfuse refuses the connection unless this equals -o max_read */
 	conn->max_read = fs->max_read;
+	/* File handles (name_to_handle_at, knfsd) of inodes the kernel has
+	 * not cached are resolved by lookups of "." and ".." (lookup_dot):
+	 * identities are never reused, so a handle outlives the daemon. */
+	if (conn->capable & FUSE_CAP_EXPORT_SUPPORT)
+		conn->want |= FUSE_CAP_EXPORT_SUPPORT;
 	pogfs_ready(fs);
+	pogfs_notify("READY=1"); /* systemd, Type=notify (with -f) */
 }
 
 static void op_destroy(void *userdata)
@@ -302,6 +309,68 @@ static void op_destroy(void *userdata)
 
 /* ---- names ------------------------------------------------------------ */
 
+/* A .pog virtual inode as an entry ("." of a handle into .pog). */
+static void reply_virtual_dot(fuse_req_t req, uint64_t ino)
+{
+	struct pogfs *fs = fs_of(req);
+	struct fuse_entry_param e;
+
+	memset(&e, 0, sizeof(e));
+	if (!ctl_stat(fs, ino, &e.attr)) {
+		fuse_reply_err(req, ESTALE);
+		return;
+	}
+	e.ino = ino;
+	e.attr_timeout = e.entry_timeout = fs->timeout;
+	fuse_reply_entry(req, &e);
+}
+
+/* The directory holding ino: the object's owner, .pog for what is in
+ * it, .pog's parent the root; the root is its own. */
+static int parent_of(struct pogfs *fs, uint64_t ino, uint64_t *parent)
+{
+	if (ino == VINO_POG || ino == POG_ROOT_INO) {
+		*parent = POG_ROOT_INO;
+		return 0;
+	}
+	if (ino_is_virtual(ino) || ino == VINO_COMMITTED_ROOT) {
+		*parent = VINO_POG;
+		return 0;
+	}
+	int rc = pog_resolve(fs->store, ino, "..", parent);
+	if (rc == 0 && ino_is_committed(ino))
+		*parent |= POG_COMMITTED_BIT;
+	return rc;
+}
+
+/*
+ * The kernel looks up "." of a node id it has not cached to decode a
+ * file handle (after a remount, or once it forgot the inode), and ".."
+ * to reconnect a directory to the tree. An object that no longer exists
+ * answers ESTALE, as a kernel filesystem does for a freed inode.
+ */
+static void lookup_dot(fuse_req_t req, uint64_t ino, bool dotdot)
+{
+	struct pogfs *fs = fs_of(req);
+	struct pog_attr a;
+	uint64_t target = ino;
+	int rc = dotdot ? parent_of(fs, ino, &target) : 0;
+
+	if (rc == 0 && ino_is_virtual(target)) {
+		reply_virtual_dot(req, target);
+		return;
+	}
+	if (rc == 0)
+		rc = pog_getattr(fs->store, target, &a);
+	if (rc == -ENOENT)
+		rc = -ESTALE;
+	if (rc < 0) {
+		fuse_reply_err(req, pogfs_errno(rc));
+		return;
+	}
+	pogfs_reply_entry(req, target, NULL, 0, &a);
+}
+
 static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
 	struct pogfs *fs = fs_of(req);
@@ -309,6 +378,10 @@ static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 	struct key k;
 	int rc;
 
+	if (strcmp(name, ".") == 0 || strcmp(name, "..") == 0) {
+		lookup_dot(req, parent, name[1] == '.');
+		return;
+	}
 	if (ino_is_virtual(parent) || is_ctl_name(parent, name)) {
 		ctl_lookup(req, parent, name);
 		return;

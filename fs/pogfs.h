@@ -78,6 +78,7 @@ struct pogfs {
 	/* The open .pog files (ctl.c), under ctl_lock. */
 	pthread_mutex_t ctl_lock;
 	struct vfile *ctl_files;
+	struct pogfs_server *server; /* control socket (serve.c), or NULL */
 };
 
 /* Map a core return code to a positive errno for fuse_reply_err. */

@@ -135,14 +135,45 @@ static int sink_close(const struct tool_args *a, struct sink *k, char *tmp,
 
 /* ---- export ----------------------------------------------------------------- */
 
+/* The JSON of a pool that a daemon holds, asked of that daemon. */
+static int export_frame(void *ctx, char type, const char *buf, size_t len)
+{
+	return type == 'D' ? sink_write(ctx, buf, len) : 0;
+}
+
+static int export_remote(const struct tool_args *a, int fd, struct sink *k,
+			 struct tool_error *e)
+{
+	struct tool_progress progress;
+	char message[256];
+
+	tool_progress_begin(&progress, "export", a->quiet);
+	int err = tool_remote_request(fd, "export", export_frame, k, &progress,
+				      message, sizeof(message));
+	tool_progress_end(&progress, err == 0);
+	close(fd);
+	if (err)
+		return tool_fail(e, TOOL_EXIT_FAIL, "export", "%s: %s (asked of "
+				 "the pogfs daemon holding the pool)",
+				 a->operands[0], message[0] ? message
+				 : pog_strerror(err));
+	return 0;
+}
+
 static int export_pool(const struct tool_args *a, struct sink *k,
 		       struct tool_error *e)
 {
+	struct tool_progress progress;
 	pog_store *s;
-	int status = tool_open_pool(a, POG_OPEN_READONLY, &s, e, TOOL_EXIT_FAIL);
+	int remote;
+	int status = tool_open_or_ask(a, &s, &remote, e, TOOL_EXIT_FAIL);
 	if (status)
 		return status;
+	if (remote >= 0)
+		return export_remote(a, remote, k, e);
+	tool_progress_begin(&progress, "export", a->quiet);
 	int err = pog_export(s, POG_ROOT_INO | POG_COMMITTED_BIT, sink_write, k);
+	tool_progress_end(&progress, err == 0);
 	tool_close_pool(a, s, e, TOOL_EXIT_FAIL);
 	if (err)
 		return tool_fail(e, TOOL_EXIT_FAIL, "export", "%s: %s",
@@ -304,8 +335,11 @@ static int import_pool(const struct tool_args *a, const char *doc, size_t len,
 	int status = tool_open_pool(a, 0, &s, e, TOOL_EXIT_FAIL);
 	if (status)
 		return status;
+	struct tool_progress progress;
+	tool_progress_begin(&progress, "import", a->quiet);
 	int err = pog_import(s, POG_ROOT_INO, NULL, 0, doc, len, (uint32_t)getuid(),
 			     (uint32_t)getgid(), &je);
+	tool_progress_end(&progress, err == 0);
 	if (!err) {
 		char msg[300];
 		snprintf(msg, sizeof(msg), "import %s", a->operands[1]);

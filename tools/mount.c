@@ -1,6 +1,7 @@
 /* mount.c - the pog subcommands that talk to a mounted store via MNT/.pog. */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -39,6 +40,60 @@ static const char *control_open_reason(const char *mnt, int err,
 	else
 		snprintf(buf, size, "%s", strerror(err));
 	return buf;
+}
+
+/* Does dir hold .pog/ctl? */
+static bool has_control(const char *dir)
+{
+	char probe[PATH_MAX + 16];
+
+	snprintf(probe, sizeof(probe), "%s/.pog/ctl", strcmp(dir, "/") ? dir : "");
+	return access(probe, F_OK) == 0;
+}
+
+int tool_mount_root(const char *path, char **root)
+{
+	char *dir = realpath(path, NULL), *found = NULL;
+	struct stat st, up;
+
+	if (!dir)
+		return -errno;
+	if (stat(dir, &st) != 0) {
+		int err = -errno;
+		free(dir);
+		return err;
+	}
+	if (!S_ISDIR(st.st_mode)) { /* a file inside: its directory */
+		char *slash = strrchr(dir, '/');
+		slash[slash == dir ? 1 : 0] = '\0';
+	}
+	/*
+	 * Walk up while the device stays the same, and take the topmost
+	 * directory with .pog/ctl: the mount's root (a map inside may have
+	 * its own ".pog" entry; only the root's is the control directory).
+	 */
+	for (;;) {
+		if (has_control(dir)) {
+			free(found);
+			found = strdup(dir);
+			if (!found)
+				break;
+		}
+		if (strcmp(dir, "/") == 0)
+			break;
+		char *slash = strrchr(dir, '/');
+		char keep = slash[slash == dir ? 1 : 0];
+		slash[slash == dir ? 1 : 0] = '\0';
+		if (stat(dir, &up) != 0 || up.st_dev != st.st_dev) {
+			slash[slash == dir ? 1 : 0] = keep;
+			break;
+		}
+	}
+	free(dir);
+	if (!found)
+		return -ENOENT;
+	*root = found;
+	return 0;
 }
 
 /* Read MNT/.pog/status whole (caller frees *text). Returns 0 or -errno. */
@@ -165,16 +220,37 @@ static int join_words(char **words, int count, char *buf, size_t size)
 	return 0;
 }
 
+/*
+ * The root of the mount named by the first operand (any path inside it;
+ * "." when none is given) into *mnt (free it); fills e on failure.
+ */
+static int find_root(const struct tool_args *a, char **mnt,
+		     struct tool_error *e)
+{
+	const char *path = a->operand_count ? a->operands[0] : ".";
+	char what[512], reason[512];
+	int err = tool_mount_root(path, mnt);
+
+	if (err == 0)
+		return 0;
+	snprintf(what, sizeof(what), "%s %s", a->command, path);
+	return tool_fail(e, TOOL_EXIT_FAIL, what, "%s",
+			 control_open_reason(path, -err, reason,
+					     sizeof(reason)));
+}
+
 /* Send "commit [message]" or "abort" and report like the shell would. */
 static int run_control(const struct tool_args *a, const char *command,
 		       struct tool_error *e)
 {
-	const char *mnt = a->operands[0];
+	char *mnt;
 	char what[512], reason[512], why[256];
 	char line[POG_MESSAGE_MAX + 16];
 	char *answer;
-	int err;
+	int err = find_root(a, &mnt, e);
 
+	if (err)
+		return err;
 	snprintf(what, sizeof(what), "%s %s", a->command, mnt);
 	snprintf(line, sizeof(line), "%s", command);
 	if (a->operand_count > 1) {
@@ -182,30 +258,34 @@ static int run_control(const struct tool_args *a, const char *command,
 
 		if (join_words(a->operands + 1, a->operand_count - 1, message,
 			       sizeof(message)) < 0)
-			return tool_fail(e, TOOL_EXIT_USAGE, what,
-					 "message longer than %d bytes",
-					 POG_MESSAGE_MAX);
-		if (strpbrk(message, "\n\r"))
-			return tool_fail(e, TOOL_EXIT_USAGE, what,
-					 "message must be one line");
+			err = tool_fail(e, TOOL_EXIT_USAGE, what,
+					"message longer than %d bytes",
+					POG_MESSAGE_MAX);
+		else if (strpbrk(message, "\n\r"))
+			err = tool_fail(e, TOOL_EXIT_USAGE, what,
+					"message must be one line");
+		if (err) {
+			free(mnt);
+			return err;
+		}
 		snprintf(line, sizeof(line), "%s %s", command, message);
 	}
 	strcat(line, "\n");
 	err = tool_send_command(mnt, line, &answer);
-	if (err == ENOENT || err == ENOTDIR || err == ENOTCONN)
-		return tool_fail(e, TOOL_EXIT_FAIL, what, "%s",
-				 control_open_reason(mnt, err, reason,
-						     sizeof(reason)));
-	if (err) {
+	if (err == ENOENT || err == ENOTDIR || err == ENOTCONN) {
+		err = tool_fail(e, TOOL_EXIT_FAIL, what, "%s",
+				control_open_reason(mnt, err, reason,
+						    sizeof(reason)));
+	} else if (err) {
 		last_error(mnt, why, sizeof(why));
-		return tool_fail(e, TOOL_EXIT_FAIL, what, "%s%s%s",
-				 strerror(err), why[0] ? ": " : "", why);
-	}
-	if (answer) {
+		err = tool_fail(e, TOOL_EXIT_FAIL, what, "%s%s%s",
+				strerror(err), why[0] ? ": " : "", why);
+	} else if (answer) {
 		print_answer(answer);
 		free(answer);
 	}
-	return TOOL_EXIT_OK;
+	free(mnt);
+	return err ? err : TOOL_EXIT_OK;
 }
 
 int tool_commit(const struct tool_args *a, struct tool_error *e)
@@ -220,18 +300,24 @@ int tool_abort(const struct tool_args *a, struct tool_error *e)
 
 int tool_status(const struct tool_args *a, struct tool_error *e)
 {
-	const char *mnt = a->operands[0];
+	char *mnt;
 	char what[512], reason[512];
 	char *text;
 	size_t len;
-	int err;
+	int err = find_root(a, &mnt, e);
 
+	if (err)
+		return err;
 	snprintf(what, sizeof(what), "%s %s", a->command, mnt);
 	err = read_status(mnt, &text, &len);
-	if (err < 0)
-		return tool_fail(e, TOOL_EXIT_FAIL, what, "%s",
-				 control_open_reason(mnt, -err, reason,
-						     sizeof(reason)));
+	if (err < 0) {
+		err = tool_fail(e, TOOL_EXIT_FAIL, what, "%s",
+				control_open_reason(mnt, -err, reason,
+						    sizeof(reason)));
+		free(mnt);
+		return err;
+	}
+	free(mnt);
 	fwrite(text, 1, len, stdout);
 	if (len && text[len - 1] != '\n')
 		putchar('\n');

@@ -49,8 +49,9 @@ static const char usage_info[] =
 	"\n"
 	"DESCRIPTION\n"
 	"    Prints the pool's format version, size, space in use, number of\n"
-	"    objects and its last commit (id and time). The pool must not be\n"
-	"    mounted; for a mounted store read MNT/.pog/status instead.\n"
+	"    objects and its last commit (id and time). When a pogfs daemon\n"
+	"    holds the pool, pog asks that daemon (over its control socket)\n"
+	"    and also says where the pool is mounted.\n"
 	"\n"
 	"OPTIONS\n"
 	"    -h, --help   show this page.\n"
@@ -63,16 +64,17 @@ static const char usage_gc[] =
 	"    pog gc - collect garbage in an unmounted store\n"
 	"\n"
 	"SYNOPSIS\n"
-	"    pog gc POOL\n"
+	"    pog gc POOL [-q]\n"
 	"\n"
 	"DESCRIPTION\n"
 	"    Marks every object reachable from the root map and frees the\n"
 	"    rest (old page versions, removed subtrees, aborted data), then\n"
 	"    reports what was freed. pogfs does the same on every unmount, and\n"
 	"    writing 'gc' to MNT/.pog/ctl does it while mounted. A crash\n"
-	"    during gc loses nothing.\n"
+	"    during gc loses nothing. The pool must not be mounted.\n"
 	"\n"
 	"OPTIONS\n"
+	"    -q, --quiet  no progress line (shown on a terminal only).\n"
 	"    -h, --help   show this page.\n"
 	"\n"
 	"EXIT STATUS\n"
@@ -83,10 +85,10 @@ static const char usage_fsck[] =
 	"    pog fsck - check a store\n"
 	"\n"
 	"SYNOPSIS\n"
-	"    pog fsck POOL [--repair]\n"
+	"    pog fsck POOL [--repair] [-q]\n"
 	"\n"
 	"DESCRIPTION\n"
-	"    Checks the last committed state of an unmounted store: every\n"
+	"    Checks the last committed state of a store: every\n"
 	"    reference points at a live object, every page's CRC, link\n"
 	"    counts, sizes, type invariants, reachability; garbage is\n"
 	"    reported. Each finding is one line on standard output:\n"
@@ -95,11 +97,14 @@ static const char usage_fsck[] =
 	"\n"
 	"    where SEVERITY is ERROR, WARNING or INFO, MSGID a stable name of\n"
 	"    the kind of problem (e.g. bad-ref) and INO the object concerned\n"
-	"    (0 when none). A summary follows.\n"
+	"    (0 when none). A summary follows. When a pogfs daemon holds\n"
+	"    the pool, the daemon runs the (read-only) check; --repair needs\n"
+	"    the pool unmounted.\n"
 	"\n"
 	"OPTIONS\n"
 	"    --repair     fix what can be fixed without losing reachable\n"
 	"                 data.\n"
+	"    -q, --quiet  no progress line (shown on a terminal only).\n"
 	"    -h, --help   show this page.\n"
 	"\n"
 	"EXIT STATUS\n"
@@ -111,11 +116,12 @@ static const char usage_export[] =
 	"    pog export - write a store or a subtree as JSON\n"
 	"\n"
 	"SYNOPSIS\n"
-	"    pog export POOL|MNTPATH [--gzip] [-o FILE]\n"
+	"    pog export POOL|MNTPATH [--gzip] [-o FILE] [-q]\n"
 	"\n"
 	"DESCRIPTION\n"
 	"    Writes one JSON document (format: README, section JSON). Given a\n"
-	"    pool file, the whole store as last committed; given a path inside\n"
+	"    pool file, the whole store as last committed (asked of the pogfs\n"
+	"    daemon when one holds the pool); given a path inside\n"
 	"    a mounted store, that object and what it owns, as staged, asked\n"
 	"    of the daemon through MNT/.pog/ctl ('export PATH').\n"
 	"    Importing the document and exporting again gives the same bytes.\n"
@@ -125,6 +131,7 @@ static const char usage_export[] =
 	"                 ends in .gz).\n"
 	"    -o FILE      write FILE (through a temporary file renamed into\n"
 	"                 place) instead of standard output.\n"
+	"    -q, --quiet  no progress line (shown on a terminal only).\n"
 	"    -h, --help   show this page.\n"
 	"\n"
 	"EXIT STATUS\n"
@@ -135,7 +142,7 @@ static const char usage_import[] =
 	"    pog import - load JSON into a store\n"
 	"\n"
 	"SYNOPSIS\n"
-	"    pog import POOL|MNTPATH FILE.json[.gz]\n"
+	"    pog import POOL|MNTPATH FILE.json[.gz] [-q]\n"
 	"\n"
 	"DESCRIPTION\n"
 	"    Reads one JSON document (gzip-compressed when it is). Into a\n"
@@ -147,6 +154,8 @@ static const char usage_import[] =
 	"    is applied; a name that is taken is refused too.\n"
 	"\n"
 	"OPTIONS\n"
+	"    -q, --quiet  no progress line (shown on a terminal only, for\n"
+	"                 an import into a POOL).\n"
 	"    -h, --help   show this page.\n"
 	"\n"
 	"EXIT STATUS\n"
@@ -157,7 +166,7 @@ static const char usage_commit[] =
 	"    pog commit - make a mounted store's staged changes durable\n"
 	"\n"
 	"SYNOPSIS\n"
-	"    pog commit MNT [MESSAGE...]\n"
+	"    pog commit [MNT [MESSAGE...]]\n"
 	"\n"
 	"DESCRIPTION\n"
 	"    Writes 'commit MESSAGE' to MNT/.pog/ctl, exactly as\n"
@@ -165,6 +174,8 @@ static const char usage_commit[] =
 	"    staged change survives a crash. The words of MESSAGE are joined\n"
 	"    with spaces; it goes to MNT/.pog/log. On failure it prints the\n"
 	"    errno and the reason the daemon left in MNT/.pog/status.\n"
+	"    MNT may be any path inside the mount (default: the current\n"
+	"    directory); pog finds the mount's root.\n"
 	"\n"
 	"OPTIONS\n"
 	"    -h, --help   show this page. Put -- before a message that\n"
@@ -178,12 +189,13 @@ static const char usage_abort[] =
 	"    pog abort - throw away a mounted store's staged changes\n"
 	"\n"
 	"SYNOPSIS\n"
-	"    pog abort MNT\n"
+	"    pog abort [MNT]\n"
 	"\n"
 	"DESCRIPTION\n"
 	"    Writes 'abort' to MNT/.pog/ctl: the mount returns to its last\n"
 	"    commit. On failure it prints the errno and the reason the daemon\n"
-	"    left in MNT/.pog/status.\n"
+	"    left in MNT/.pog/status. MNT may be any path inside the mount\n"
+	"    (default: the current directory).\n"
 	"\n"
 	"OPTIONS\n"
 	"    -h, --help   show this page.\n"
@@ -196,12 +208,13 @@ static const char usage_status[] =
 	"    pog status - show a mounted store's state\n"
 	"\n"
 	"SYNOPSIS\n"
-	"    pog status MNT\n"
+	"    pog status [MNT]\n"
 	"\n"
 	"DESCRIPTION\n"
 	"    Prints MNT/.pog/status, a JSON document: last commit id and\n"
 	"    time, number of staged changes, pool size and use, object count,\n"
-	"    last error and last GC result.\n"
+	"    last error and last GC result. MNT may be any path inside the\n"
+	"    mount (default: the current directory).\n"
 	"\n"
 	"OPTIONS\n"
 	"    -h, --help   show this page.\n"
@@ -215,17 +228,18 @@ static const struct tool_command commands[] = {
 	{ "info", "show a store's format, size, use and last commit",
 	  usage_info, 0, 1, 1, tool_info },
 	{ "fsck", "check a store (and --repair it)", usage_fsck,
-	  TOOL_OPT_REPAIR, 1, 1, tool_fsck },
-	{ "gc", "collect garbage offline", usage_gc, 0, 1, 1, tool_gc },
+	  TOOL_OPT_REPAIR | TOOL_OPT_QUIET, 1, 1, tool_fsck },
+	{ "gc", "collect garbage offline", usage_gc, TOOL_OPT_QUIET, 1, 1,
+	  tool_gc },
 	{ "export", "write a store or subtree as JSON", usage_export,
-	  TOOL_OPT_GZIP | TOOL_OPT_OUTPUT, 1, 1, tool_export },
-	{ "import", "load JSON into a store or under a path", usage_import, 0,
-	  2, 2, tool_import },
+	  TOOL_OPT_GZIP | TOOL_OPT_OUTPUT | TOOL_OPT_QUIET, 1, 1, tool_export },
+	{ "import", "load JSON into a store or under a path", usage_import,
+	  TOOL_OPT_QUIET, 2, 2, tool_import },
 	{ "commit", "commit a mounted store's staged changes", usage_commit,
-	  0, 1, -1, tool_commit },
+	  0, 0, -1, tool_commit },
 	{ "abort", "discard a mounted store's staged changes", usage_abort, 0,
-	  1, 1, tool_abort },
-	{ "status", "show a mounted store's status", usage_status, 0, 1, 1,
+	  0, 1, tool_abort },
+	{ "status", "show a mounted store's status", usage_status, 0, 0, 1,
 	  tool_status },
 };
 #define COMMAND_COUNT (sizeof(commands) / sizeof(commands[0]))
@@ -302,6 +316,10 @@ static int parse_args(const struct tool_command *c, int argc, char **argv,
 						 "--size needs a value (see "
 						 "pog %s --help)", c->name);
 			a->size = argv[++i];
+		} else if ((c->options & TOOL_OPT_QUIET) &&
+			   (strcmp(arg, "-q") == 0 ||
+			    strcmp(arg, "--quiet") == 0)) {
+			a->quiet = true;
 		} else if ((c->options & TOOL_OPT_GZIP) &&
 			   strcmp(arg, "--gzip") == 0) {
 			a->gzip = true;

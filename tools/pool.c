@@ -96,6 +96,29 @@ int tool_open_pool(const struct tool_args *a, unsigned flags, pog_store **s,
 	return 0;
 }
 
+int tool_open_or_ask(const struct tool_args *a, pog_store **s, int *remote,
+		     struct tool_error *e, int status)
+{
+	const char *path = a->operands[0];
+	struct stat st;
+
+	*remote = -1;
+	*s = NULL;
+	int err = stat(path, &st) == 0 && S_ISDIR(st.st_mode)
+			  ? -EISDIR : pog_open(path, POG_OPEN_READONLY, s);
+
+	/* Held by a daemon; or not ours to open (libpmemobj opens a pool
+	 * read-write), which the daemon may answer all the same. */
+	if ((err == POG_ELOCKED || err == -EACCES) &&
+	    tool_remote_connect(path, remote) == 0) {
+		*s = NULL;
+		return 0;
+	}
+	if (*remote < 0 && *s)
+		return 0;
+	return tool_open_pool(a, POG_OPEN_READONLY, s, e, status);
+}
+
 /* Close s without collecting garbage; fill e when that fails. */
 int tool_close_pool(const struct tool_args *a, pog_store *s,
 		      struct tool_error *e, int status)
@@ -155,7 +178,7 @@ int tool_mkfs(const struct tool_args *a, struct tool_error *e)
 	return tool_close_pool(a, s, e, TOOL_EXIT_FAIL);
 }
 
-static void print_status(const char *path, const struct pog_status *st)
+void tool_print_status(const char *path, const struct pog_status *st)
 {
 	char bytes[32], when[64];
 
@@ -198,9 +221,14 @@ int tool_info(const struct tool_args *a, struct tool_error *e)
 	char what[512];
 	int err, status;
 
-	status = tool_open_pool(a, POG_OPEN_READONLY, &s, e, TOOL_EXIT_FAIL);
+	int remote;
+
+	s = NULL;
+	status = tool_open_or_ask(a, &s, &remote, e, TOOL_EXIT_FAIL);
 	if (status)
 		return status;
+	if (remote >= 0)
+		return tool_remote_info(a, remote, e);
 	err = pog_status(s, &st);
 	if (err < 0) {
 		status = tool_fail(e, TOOL_EXIT_FAIL,
@@ -209,7 +237,7 @@ int tool_info(const struct tool_args *a, struct tool_error *e)
 		pog_close(s, POG_CLOSE_NOGC);
 		return status;
 	}
-	print_status(a->operands[0], &st);
+	tool_print_status(a->operands[0], &st);
 	return tool_close_pool(a, s, e, TOOL_EXIT_FAIL);
 }
 
@@ -221,11 +249,15 @@ int tool_gc(const struct tool_args *a, struct tool_error *e)
 	char what[512], freed[32], live[32];
 	int err, status;
 
+	struct tool_progress progress;
+
 	status = tool_open_pool(a, 0, &s, e, TOOL_EXIT_FAIL);
 	if (status)
 		return status;
 	memset(&r, 0, sizeof(r));
+	tool_progress_begin(&progress, "gc", a->quiet);
 	err = pog_gc(s, &r);
+	tool_progress_end(&progress, err == 0);
 	if (err < 0) {
 		status = tool_fail(e, TOOL_EXIT_FAIL,
 				   what_of(a, what, sizeof(what)), "%s",
@@ -265,14 +297,17 @@ static const char *severity_name(int severity)
 static void print_finding(void *ctx, int severity, const char *msgid,
 			  uint64_t ino, const char *text)
 {
-	(void)ctx;
+	struct tool_progress *progress = ctx;
+
+	if (progress && progress->shown)
+		fputs("\r\033[K", stderr); /* redrawn at the next update */
 	printf("%s %s %" PRIu64 ": %s\n", severity_name(severity),
 	       msgid ? msgid : "unknown", ino, text ? text : "");
 	fflush(stdout);
 }
 
-static void print_fsck_summary(const char *path, int verdict, bool repair,
-			       const struct pog_fsck_result *r)
+void tool_print_fsck_summary(const char *path, int verdict, bool repair,
+			     const struct pog_fsck_result *r)
 {
 	printf("%s: %" PRIu64 " objects (%" PRIu64 " reachable, %" PRIu64
 	       " garbage), %" PRIu64 " blocks\n",
@@ -303,12 +338,23 @@ int tool_fsck(const struct tool_args *a, struct tool_error *e)
 	char what[512];
 	int verdict, status;
 
-	status = tool_open_pool(a, a->repair ? 0 : POG_OPEN_READONLY, &s, e, 2);
+	struct tool_progress progress;
+	int remote = -1;
+
+	s = NULL;
+	if (a->repair)
+		status = tool_open_pool(a, 0, &s, e, 2);
+	else
+		status = tool_open_or_ask(a, &s, &remote, e, 2);
 	if (status)
 		return status;
+	if (remote >= 0)
+		return tool_remote_fsck(a, remote, e);
 	memset(&r, 0, sizeof(r));
+	tool_progress_begin(&progress, "fsck", a->quiet);
 	verdict = pog_fsck(s, a->repair ? POG_FSCK_REPAIR : 0, print_finding,
-			   NULL, &r);
+			   &progress, &r);
+	tool_progress_end(&progress, verdict >= 0);
 	if (verdict < 0) {
 		status = tool_fail(e, 2, what_of(a, what, sizeof(what)),
 				   "check could not run: %s",
@@ -316,7 +362,7 @@ int tool_fsck(const struct tool_args *a, struct tool_error *e)
 		pog_close(s, POG_CLOSE_NOGC);
 		return status;
 	}
-	print_fsck_summary(a->operands[0], verdict, a->repair, &r);
+	tool_print_fsck_summary(a->operands[0], verdict, a->repair, &r);
 	status = tool_close_pool(a, s, e, 2);
 	if (status)
 		return status;

@@ -5,6 +5,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 
 #include "pog.h"
 
@@ -33,6 +34,7 @@ int tool_fail(struct tool_error *e, int status, const char *what,
 #define TOOL_OPT_REPAIR (1u << 1) /* --repair */
 #define TOOL_OPT_GZIP (1u << 2)   /* --gzip */
 #define TOOL_OPT_OUTPUT (1u << 3) /* -o FILE */
+#define TOOL_OPT_QUIET (1u << 4)  /* -q, --quiet: no progress line */
 
 /* A subcommand's command line after option parsing. */
 struct tool_args {
@@ -41,6 +43,7 @@ struct tool_args {
 	bool repair;          /* --repair */
 	bool gzip;            /* --gzip */
 	const char *output;   /* -o FILE, NULL when not given */
+	bool quiet;           /* -q, --quiet */
 	int operand_count;
 	char **operands;      /* borrowed from argv; the array is owned */
 };
@@ -84,5 +87,77 @@ const char *tool_format_time(struct pog_time t, char *buf, size_t size);
  * Returns 0 or -errno; on failure *out is untouched.
  */
 int tool_read_all(int fd, char **out, size_t *len);
+
+/* ---- progress (progress.c) ------------------------------------------ */
+
+/*
+ * The progress line of long commands: on standard error when it is a
+ * terminal and not --quiet, nothing otherwise. It appears once the work
+ * has taken POG_PROGRESS_DELAY_MS (default 500) and is redrawn five
+ * times a second: "export: 5120/20480 objects (25%), 10240/s, ETA 2 s".
+ * begin also sets it as the core's progress callback (pog_set_progress)
+ * for this thread; end removes it and, when a line was shown, finishes
+ * it with how long the work took.
+ */
+struct tool_progress {
+	const char *what;
+	bool on, shown;
+	long delay_ms;
+	struct timespec start, last;
+	char unit[16];
+	uint64_t done, total;
+};
+void tool_progress_begin(struct tool_progress *p, const char *what,
+			 bool quiet);
+void tool_progress_update(void *ctx, const char *unit, uint64_t done,
+			  uint64_t total); /* a pog_progress_fn */
+void tool_progress_end(struct tool_progress *p, bool ok);
+
+/* ---- a pool a daemon holds (remote.c) ------------------------------- */
+
+/*
+ * Connect to the control socket of the pogfs daemon holding pool
+ * (fs/socket_path.h). Returns 0 with *fd open, or -ENOENT when no
+ * daemon answers there.
+ */
+int tool_remote_connect(const char *pool, int *fd);
+
+/* Called for each data ('D') and result ('R') frame; 0 or -errno. */
+typedef int (*tool_frame_fn)(void *ctx, char type, const char *buf,
+			     size_t len);
+/*
+ * Send one request ("info", "export", "fsck") and read the answer to its
+ * end: progress frames go to p (may be NULL), the others to fn. Returns
+ * the daemon's result (>= 0, or a negative pog/errno code with its text
+ * in message), or -errno when the connection broke.
+ */
+int tool_remote_request(int fd, const char *request, tool_frame_fn fn,
+			void *ctx, struct tool_progress *p, char *message,
+			size_t size);
+
+/*
+ * For the commands that only look (info, export, fsck): open the pool
+ * read-only, or, when a pogfs daemon holds it, connect to that daemon
+ * (then *s is NULL and *remote >= 0; else *remote is -1). On failure
+ * fills e and returns status.
+ */
+int tool_open_or_ask(const struct tool_args *a, pog_store **s, int *remote,
+		     struct tool_error *e, int status);
+
+/* info and fsck of a pool, asked of the daemon on fd (closed here). */
+int tool_remote_info(const struct tool_args *a, int fd, struct tool_error *e);
+int tool_remote_fsck(const struct tool_args *a, int fd, struct tool_error *e);
+
+/* What pog info and pog fsck print (pool.c), shared with remote.c. */
+void tool_print_status(const char *path, const struct pog_status *st);
+void tool_print_fsck_summary(const char *path, int verdict, bool repair,
+			     const struct pog_fsck_result *r);
+
+/*
+ * The root of the pogfs mount that path is in (any directory or file
+ * inside it): the top directory on the same device that has .pog/ctl.
+ * *root is malloc'ed. Returns 0, or -errno (-ENOENT: not in a mount).
+ */
+int tool_mount_root(const char *path, char **root);
 
 #endif /* POG_TOOL_H */

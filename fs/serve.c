@@ -1,0 +1,461 @@
+/* serve.c - the daemon answers pog info, export and fsck about the pool it holds, on a unix socket. */
+#include "pogfs.h"
+#include "serve.h"
+#include "socket_path.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+/*
+ * Protocol (POG_SERVE_* in serve.h): the client sends one request line;
+ * the daemon answers with frames "T LEN\n" + LEN bytes, T one of
+ *   D  data (the JSON of export; the finding lines of fsck; the
+ *      "key value" lines of info),
+ *   P  progress: "UNIT DONE TOTAL",
+ *   R  a result record (fsck: its counts),
+ *   E  the end: "RC MESSAGE", RC the core call's return value.
+ * The pool's lock stays with the daemon; nothing here changes the store.
+ */
+
+#define MAX_CLIENTS 64
+#define REQUEST_MAX 4096
+
+struct pogfs_server {
+	struct pogfs *fs;
+	int listen_fd;
+	char path[PATH_MAX];   /* the socket file we made */
+	struct stat sock_st;   /* ... to unlink only that one */
+	pthread_t thread;
+	pthread_mutex_t lock;  /* protects what follows */
+	pthread_cond_t idle;
+	int active;            /* client threads running */
+	int clients[MAX_CLIENTS];
+	bool stopping;
+};
+
+struct client {
+	struct pogfs_server *server;
+	int fd;
+	int err;               /* first write error: the client is gone */
+	struct timespec last_progress;
+};
+
+/* ---- frames ---------------------------------------------------------- */
+
+static int write_all(int fd, const void *buf, size_t len)
+{
+	const char *p = buf;
+
+	while (len) {
+		ssize_t n = send(fd, p, len, MSG_NOSIGNAL);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return n < 0 ? -errno : -EIO;
+		p += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+static int frame(struct client *c, char type, const void *buf, size_t len)
+{
+	char head[32];
+	int n = snprintf(head, sizeof(head), "%c %zu\n", type, len);
+
+	if (!c->err)
+		c->err = write_all(c->fd, head, (size_t)n);
+	if (!c->err && len)
+		c->err = write_all(c->fd, buf, len);
+	return c->err;
+}
+
+static int framef(struct client *c, char type, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+static int framef(struct client *c, char type, const char *fmt, ...)
+{
+	char text[1024];
+	va_list ap;
+
+	va_start(ap, fmt);
+	int n = vsnprintf(text, sizeof(text), fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		return -EINVAL;
+	return frame(c, type, text, (size_t)n < sizeof(text) ? (size_t)n
+							      : sizeof(text) - 1);
+}
+
+static int data_frame(void *ctx, const void *buf, size_t len)
+{
+	return frame(ctx, 'D', buf, len);
+}
+
+/* Progress frames, at most ten a second (the client draws them). */
+static void progress_frame(void *ctx, const char *unit, uint64_t done,
+			   uint64_t total)
+{
+	struct client *c = ctx;
+	struct timespec now;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	int64_t ms = (now.tv_sec - c->last_progress.tv_sec) * 1000 +
+		     (now.tv_nsec - c->last_progress.tv_nsec) / 1000000;
+	if (ms < 100 && !(total && done >= total))
+		return;
+	c->last_progress = now;
+	framef(c, 'P', "%s %" PRIu64 " %" PRIu64, unit, done, total);
+}
+
+/* ---- requests -------------------------------------------------------- */
+
+static int answer_info(struct client *c)
+{
+	struct pogfs *fs = c->server->fs;
+	struct pog_status st;
+	char text[2048];
+	int rc = pog_status(fs->store, &st);
+
+	if (rc < 0)
+		return rc;
+	int n = snprintf(text, sizeof(text),
+		"format_version %" PRIu64 "\ncommit_id %" PRIu64 "\n"
+		"commit_time %" PRId64 ".%09u\nstaged %" PRIu64 "\n"
+		"pool_size %" PRIu64 "\npool_used %" PRIu64 "\n"
+		"block_size %" PRIu64 "\nblocks_total %" PRIu64 "\n"
+		"blocks_used %" PRIu64 "\nobjects %" PRIu64 "\n"
+		"logical_bytes %" PRIu64 "\ndiscarded_changes %" PRIu64 "\n"
+		"discarded_time %" PRId64 ".%09u\nlast_error %s\n"
+		"mountpoint %s\npid %ld\n",
+		st.format_version, st.commit_id, st.commit_time.sec,
+		st.commit_time.nsec, st.staged, st.pool_size, st.pool_used,
+		st.block_size, st.blocks_total, st.blocks_used, st.objects,
+		st.logical_bytes, st.discarded_changes, st.discarded_time.sec,
+		st.discarded_time.nsec, st.last_error,
+		fs->mountpoint_len ? fs->mountpoint : "/", (long)getpid());
+	return frame(c, 'D', text, n > 0 && (size_t)n < sizeof(text)
+					  ? (size_t)n : 0);
+}
+
+static const char *severity_name(int severity)
+{
+	return severity == POG_FSCK_ERROR  ? "ERROR"
+	       : severity == POG_FSCK_WARN ? "WARNING"
+					   : "INFO";
+}
+
+static void fsck_finding(void *ctx, int severity, const char *msgid,
+			 uint64_t ino, const char *text)
+{
+	framef(ctx, 'D', "%s %s %" PRIu64 ": %s\n", severity_name(severity),
+	       msgid ? msgid : "unknown", ino, text ? text : "");
+}
+
+static int answer_fsck(struct client *c)
+{
+	struct pog_fsck_result r;
+
+	memset(&r, 0, sizeof(r));
+	int verdict = pog_fsck(c->server->fs->store, 0, fsck_finding, c, &r);
+	if (verdict >= 0)
+		framef(c, 'R', "%" PRIu64 " %" PRIu64 " %" PRIu64 " %" PRIu64
+			       " %" PRIu64 " %" PRIu64 " %" PRIu64 " %" PRIu64
+			       " %" PRIu64,
+		       r.objects, r.reachable, r.garbage_objects,
+		       r.blocks_used, r.pages, r.pages_unique, r.errors,
+		       r.warnings, r.repaired);
+	return verdict;
+}
+
+static int answer(struct client *c, const char *request)
+{
+	struct pogfs *fs = c->server->fs;
+	int rc;
+
+	pog_set_progress(progress_frame, c);
+	if (strcmp(request, "info") == 0)
+		rc = answer_info(c);
+	else if (strcmp(request, "export") == 0)
+		rc = pog_export(fs->store, POG_ROOT_INO | POG_COMMITTED_BIT,
+				data_frame, c);
+	else if (strcmp(request, "fsck") == 0)
+		rc = answer_fsck(c);
+	else if (strcmp(request, "ping") == 0)
+		rc = 0;
+	else
+		rc = -EINVAL;
+	pog_set_progress(NULL, NULL);
+	return rc;
+}
+
+/* ---- connections ----------------------------------------------------- */
+
+/*
+ * Who may ask: root, the daemon's user, and whoever may read the pool
+ * file (they could open it themselves once it is unmounted).
+ */
+static bool may_ask(struct pogfs *fs, int fd)
+{
+	struct ucred cred;
+	socklen_t len = sizeof(cred);
+	struct stat st;
+
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0)
+		return false;
+	if (cred.uid == 0 || cred.uid == fs->uid)
+		return true;
+	if (stat(fs->pool_path, &st) != 0)
+		return false;
+	if (cred.uid == st.st_uid)
+		return (st.st_mode & S_IRUSR) != 0;
+	if (cred.gid == st.st_gid)
+		return (st.st_mode & S_IRGRP) != 0;
+	return (st.st_mode & S_IROTH) != 0;
+}
+
+/* One request line, without its newline; -errno on failure. */
+static int read_request(int fd, char *buf, size_t size)
+{
+	size_t used = 0;
+
+	while (used + 1 < size) {
+		ssize_t n = recv(fd, buf + used, 1, 0);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return n < 0 ? -errno : -EPIPE;
+		if (buf[used] == '\n') {
+			buf[used] = '\0';
+			return 0;
+		}
+		used++;
+	}
+	return -E2BIG;
+}
+
+static void client_done(struct client *c)
+{
+	struct pogfs_server *sv = c->server;
+
+	pthread_mutex_lock(&sv->lock);
+	for (int i = 0; i < MAX_CLIENTS; i++)
+		if (sv->clients[i] == c->fd)
+			sv->clients[i] = -1;
+	close(c->fd);
+	sv->active--;
+	pthread_cond_broadcast(&sv->idle);
+	pthread_mutex_unlock(&sv->lock);
+	free(c);
+}
+
+static void *client_main(void *arg)
+{
+	struct client *c = arg;
+	struct timeval timeout = { 60, 0 };
+	char request[REQUEST_MAX];
+	int rc;
+
+	setsockopt(c->fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof(timeout));
+	setsockopt(c->fd, SOL_SOCKET, SO_SNDTIMEO, &timeout, sizeof(timeout));
+	if (!may_ask(c->server->fs, c->fd))
+		framef(c, 'E', "%d permission denied", -EACCES);
+	else if ((rc = read_request(c->fd, request, sizeof(request))) == 0) {
+		rc = answer(c, request);
+		framef(c, 'E', "%d %s", rc, rc < 0 ? pog_strerror(rc) : "ok");
+	}
+	client_done(c);
+	return NULL;
+}
+
+/* Start a thread for a new connection, or refuse it (too many). */
+static void client_start(struct pogfs_server *sv, int fd)
+{
+	struct client *c = calloc(1, sizeof(*c));
+	pthread_attr_t attr;
+	pthread_t thread;
+	int slot = -1;
+
+	pthread_mutex_lock(&sv->lock);
+	for (int i = 0; i < MAX_CLIENTS && slot < 0 && !sv->stopping; i++)
+		if (sv->clients[i] < 0)
+			slot = i;
+	if (c && slot >= 0) {
+		sv->clients[slot] = fd;
+		sv->active++;
+	}
+	pthread_mutex_unlock(&sv->lock);
+	if (!c || slot < 0) {
+		free(c);
+		close(fd);
+		return;
+	}
+	c->server = sv;
+	c->fd = fd;
+	pthread_attr_init(&attr);
+	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+	if (pthread_create(&thread, &attr, client_main, c) != 0)
+		client_done(c);
+	pthread_attr_destroy(&attr);
+}
+
+static void *accept_main(void *arg)
+{
+	struct pogfs_server *sv = arg;
+
+	for (;;) {
+		int fd = accept4(sv->listen_fd, NULL, NULL, SOCK_CLOEXEC);
+		bool stopping;
+
+		pthread_mutex_lock(&sv->lock);
+		stopping = sv->stopping;
+		pthread_mutex_unlock(&sv->lock);
+		if (stopping) {
+			if (fd >= 0)
+				close(fd);
+			break;
+		}
+		if (fd < 0) {
+			if (errno == EINTR || errno == ECONNABORTED ||
+			    errno == EMFILE || errno == ENFILE)
+				continue;
+			pogfs_log(sv->fs, LOG_ERR, "control socket: accept: %s",
+				  strerror(errno));
+			break;
+		}
+		client_start(sv, fd);
+	}
+	return NULL;
+}
+
+/* ---- start and stop -------------------------------------------------- */
+
+/* Make the directory of a runtime place (/run/pogfs, .../pogfs). */
+static void make_parent(const char *path)
+{
+	char dir[PATH_MAX];
+	const char *slash = strrchr(path, '/');
+
+	if (!slash || (size_t)(slash - path) >= sizeof(dir))
+		return;
+	memcpy(dir, path, (size_t)(slash - path));
+	dir[slash - path] = '\0';
+	if (strncmp(dir, "/run/", 5) == 0 || strstr(dir, "/pogfs"))
+		mkdir(dir, 0755); /* EEXIST is fine; failure shows at bind */
+}
+
+/* Bind and listen at path; a file there is a stale socket (we hold the
+ * pool's lock, so no live daemon serves this pool). */
+static int listen_at(struct pogfs_server *sv, const char *path)
+{
+	struct sockaddr_un addr;
+	int dirfd, fd, err;
+
+	if (strstr(path, "/pogfs/"))
+		make_parent(path);
+	err = pog_socket_addr(path, &addr, &dirfd);
+	if (err)
+		return err;
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0) {
+		err = -errno;
+		goto out_dir;
+	}
+	struct stat st;
+	if (lstat(path, &st) == 0 && S_ISSOCK(st.st_mode))
+		unlink(path);
+	/* Anyone may connect; may_ask decides who is answered. */
+	mode_t old = umask(0);
+	err = bind(fd, (struct sockaddr *)&addr, sizeof(addr)) ? -errno : 0;
+	umask(old);
+	if (!err && listen(fd, 16) != 0)
+		err = -errno;
+	if (!err && lstat(path, &sv->sock_st) != 0)
+		err = -errno;
+	if (err) {
+		close(fd);
+		goto out_dir;
+	}
+	sv->listen_fd = fd;
+	memcpy(sv->path, path, strnlen(path, sizeof(sv->path) - 1));
+out_dir:
+	if (dirfd >= 0)
+		close(dirfd);
+	return err;
+}
+
+int pogfs_serve_start(struct pogfs *fs)
+{
+	char paths[POG_SOCKET_PLACES][PATH_MAX];
+	struct pogfs_server *sv = calloc(1, sizeof(*sv));
+	int n, err = -ENOENT;
+
+	if (!sv)
+		return -ENOMEM;
+	sv->fs = fs;
+	sv->listen_fd = -1;
+	for (int i = 0; i < MAX_CLIENTS; i++)
+		sv->clients[i] = -1;
+	pthread_mutex_init(&sv->lock, NULL);
+	pthread_cond_init(&sv->idle, NULL);
+	n = pog_socket_paths(fs->pool_path, paths, POG_SOCKET_PLACES);
+	for (int i = 0; i < n && sv->listen_fd < 0; i++)
+		err = listen_at(sv, paths[i]);
+	if (sv->listen_fd < 0)
+		goto out_free;
+	err = -pthread_create(&sv->thread, NULL, accept_main, sv);
+	if (err) {
+		close(sv->listen_fd);
+		unlink(sv->path);
+		goto out_free;
+	}
+	fs->server = sv;
+	return 0;
+
+out_free:
+	pogfs_log(fs, LOG_WARNING, "control socket: %s (pog info, export and "
+		  "fsck cannot reach this daemon)", strerror(-err));
+	pthread_cond_destroy(&sv->idle);
+	pthread_mutex_destroy(&sv->lock);
+	free(sv);
+	return err;
+}
+
+void pogfs_serve_stop(struct pogfs *fs)
+{
+	struct pogfs_server *sv = fs->server;
+	struct stat st;
+
+	if (!sv)
+		return;
+	fs->server = NULL;
+	pthread_mutex_lock(&sv->lock);
+	sv->stopping = true;
+	/* Wake accept(), and clients blocked on a slow reader. */
+	shutdown(sv->listen_fd, SHUT_RDWR);
+	for (int i = 0; i < MAX_CLIENTS; i++)
+		if (sv->clients[i] >= 0)
+			shutdown(sv->clients[i], SHUT_RDWR);
+	pthread_mutex_unlock(&sv->lock);
+	pthread_join(sv->thread, NULL);
+	pthread_mutex_lock(&sv->lock);
+	while (sv->active > 0)
+		pthread_cond_wait(&sv->idle, &sv->lock);
+	pthread_mutex_unlock(&sv->lock);
+	/* Only our own socket file: never one a newer daemon made. */
+	if (lstat(sv->path, &st) == 0 && st.st_ino == sv->sock_st.st_ino &&
+	    st.st_dev == sv->sock_st.st_dev)
+		unlink(sv->path);
+	close(sv->listen_fd);
+	pthread_cond_destroy(&sv->idle);
+	pthread_mutex_destroy(&sv->lock);
+	free(sv);
+}
