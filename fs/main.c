@@ -345,6 +345,16 @@ static const char *open_reason(int rc, const char *pool, char *buf, size_t size)
 				 " that this pogfs reads (use a newer pogfs)",
 				 pog_format_version());
 		return buf;
+	case POG_EDAMAGED:
+		/* the same check again, for its one-line reason */
+		if (pog_check_pool_file(pool, buf, size) != POG_EDAMAGED || !buf[0])
+			snprintf(buf, size, "superblock or segment table");
+		{
+			char why[200];
+			snprintf(why, sizeof(why), "%s", buf);
+			snprintf(buf, size, "%s: %s", pog_strerror(rc), why);
+		}
+		return buf;
 	default:
 		return pog_strerror(rc);
 	}
