@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -289,7 +290,7 @@ static int next_ulog(struct pcheck *c, const struct ulog_hdr *u,
  * *size with its size (as ulog_entry_size), 0 when the walk stops there.
  */
 static int ulog_entry(struct pcheck *c, uint64_t off, uint64_t gen_num,
-		      uint64_t *size, const char *what)
+		      bool undo, uint64_t *size, const char *what)
 {
 	unsigned char e[24];
 	int err = get(c, off, e, 8, what);
@@ -300,6 +301,12 @@ static int ulog_entry(struct pcheck *c, uint64_t off, uint64_t gen_num,
 	if (word == 0)
 		return 0; /* the end */
 	unsigned op = (unsigned)(word >> ULOG_OP_SHIFT);
+	/* an undo log holds only snapshots (tx.c tx_undo_entry_apply), and
+	 * libpmemobj applies every entry it takes at open without checking
+	 * the log's checksum: a value entry there is damage */
+	if (undo && (op == ULOG_OP_SET || op == ULOG_OP_AND || op == ULOG_OP_OR))
+		return damaged(c, "%s: a value entry (undo logs hold snapshots)",
+			       what);
 	if (op == ULOG_OP_SET || op == ULOG_OP_AND || op == ULOG_OP_OR) {
 		*size = 16;
 		return 0;
@@ -331,13 +338,20 @@ static int ulog_entry(struct pcheck *c, uint64_t off, uint64_t gen_num,
 			*size = total;
 	}
 	free(buf);
+	/* a snapshot it will copy back at open: its target is in the file */
+	uint64_t target = word & (((uint64_t)1 << ULOG_OP_SHIFT) - 1);
+	if (!err && *size && undo &&
+	    (op != ULOG_OP_BUF_CPY || target > c->size || bytes > c->size - target))
+		return damaged(c, "%s: a snapshot of %llu bytes at offset %llu "
+			       "outside the file", what, (unsigned long long)bytes,
+			       (unsigned long long)target);
 	return err;
 }
 
 /* A lane's log and its extensions, walked as ulog_foreach_entry and
  * ulog_rebuild_next_vec walk them. */
 static int check_ulog(struct pcheck *c, uint64_t off, uint64_t capacity,
-		      const char *what)
+		      bool undo, const char *what)
 {
 	struct ulog_hdr first, u;
 	int err = read_ulog(c, off, &first, what);
@@ -348,6 +362,14 @@ static int check_ulog(struct pcheck *c, uint64_t off, uint64_t capacity,
 		return damaged(c, "%s: capacity %llu, room for %llu", what,
 			       (unsigned long long)first.capacity,
 			       (unsigned long long)capacity);
+	/* libpmemobj frees a log's extensions at open (ulog_free_next) and
+	 * trusts the offset to be an allocation: a wrong one crashes it.
+	 * Extensions are made only for transactions larger than a lane's
+	 * logs, and pogfs makes none (its transactions are a few words): an
+	 * extension is damage */
+	if (first.next)
+		return damaged(c, "%s: an extension at offset %llu (pogfs makes "
+			       "none)", what, (unsigned long long)first.next);
 	/* every extension: the chain is followed whatever the entries say */
 	u = first;
 	for (unsigned n = 0; u.next; n++) {
@@ -363,7 +385,7 @@ static int check_ulog(struct pcheck *c, uint64_t off, uint64_t capacity,
 		for (uint64_t pos = 0; pos < u.capacity;) {
 			uint64_t size;
 			err = ulog_entry(c, u.off + ULOG_HDR + pos, first.gen_num,
-					 &size, what);
+					 undo, &size, what);
 			if (err || !size)
 				return err;
 			pos += size;
@@ -402,7 +424,7 @@ static int check_lanes(struct pcheck *c, const struct descriptor *d)
 			snprintf(what, sizeof(what), "lane %llu %s",
 				 (unsigned long long)i, logs[k].name);
 			err = check_ulog(c, d->lanes_off + i * LANE_SIZE + logs[k].off,
-					 logs[k].capacity, what);
+					 logs[k].capacity, k == 2, what);
 		}
 	}
 	return err;
@@ -529,6 +551,16 @@ static int check_zone(struct pcheck *c, unsigned z, unsigned nzones,
 			if (err)
 				return err;
 		}
+		/* a free block's last header (its footer): coalescing the
+		 * next block steps back by its size before anything rewrites
+		 * it (heap_get_adjacent_free_block); a footer that is merely
+		 * stale (footers are not always persisted) steps somewhere
+		 * inside the zone, one that is damaged may step before it */
+		const unsigned char *ft = buf + 8u * (i + n - 1);
+		if (type == CHUNK_FREE && le32_at(ft + 4) > i + n)
+			return damaged(c, "zone %u chunk %u: the footer of a free "
+				       "block of %u chunks says %u", z, i + n - 1,
+				       n, le32_at(ft + 4));
 		i += n;
 	}
 	return 0;

@@ -5,11 +5,14 @@
 #include <stddef.h>
 #include <setjmp.h>
 #include <fcntl.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <signal.h>
+#include <sys/wait.h>
 #include <cmocka.h>
 
 #include "testutil.h"
@@ -67,6 +70,16 @@ static void chunk_of_size_zero(int fd, const struct layout *l)
 	 * in libpmemobj's heap check */
 	uint32_t zero = 0;
 	write_at(fd, l->chunk_hdrs + 8 + 4, &zero, 4);
+}
+
+static void free_footer_wrong(int fd, const struct layout *l)
+{
+	/* the footer of the free block after the first segment (chunks 34..):
+	 * find it from the block's header */
+	uint32_t n;
+	assert_int_equal(pread(fd, &n, 4, (off_t)(l->chunk_hdrs + 34 * 8 + 4)), 4);
+	uint32_t huge = 0x7fffffffu;
+	write_at(fd, l->chunk_hdrs + (34 + n - 1) * 8 + 4, &huge, 4);
 }
 
 static void zone_too_big(int fd, const struct layout *l)
@@ -140,6 +153,7 @@ static void commit_record_byte(int fd, const struct layout *l)
 static const struct damage damages[] = {
 	{"chunk of size 0", chunk_of_size_zero, "chunk 1"},
 	{"zone size past the zone", zone_too_big, "zone 0"},
+	{"free block footer", free_footer_wrong, "footer"},
 	{"run of 0-byte blocks", run_of_zero_blocks, "run"},
 	{"undo entry past the file", undo_entry_too_long, "lane 5 undo log"},
 	{"undo entry of unknown kind", undo_entry_unknown, "lane 7 undo log"},
@@ -207,6 +221,161 @@ static void test_not_a_pool(void **state)
 	free(path);
 }
 
+/* ---- many randomly damaged copies ----------------------------------------- */
+
+#define COPIES (getenv("DAMAGED_COPIES") ? atoi(getenv("DAMAGED_COPIES")) : 1000)
+#define COPY_SECONDS 60 /* one copy's open and fsck: more is a hang */
+
+enum outcome {
+	OPENED_CLEAN,      /* pog info and pog fsck would answer 0 */
+	OPENED_PROBLEMS,   /* fsck finds problems (exit 1) */
+	REFUSED_DAMAGED,   /* damaged pool metadata (exit 2) */
+	REFUSED_NOTPOOL,   /* not a pogfs pool (exit 2) */
+	REFUSED_OTHER,     /* another open error (exit 2) */
+	BAD_REASON,        /* a refusal without a one-line reason */
+	OUTCOMES
+};
+
+static void no_finding(void *ctx, int severity, const char *msgid,
+		       uint64_t ino, const char *text)
+{
+	(void)ctx, (void)severity, (void)msgid, (void)ino, (void)text;
+}
+
+/* What `pog info` and `pog fsck` do with the file, in a child process:
+ * its exit status is the outcome; a signal or a hang is a failure. */
+static int copy_outcome(const char *path)
+{
+	char why[256];
+	pog_store *s = NULL;
+	int rc = pog_open(path, POG_OPEN_READONLY, &s);
+	if (rc == POG_EDAMAGED) {
+		int again = pog_check_pool_file(path, why, sizeof(why));
+		bool one_line = why[0] && !strchr(why, '\n');
+		return again == POG_EDAMAGED && one_line ? REFUSED_DAMAGED
+		     : rc == POG_EDAMAGED && !one_line ? BAD_REASON
+							: REFUSED_DAMAGED;
+	}
+	if (rc == POG_ENOTPOOL)
+		return REFUSED_NOTPOOL;
+	if (rc < 0) {
+		if (getenv("DAMAGED_TRACE"))
+			fprintf(stderr, "open: %s\n", pog_strerror(rc));
+		return REFUSED_OTHER;
+	}
+	struct pog_status st;
+	struct pog_fsck_result fr;
+	int info = pog_status(s, &st);
+	int fsck = pog_fsck(s, 0, no_finding, NULL, &fr);
+	pog_close(s, POG_CLOSE_NOGC);
+	return info == 0 && fsck == 0 ? OPENED_CLEAN : OPENED_PROBLEMS;
+}
+
+struct region {
+	uint64_t start, end;
+	unsigned weight;
+};
+
+static void test_random_copies(void **state)
+{
+	struct tu_ctx *ctx = *state;
+	if (ctx->s) {
+		pog_close(ctx->s, POG_CLOSE_NOGC);
+		ctx->s = NULL;
+	}
+	/* a pool with a little of everything, two commits, closed cleanly */
+	char *path = tu_join(ctx->dir, "random.pool");
+	pog_store *s;
+	unlink(path);
+	assert_ok(pog_create(path, POOL_SIZE, &s));
+	uint64_t d = tu_mk(s, POG_ROOT_INO, "d", POG_MAP);
+	char name[16], big[20000];
+	for (int i = 0; i < 30; i++) {
+		snprintf(name, sizeof(name), "f%d", i);
+		tu_mkfile(s, d, name, name, strlen(name));
+	}
+	tu_fill_random(big, sizeof(big), 7);
+	tu_mkfile(s, POG_ROOT_INO, "big", big, sizeof(big));
+	uint64_t l = tu_mk(s, POG_ROOT_INO, "l", POG_MAP);
+	assert_ok(pog_set_type(s, l, POG_LIST));
+	tu_mkfile(s, l, "0", "a\n", 2);
+	struct pog_new ref = {.type = POG_REF, .mode = 0777, .ref_target = d};
+	struct pog_attr a;
+	assert_ok(pog_mknode(s, POG_ROOT_INO, "r", 1, &ref, &a));
+	tu_commit_check(s, "one");
+	tu_mkfile(s, d, "late", "x", 1);
+	tu_commit_check(s, "two");
+	pog_close(s, POG_CLOSE_NOGC);
+
+	static unsigned char pristine[POOL_SIZE];
+	int fd = open(path, O_RDWR);
+	assert_true(fd >= 0);
+	assert_int_equal(pread(fd, pristine, sizeof(pristine), 0),
+			 (ssize_t)sizeof(pristine));
+	struct layout lay = find(fd);
+	const struct region regions[] = {
+		{0, 8192, 3},                          /* header, descriptor */
+		{8192, lay.heap, 3},                   /* lanes' logs */
+		{lay.heap, lay.chunks, 2},             /* heap, zone, chunk headers */
+		{lay.chunks, lay.chunks + (512 << 10), 1}, /* first runs */
+		{0, POOL_SIZE, 1},                     /* anywhere */
+	};
+	unsigned total_weight = 0;
+	for (size_t r = 0; r < 5; r++)
+		total_weight += regions[r].weight;
+
+	unsigned counts[OUTCOMES] = {0};
+	uint64_t rng = 12345;
+	for (int copy = 0; copy < COPIES; copy++) {
+		unsigned w = (unsigned)(tu_rand64(&rng) % total_weight);
+		size_t r = 0;
+		while (w >= regions[r].weight)
+			w -= regions[r++].weight;
+		int flips = 1 + (int)(tu_rand64(&rng) % 8);
+		uint64_t offs[8];
+		for (int k = 0; k < flips; k++) {
+			uint64_t span = regions[r].end - regions[r].start;
+			offs[k] = regions[r].start + tu_rand64(&rng) % span;
+			unsigned char b = pristine[offs[k]] ^
+					  (unsigned char)(1 + tu_rand64(&rng) % 255);
+			write_at(fd, offs[k], &b, 1);
+		}
+		pid_t pid = fork();
+		assert_true(pid >= 0);
+		if (pid == 0) {
+			/* cmocka catches these to fail a test: here they must
+			 * kill the child, for the parent to see them */
+			const int sigs[] = {SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGABRT};
+			for (size_t k = 0; k < sizeof(sigs) / sizeof(sigs[0]); k++)
+				signal(sigs[k], SIG_DFL);
+			alarm(COPY_SECONDS);
+			_exit(copy_outcome(path));
+		}
+		int status;
+		assert_int_equal(waitpid(pid, &status, 0), pid);
+		if (WIFSIGNALED(status))
+			fail_msg("copy %d (%d bytes changed from offset %llu): %s",
+				 copy, flips, (unsigned long long)offs[0],
+				 WTERMSIG(status) == SIGALRM ? "hung"
+							     : strsignal(WTERMSIG(status)));
+		assert_true(WIFEXITED(status) && WEXITSTATUS(status) < OUTCOMES);
+		counts[WEXITSTATUS(status)]++;
+		/* back to the pristine pool (opening writes to it too) */
+		write_at(fd, 0, pristine, sizeof(pristine));
+	}
+	close(fd);
+	unlink(path);
+	free(path);
+	print_message("%d damaged copies: %u opened clean, %u fsck problems, "
+		      "%u damaged pool metadata, %u not a pool, %u other, "
+		      "%u without a reason\n", COPIES, counts[OPENED_CLEAN],
+		      counts[OPENED_PROBLEMS], counts[REFUSED_DAMAGED],
+		      counts[REFUSED_NOTPOOL], counts[REFUSED_OTHER],
+		      counts[BAD_REASON]);
+	assert_int_equal(counts[BAD_REASON], 0);
+	assert_true(counts[REFUSED_DAMAGED] > 0 && counts[OPENED_CLEAN] > 0);
+}
+
 static int setup(void **state)
 {
 	return tu_state_setup(state, TU_SHM_BASE, POOL_SIZE);
@@ -217,6 +386,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_targeted_damage_is_refused),
 		cmocka_unit_test(test_not_a_pool),
+		cmocka_unit_test(test_random_copies),
 	};
 	return cmocka_run_group_tests_name("damaged", tests, setup,
 					   tu_state_teardown);
