@@ -327,6 +327,7 @@ static void daemon_failed(int notify_fd)
 static const char *open_reason(int rc, const char *pool, char *buf, size_t size)
 {
 	uint32_t version = 0;
+	char why[160];
 
 	switch (rc) {
 	case POG_ELOCKED:
@@ -347,13 +348,10 @@ static const char *open_reason(int rc, const char *pool, char *buf, size_t size)
 		return buf;
 	case POG_EDAMAGED:
 		/* the same check again, for its one-line reason */
-		if (pog_check_pool_file(pool, buf, size) != POG_EDAMAGED || !buf[0])
-			snprintf(buf, size, "superblock or segment table");
-		{
-			char why[200];
-			snprintf(why, sizeof(why), "%s", buf);
-			snprintf(buf, size, "%s: %s", pog_strerror(rc), why);
-		}
+		if (pog_check_pool_file(pool, why, sizeof(why)) != POG_EDAMAGED ||
+		    !why[0])
+			snprintf(why, sizeof(why), "superblock or segment table");
+		snprintf(buf, size, "%s: %s", pog_strerror(rc), why);
 		return buf;
 	default:
 		return pog_strerror(rc);
