@@ -19,11 +19,16 @@
  * A list chains its elements in order; a map sums its entries' signatures
  * so that their order does not matter.
  *
- * Cache: each object's hash is kept after it is computed; a change marks
- * the object and its owners up to the root stale. A map also keeps every
- * entry's signature, so after a change below it only the stale entries
- * are signed again: reading the root's hash after a small change costs
- * the path to the change, not the store.
+ * Cache: each object's hash is kept after it is computed, and each object
+ * remembers which cached maps and lists used its hash (the directory and
+ * the entry key, recorded when the entry was signed: every name of a hard
+ * link, wherever its owner pointer points). A change to an object marks
+ * those entries stale and goes on up from each of them, so no cached hash
+ * ever depends on one that changed. A map also keeps every entry's
+ * signature, so after a change below it only the stale entries are signed
+ * again: reading the root's hash after a small change costs the paths to
+ * the change, not the store. A stale object has no users left (they were
+ * marked with it): the walk up stops at what is already stale.
  */
 
 struct hcache {
@@ -33,7 +38,13 @@ struct hcache {
 	uint32_t sum;
 	struct pog_map64 sigs; /* entry key + 1 -> signature + 1 */
 	struct pog_vec dirty;  /* entry keys to sign again */
+	struct pog_vec users;  /* (dir, key) pairs whose cached hash used this */
+	bool many_users;       /* too many to track: a change resets all */
 };
+
+/* Above this many (dir, key) pairs (hard links of one file) a change to
+ * the object resets the whole cache instead of tracking each name. */
+#define USERS_MAX 256
 
 static void le32(unsigned char *b, uint32_t v)
 {
@@ -75,6 +86,7 @@ static void cache_free(struct hcache *c)
 {
 	pog_map64_release(&c->sigs);
 	pog_vec_release(&c->dirty);
+	pog_vec_release(&c->users);
 	free(c);
 }
 
@@ -103,31 +115,66 @@ static void mark_entry(pog_store *s, uint64_t dir, uint64_t key)
 		c->sum_valid = false;
 }
 
-/* ino's content changed: it and its owners up to the root go stale. */
-static void stale_up(pog_store *s, uint64_t ino)
+/*
+ * ino's hash changed: it goes stale, and so does every cached entry that
+ * used it, and everything above those (an explicit stack: chains may be
+ * deep). Returns false when the cache could not be kept exact (too many
+ * users, no memory): the caller then resets it.
+ */
+static bool stale_up(pog_store *s, uint64_t ino)
 {
-	for (int depth = 0; depth < 4096; depth++) {
-		struct hcache *c = cache_get(s, ino, false);
-		if (c)
-			c->valid = false;
-		const struct pog_inode *in;
-		if (pog_inode_get(s, &s->staged, ino, &in) || !in->parent)
-			return;
-		if (in->nlink > 1 && in->type != POG_MAP && in->type != POG_LIST) {
-			/* Other owners are not on the parent chain. */
-			reset_locked(s);
-			return;
+	struct pog_vec todo = {0};
+	bool ok = pog_vec_push(&todo, ino) == 0;
+	while (ok && todo.n) {
+		struct hcache *c = cache_get(s, todo.v[--todo.n], false);
+		if (!c)
+			continue;
+		c->valid = false;
+		if (c->many_users) {
+			ok = false;
+			break;
 		}
-		mark_entry(s, in->parent, in->parent_key);
-		ino = in->parent;
+		for (size_t i = 0; ok && i + 1 < c->users.n; i += 2) {
+			mark_entry(s, c->users.v[i], c->users.v[i + 1]);
+			ok = pog_vec_push(&todo, c->users.v[i]) == 0;
+		}
+		c->users.n = 0;
 	}
+	pog_vec_release(&todo);
+	return ok;
+}
+
+/* Note that dir's cached hash (entry key) was computed from child's. */
+static int add_user(struct hcache *child, uint64_t dir, uint64_t key)
+{
+	if (child->many_users)
+		return 0;
+	for (size_t i = 0; i + 1 < child->users.n; i += 2)
+		if (child->users.v[i] == dir && child->users.v[i + 1] == key)
+			return 0;
+	if (child->users.n >= 2 * USERS_MAX) {
+		child->many_users = true;
+		return 0;
+	}
+	if (pog_vec_push(&child->users, dir) ||
+	    pog_vec_push(&child->users, key)) {
+		child->users.n &= ~(size_t)1;
+		return -ENOMEM;
+	}
+	return 0;
+}
+
+/* Stale up from ino, or drop the whole cache when that cannot be exact. */
+static void changed_locked(pog_store *s, uint64_t ino)
+{
+	if (s->hashes.n && !stale_up(s, ino))
+		reset_locked(s);
 }
 
 void pog_hash_changed(pog_store *s, uint64_t ino)
 {
 	pthread_mutex_lock(&s->hash_lock);
-	if (s->hashes.n)
-		stale_up(s, ino);
+	changed_locked(s, ino);
 	pthread_mutex_unlock(&s->hash_lock);
 }
 
@@ -137,18 +184,15 @@ void pog_hash_rekeyed(pog_store *s, uint64_t ino)
 	struct hcache *c = cache_get(s, ino, false);
 	if (c)
 		c->sum_valid = false; /* its signatures are signed again */
-	if (s->hashes.n)
-		stale_up(s, ino);
+	changed_locked(s, ino);
 	pthread_mutex_unlock(&s->hash_lock);
 }
 
 void pog_hash_entry_changed(pog_store *s, uint64_t dir, uint64_t key)
 {
 	pthread_mutex_lock(&s->hash_lock);
-	if (s->hashes.n) {
-		mark_entry(s, dir, key);
-		stale_up(s, dir);
-	}
+	mark_entry(s, dir, key);
+	changed_locked(s, dir);
 	pthread_mutex_unlock(&s->hash_lock);
 }
 
@@ -156,6 +200,18 @@ void pog_hash_entry_changed(pog_store *s, uint64_t dir, uint64_t key)
 
 static int hash_of(pog_store *s, const struct pog_state *st, uint64_t ino,
 		   int depth, uint32_t *out);
+
+/* The hash of dir's entry key, the object child; in the staged view the
+ * child remembers that dir's cached hash used it. */
+static int child_hash(pog_store *s, const struct pog_state *st, uint64_t dir,
+		      uint64_t key, uint64_t child, int depth, uint32_t *out)
+{
+	int err = hash_of(s, st, child, depth + 1, out);
+	if (err || st != &s->staged)
+		return err;
+	struct hcache *c = cache_get(s, child, false);
+	return c ? add_user(c, dir, key) : -ENOMEM;
+}
 
 /*
  * Strings. A page reference keeps the CRC of its whole 4 KiB page, so a
@@ -296,7 +352,7 @@ static int hash_string(pog_store *s, const struct pog_inode *in, char tag,
 	return err;
 }
 
-static int hash_list(pog_store *s, const struct pog_state *st,
+static int hash_list(pog_store *s, const struct pog_state *st, uint64_t ino,
 		     const struct pog_inode *in, int depth, uint32_t *out)
 {
 	unsigned char t = 'l';
@@ -305,12 +361,12 @@ static int hash_list(pog_store *s, const struct pog_state *st,
 	int r = pog_bt_seek(&it, s, in->content, 0);
 	while (r > 0) {
 		const void *val;
-		uint64_t child;
+		uint64_t child, key;
 		uint32_t h;
 		unsigned char b[4];
-		pog_bt_cur(&it, NULL, &val, NULL);
+		pog_bt_cur(&it, &key, &val, NULL);
 		memcpy(&child, val, sizeof(child));
-		r = hash_of(s, st, child, depth + 1, &h);
+		r = child_hash(s, st, ino, key, child, depth, &h);
 		if (r)
 			return r;
 		le32(b, h);
@@ -322,14 +378,17 @@ static int hash_list(pog_store *s, const struct pog_state *st,
 }
 
 /* Signature of one map entry: crc(key + LE32(H(child))). */
-static int entry_sig(pog_store *s, const struct pog_state *st, const void *val,
-		     uint16_t vlen, int depth, uint32_t *sig)
+static int entry_sig(pog_store *s, const struct pog_state *st, uint64_t dir,
+		     uint64_t key, const void *val, uint16_t vlen, int depth,
+		     uint32_t *sig)
 {
 	uint64_t child;
 	uint32_t h;
 	unsigned char b[4];
+	if (vlen < sizeof(child))
+		return POG_ECORRUPT;
 	memcpy(&child, val, sizeof(child));
-	int err = hash_of(s, st, child, depth + 1, &h);
+	int err = child_hash(s, st, dir, key, child, depth, &h);
 	if (err)
 		return err;
 	le32(b, h);
@@ -338,7 +397,7 @@ static int entry_sig(pog_store *s, const struct pog_state *st, const void *val,
 }
 
 static int map_sum_full(pog_store *s, const struct pog_state *st,
-			const struct pog_inode *in, int depth,
+			uint64_t ino, const struct pog_inode *in, int depth,
 			struct hcache *c, uint32_t *sum)
 {
 	uint32_t total = 0;
@@ -350,7 +409,7 @@ static int map_sum_full(pog_store *s, const struct pog_state *st,
 		uint16_t vlen;
 		uint32_t sig;
 		pog_bt_cur(&it, &key, &val, &vlen);
-		r = entry_sig(s, st, val, vlen, depth, &sig);
+		r = entry_sig(s, st, ino, key, val, vlen, depth, &sig);
 		if (r)
 			return r;
 		total += sig;
@@ -370,7 +429,7 @@ static int map_sum_full(pog_store *s, const struct pog_state *st,
 
 /* Sign only the dirty entries again (cached maps of the staged view). */
 static int map_sum_update(pog_store *s, const struct pog_state *st,
-			  const struct pog_inode *in, int depth,
+			  uint64_t ino, const struct pog_inode *in, int depth,
 			  struct hcache *c)
 {
 	for (size_t i = 0; i < c->dirty.n; i++) {
@@ -387,7 +446,7 @@ static int map_sum_update(pog_store *s, const struct pog_state *st,
 			continue;
 		uint32_t sig;
 		if (!err)
-			err = entry_sig(s, st, val, vlen, depth, &sig);
+			err = entry_sig(s, st, ino, key, val, vlen, depth, &sig);
 		if (err)
 			return err;
 		uint64_t *slot = pog_map64_get(&c->sigs, key + 1);
@@ -400,19 +459,19 @@ static int map_sum_update(pog_store *s, const struct pog_state *st,
 	return 0;
 }
 
-static int hash_map(pog_store *s, const struct pog_state *st,
+static int hash_map(pog_store *s, const struct pog_state *st, uint64_t ino,
 		    const struct pog_inode *in, int depth, struct hcache *c,
 		    uint32_t *out)
 {
 	uint32_t sum;
 	int err;
 	if (c && c->sum_valid) {
-		err = map_sum_update(s, st, in, depth, c);
+		err = map_sum_update(s, st, ino, in, depth, c);
 		sum = c->sum;
 	} else {
 		if (c)
 			pog_map64_release(&c->sigs);
-		err = map_sum_full(s, st, in, depth, c, &sum);
+		err = map_sum_full(s, st, ino, in, depth, c, &sum);
 		if (c && !err) {
 			c->sum = sum;
 			c->sum_valid = true;
@@ -443,7 +502,7 @@ static int hash_scalar(const struct pog_inode *in, uint32_t *out)
 }
 
 static int hash_compute(pog_store *s, const struct pog_state *st,
-			const struct pog_inode *in, int depth,
+			uint64_t ino, const struct pog_inode *in, int depth,
 			struct hcache *c, uint32_t *out)
 {
 	unsigned char b[16];
@@ -469,9 +528,9 @@ static int hash_compute(pog_store *s, const struct pog_state *st,
 		*out = crc_more(0, b, 13);
 		return 0;
 	case POG_LIST:
-		return hash_list(s, st, in, depth, out);
+		return hash_list(s, st, ino, in, depth, out);
 	case POG_MAP:
-		return hash_map(s, st, in, depth, c, out);
+		return hash_map(s, st, ino, in, depth, c, out);
 	default:
 		return POG_ECORRUPT;
 	}
@@ -492,7 +551,7 @@ static int hash_of(pog_store *s, const struct pog_state *st, uint64_t ino,
 		*out = c->hash;
 		return 0;
 	}
-	err = hash_compute(s, st, in, depth, c, out);
+	err = hash_compute(s, st, ino, in, depth, c, out);
 	if (!err && c) {
 		c->hash = *out;
 		c->valid = true;
@@ -508,6 +567,8 @@ int pog_hash(pog_store *s, uint64_t ino, uint32_t *out)
 	const struct pog_state *st = pog_view(s, &ino);
 	pthread_mutex_lock(&s->hash_lock);
 	err = hash_of(s, st, ino, 0, out);
+	if (err && st == &s->staged)
+		reset_locked(s); /* a half-recorded computation is not kept */
 	pthread_mutex_unlock(&s->hash_lock);
 	pog_unlock(s);
 	return err;

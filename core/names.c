@@ -162,6 +162,8 @@ const char *pog_strerror(int err)
 		return "pool is in use by another process";
 	case POG_EFATAL:
 		return "store stopped after an earlier fatal error";
+	case POG_EDAMAGED:
+		return "damaged pool metadata";
 	default:
 		return strerror(err < 0 ? -err : err);
 	}

@@ -2218,6 +2218,8 @@ int pog_set_type(pog_store *s, uint64_t ino, unsigned type)
 	bool changed = !err && in.type != type;
 	if (err || in.type == type) {
 		/* nothing to do */
+	} else if (ino == POG_ROOT_INO) {
+		err = -EINVAL; /* the root is a map, always */
 	} else if (file_like && to_file) {
 		err = convert_scalar(s, &in, type);
 	} else if (is_dir_type(in.type) && is_dir_type(type)) {

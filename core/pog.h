@@ -58,6 +58,7 @@ enum {
 	POG_ECORRUPT = -2003, /* damaged structure or checksum mismatch */
 	POG_ELOCKED = -2004,  /* another process holds the pool */
 	POG_EFATAL = -2005,   /* an earlier fatal error: store refuses work */
+	POG_EDAMAGED = -2006, /* damaged pool metadata: refused before use */
 };
 
 /* Name of any error code this API returns (static string). */
@@ -124,6 +125,17 @@ int pog_create(const char *path, uint64_t size, pog_store **out);
  * is untouched.
  */
 int pog_open(const char *path, unsigned flags, pog_store **out);
+
+/*
+ * Check the metadata of the pool file at path that libpmemobj and the
+ * store would trust (headers, lanes' logs, heap zones and chunks; every
+ * offset and size bounded by the file) without opening it: 0 when it may
+ * be opened, POG_EDAMAGED with a one-line reason in why (always
+ * NUL-terminated when why_size > 0), POG_ENOTPOOL, or -errno. pog_open
+ * runs the same check and answers POG_EDAMAGED (the reason is then this
+ * function's), also for a damaged superblock or segment table.
+ */
+int pog_check_pool_file(const char *path, char *why, size_t why_size);
 
 /*
  * Close: discards staged changes (returns how many there were, >= 0) and,

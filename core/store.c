@@ -584,13 +584,13 @@ static int load_commit(pog_store *s)
 {
 	uint64_t bno = s->super->commit_block;
 	if (!pog_bno_valid(s, bno))
-		return POG_ECORRUPT;
+		return POG_EDAMAGED;
 	struct pog_commit_rec rec;
 	memcpy(&rec, pog_block(s, bno), sizeof(rec));
 	uint32_t crc = rec.crc;
 	rec.crc = 0;
 	if (rec.magic != POG_COMMIT_MAGIC || pog_crc32(&rec, sizeof(rec)) != crc)
-		return POG_ECORRUPT;
+		return POG_EDAMAGED;
 	s->committed = (struct pog_state){
 		.obj_root = rec.obj_root,
 		.log_root = rec.log_root,
@@ -606,24 +606,41 @@ static int load_commit(pog_store *s)
 	return 0;
 }
 
+/* A segment slot names 8 MiB inside the pool file, 4 KiB aligned. */
+static bool slot_in_pool(const struct pog_seg_slot *slot, uint64_t file_size)
+{
+	return slot->base % POG_BLOCK_SIZE == 0 && slot->base >= POG_BLOCK_SIZE &&
+	       slot->base <= file_size && POG_SEG_BYTES <= file_size - slot->base;
+}
+
 static int load_segments(pog_store *s)
 {
 	struct pog_super *sb = s->super;
-	if (sb->nsegments > sb->max_segments)
-		return POG_ECORRUPT;
+	struct stat st;
+	if (fstat(s->lock_fd, &st) < 0)
+		return -errno;
+	uint64_t file_size = (uint64_t)st.st_size;
+	if (sb->nsegments > sb->max_segments ||
+	    sb->max_segments > file_size / POG_SEG_BYTES + 1 ||
+	    sb->segtab.off > file_size ||
+	    sb->max_segments * sizeof(struct pog_seg_slot) >
+		    file_size - sb->segtab.off)
+		return POG_EDAMAGED;
 	s->segtab = pmemobj_direct(sb->segtab);
 	if (!s->segtab)
-		return POG_ECORRUPT;
+		return POG_EDAMAGED;
 	s->nsegs = sb->nsegments;
 	s->segs = calloc(s->nsegs ? s->nsegs : 1, sizeof(*s->segs));
 	if (!s->segs)
 		return -ENOMEM;
 	s->blocks_used = 0;
 	for (uint64_t i = 0; i < s->nsegs; i++) {
+		if (!slot_in_pool(&s->segtab[i], file_size))
+			return POG_EDAMAGED;
 		seg_dram_init(s, i);
 		struct pog_seg_header *h = (void *)s->segs[i].base;
 		if (h->magic != POG_SEG_MAGIC || h->index != i)
-			return POG_ECORRUPT;
+			return POG_EDAMAGED;
 		if (sb->clean) {
 			memcpy(s->segs[i].used, h->bitmap, sizeof(h->bitmap));
 			s->segs[i].used[0] |= 1;
@@ -640,6 +657,8 @@ static int load_segments(pog_store *s)
 static int open_pool(pog_store *s, const char *path)
 {
 	int err = check_signature(s->lock_fd);
+	if (!err) /* libpmemobj crashes on some damage: refuse it first */
+		err = pog_pool_precheck(s->lock_fd, NULL, 0);
 	if (err)
 		return err;
 	s->pop = pmemobj_open(path, POG_LAYOUT);
@@ -649,7 +668,7 @@ static int open_pool(pog_store *s, const char *path)
 		return errno == EINVAL ? POG_ENOTPOOL : -errno;
 	}
 	if (pmemobj_root_size(s->pop) < sizeof(struct pog_super))
-		return POG_ENOTPOOL;
+		return POG_EDAMAGED;
 	s->super = pmemobj_direct(pmemobj_root(s->pop, sizeof(struct pog_super)));
 	if (s->super->magic != POG_SUPER_MAGIC)
 		return POG_ENOTPOOL;
@@ -657,7 +676,7 @@ static int open_pool(pog_store *s, const char *path)
 		return POG_ENEWER;
 	if (s->super->block_size != POG_BLOCK_SIZE ||
 	    s->super->seg_blocks != POG_SEG_BLOCKS)
-		return POG_ECORRUPT;
+		return POG_EDAMAGED;
 	err = load_segments(s);
 	if (err)
 		return err;

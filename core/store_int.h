@@ -146,6 +146,11 @@ static inline bool pog_bit(const uint64_t *words, uint64_t i)
 
 /* A bno that names an existing, allocated block of this pool. */
 bool pog_bno_valid(const pog_store *s, uint64_t bno);
+
+/* poolcheck.c: check what pmemobj_open and the superblock would trust in
+ * the pool file fd (0, POG_EDAMAGED with why filled, POG_ENOTPOOL,
+ * POG_ENEWER, -errno). */
+int pog_pool_precheck(int fd, char *why, size_t why_size);
 bool pog_bno_fresh(const pog_store *s, uint64_t bno);
 
 /* Tree nodes by node address (a bno, or a small node: format.h). */

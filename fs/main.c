@@ -330,6 +330,7 @@ static void daemon_failed(int notify_fd)
 static const char *open_reason(int rc, const char *pool, char *buf, size_t size)
 {
 	uint32_t version = 0;
+	char why[160];
 
 	switch (rc) {
 	case POG_ELOCKED:
@@ -347,6 +348,13 @@ static const char *open_reason(int rc, const char *pool, char *buf, size_t size)
 				 "pool has a newer format than version %" PRIu32
 				 " that this pogfs reads (use a newer pogfs)",
 				 pog_format_version());
+		return buf;
+	case POG_EDAMAGED:
+		/* the same check again, for its one-line reason */
+		if (pog_check_pool_file(pool, why, sizeof(why)) != POG_EDAMAGED ||
+		    !why[0])
+			snprintf(why, sizeof(why), "superblock or segment table");
+		snprintf(buf, size, "%s: %s", pog_strerror(rc), why);
 		return buf;
 	default:
 		return pog_strerror(rc);

@@ -90,6 +90,15 @@ int tool_open_pool(const struct tool_args *a, unsigned flags, pog_store **s,
 		err = -EISDIR;
 	else
 		err = open_when_free(path, flags, s);
+	if (err == POG_EDAMAGED) {
+		/* the same check again, for its reason; exit 2: could not run */
+		char why[200];
+		if (pog_check_pool_file(path, why, sizeof(why)) != POG_EDAMAGED ||
+		    !why[0])
+			snprintf(why, sizeof(why), "superblock or segment table");
+		return tool_fail(e, TOOL_EXIT_USAGE, what_of(a, what, sizeof(what)),
+				 "%s: %s", pog_strerror(err), why);
+	}
 	if (err < 0)
 		return tool_fail(e, status, what_of(a, what, sizeof(what)),
 				 "%s", open_reason(err, path));
