@@ -320,7 +320,8 @@ int pog_mknode(pog_store *s, uint64_t dir, const char *name, size_t len,
 /*
  * Convert an object's type: a string, int, float, bool or null file into
  * any of those when its content parses as the new type (-EINVAL
- * otherwise; the text becomes the canonical form), an empty map into a
+ * otherwise; the text becomes the canonical form; an empty file stays
+ * empty, a typed scalar without a value), an empty map into a
  * list and back (-ENOTEMPTY when it has entries). Same type: no-op.
  */
 int pog_set_type(pog_store *s, uint64_t ino, unsigned type);

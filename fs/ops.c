@@ -865,8 +865,10 @@ static void op_readlink(fuse_req_t req, fuse_ino_t ino)
 /*
  * An open typed scalar (int, float, bool, null) whose O_TRUNC waits for
  * the first write: `echo abc > count` must fail and leave the old value,
- * so the old text goes only when the new one is accepted. When nothing
- * is written the truncation happens at release.
+ * so the old text goes only when the new one is accepted. (An empty typed
+ * scalar is allowed, but it has no value: truncating at open would lose
+ * the old one to a refused write.) When nothing is written the truncation
+ * happens at release, and the scalar is empty, as truncate(1) leaves it.
  */
 struct scalar_handle {
 	pthread_mutex_t lock;
@@ -1059,8 +1061,8 @@ static void op_release(fuse_req_t req, fuse_ino_t ino,
 	}
 	struct scalar_handle *h = (struct scalar_handle *)(uintptr_t)fi->fh;
 	if (h) {
-		/* O_TRUNC and nothing written: empty now (the value stays
-		 * until a write gives a new one, as pog.h says). */
+		/* O_TRUNC and nothing written: empty now, without a value
+		 * (a commit refuses it until a write gives one). */
 		if (h->truncate_pending && truncate_to_zero(fs_of(req), ino) == 0)
 			pogfs_touch(fs_of(req));
 		scalar_handle_free(h);
