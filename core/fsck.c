@@ -278,6 +278,9 @@ static void check_object(struct fsck *f, uint64_t ino, const struct pog_inode *i
 				(const char *)in->inline_data, in->size, &bits))
 			report(f, POG_FSCK_ERROR, "bad-scalar", ino,
 			       "%s text does not parse", pog_type_name(in->type));
+		else if (!in->size && in->nlink)
+			report(f, POG_FSCK_ERROR, "empty-scalar", ino,
+			       "an empty %s has no value", pog_type_name(in->type));
 	} else if (in->type == POG_REF) {
 		const struct pog_inode *t;
 		if (pog_inode_get(f->s, &f->s->committed, in->content, &t))

@@ -734,6 +734,20 @@ static void emit_list(struct exporter *e, const struct pog_inode *in, int depth)
 	out(e, "]", 1);
 }
 
+/* An empty typed scalar has no value to write (nor to commit). */
+static void empty_scalar_error(struct exporter *e, uint64_t ino,
+			       const struct pog_inode *in)
+{
+	char path[4096];
+	ssize_t n = pog_path_locked(e->s, e->st, ino, path, sizeof(path) - 1);
+	if (n < 0 || (size_t)n >= sizeof(path) - 1)
+		n = snprintf(path, sizeof(path), ".pog/objects/%" PRIu64, ino);
+	path[n] = '\0';
+	pog_set_error(e->s, "export: %s: an empty %s has no value", path,
+		      pog_type_name(in->type));
+	e->err = -EINVAL;
+}
+
 static void emit_plain(struct exporter *e, uint64_t ino,
 		       const struct pog_inode *in, int depth)
 {
@@ -758,6 +772,10 @@ static void emit_plain(struct exporter *e, uint64_t ino,
 	case POG_FLOAT:
 	case POG_BOOL:
 	case POG_NULL:
+		if (!in->size) {
+			empty_scalar_error(e, ino, in);
+			break;
+		}
 		len = pog_scalar_format(in->type, in->content, text, sizeof(text));
 		out(e, text, len);
 		break;

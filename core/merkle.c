@@ -495,8 +495,9 @@ static int hash_scalar(const struct pog_inode *in, uint32_t *out)
 				    [POG_BOOL] = 'b', [POG_NULL] = 'n'};
 	char text[64];
 	text[0] = tags[in->type];
-	size_t n = pog_scalar_format(in->type, in->content, text + 1,
-				     sizeof(text) - 1);
+	size_t n = in->size ? pog_scalar_format(in->type, in->content, text + 1,
+						sizeof(text) - 1)
+			    : 0; /* empty: no value, the tag alone */
 	*out = crc_more(0, text, n + 1);
 	return 0;
 }

@@ -1168,6 +1168,15 @@ int pog_resolve(pog_store *s, uint64_t dir, const char *path, uint64_t *ino)
 	if (err)
 		return err;
 	const struct pog_state *st = pog_view(s, &dir);
+	err = pog_resolve_locked(s, st, dir, path, ino);
+	pog_unlock(s);
+	return err;
+}
+
+int pog_resolve_locked(pog_store *s, const struct pog_state *st, uint64_t dir,
+		       const char *path, uint64_t *ino)
+{
+	int err = 0;
 	uint64_t cur = dir;
 	const char *p = path;
 	while (!err && *p) {
@@ -1204,7 +1213,6 @@ int pog_resolve(pog_store *s, uint64_t dir, const char *path, uint64_t *ino)
 	}
 	if (!err)
 		*ino = cur;
-	pog_unlock(s);
 	return err;
 }
 
@@ -1319,6 +1327,8 @@ int pog_mknode(pog_store *s, uint64_t dir, const char *name, size_t len,
 		pog_hash_entry_changed(s, dir, key);
 		pog_note_added(s, ino, dir);
 		pog_note_change(s, dir, POG_CHG_MODIFIED);
+		if (c.type == POG_REF)
+			pog_edit_ref(s, ino, c.content);
 		fill_attr(s, &s->staged, ino, &c, out);
 	}
 	pog_unlock(s);
@@ -1368,6 +1378,14 @@ int pog_link(pog_store *s, uint64_t ino, uint64_t dir, const char *name,
 	}
 	pog_unlock(s);
 	return err;
+}
+
+/* An edit hook failed after its operation succeeded: the operation
+ * stands (plain POSIX semantics), the reason is kept for status. */
+static void edit_hook(pog_store *s, int err)
+{
+	if (err)
+		pog_set_error(s, "saving by rename: %s", pog_strerror(err));
 }
 
 /* The child leaves its place (dir already updated by the caller). */
@@ -1442,6 +1460,8 @@ int pog_remove(pog_store *s, uint64_t dir, const char *name, size_t len,
 	if (!err) {
 		pog_hash_entry_changed(s, dir, key);
 		pog_note_change(s, dir, POG_CHG_MODIFIED);
+		if (c.nlink == 1 && !is_dir_type(c.type))
+			edit_hook(s, pog_edit_unlinked(s, child));
 	}
 	pog_unlock(s);
 	return err;
@@ -1470,6 +1490,8 @@ int pog_set_ref_target(pog_store *s, uint64_t ino, uint64_t target)
 		in.content = target;
 		err = object_changed(s, ino, &in, false, true);
 	}
+	if (!err)
+		pog_edit_ref(s, ino, target);
 	pog_unlock(s);
 	return err;
 }
@@ -1640,6 +1662,22 @@ static int rename_move(pog_store *s, uint64_t olddir, uint64_t newdir,
 	return err;
 }
 
+/* After a rename: remember where a file came from (an editor may unlink
+ * it once a new file took its name), and let a new file that replaced a
+ * scalar take it over (edit.c). */
+static void rename_edits(pog_store *s, const struct rename_ctx *r,
+			 uint64_t olddir, const char *oldname, size_t oldlen,
+			 unsigned flags)
+{
+	bool file = r->src.type == POG_STRING || pog_type_is_scalar(r->src.type);
+	if (flags & POG_RENAME_EXCHANGE)
+		return;
+	if (file && (!pog_ino_new(s, r->sino) || pog_type_is_scalar(r->src.type)))
+		edit_hook(s, pog_edit_moved(s, r->sino, olddir, oldname, oldlen));
+	if (r->have_dst && r->dino != r->sino)
+		edit_hook(s, pog_edit_replaced(s, r->dino, r->sino));
+}
+
 /*
  * A rename that involves a list: the entry leaves its place (later list
  * entries shift down) and is inserted at the new name; in a list, name i
@@ -1749,6 +1787,8 @@ int pog_rename(pog_store *s, uint64_t olddir, const char *oldname,
 	    !(flags & POG_RENAME_EXCHANGE)) {
 		err = rename_list(s, olddir, oldname, oldlen, newdir, newname,
 				  newlen, flags, r);
+		if (!err)
+			rename_edits(s, r, olddir, oldname, oldlen, flags);
 		free(r);
 		pog_unlock(s);
 		return err;
@@ -1790,6 +1830,7 @@ int pog_rename(pog_store *s, uint64_t olddir, const char *oldname,
 		pog_hash_entry_changed(s, newdir, r->nkey);
 		pog_note_change(s, olddir, POG_CHG_MODIFIED);
 		pog_note_change(s, newdir, POG_CHG_MODIFIED);
+		rename_edits(s, r, olddir, oldname, oldlen, flags);
 	}
 	free(r);
 	pog_unlock(s);
@@ -1818,8 +1859,8 @@ static void scalar_set(struct pog_inode *in, uint64_t bits, const char *text,
 
 /*
  * Change a typed scalar's text: the result must parse as its type, else
- * -EINVAL and nothing changes. Size 0 (O_TRUNC) is allowed and keeps the
- * value until the next write.
+ * -EINVAL and nothing changes. Size 0 (truncate) is allowed: the scalar is
+ * then empty and has no value (a commit refuses to make it durable).
  */
 static int scalar_edit(pog_store *s, struct pog_inode *in, uint64_t off,
 		       const void *buf, size_t len, uint64_t new_size)
@@ -1836,7 +1877,7 @@ static int scalar_edit(pog_store *s, struct pog_inode *in, uint64_t off,
 	if (buf)
 		memcpy(text + off, buf, len);
 	if (new_size == 0) {
-		scalar_set(in, in->content, text, 0);
+		scalar_set(in, 0, text, 0); /* empty: no value */
 		return 0;
 	}
 	uint64_t bits;
@@ -2128,8 +2169,10 @@ static int convert_scalar(pog_store *s, struct pog_inode *in, unsigned type)
 			in->content = 0; /* the value bits go; the text stays */
 		return 0;
 	}
-	uint64_t bits;
-	int err = pog_scalar_parse(type, text, (size_t)n, &bits);
+	uint64_t bits = 0;
+	/* An empty file takes any type and stays empty, without a value
+	 * (tar and cp set the type before they write the content). */
+	int err = n ? pog_scalar_parse(type, text, (size_t)n, &bits) : 0;
 	if (err)
 		return err;
 	if (in->type == POG_STRING) {
@@ -2139,8 +2182,11 @@ static int convert_scalar(pog_store *s, struct pog_inode *in, unsigned type)
 	}
 	in->type = type;
 	in->mode = (in->mode & ~(uint32_t)S_IFMT) | S_IFREG;
-	size_t len = pog_scalar_format(type, bits, text, sizeof(text) - 1);
-	text[len++] = '\n';
+	size_t len = 0;
+	if (n) {
+		len = pog_scalar_format(type, bits, text, sizeof(text) - 1);
+		text[len++] = '\n';
+	}
 	scalar_set(in, bits, text, len);
 	return 0;
 }
@@ -2229,6 +2275,8 @@ int pog_set_type(pog_store *s, uint64_t ino, unsigned type)
 	}
 	if (!err && changed)
 		err = object_changed(s, ino, &in, false, true);
+	if (!err && file_like)
+		pog_edit_typed(s, ino);
 	pog_unlock(s);
 	return err;
 }
@@ -2476,4 +2524,36 @@ int pog_object_destroy(pog_store *s, uint64_t ino)
 		pog_bt_release(s, in.content);
 	pog_bt_release(s, in.xattrs);
 	return 0;
+}
+
+/* ---- for edit.c: records and text of the staged state --------------------------- */
+
+int pog_child_of(pog_store *s, uint64_t dir, const char *key, size_t len,
+		 uint64_t *child)
+{
+	const struct pog_inode *d;
+	uint64_t k;
+	int err = pog_inode_get(s, &s->staged, dir, &d);
+	return err ? err : dir_find(s, d, key, len, &k, child);
+}
+
+int pog_inode_load(pog_store *s, uint64_t ino, struct pog_inode *copy)
+{
+	return inode_load(s, &s->staged, ino, copy);
+}
+
+int pog_inode_put(pog_store *s, uint64_t ino, const struct pog_inode *in)
+{
+	return inode_store(s, ino, in);
+}
+
+int pog_data_release(pog_store *s, struct pog_inode *in)
+{
+	return data_release(s, in);
+}
+
+void pog_scalar_set(struct pog_inode *in, uint64_t bits, const char *text,
+		    size_t len)
+{
+	scalar_set(in, bits, text, len);
 }

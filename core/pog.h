@@ -68,8 +68,10 @@ const char *pog_strerror(int err);
  * A typed scalar (int, float, bool, null) is shown as its text: the
  * canonical form plus "\n" when set by conversion or import, or the text
  * last written, which must parse (-EINVAL otherwise, old value kept).
- * Truncating one to 0 bytes is allowed (as O_TRUNC does before a write);
- * it keeps its value until the next write gives a new one. */
+ * An empty file may be given a typed scalar's type, and truncating one to
+ * 0 bytes is allowed: an empty typed scalar has no value (its hash is its
+ * tag alone), pog_export refuses it and pog_commit fails with -EINVAL
+ * naming it in the last error while one is reachable. */
 enum pog_type {
 	POG_MAP = 1,
 	POG_LIST = 2,
@@ -288,6 +290,16 @@ int pog_ref_target(pog_store *s, uint64_t ino, uint64_t *target);
 int pog_set_ref_target(pog_store *s, uint64_t ino, uint64_t target);
 
 /*
+ * A plain symlink (POG_SYMLINK) that may name an object of the store once
+ * its target exists (rsync and tar make links before their targets): at
+ * the next commit, if root_path (a path from the root, escaped names) or,
+ * when root_path is NULL, the link's text (from the link's directory)
+ * names an object, the link becomes a ref to it, keeping its identity.
+ * The wish ends with the transaction.
+ */
+int pog_symlink_pending(pog_store *s, uint64_t ino, const char *root_path);
+
+/*
  * The path of an object from the root ("" for the root, "a/b" else),
  * names escaped as the mount shows them. -ENOENT when it has no owning
  * place reachable from the root. Returns the length.
@@ -320,7 +332,8 @@ int pog_mknode(pog_store *s, uint64_t dir, const char *name, size_t len,
 /*
  * Convert an object's type: a string, int, float, bool or null file into
  * any of those when its content parses as the new type (-EINVAL
- * otherwise; the text becomes the canonical form), an empty map into a
+ * otherwise; the text becomes the canonical form; an empty file stays
+ * empty, a typed scalar without a value), an empty map into a
  * list and back (-ENOTEMPTY when it has entries). Same type: no-op.
  */
 int pog_set_type(pog_store *s, uint64_t ino, unsigned type);

@@ -452,7 +452,8 @@ void pog_note_added(pog_store *s, uint64_t ino, uint64_t dir)
 void pog_note_removed(pog_store *s, uint64_t ino)
 {
 	uint64_t *v = pog_map64_find(&s->changes, ino);
-	if ((v && (*v & POG_CHG_ADDED)) || pog_ino_new(s, ino)) {
+	bool edited = v && (*v & POG_CHG_EDITED); /* stands for a committed one */
+	if ((v && (*v & POG_CHG_ADDED)) || (pog_ino_new(s, ino) && !edited)) {
 		pog_map64_del(&s->changes, ino);
 		return;
 	}
@@ -537,6 +538,7 @@ static void store_free(pog_store *s)
 	for (unsigned c = 0; c < POG_SMALL_CLASSES; c++)
 		pog_vec_release(&s->small[c].free);
 	pog_map64_release(&s->pins);
+	pog_edit_free(s);
 	pog_hash_reset(s);
 	pthread_mutex_destroy(&s->hash_lock);
 	free(s->segs);
@@ -974,8 +976,11 @@ int pog_commit(pog_store *s, const char *message, uint64_t *id_out)
 
 int pog_commit_locked(pog_store *s, const char *message, uint64_t *id_out)
 {
+	int err = pog_edit_commit_prepare(s);
+	if (err)
+		return err; /* the reason is in the last error */
 	/* The floor that every operation leaves free covers this. */
-	int err = pog_reserve(s, POG_COMMIT_NEED);
+	err = pog_reserve(s, POG_COMMIT_NEED);
 	if (err) {
 		pog_set_error(s, "commit: %s", pog_strerror(err));
 		return err;
@@ -1030,6 +1035,7 @@ int pog_commit_locked(pog_store *s, const char *message, uint64_t *id_out)
 	s->commit_bno = cbno;
 	s->commit_time = t;
 	changes_clear(s);
+	pog_edit_end(s);
 	if (id_out)
 		*id_out = id;
 	return 0;
@@ -1044,6 +1050,7 @@ void pog_abort_locked(pog_store *s)
 	s->staged = s->committed;
 	s->staged.next_ino = next; /* identities are never reused */
 	changes_clear(s);
+	pog_edit_end(s);
 }
 
 int pog_abort(pog_store *s)
@@ -1154,7 +1161,8 @@ int pog_changes(pog_store *s,
 	pog_map64_foreach(&s->changes, i) {
 		uint64_t ino = s->changes.keys[i];
 		bool added = s->changes.vals[i] & POG_CHG_ADDED;
-		if (!added && pog_ino_new(s, ino))
+		bool edited = s->changes.vals[i] & POG_CHG_EDITED;
+		if (!added && !edited && pog_ino_new(s, ino))
 			continue; /* inside a new directory: listed by it */
 		ssize_t len = pog_path_locked(s, &s->staged, ino, path, sizeof(path) - 1);
 		if (len < 0 || (size_t)len >= sizeof(path) - 1)

@@ -79,6 +79,8 @@ struct pog_state {
 #define POG_CHG_ADDED 1u
 #define POG_CHG_MODIFIED 2u
 #define POG_CHG_PAGES 4u    /* wrote data pages: dedup looks at it */
+#define POG_CHG_EDITED 8u   /* a new object that took over a committed one
+			       by an edit (edit.c): an M line, not A + D */
 
 struct pog_store {
 	PMEMobjpool *pop;
@@ -119,6 +121,8 @@ struct pog_store {
 					new directory has no line of its own */
 	char **removed_paths;        /* 'D' lines */
 	size_t nremoved, removed_cap;
+
+	struct pog_edits *edits;     /* edit.c's records (NULL until used) */
 
 	pthread_mutex_t pin_lock;    /* protects pins */
 	struct pog_map64 pins;
@@ -318,11 +322,53 @@ ssize_t pog_data_read(pog_store *s, const struct pog_inode *in, uint64_t off,
 ssize_t pog_path_locked(pog_store *s, const struct pog_state *st, uint64_t ino,
 			char *buf, size_t size);
 
+/* pog_resolve with the store lock held, in state st. */
+int pog_resolve_locked(pog_store *s, const struct pog_state *st, uint64_t dir,
+		       const char *path, uint64_t *ino);
+/* The staged child named key in directory dir: 0 and *child, or -errno. */
+int pog_child_of(pog_store *s, uint64_t dir, const char *key, size_t len,
+		 uint64_t *child);
+/* The staged record of ino (a copy), and storing one back. */
+int pog_inode_load(pog_store *s, uint64_t ino, struct pog_inode *copy);
+int pog_inode_put(pog_store *s, uint64_t ino, const struct pog_inode *in);
+/* Let a string's pages go (it becomes empty). */
+int pog_data_release(pog_store *s, struct pog_inode *in);
+/* A typed scalar's value and text (len <= POG_INLINE_MAX), inline. */
+void pog_scalar_set(struct pog_inode *in, uint64_t bits, const char *text,
+		    size_t len);
+
 /* Create the root map of a new store (staged). */
 int pog_root_init(pog_store *s);
 /* gc.c: recompute the in-use bitmap from the committed state; with
  * index_pages the pages the page index names count as used. */
 int pog_mark_committed(pog_store *s, bool index_pages);
+
+/* ---- edit.c: real tools keep the graph -------------------------------- */
+/*
+ * Saving by rename is an edit: when a scalar with no other name is
+ * replaced (rename over it, or renamed away and unlinked once a new file
+ * took its name) by a new untyped file whose text parses as its type,
+ * the new file takes its type, its xattrs (when it has none) and its
+ * refs. All with the write lock held.
+ */
+/* After a rename that replaced `replaced` by `by` (no exchange). */
+int pog_edit_replaced(pog_store *s, uint64_t replaced, uint64_t by);
+/* A file moved from name key in dir (remembered for the next two). */
+int pog_edit_moved(pog_store *s, uint64_t ino, uint64_t dir, const char *key,
+		   size_t len);
+/* After the unlink of ino's last name. */
+int pog_edit_unlinked(pog_store *s, uint64_t ino);
+/* pog_set_type was asked for ino: a new file typed on purpose. */
+void pog_edit_typed(pog_store *s, uint64_t ino);
+/* A ref now points at target (keeps the reverse index current). */
+void pog_edit_ref(pog_store *s, uint64_t ref, uint64_t target);
+/* At the start of a commit: refuse empty typed scalars (-EINVAL, named
+ * in the last error), then turn pending symlinks into refs. */
+int pog_edit_commit_prepare(pog_store *s);
+/* End of a transaction (commit or abort): forget its records. */
+void pog_edit_end(pog_store *s);
+/* Free everything (store close). */
+void pog_edit_free(pog_store *s);
 
 /* ---- merkle.c: the hash cache --------------------------------------- */
 /* An object's content changed (write lock held). */

@@ -661,6 +661,25 @@ static int command_failed(struct pogfs *fs, struct text *answer, int rc,
 	return rc;
 }
 
+/* A failed core call, with the store's own reason when it gave one (an
+ * empty typed scalar names its path); else "what: strerror". The caller
+ * cleared the last error before the call. */
+static int core_failed(struct pogfs *fs, struct text *answer, int rc,
+		       const char *what)
+{
+	struct pog_status *ps = malloc(sizeof(*ps));
+
+	if (ps && pog_status(fs->store, ps) == 0 && ps->last_error[0]) {
+		ps->last_error[sizeof(ps->last_error) - 1] = '\0';
+		rc = command_failed(fs, answer, rc, "%s", ps->last_error);
+	} else {
+		rc = command_failed(fs, answer, rc, "%s: %s", what,
+				    pog_strerror(rc));
+	}
+	free(ps);
+	return rc;
+}
+
 static int cmd_commit(struct pogfs *fs, const char *message, struct text *answer)
 {
 	uint64_t staged = pog_staged_count(fs->store);
@@ -671,10 +690,10 @@ static int cmd_commit(struct pogfs *fs, const char *message, struct text *answer
 		return command_failed(fs, answer, -E2BIG,
 				      "commit: message longer than %d bytes",
 				      POG_MESSAGE_MAX);
+	pog_set_error(fs->store, NULL);
 	rc = pog_commit(fs->store, message[0] ? message : NULL, &id);
 	if (rc < 0)
-		return command_failed(fs, answer, rc, "commit: %s",
-				      pog_strerror(rc));
+		return core_failed(fs, answer, rc, "commit");
 	text_addf(answer, "commit %" PRIu64 " %" PRIu64 "\n", id, staged);
 	pogfs_invalidate(fs, true);
 	return 0;
@@ -767,13 +786,122 @@ static int cmd_export(struct pogfs *fs, const char *path, struct text *answer)
 	if (rc < 0)
 		return command_failed(fs, answer, rc, "export: %.200s: %s", path,
 				      pog_strerror(rc));
+	pog_set_error(fs->store, NULL);
 	rc = pog_export(fs->store, ino, export_sink, answer);
 	if (rc < 0) {
+		char what[256];
+		snprintf(what, sizeof(what), "export: %.200s", path);
 		text_release(answer);
-		return command_failed(fs, answer, rc, "export: %.200s: %s", path,
-				      pog_strerror(rc));
+		return core_failed(fs, answer, rc, what);
 	}
 	return 0;
+}
+
+/* ---- stat: what getfattr cannot tell of a symlink ------------------------ */
+
+/* The object PATH names (not following a symlink at its end), in the view
+ * it names: the staged one, .pog/committed/... or .pog/objects/INO. */
+static int stat_resolve(struct pogfs *fs, const char *path, uint64_t *ino)
+{
+	static const char objects[] = POG_CTL_NAME "/objects/";
+	bool committed;
+	const char *rel = view_path(fs, path, &committed);
+	uint64_t root = committed ? VINO_COMMITTED_ROOT : POG_ROOT_INO;
+	struct pog_attr a;
+	int rc;
+
+	if (!committed && strncmp(rel, objects, sizeof(objects) - 1) == 0) {
+		char *end;
+		const char *num = rel + sizeof(objects) - 1;
+		errno = 0;
+		unsigned long long v = strtoull(num, &end, 10);
+		if (errno || end == num || v == 0 || v >= POG_COMMITTED_BIT)
+			return -ENOENT;
+		uint64_t base = v;
+		rc = pog_resolve(fs->store, base, *end == '/' ? end + 1 : end, ino);
+		return rc == 0 ? pog_getattr(fs->store, *ino, &a) : rc;
+	}
+	rc = rel[0] ? pog_resolve(fs->store, root, rel, ino) : 0;
+	if (rc == 0 && !rel[0])
+		*ino = root;
+	if (rc == 0 && committed)
+		*ino |= POG_COMMITTED_BIT;
+	return rc;
+}
+
+/* "path" of an object: its current place, or null when it has none. */
+static void add_path(cJSON *o, struct pogfs *fs, uint64_t ino)
+{
+	char path[4096];
+	ssize_t n = pog_path(fs->store, ino, path, sizeof(path) - 1);
+
+	if (n < 0 || (size_t)n >= sizeof(path) - 1) {
+		cJSON_AddNullToObject(o, "path");
+		return;
+	}
+	path[n] = '\0';
+	cJSON_AddStringToObject(o, "path", n ? path : ".");
+}
+
+/*
+ * stat PATH: type, identity, Merkle hash, and for a ref its target's
+ * identity and current path, as JSON (the answer). Works on symlinks,
+ * which the kernel keeps user.* attributes off.
+ */
+static int cmd_stat(struct pogfs *fs, const char *path, struct text *answer)
+{
+	struct pog_attr a;
+	uint64_t ino = 0, target;
+	uint32_t hash;
+	char hex[16], text[POG_SYMLINK_MAX + 1];
+	cJSON *o = NULL, *t;
+	char *json = NULL;
+	int rc = stat_resolve(fs, path, &ino);
+
+	if (rc == 0)
+		rc = pog_getattr(fs->store, ino, &a);
+	if (rc == 0)
+		rc = pog_hash(fs->store, ino, &hash);
+	if (rc < 0)
+		return command_failed(fs, answer, rc, "stat: %.200s: %s", path,
+				      pog_strerror(rc));
+	rc = -ENOMEM;
+	o = cJSON_CreateObject();
+	if (!o)
+		goto out;
+	add_path(o, fs, ino);
+	cJSON_AddNumberToObject(o, "ino", (double)(ino & POG_INO_MASK));
+	cJSON_AddStringToObject(o, "type", pog_type_name(a.type));
+	snprintf(hex, sizeof(hex), "%08x", hash);
+	cJSON_AddStringToObject(o, "hash", hex);
+	cJSON_AddNumberToObject(o, "nlink", a.nlink);
+	cJSON_AddNumberToObject(o, "size", (double)a.size);
+	cJSON_AddStringToObject(o, "view", ino_is_committed(ino) ? "committed"
+							      : "staged");
+	if (a.type == POG_REF && pog_ref_target(fs->store, ino, &target) == 0) {
+		t = cJSON_AddObjectToObject(o, "target");
+		if (!t)
+			goto out;
+		target |= ino & POG_COMMITTED_BIT;
+		cJSON_AddNumberToObject(t, "ino", (double)(target & POG_INO_MASK));
+		add_path(t, fs, target);
+	}
+	if (a.type == POG_SYMLINK || a.type == POG_REF) {
+		ssize_t n = pog_readlink(fs->store, ino, text, POG_SYMLINK_MAX);
+		if (n >= 0 && n <= POG_SYMLINK_MAX) {
+			text[n] = '\0';
+			cJSON_AddStringToObject(o, "link", text);
+		}
+	}
+	json = cJSON_PrintUnformatted(o);
+	if (!json)
+		goto out;
+	text_addf(answer, "%s\n", json);
+	rc = answer->failed ? -ENOMEM : 0;
+out:
+	free(json);
+	cJSON_Delete(o);
+	return rc;
 }
 
 /* ---- import: a command whose document may come in several writes ------- */
@@ -1088,9 +1216,11 @@ static int run_command(struct pogfs *fs, const char *buf, size_t size,
 		rc = cmd_gc(fs, answer);
 	else if (strcmp(verb, "export") == 0)
 		rc = cmd_export(fs, args, answer);
+	else if (strcmp(verb, "stat") == 0)
+		rc = cmd_stat(fs, args, answer);
 	else
 		rc = command_failed(fs, answer, -EINVAL,
-				    "unknown command \"%.64s\" (commit [message], abort, gc, export PATH, import LENGTH PATH)",
+				    "unknown command \"%.64s\" (commit [message], abort, gc, export PATH, import LENGTH PATH, stat PATH)",
 				    verb);
 	free(cmd);
 	return rc;

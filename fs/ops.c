@@ -533,12 +533,19 @@ static void set_owner(fuse_req_t req, uint64_t parent, struct pog_new *spec,
 	}
 }
 
+/* A plain symlink whose target may appear in the store before the next
+ * commit (see pog_symlink_pending): root_path, or NULL for its text. */
+struct link_wish {
+	const char *root_path;
+};
+
 /*
  * Shared by mkdir, mknod, symlink and create: make the node and reply
  * with an entry (or, when fi is given, with create's open file).
  */
 static void make_node(fuse_req_t req, uint64_t parent, const char *name,
-		      struct pog_new *spec, struct fuse_file_info *fi)
+		      struct pog_new *spec, struct fuse_file_info *fi,
+		      const struct link_wish *wish)
 {
 	struct pogfs *fs = fs_of(req);
 	struct pog_attr a;
@@ -563,6 +570,9 @@ static void make_node(fuse_req_t req, uint64_t parent, const char *name,
 		fuse_reply_err(req, pogfs_errno(rc));
 		return;
 	}
+	if (wish && pog_symlink_pending(fs->store, a.ino, wish->root_path) < 0)
+		pogfs_log(fs, LOG_ERR, "symlink %s: out of memory: it stays text",
+			  name);
 	pogfs_touch(fs);
 	if (!fi) {
 		pogfs_reply_entry(req, parent, name, strlen(name), &a);
@@ -584,7 +594,7 @@ static void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name,
 		     mode_t mode)
 {
 	struct pog_new spec = { .type = POG_MAP, .mode = mode & 07777 };
-	make_node(req, parent, name, &spec, NULL);
+	make_node(req, parent, name, &spec, NULL, NULL);
 }
 
 static void op_mknod(fuse_req_t req, fuse_ino_t parent, const char *name,
@@ -610,14 +620,14 @@ static void op_mknod(fuse_req_t req, fuse_ino_t parent, const char *name,
 		fuse_reply_err(req, EINVAL);
 		return;
 	}
-	make_node(req, parent, name, &spec, NULL);
+	make_node(req, parent, name, &spec, NULL, NULL);
 }
 
 static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 		      mode_t mode, struct fuse_file_info *fi)
 {
 	struct pog_new spec = { .type = POG_STRING, .mode = mode & 07777 };
-	make_node(req, parent, name, &spec, fi);
+	make_node(req, parent, name, &spec, fi, NULL);
 }
 
 /*
@@ -647,6 +657,31 @@ static bool resolve_target(struct pogfs *fs, uint64_t parent,
 	       !ino_is_committed(*ino);
 }
 
+/*
+ * Could a target that names nothing yet name an object later (rsync and
+ * tar make links before their targets)? Relative ones (from the link's
+ * directory), and absolute ones under the mount point (*root_path is then
+ * the part below it).
+ */
+static bool target_in_store(struct pogfs *fs, const char *target,
+			    const char **root_path)
+{
+	size_t n = fs->mountpoint_len;
+
+	*root_path = NULL;
+	if (target[0] == '\0')
+		return false;
+	if (target[0] != '/')
+		return true;
+	if (!fs->mountpoint || strncmp(target, fs->mountpoint, n) != 0 ||
+	    (target[n] != '/' && target[n] != '\0'))
+		return false;
+	*root_path = target + n;
+	while (**root_path == '/')
+		(*root_path)++;
+	return true;
+}
+
 static void op_symlink(fuse_req_t req, const char *link, fuse_ino_t parent,
 		       const char *name)
 {
@@ -658,14 +693,18 @@ static void op_symlink(fuse_req_t req, const char *link, fuse_ino_t parent,
 		fuse_reply_err(req, ENAMETOOLONG);
 		return;
 	}
+	struct link_wish wish = { NULL };
+	bool maybe_later = false;
 	if (check_writable(parent) == 0 && resolve_target(fs, parent, link, &target)) {
 		spec.type = POG_REF;
 		spec.ref_target = target;
 	} else {
 		spec.type = POG_SYMLINK;
 		spec.text = link;
+		maybe_later = check_writable(parent) == 0 &&
+			      target_in_store(fs, link, &wish.root_path);
 	}
-	make_node(req, parent, name, &spec, NULL);
+	make_node(req, parent, name, &spec, NULL, maybe_later ? &wish : NULL);
 }
 
 static void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent,
@@ -826,8 +865,10 @@ static void op_readlink(fuse_req_t req, fuse_ino_t ino)
 /*
  * An open typed scalar (int, float, bool, null) whose O_TRUNC waits for
  * the first write: `echo abc > count` must fail and leave the old value,
- * so the old text goes only when the new one is accepted. When nothing
- * is written the truncation happens at release.
+ * so the old text goes only when the new one is accepted. (An empty typed
+ * scalar is allowed, but it has no value: truncating at open would lose
+ * the old one to a refused write.) When nothing is written the truncation
+ * happens at release, and the scalar is empty, as truncate(1) leaves it.
  */
 struct scalar_handle {
 	pthread_mutex_t lock;
@@ -1020,8 +1061,8 @@ static void op_release(fuse_req_t req, fuse_ino_t ino,
 	}
 	struct scalar_handle *h = (struct scalar_handle *)(uintptr_t)fi->fh;
 	if (h) {
-		/* O_TRUNC and nothing written: empty now (the value stays
-		 * until a write gives a new one, as pog.h says). */
+		/* O_TRUNC and nothing written: empty now, without a value
+		 * (a commit refuses it until a write gives one). */
 		if (h->truncate_pending && truncate_to_zero(fs_of(req), ino) == 0)
 			pogfs_touch(fs_of(req));
 		scalar_handle_free(h);

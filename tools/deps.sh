@@ -3,12 +3,13 @@
 
 # Build: compiler, meson, libraries. Run: fuse3 (fusermount3). Tests:
 # cmocka, pytest, rsync, attr (setfattr/getfattr), sqlite3 (benchmarks),
-# bash-completion (the completion test).
+# bash-completion (the completion test), and the tools the mount tests
+# edit and back up with: vim, nano, tar (sed and cp are essential).
 POG_DEPS=(
 	gcc libc6-dev meson ninja-build pkg-config
 	libfuse3-dev fuse3 libpmemobj-dev zlib1g-dev libcjson-dev
 	libcmocka-dev python3-pytest rsync attr sqlite3 libsqlite3-dev
-	bash-completion
+	bash-completion vim nano tar
 )
 
 # Print the packages of POG_DEPS that are not installed, one per line.

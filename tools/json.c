@@ -193,10 +193,14 @@ static int export_mount(const struct tool_args *a, const char *mnt,
 	int err = tool_send_command(mnt, command, &answer);
 	free(command);
 	if (err || !answer) {
+		char why[256] = "";
+		if (err)
+			tool_last_error(mnt, why, sizeof(why));
 		free(answer);
-		return tool_fail(e, TOOL_EXIT_FAIL, "export", "%s: %s",
+		return tool_fail(e, TOOL_EXIT_FAIL, "export", "%s: %s%s%s",
 				 a->operands[0], err ? strerror(err)
-				 : "the daemon gave no document");
+				 : "the daemon gave no document",
+				 why[0] ? ": " : "", why);
 	}
 	err = sink_write(k, answer, strlen(answer));
 	free(answer);

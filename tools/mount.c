@@ -324,3 +324,163 @@ int tool_status(const struct tool_args *a, struct tool_error *e)
 	free(text);
 	return TOOL_EXIT_OK;
 }
+
+void tool_last_error(const char *mnt, char *buf, size_t size)
+{
+	last_error(mnt, buf, size);
+}
+
+/* ---- pog stat ------------------------------------------------------------- */
+
+/*
+ * The mount that holds path, and path below its root, without following a
+ * symlink at its end (pog stat shows the link itself). *mnt and *rel are
+ * malloc'ed. Returns 0, or an errno.
+ */
+static int stat_where(const char *path, char **mnt, char **rel)
+{
+	char *copy = strdup(path), *base, *real = NULL;
+	const char *dir;
+	struct stat st;
+	int err = 0;
+
+	if (!copy)
+		return ENOMEM;
+	for (size_t n = strlen(copy); n > 1 && copy[n - 1] == '/';)
+		copy[--n] = '\0';
+	base = strrchr(copy, '/');
+	if (lstat(path, &st) == 0 && S_ISLNK(st.st_mode) && strcmp(copy, "/")) {
+		/* the directory that holds the link, and the link's name */
+		dir = base ? (base == copy ? "/" : copy) : ".";
+		if (base)
+			*base++ = '\0';
+		else
+			base = copy;
+		char *parent = realpath(dir, NULL);
+		if (parent) {
+			size_t n = strlen(parent) + strlen(base) + 2;
+			real = malloc(n);
+			if (real)
+				snprintf(real, n, "%s/%s",
+					 strcmp(parent, "/") ? parent : "", base);
+		}
+		free(parent);
+	} else {
+		real = realpath(path, NULL);
+	}
+	if (!real) {
+		err = errno ? errno : ENOMEM;
+		free(copy);
+		return err;
+	}
+	free(copy);
+	/* Up from the object's directory to the first with .pog/ctl. */
+	size_t len = strlen(real);
+	if (lstat(real, &st) == 0 && S_ISLNK(st.st_mode))
+		len = (size_t)(strrchr(real, '/') - real);
+	for (;;) {
+		char probe[PATH_MAX + 16];
+		snprintf(probe, sizeof(probe), "%.*s/.pog/ctl", (int)len, real);
+		if (access(probe, F_OK) == 0)
+			break;
+		char *slash = len ? memrchr(real, '/', len) : NULL;
+		if (!slash) {
+			free(real);
+			return EXDEV;
+		}
+		len = (size_t)(slash - real);
+	}
+	*mnt = strndup(real, len ? len : 1);
+	*rel = strdup(real[len] ? real + len + 1 : ".");
+	free(real);
+	if (!*mnt || !*rel) {
+		free(*mnt);
+		free(*rel);
+		return ENOMEM;
+	}
+	return 0;
+}
+
+/* One "name: value" line of the human form. */
+static void stat_line(const char *name, const cJSON *item)
+{
+	if (cJSON_IsString(item))
+		printf("%-7s %s\n", name, item->valuestring);
+	else if (cJSON_IsNumber(item))
+		printf("%-7s %.0f\n", name, item->valuedouble);
+	else if (cJSON_IsNull(item))
+		printf("%-7s (no owning place)\n", name);
+}
+
+static void stat_print(const cJSON *o)
+{
+	const cJSON *t = cJSON_GetObjectItemCaseSensitive(o, "target");
+	static const char *const fields[] = { "path", "type", "ino", "hash",
+					      "nlink", "size", "view", "link" };
+
+	for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++)
+		stat_line(fields[i], cJSON_GetObjectItemCaseSensitive(o, fields[i]));
+	if (cJSON_IsObject(t)) {
+		const cJSON *ino = cJSON_GetObjectItemCaseSensitive(t, "ino");
+		const cJSON *path = cJSON_GetObjectItemCaseSensitive(t, "path");
+		printf("%-7s %.0f %s\n", "target",
+		       cJSON_IsNumber(ino) ? ino->valuedouble : 0.0,
+		       cJSON_IsString(path) ? path->valuestring
+					    : "(no owning place)");
+	}
+}
+
+int tool_stat(const struct tool_args *a, struct tool_error *e)
+{
+	const char *path = a->operands[0];
+	char *mnt = NULL, *rel = NULL, *command = NULL, *answer = NULL;
+	char why[256], reason[512];
+	int status = TOOL_EXIT_OK;
+	int err = stat_where(path, &mnt, &rel);
+
+	if (err == EXDEV)
+		return tool_fail(e, TOOL_EXIT_FAIL, "stat", "%s: not inside a "
+				 "pogfs mount", path);
+	if (err)
+		return tool_fail(e, TOOL_EXIT_FAIL, "stat", "%s: %s", path,
+				 strerror(err));
+	size_t n = strlen(rel) + 8;
+	command = malloc(n);
+	if (!command) {
+		status = tool_fail(e, TOOL_EXIT_FAIL, "stat", "out of memory");
+		goto out;
+	}
+	snprintf(command, n, "stat %s\n", rel);
+	err = tool_send_command(mnt, command, &answer);
+	if (err == ENOENT || err == ENOTDIR || err == ENOTCONN) {
+		status = tool_fail(e, TOOL_EXIT_FAIL, "stat", "%s: %s", path,
+				   control_open_reason(mnt, err, reason,
+						       sizeof(reason)));
+		goto out;
+	}
+	if (err || !answer) {
+		last_error(mnt, why, sizeof(why));
+		status = tool_fail(e, TOOL_EXIT_FAIL, "stat", "%s: %s", path,
+				   why[0] ? why : err ? strerror(err)
+				   : "the daemon gave no answer");
+		goto out;
+	}
+	if (a->json) {
+		fputs(answer, stdout);
+		goto out;
+	}
+	cJSON *o = cJSON_Parse(answer);
+	if (!o) {
+		status = tool_fail(e, TOOL_EXIT_FAIL, "stat", "%s: the daemon's "
+				   "answer is not JSON", path);
+		goto out;
+	}
+	stat_print(o);
+	cJSON_Delete(o);
+out:
+	free(command);
+	free(answer);
+	free(mnt);
+	free(rel);
+	return status;
+}

@@ -222,6 +222,30 @@ static const char usage_status[] =
 	"EXIT STATUS\n"
 	"    0 success, 1 failed, 2 bad usage.\n";
 
+static const char usage_stat[] =
+	"NAME\n"
+	"    pog stat - show an object's type, identity, hash and ref target\n"
+	"\n"
+	"SYNOPSIS\n"
+	"    pog stat PATH [--json]\n"
+	"\n"
+	"DESCRIPTION\n"
+	"    Asks the daemon of the mount that holds PATH ('stat PATH' in\n"
+	"    MNT/.pog/ctl) about the object there, without following a\n"
+	"    symbolic link at its end: its path, type (map, list, string,\n"
+	"    int, float, bool, null, ref, symlink, special), identity (the\n"
+	"    inode number), Merkle hash, link count, size, view (staged, or\n"
+	"    committed under .pog/committed), a link's text, and for a ref its\n"
+	"    target's identity and current path. It works on symbolic links,\n"
+	"    which the kernel keeps user.* attributes (and getfattr) off.\n"
+	"\n"
+	"OPTIONS\n"
+	"    --json       print the daemon's answer, one JSON object.\n"
+	"    -h, --help   show this page.\n"
+	"\n"
+	"EXIT STATUS\n"
+	"    0 success, 1 failed, 2 bad usage.\n";
+
 static const struct tool_command commands[] = {
 	{ "mkfs", "create a store", usage_mkfs, TOOL_OPT_SIZE, 1, 1,
 	  tool_mkfs },
@@ -241,6 +265,8 @@ static const struct tool_command commands[] = {
 	  0, 1, tool_abort },
 	{ "status", "show a mounted store's status", usage_status, 0, 0, 1,
 	  tool_status },
+	{ "stat", "show an object's type, identity, hash, ref target",
+	  usage_stat, TOOL_OPT_JSON, 1, 1, tool_stat },
 };
 #define COMMAND_COUNT (sizeof(commands) / sizeof(commands[0]))
 
@@ -320,6 +346,9 @@ static int parse_args(const struct tool_command *c, int argc, char **argv,
 			   (strcmp(arg, "-q") == 0 ||
 			    strcmp(arg, "--quiet") == 0)) {
 			a->quiet = true;
+		} else if ((c->options & TOOL_OPT_JSON) &&
+			   strcmp(arg, "--json") == 0) {
+			a->json = true;
 		} else if ((c->options & TOOL_OPT_GZIP) &&
 			   strcmp(arg, "--gzip") == 0) {
 			a->gzip = true;

@@ -35,6 +35,7 @@ int tool_fail(struct tool_error *e, int status, const char *what,
 #define TOOL_OPT_GZIP (1u << 2)   /* --gzip */
 #define TOOL_OPT_OUTPUT (1u << 3) /* -o FILE */
 #define TOOL_OPT_QUIET (1u << 4)  /* -q, --quiet: no progress line */
+#define TOOL_OPT_JSON (1u << 5)   /* --json */
 
 /* A subcommand's command line after option parsing. */
 struct tool_args {
@@ -44,6 +45,7 @@ struct tool_args {
 	bool gzip;            /* --gzip */
 	const char *output;   /* -o FILE, NULL when not given */
 	bool quiet;           /* -q, --quiet */
+	bool json;            /* --json */
 	int operand_count;
 	char **operands;      /* borrowed from argv; the array is owned */
 };
@@ -58,6 +60,10 @@ int tool_abort(const struct tool_args *a, struct tool_error *e);
 int tool_status(const struct tool_args *a, struct tool_error *e);
 int tool_export(const struct tool_args *a, struct tool_error *e);
 int tool_import(const struct tool_args *a, struct tool_error *e);
+int tool_stat(const struct tool_args *a, struct tool_error *e);
+
+/* The last_error of MNT/.pog/status into buf ("" when none or unknown). */
+void tool_last_error(const char *mnt, char *buf, size_t size);
 
 /* Open a.operands[0] for exclusive offline use (flags: POG_OPEN_*, so
  * READONLY for commands that only look); on failure fill e and return

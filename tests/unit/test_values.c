@@ -108,6 +108,31 @@ static void check_refused(pog_store *s, unsigned type, const char *text,
 	tu_assert_content(s, ino, text, len);
 }
 
+/* An empty typed scalar has no value: export refuses it. */
+static void assert_export_refused(pog_store *s, uint64_t ino)
+{
+	struct tu_buf b = { 0 };
+
+	assert_rc(pog_export(s, ino, tu_buf_write, &b), -EINVAL);
+	free(b.data);
+}
+
+/* An empty file takes a scalar type and stays empty, without a value. */
+static void check_empty(pog_store *s, unsigned type)
+{
+	static int counter;
+	char name[32];
+	uint64_t ino;
+
+	snprintf(name, sizeof(name), "e%d", counter++);
+	ino = tu_mkfile(s, POG_ROOT_INO, name, "", 0);
+	assert_ok(pog_set_type(s, ino, type));
+	assert_int_equal(type_of(s, ino), type);
+	tu_assert_content(s, ino, "", 0);
+	assert_export_refused(s, ino);
+	assert_ok(pog_remove(s, POG_ROOT_INO, name, strlen(name), 0));
+}
+
 static void truncate_to(pog_store *s, uint64_t ino, uint64_t size, int expect)
 {
 	struct pog_attr attr;
@@ -173,7 +198,7 @@ static void test_parse_errors(void **state)
 	pog_store *s = ctx->s;
 
 	/* int */
-	check_refused(s, POG_INT, "", 0);
+	check_empty(s, POG_INT);
 	check_refused(s, POG_INT, "\n", 1);
 	check_refused(s, POG_INT, "4.0", 3);
 	check_refused(s, POG_INT, "12abc", 5);
@@ -193,16 +218,16 @@ static void test_parse_errors(void **state)
 	check_refused(s, POG_FLOAT, "Infinity", 8);
 	check_refused(s, POG_FLOAT, "1e400", 5);
 	check_refused(s, POG_FLOAT, "-1e400", 6);
-	check_refused(s, POG_FLOAT, "", 0);
+	check_empty(s, POG_FLOAT);
 	check_refused(s, POG_FLOAT, "1.5x", 4);
 	check_refused(s, POG_FLOAT, "1.5.5", 5);
 	/* bool, null: exactly the words */
 	check_refused(s, POG_BOOL, "True", 4);
 	check_refused(s, POG_BOOL, "1", 1);
 	check_refused(s, POG_BOOL, "yes", 3);
-	check_refused(s, POG_BOOL, "", 0);
+	check_empty(s, POG_BOOL);
 	check_refused(s, POG_BOOL, "truex", 5);
-	check_refused(s, POG_NULL, "", 0);
+	check_empty(s, POG_NULL);
 	check_refused(s, POG_NULL, "nil", 3);
 	check_refused(s, POG_NULL, "NULL", 4);
 	check_refused(s, POG_NULL, "0", 1);
@@ -340,10 +365,11 @@ static void test_writes(void **state)
 	assert_int_equal(type_of(s, n), POG_INT);
 	tu_commit_check(s, "edited");
 
-	/* O_TRUNC then write: allowed; the value stays until the write */
+	/* truncate then write: allowed; empty, it has no value until the
+	 * write gives one */
 	truncate_to(s, n, 0, 0);
 	assert_text(s, n, "");
-	assert_export(s, n, "44");
+	assert_export_refused(s, n);
 	assert_int_equal(type_of(s, n), POG_INT);
 	tu_write(s, n, 0, "43\n", 3);
 	assert_text(s, n, "43\n");
@@ -360,7 +386,7 @@ static void test_writes(void **state)
 	truncate_to(s, n, 0, 0);
 	assert_rc(pog_write(s, n, 0, "9223372036854775808\n", 20), -EINVAL);
 	assert_rc(pog_write(s, n, 0, "-9223372036854775809\n", 21), -EINVAL);
-	assert_export(s, n, "-9223372036854775808");
+	assert_export_refused(s, n);
 	tu_write(s, n, 0, "1\n", 2);
 
 	/* floats */
@@ -380,7 +406,7 @@ static void test_writes(void **state)
 	assert_rc(pog_write(s, b, 0, "maybe\n", 6), -EINVAL);
 	truncate_to(s, b, 0, 0);
 	assert_rc(pog_write(s, b, 0, "1\n", 2), -EINVAL);
-	assert_export(s, b, "true");
+	assert_export_refused(s, b);
 	tu_write(s, b, 0, "false\n", 6);
 	assert_export(s, b, "false");
 
@@ -390,14 +416,18 @@ static void test_writes(void **state)
 	assert_text(s, z, "null\n");
 	tu_commit_check(s, "scalars");
 
-	/* a truncated scalar keeps its value through commit and reopen */
+	/* a truncated scalar is empty, has no value and is not committed:
+	 * export and the text never disagree */
 	truncate_to(s, f, 0, 0);
-	tu_commit_check(s, "f truncated");
+	assert_export_refused(s, f);
+	assert_rc(pog_commit(s, NULL, NULL), -EINVAL);
+	tu_write(s, f, 0, "1e300\n", 6);
+	tu_commit_check(s, "f rewritten");
 	tu_reopen(ctx);
 	s = ctx->s;
 	f = tu_lookup(s, POG_ROOT_INO, "f");
 	assert_int_equal(type_of(s, f), POG_FLOAT);
-	assert_text(s, f, "");
+	assert_text(s, f, "1e300\n");
 	assert_export(s, f, "1e+300");
 	n = tu_lookup(s, POG_ROOT_INO, "n");
 	assert_text(s, n, "1\n");
@@ -494,11 +524,13 @@ static void test_scalar_conversions(void **state)
 	assert_ok(pog_set_type(s, a, POG_STRING));
 	tu_commit_check(s, "conversions");
 
-	/* a scalar cut to 0 bytes cannot convert to another scalar (no
-	 * text), but becomes an empty string */
+	/* a scalar cut to 0 bytes converts to another scalar (empty, no
+	 * value) and to an empty string */
 	assert_ok(make_typed(s, "e", "7", POG_INT, &e));
 	truncate_to(s, e, 0, 0);
-	assert_rc(pog_set_type(s, e, POG_FLOAT), -EINVAL);
+	assert_ok(pog_set_type(s, e, POG_FLOAT));
+	assert_int_equal(type_of(s, e), POG_FLOAT);
+	assert_text(s, e, "");
 	assert_ok(pog_set_type(s, e, POG_STRING));
 	assert_text(s, e, "");
 
