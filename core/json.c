@@ -713,20 +713,19 @@ static void emit_map_entries(struct exporter *e, const struct pog_inode *in,
 static void emit_list(struct exporter *e, const struct pog_inode *in, int depth)
 {
 	out(e, "[", 1);
-	struct pog_bt_iter it;
-	int r = pog_bt_seek(&it, e->s, in->content, 0);
+	/* In order: a staged list with names 0 1 2 4 or 2.5 is the array of
+	 * its entries, as the commit will number them. */
+	struct pog_list_iter it;
+	int r = pog_list_seek(&it, e->s, in->content, 0);
 	bool first = true;
 	while (r > 0 && !e->err) {
-		const void *val;
-		uint64_t child;
-		pog_bt_cur(&it, NULL, &val, NULL);
-		memcpy(&child, val, 8);
 		if (!first)
 			out(e, ",", 1);
 		first = false;
-		emit(e, child, depth + 1);
-		r = pog_bt_next(&it);
+		emit(e, it.child, depth + 1);
+		r = pog_list_next(&it);
 	}
+	pog_list_iter_release(&it);
 	if (r < 0)
 		e->err = r;
 	out(e, "]", 1);

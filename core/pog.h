@@ -170,6 +170,15 @@ int pog_set_holder(pog_store *s, int state);
  */
 int pog_commit(pog_store *s, const char *message, uint64_t *id);
 
+/*
+ * The lists whose names the last successful pog_commit changed: a commit
+ * renumbers every list changed in it 0..n-1 in order (inside a
+ * transaction names never shift). fn(ctx, dir) for each; a non-zero
+ * return stops and is returned. For telling a cache which names moved.
+ */
+int pog_renumbered(pog_store *s, int (*fn)(void *ctx, uint64_t dir),
+		   void *ctx);
+
 /* Throw away everything staged; the view returns to the last commit. */
 int pog_abort(pog_store *s);
 

@@ -114,6 +114,9 @@ struct pog_store {
 	struct pog_map64 small_slots; /* fresh slots of a carried block */
 	uint64_t small_garbage;      /* committed slot bytes let go */
 	struct pog_map64 changes;    /* ino -> POG_CHG_* */
+	struct pog_map64 list_dirty; /* list ino -> 1 + first key whose name
+					the commit may change (list.c) */
+	struct pog_vec renumbered;   /* lists the last commit renumbered */
 	unsigned importing;          /* imports running: what they make in a
 					new directory has no line of its own */
 	char **removed_paths;        /* 'D' lines */
@@ -274,6 +277,53 @@ int pog_root_init(pog_store *s);
 /* gc.c: recompute the in-use bitmap from the committed state; with
  * index_pages the pages the page index names count as used. */
 int pog_mark_committed(pog_store *s, bool index_pages);
+
+/* ---- list.c: a list's names and order ---------------------------------- */
+#define POG_LIST_POS_DIGITS 14                 /* digits before the point */
+#define POG_LIST_POS_LIMIT ((uint64_t)1 << 48) /* integer position keys */
+#define POG_LIST_SCRATCH ((uint64_t)1 << 62)   /* renumbering only */
+#define POG_LIST_NAMED ((uint64_t)1 << 63)     /* fractions, temporaries */
+
+enum { POG_LIST_POSITION, POG_LIST_FRACTION, POG_LIST_TEMP };
+struct pog_list_name {
+	int kind;
+	uint64_t whole;   /* positions: the integer part */
+	const char *frac; /* fractions: the digits after the point */
+	size_t frac_len;
+};
+/* What a name in a list is: 0, or -EINVAL for a number too big. */
+int pog_list_name_parse(const char *name, size_t len, struct pog_list_name *out);
+/* The list ino changed at key (or in group) `from`: the commit renumbers
+ * from there (POG_LIST_POS_LIMIT: only a temporary entry changed). */
+void pog_list_touched(pog_store *s, uint64_t ino, uint64_t from);
+/* Before a commit: refuse temporary entries (-EINVAL, error set), then
+ * renumber every list changed in the transaction 0..n-1. */
+int pog_lists_settle(pog_store *s);
+/* Forget the transaction's list edits (after commit or abort). */
+void pog_lists_clear(pog_store *s);
+
+/* A list's entries in order: positions numerically, then temporaries. */
+struct pog_list_iter {
+	pog_store *s;
+	uint64_t root;
+	int phase;              /* 0 positions, 1 temporaries, 2 end */
+	struct pog_bt_iter ints, named;
+	bool ints_ok, from_ints;
+	struct frac *fracs;
+	size_t nfracs, fi;
+	uint64_t temp_from;
+	uint64_t group;         /* integer part of the current position */
+	unsigned item;          /* its index among its group's entries */
+	uint64_t key, child;    /* the current entry */
+};
+/* Start at a readdir cookie (0: the first entry). 1 positioned, 0 at the
+ * end, <0 error; release the iterator in every case. */
+int pog_list_seek(struct pog_list_iter *it, pog_store *s, uint64_t root,
+		  uint64_t cookie);
+int pog_list_next(struct pog_list_iter *it);
+/* The cookie that resumes after the current entry (0 < c < 2^61). */
+uint64_t pog_list_cookie(const struct pog_list_iter *it);
+void pog_list_iter_release(struct pog_list_iter *it);
 
 /* ---- merkle.c: the hash cache --------------------------------------- */
 /* An object's content changed (write lock held). */
