@@ -243,9 +243,10 @@ int pog_lookup(pog_store *s, uint64_t dir, const char *name, size_t len,
 
 /*
  * List a directory from position `cookie` (0 = start): a map in key
- * order, a list from its last index down to 0 (so that tools which unlink
- * entries in the order they read them never shift one they have not
- * reached). fn receives each entry with the cookie that resumes after it
+ * order, a list in the numeric order of its names, then its temporary
+ * entries (names never shift inside a transaction, so tools that unlink
+ * entries as they read them meet each once). fn receives each entry with
+ * the cookie that resumes after it
  * (always > 0 and < 2^61);
  * when fn returns non-zero the listing stops (that value is returned,
  * and the entry it was given counts as not consumed).
