@@ -2,11 +2,13 @@
 # the missing ones. Sourced by tools/up.sh, tests/run.sh and .ci/run.
 
 # Build: compiler, meson, libraries. Run: fuse3 (fusermount3). Tests:
-# cmocka, pytest, rsync, attr (setfattr/getfattr), sqlite3 (benchmarks).
+# cmocka, pytest, rsync, attr (setfattr/getfattr), sqlite3 (benchmarks);
+# the real tools the mount tests drive: vim, nano, sed, tar, find.
 POG_DEPS=(
 	gcc libc6-dev meson ninja-build pkg-config
 	libfuse3-dev fuse3 libpmemobj-dev zlib1g-dev libcjson-dev
 	libcmocka-dev python3-pytest rsync attr sqlite3 libsqlite3-dev
+	vim nano sed tar findutils
 )
 
 # Print the packages of POG_DEPS that are not installed, one per line.
