@@ -1896,8 +1896,7 @@ static int import_link(struct importer *im, uint64_t dir, const char *name,
 	int err = integer_at(im, idv, "$link", false, &id);
 	if (err)
 		return err;
-	/* Defined already (always so in pog's own documents): link now, so
-	 * that a list keeps its order. */
+	/* Defined already (always so in pog's own documents): link now. */
 	uint64_t *t = pog_map64_find(&im->ids, id);
 	if (t) {
 		struct pog_attr a;
@@ -1905,10 +1904,8 @@ static int import_link(struct importer *im, uint64_t dir, const char *name,
 		return err ? fail(im, err, "link \"%.*s\": %s", shown(nlen, 60),
 				  name, pog_strerror(err)) : 0;
 	}
-	struct pog_attr da;
-	if (pog_getattr(im->s, dir, &da) == 0 && da.type == POG_LIST)
-		return fail_at(im, idv, -EINVAL, "$link %" PRIu64 " in a list comes "
-			       "before its $id", id);
+	/* A list keeps the name's place: names never shift before the
+	 * commit renumbers it. */
 	return defer_link(im, dir, name, nlen, id);
 }
 
@@ -2265,7 +2262,9 @@ static int validate_object(struct importer *im, struct validator *va, size_t v,
 			return err;
 		return validate_members(im, va, v, depth);
 	case K_LINK:
-		return name_id(im, va, at[K_LINK], "$link", in_list);
+		/* in a list too: names do not shift, so a link made at the
+		 * end keeps its place */
+		return name_id(im, va, at[K_LINK], "$link", false);
 	case K_REF:
 		err = name_id(im, va, at[K_REF], "$ref", false);
 		if (err || !at[K_TARGET])
