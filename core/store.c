@@ -944,6 +944,7 @@ int pog_commit_locked(pog_store *s, const char *message, uint64_t *id_out)
 	pmemobj_persist(s->pop, &s->super->commit_block, sizeof(uint64_t));
 
 	uint64_t old_commit = s->commit_bno;
+	s->last_commit_fresh = s->fresh_count;
 	fresh_clear(s, false);
 	for (size_t i = 0; i < s->freed.n; i++)
 		block_free_now(s, s->freed.v[i]);

@@ -95,6 +95,7 @@ struct pog_store {
 	uint64_t alloc_cursor;
 	uint64_t blocks_used;
 	uint64_t fresh_count;
+	uint64_t last_commit_fresh;  /* blocks the last commit sealed */
 	uint64_t fresh_min_seg, fresh_max_seg;
 
 	struct pog_state staged, committed;
