@@ -939,11 +939,12 @@ static int list_readdir(pog_store *s, const struct pog_state *st,
 	struct pog_list_iter it;
 	int r = pog_list_seek(&it, s, d->content, cookie);
 	while (r > 0) {
-		const void *val;
-		uint16_t vlen;
+		const void *val = NULL;
+		uint16_t vlen = 0;
 		char name[256];
 		ssize_t nlen = -ENOENT;
-		if (pog_bt_get(s, d->content, it.key, &val, &vlen) == 0)
+		if (it.key < POG_LIST_NAMED ||
+		    pog_bt_get(s, d->content, it.key, &val, &vlen) == 0)
 			nlen = entry_name(POG_LIST, it.key, val, vlen, name,
 					  sizeof(name));
 		const struct pog_inode *c;
