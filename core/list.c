@@ -6,26 +6,38 @@
 #include "store_int.h"
 
 /*
- * A list's entry tree (POG_TREE_LIST) holds three kinds of keys:
- *   key < POG_LIST_POS_LIMIT    the position named by the integer key
- *                               (value: the child's u64 identity);
- *   key >= POG_LIST_NAMED       a fractional position ("2.5") or a
- *                               temporary entry (".0.XYZ"), keyed as a map
- *                               entry is, NAMED | hash(name) | seq (value:
- *                               the child's identity, then the name);
- *   POG_LIST_SCRATCH <= key < POG_LIST_NAMED: used only while a commit
- *                               renumbers a list.
+ * A list's entry tree (POG_TREE_LIST) holds four kinds of keys:
+ *   key < POG_LIST_POS_LIMIT     the position named by the integer key
+ *                                (value: the child's u64 identity);
+ *   POG_LIST_FRACTION | g << 13 | seq
+ *                                a fractional position with integer part g
+ *                                ("2.5": g = 2); seq orders the fractions
+ *                                of one g, spaced so that one can go
+ *                                between two (value: identity, then name);
+ *   POG_LIST_NAMED | hash | seq  a temporary entry (".0.XYZ"), keyed as a
+ *                                map entry is (value: identity, then name);
+ *   POG_LIST_SCRATCH + rank      only while a commit renumbers a list.
  * A committed list holds the keys 0..n-1 and nothing else: every commit
  * renumbers the lists it changed and refuses temporary entries. So inside
- * a transaction a name never shifts (removing 3 leaves 0 1 2 4) and the
- * entries of a list are listed in numeric order of their names, then the
- * temporary entries.
+ * a transaction a name never shifts (removing 3 leaves 0 1 2 4), and the
+ * tree's key order is the numeric order of the positions (integers and
+ * fractions merged by g), then the temporary entries.
  */
 
-#define KEY_HASH_MASK 0x0FFFFFFFFFFFFFF0ULL
-#define GROUP_SHIFT 12 /* readdir cookie: group << 12 | item in group */
-#define GROUP_ITEMS ((1u << GROUP_SHIFT) - 1)
+#define FRAC_SEQ_BITS 13
+#define FRAC_SEQ_END ((uint64_t)1 << FRAC_SEQ_BITS) /* seqs are 1..END-1 */
+#define COOKIE_SHIFT 14 /* readdir cookie: g << 14 | (0, or seq + 1) */
 #define TEMP_COOKIE ((uint64_t)1 << 60)
+
+uint64_t pog_list_frac_key(uint64_t group, uint64_t seq)
+{
+	return POG_LIST_FRACTION | group << FRAC_SEQ_BITS | seq;
+}
+
+static uint64_t frac_group(uint64_t key)
+{
+	return (key & ~POG_LIST_FRACTION) >> FRAC_SEQ_BITS;
+}
 
 int pog_list_name_parse(const char *name, size_t len, struct pog_list_name *out)
 {
@@ -54,7 +66,7 @@ int pog_list_name_parse(const char *name, size_t len, struct pog_list_name *out)
 	for (size_t j = 0; j < whole_len; j++)
 		v = v * 10 + (uint64_t)(name[j] - '0');
 	out->whole = v;
-	out->kind = fraction ? POG_LIST_FRACTION : POG_LIST_POSITION;
+	out->kind = fraction ? POG_LIST_FRACTION_NAME : POG_LIST_POSITION;
 	out->frac = fraction ? name + i + 1 : NULL;
 	out->frac_len = fraction ? len - i - 1 : 0;
 	return 0;
@@ -84,7 +96,59 @@ void pog_list_touched(pog_store *s, uint64_t ino, uint64_t from)
 		*v = from + 1;
 }
 
-/* ---- the fractional positions of a list, sorted ------------------------ */
+/* ---- fractions: found and placed within their group ------------------ */
+
+/* The name of the fraction at the iterator (its value). */
+static int frac_name(const struct pog_bt_iter *it, uint64_t *key,
+		     uint64_t *child, struct pog_list_name *nm)
+{
+	const void *val;
+	uint16_t vlen;
+	pog_bt_cur(it, key, &val, &vlen);
+	if (vlen < 8 ||
+	    pog_list_name_parse((const char *)val + 8, vlen - 8u, nm) ||
+	    nm->kind != POG_LIST_FRACTION_NAME)
+		return POG_ECORRUPT;
+	memcpy(child, val, 8);
+	return 0;
+}
+
+int pog_list_frac_find(pog_store *s, uint64_t root,
+		       const struct pog_list_name *want, uint64_t *key,
+		       uint64_t *child, uint64_t *free_key)
+{
+	uint64_t lo = 0, hi = FRAC_SEQ_END, end = pog_list_frac_key(want->whole + 1, 0);
+	struct pog_bt_iter it;
+	int r = pog_bt_seek(&it, s, root, pog_list_frac_key(want->whole, 0));
+	while (r > 0) {
+		uint64_t k, c;
+		struct pog_list_name nm;
+		pog_bt_cur(&it, &k, NULL, NULL);
+		if (k >= end)
+			break;
+		int err = frac_name(&it, &k, &c, &nm);
+		if (err)
+			return err;
+		int cmp = position_cmp(&nm, want);
+		if (cmp == 0) {
+			*key = k;
+			*child = c;
+			return 0;
+		}
+		if (cmp > 0) {
+			hi = k & (FRAC_SEQ_END - 1);
+			break;
+		}
+		lo = k & (FRAC_SEQ_END - 1);
+		r = pog_bt_next(&it);
+	}
+	if (r < 0)
+		return r;
+	if (free_key)
+		*free_key = hi - lo >= 2 ? pog_list_frac_key(want->whole, (lo + hi) / 2)
+					 : 0; /* no room: respace */
+	return -ENOENT;
+}
 
 struct frac {
 	uint64_t key, child;
@@ -92,124 +156,146 @@ struct frac {
 	char *text;
 };
 
-static void fracs_free(struct frac *f, size_t n)
-{
-	for (size_t i = 0; i < n; i++)
-		free(f[i].text);
-	free(f);
-}
-
 static int frac_cmp(const void *a, const void *b)
 {
 	return position_cmp(&((const struct frac *)a)->name,
 			    &((const struct frac *)b)->name);
 }
 
-/* The fractional positions of group >= from (an edit each: a committed
- * list has none), in numeric order. */
-static int fracs_collect(pog_store *s, uint64_t root, uint64_t from,
-			 struct frac **out, size_t *nout)
+/* The owning key of child moves from old_key to new_key in dir. */
+static int reown_child(pog_store *s, uint64_t dir, uint64_t child,
+		       uint64_t old_key, uint64_t new_key);
+
+/*
+ * Spread the fractions of group `want->whole` evenly over their seq
+ * range, leaving a place for `want`, whose key is *key afterwards: a
+ * rare step (a dozen fractions nested at one point). -ENOSPC past
+ * FRAC_SEQ_END - 2 fractions with one integer part.
+ */
+int pog_list_frac_respace(pog_store *s, uint64_t ino, struct pog_inode *dir,
+			  const struct pog_list_name *want, uint64_t *key)
 {
 	struct frac *f = NULL;
 	size_t n = 0, cap = 0;
+	uint64_t end = pog_list_frac_key(want->whole + 1, 0);
 	struct pog_bt_iter it;
-	int r = pog_bt_seek(&it, s, root, POG_LIST_NAMED);
-	while (r > 0) {
-		uint64_t key, child;
+	int err = 0;
+	int r = pog_bt_seek(&it, s, dir->content, pog_list_frac_key(want->whole, 0));
+	while (r > 0 && !err) {
+		uint64_t k;
 		const void *val;
 		uint16_t vlen;
-		pog_bt_cur(&it, &key, &val, &vlen);
-		if (vlen < 8) {
-			r = POG_ECORRUPT;
+		pog_bt_cur(&it, &k, &val, &vlen);
+		if (k >= end)
 			break;
-		}
-		struct pog_list_name nm;
-		const char *name = (const char *)val + 8;
-		size_t len = vlen - 8u;
-		if (pog_list_name_parse(name, len, &nm) == 0 &&
-		    nm.kind == POG_LIST_FRACTION && nm.whole >= from) {
-			if (n == cap) {
-				cap = cap ? cap * 2 : 8;
-				struct frac *g = realloc(f, cap * sizeof(*f));
-				if (!g) {
-					r = -ENOMEM;
-					break;
-				}
-				f = g;
-			}
-			char *text = malloc(len + 1);
-			if (!text) {
-				r = -ENOMEM;
+		if (n + 1 >= cap) {
+			cap = cap ? cap * 2 : 16;
+			struct frac *g = realloc(f, cap * sizeof(*f));
+			if (!g) {
+				err = -ENOMEM;
 				break;
 			}
-			memcpy(text, name, len);
-			text[len] = '\0';
-			memcpy(&child, val, 8);
-			f[n].key = key;
-			f[n].child = child;
-			pog_list_name_parse(text, len, &f[n].name);
-			f[n].text = text;
-			n++;
+			f = g;
 		}
+		f[n].text = vlen >= 8 ? malloc(vlen - 8u + 1u) : NULL;
+		if (!f[n].text) {
+			err = vlen >= 8 ? -ENOMEM : POG_ECORRUPT;
+			break;
+		}
+		memcpy(f[n].text, (const char *)val + 8, vlen - 8u);
+		f[n].text[vlen - 8u] = '\0';
+		memcpy(&f[n].child, val, 8);
+		f[n].key = k;
+		pog_list_name_parse(f[n].text, vlen - 8u, &f[n].name);
+		n++;
 		r = pog_bt_next(&it);
 	}
-	if (r < 0) {
-		fracs_free(f, n);
-		return r;
+	if (r < 0 && !err)
+		err = r;
+	size_t total = n;
+	if (!err && n + 2 >= FRAC_SEQ_END)
+		err = -ENOSPC;
+	if (!err) {
+		f[n] = (struct frac){0, 0, *want, NULL}; /* the place kept */
+		total = n + 1;
+		qsort(f, n + 1, sizeof(*f), frac_cmp);
+		for (size_t i = 0; i <= n && !err; i++)
+			if (f[i].text)
+				err = pog_bt_del(s, &dir->content, f[i].key);
+		for (size_t i = 0; i <= n && !err; i++) {
+			uint64_t k = pog_list_frac_key(want->whole,
+						       (i + 1) * FRAC_SEQ_END / (n + 2));
+			if (!f[i].text) {
+				*key = k;
+				continue;
+			}
+			size_t len = strlen(f[i].text);
+			char buf[8 + POG_KEY_MAX];
+			memcpy(buf, &f[i].child, 8);
+			memcpy(buf + 8, f[i].text, len);
+			err = pog_bt_put(s, POG_TREE_LIST, &dir->content, k, buf,
+					 (uint16_t)(8 + len));
+			if (!err)
+				err = reown_child(s, ino, f[i].child, f[i].key, k);
+		}
 	}
-	if (n)
-		qsort(f, n, sizeof(*f), frac_cmp);
-	*out = f;
-	*nout = n;
-	return 0;
+	for (size_t i = 0; i < total; i++)
+		free(f[i].text);
+	free(f);
+	return err;
 }
 
 /* ---- ordered iteration ---------------------------------------------------- */
 
 void pog_list_iter_release(struct pog_list_iter *it)
 {
-	fracs_free(it->fracs, it->nfracs);
-	it->fracs = NULL;
-	it->nfracs = 0;
+	(void)it; /* nothing held: kept for callers that may hold more */
 }
 
-/* The next integer position at or after key (it->ints positioned). */
-static int ints_seek(struct pog_list_iter *it, uint64_t key)
+/* Position a cursor at key, limited to [key, end): 1, 0 (none), <0. */
+static int cursor_seek(struct pog_bt_iter *c, pog_store *s, uint64_t root,
+		       uint64_t key, uint64_t end)
 {
-	int r = pog_bt_seek(&it->ints, it->s, it->root, key);
+	int r = pog_bt_seek(c, s, root, key);
 	if (r > 0) {
 		uint64_t k;
-		pog_bt_cur(&it->ints, &k, NULL, NULL);
-		if (k >= POG_LIST_POS_LIMIT)
+		pog_bt_cur(c, &k, NULL, NULL);
+		if (k >= end)
 			r = 0;
 	}
-	it->ints_ok = r > 0;
-	return r < 0 ? r : 0;
+	return r;
 }
 
-/* Make the current entry the next one in order; 1 positioned, 0 at end. */
+static int cursor_next(struct pog_bt_iter *c, uint64_t end)
+{
+	int r = pog_bt_next(c);
+	if (r > 0) {
+		uint64_t k;
+		pog_bt_cur(c, &k, NULL, NULL);
+		if (k >= end)
+			r = 0;
+	}
+	return r;
+}
+
+/* Make the current entry the smaller of the two cursors' (an integer g
+ * before the fractions of g), or move on to the temporaries. */
 static int iter_settle(struct pog_list_iter *it)
 {
 	if (it->phase == 0) {
-		uint64_t k = 0;
+		uint64_t ki = 0, kf = 0;
 		if (it->ints_ok)
-			pog_bt_cur(&it->ints, &k, NULL, NULL);
-		bool have_frac = it->fi < it->nfracs;
-		if (it->ints_ok &&
-		    (!have_frac || k <= it->fracs[it->fi].name.whole)) {
+			pog_bt_cur(&it->ints, &ki, NULL, NULL);
+		if (it->fracs_ok)
+			pog_bt_cur(&it->fracs, &kf, NULL, NULL);
+		bool take_int = it->ints_ok &&
+				(!it->fracs_ok || ki <= frac_group(kf));
+		if (take_int || it->fracs_ok) {
 			const void *val;
-			pog_bt_cur(&it->ints, NULL, &val, NULL);
-			it->key = k;
+			pog_bt_cur(take_int ? &it->ints : &it->fracs, &it->key,
+				   &val, NULL);
 			memcpy(&it->child, val, 8);
-			it->group = k;
-			it->from_ints = true;
-			return 1;
-		}
-		if (have_frac) {
-			it->key = it->fracs[it->fi].key;
-			it->child = it->fracs[it->fi].child;
-			it->group = it->fracs[it->fi].name.whole;
-			it->from_ints = false;
+			it->from_ints = take_int;
 			return 1;
 		}
 		it->phase = 1;
@@ -219,54 +305,33 @@ static int iter_settle(struct pog_list_iter *it)
 			return r;
 		}
 	}
-	while (it->phase == 1) {
-		uint64_t key;
+	if (it->phase == 1) {
 		const void *val;
-		uint16_t vlen;
-		pog_bt_cur(&it->named, &key, &val, &vlen);
-		struct pog_list_name nm;
-		if (vlen < 8)
-			return POG_ECORRUPT;
-		pog_list_name_parse((const char *)val + 8, vlen - 8u, &nm);
-		if (nm.kind == POG_LIST_TEMP) {
-			it->key = key;
-			memcpy(&it->child, val, 8);
-			return 1;
-		}
-		int r = pog_bt_next(&it->named);
-		if (r <= 0) {
-			it->phase = 2;
-			return r;
-		}
+		pog_bt_cur(&it->named, &it->key, &val, NULL);
+		memcpy(&it->child, val, 8);
+		return 1;
 	}
 	return 0;
 }
 
 int pog_list_next(struct pog_list_iter *it)
 {
+	int r;
 	if (it->phase == 0) {
-		uint64_t before = it->group;
-		if (it->from_ints) {
-			int r = pog_bt_next(&it->ints);
-			if (r < 0)
-				return r;
+		if (it->from_ints)
+			r = cursor_next(&it->ints, POG_LIST_POS_LIMIT);
+		else
+			r = cursor_next(&it->fracs, POG_LIST_NAMED);
+		if (r < 0)
+			return r;
+		if (it->from_ints)
 			it->ints_ok = r > 0;
-			if (it->ints_ok) {
-				uint64_t k;
-				pog_bt_cur(&it->ints, &k, NULL, NULL);
-				if (k >= POG_LIST_POS_LIMIT)
-					it->ints_ok = false;
-			}
-		} else {
-			it->fi++;
-		}
-		int r = iter_settle(it);
-		if (r > 0 && it->phase == 0)
-			it->item = it->group == before ? it->item + 1 : 0;
-		return r;
+		else
+			it->fracs_ok = r > 0;
+		return iter_settle(it);
 	}
 	if (it->phase == 1) {
-		int r = pog_bt_next(&it->named);
+		r = pog_bt_next(&it->named);
 		if (r <= 0) {
 			it->phase = 2;
 			return r;
@@ -293,26 +358,31 @@ int pog_list_seek(struct pog_list_iter *it, pog_store *s, uint64_t root,
 		}
 		return iter_settle(it);
 	}
-	uint64_t group = cookie ? (cookie - 1) >> GROUP_SHIFT : 0;
-	unsigned skip = cookie ? (unsigned)((cookie - 1) & GROUP_ITEMS) : 0;
-	int err = fracs_collect(s, root, group, &it->fracs, &it->nfracs);
-	if (!err)
-		err = ints_seek(it, group);
-	if (err)
-		return err;
-	int r = iter_settle(it);
-	it->item = 0;
-	while (r > 0 && it->phase == 0 && it->group == group && it->item < skip)
-		r = pog_list_next(it);
-	return r;
+	uint64_t int_from = 0, frac_from = POG_LIST_FRACTION;
+	if (cookie) {
+		uint64_t g = (cookie - 1) >> COOKIE_SHIFT;
+		uint64_t after = (cookie - 1) & ((1u << COOKIE_SHIFT) - 1);
+		int_from = g + 1;
+		frac_from = pog_list_frac_key(g, after);
+	}
+	int r = cursor_seek(&it->ints, s, root, int_from, POG_LIST_POS_LIMIT);
+	if (r < 0)
+		return r;
+	it->ints_ok = r > 0;
+	r = cursor_seek(&it->fracs, s, root, frac_from, POG_LIST_NAMED);
+	if (r < 0)
+		return r;
+	it->fracs_ok = r > 0;
+	return iter_settle(it);
 }
 
 uint64_t pog_list_cookie(const struct pog_list_iter *it)
 {
 	if (it->phase == 0) {
-		unsigned item = it->item + 1 < GROUP_ITEMS ? it->item + 1
-							  : GROUP_ITEMS;
-		return ((it->group << GROUP_SHIFT) | item) + 1;
+		if (it->from_ints)
+			return (it->key << COOKIE_SHIFT) + 1;
+		uint64_t seq = it->key & (FRAC_SEQ_END - 1);
+		return ((frac_group(it->key) << COOKIE_SHIFT) | (seq + 1)) + 1;
 	}
 	return TEMP_COOKIE + (it->key & ~POG_LIST_NAMED) + 1;
 }
@@ -386,49 +456,38 @@ static int entry_move(pog_store *s, uint64_t *root, uint64_t key,
 
 /*
  * Give the entries of a list from group `from` on the names rank, rank+1,
- * ... in order. An entry whose key is its rank stays. With no fractional
- * position every other entry moves down, so moving in ascending order
- * never meets a key still taken; with fractions, entries may move up, so
- * they pass through the scratch keys. Entries below `from` are
- * 0..rank-1 already. *moved counts the entries that got a new name.
+ * ... in order. An entry whose key is its rank stays. With no fraction
+ * every other entry moves down, so moving in ascending order never meets
+ * a key still taken; with fractions, entries may move up, so they pass
+ * through the scratch keys. Entries below `from` are 0..rank-1 already.
+ * *moved counts the entries that got a new name.
  */
 static int renumber(pog_store *s, uint64_t ino, struct pog_inode *in,
 		    uint64_t from, uint64_t rank, uint64_t *moved)
 {
-	struct frac *f = NULL;
-	size_t nf = 0, fi = 0;
-	int err = fracs_collect(s, in->content, from, &f, &nf);
-	if (err)
-		return err;
-	uint64_t base = nf ? POG_LIST_SCRATCH : 0;
-	struct pog_bt_iter it;
-	uint64_t next_int = from;
-	int r = pog_bt_seek(&it, s, in->content, from);
-	while (r >= 0) {
-		uint64_t k = 0, child = 0;
-		bool have_int = false;
-		if (r > 0) {
-			const void *val;
-			pog_bt_cur(&it, &k, &val, NULL);
-			have_int = k < POG_LIST_POS_LIMIT;
-			if (have_int)
-				memcpy(&child, val, 8);
-		}
-		uint64_t key;
-		bool from_int = have_int && (fi == nf || k <= f[fi].name.whole);
-		if (from_int) {
-			key = k;
-			next_int = k + 1;
-		} else if (fi < nf) {
-			key = f[fi].key;
-			child = f[fi].child;
-			fi++;
-		} else {
-			break;
-		}
+	struct pog_bt_iter ints, fracs;
+	uint64_t next_int = from, next_frac = pog_list_frac_key(from, 0);
+	int ri = cursor_seek(&ints, s, in->content, next_int, POG_LIST_POS_LIMIT);
+	int rf = cursor_seek(&fracs, s, in->content, next_frac, POG_LIST_NAMED);
+	uint64_t base = rf > 0 ? POG_LIST_SCRATCH : 0;
+	bool scratch = base != 0;
+	int err = 0;
+	while (ri >= 0 && rf >= 0 && (ri > 0 || rf > 0)) {
+		uint64_t ki = 0, kf = 0, key, child;
+		const void *val;
+		if (ri > 0)
+			pog_bt_cur(&ints, &ki, NULL, NULL);
+		if (rf > 0)
+			pog_bt_cur(&fracs, &kf, NULL, NULL);
+		bool take_int = ri > 0 && (rf == 0 || ki <= frac_group(kf));
+		pog_bt_cur(take_int ? &ints : &fracs, &key, &val, NULL);
+		memcpy(&child, val, 8);
+		if (take_int)
+			next_int = key + 1;
+		else
+			next_frac = key + 1;
 		if (key == rank) {
-			if (from_int)
-				r = pog_bt_next(&it);
+			ri = cursor_next(&ints, POG_LIST_POS_LIMIT);
 		} else {
 			err = entry_move(s, &in->content, key, child, base + rank);
 			if (!err)
@@ -436,16 +495,20 @@ static int renumber(pog_store *s, uint64_t ino, struct pog_inode *in,
 			if (err)
 				break;
 			(*moved)++;
-			/* the tree changed under the iterator */
-			r = pog_bt_seek(&it, s, in->content, next_int);
+			/* the tree changed under the cursors */
+			ri = cursor_seek(&ints, s, in->content, next_int,
+					 POG_LIST_POS_LIMIT);
+			rf = cursor_seek(&fracs, s, in->content, next_frac,
+					 POG_LIST_NAMED);
 		}
 		rank++;
 	}
-	if (r < 0 && !err)
-		err = r;
-	fracs_free(f, nf);
-	while (!err && base) {
-		r = pog_bt_seek(&it, s, in->content, POG_LIST_SCRATCH);
+	if (!err && (ri < 0 || rf < 0))
+		err = ri < 0 ? ri : rf;
+	while (!err && scratch) {
+		struct pog_bt_iter it;
+		int r = cursor_seek(&it, s, in->content, POG_LIST_SCRATCH,
+				    POG_LIST_FRACTION);
 		uint64_t k, child;
 		const void *val;
 		if (r <= 0) {
@@ -453,8 +516,6 @@ static int renumber(pog_store *s, uint64_t ino, struct pog_inode *in,
 			break;
 		}
 		pog_bt_cur(&it, &k, &val, NULL);
-		if (k >= POG_LIST_NAMED)
-			break;
 		memcpy(&child, val, 8);
 		err = entry_move(s, &in->content, k, child, k - POG_LIST_SCRATCH);
 	}

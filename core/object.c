@@ -253,7 +253,7 @@ static int map_find(pog_store *s, const struct pog_inode *dir, const char *name,
 static ssize_t entry_name(uint32_t dtype, uint64_t key, const void *val,
 			  uint16_t vlen, char *name, size_t size)
 {
-	if (dtype != POG_MAP && key < POG_LIST_NAMED)
+	if (dtype != POG_MAP && key < POG_LIST_POS_LIMIT)
 		return snprintf(name, size, "%" PRIu64, key);
 	ssize_t n = pog_name_escape((const char *)val + 8, vlen - 8u, name, size);
 	if (n == -ENAMETOOLONG)
@@ -308,7 +308,9 @@ static int dir_find(pog_store *s, const struct pog_inode *dir, const char *name,
 	struct pog_list_name nm;
 	if (pog_list_name_parse(name, len, &nm))
 		return -ENOENT;
-	if (nm.kind != POG_LIST_POSITION)
+	if (nm.kind == POG_LIST_FRACTION_NAME)
+		return pog_list_frac_find(s, dir->content, &nm, key, child, NULL);
+	if (nm.kind == POG_LIST_TEMP)
 		return map_find(s, dir, name, len, key, child, NULL);
 	const void *val;
 	int err = pog_bt_get(s, dir->content, nm.whole, &val, NULL);
@@ -345,16 +347,12 @@ static int entry_set_child(pog_store *s, struct pog_inode *dir, uint64_t key,
 static uint64_t list_group(pog_store *s, const struct pog_inode *dir,
 			   uint64_t key)
 {
-	if (key < POG_LIST_NAMED)
+	(void)s, (void)dir;
+	if (key < POG_LIST_POS_LIMIT)
 		return key;
-	const void *val;
-	uint16_t vlen;
-	struct pog_list_name nm;
-	if (pog_bt_get(s, dir->content, key, &val, &vlen) || vlen < 8 ||
-	    pog_list_name_parse((const char *)val + 8, vlen - 8u, &nm) ||
-	    nm.kind == POG_LIST_TEMP)
-		return POG_LIST_POS_LIMIT;
-	return nm.whole;
+	if (key < POG_LIST_NAMED) /* a fraction: its integer part */
+		return (key & ~POG_LIST_FRACTION) >> 13;
+	return POG_LIST_POS_LIMIT;
 }
 
 /* Remove entry key from dir (ino). A list's other names stay as they
@@ -373,7 +371,7 @@ static int entry_remove(pog_store *s, uint64_t ino, struct pog_inode *dir,
 }
 
 /* Where a new entry for name goes: -EEXIST when taken. */
-static int entry_slot(pog_store *s, const struct pog_inode *dir,
+static int entry_slot(pog_store *s, uint64_t ino, struct pog_inode *dir,
 		      const char *name, size_t len, uint64_t *key)
 {
 	uint64_t existing, child;
@@ -387,9 +385,18 @@ static int entry_slot(pog_store *s, const struct pog_inode *dir,
 	int err = pog_list_name_parse(name, len, &nm);
 	if (err)
 		return err;
-	if (nm.kind != POG_LIST_POSITION) {
+	if (nm.kind == POG_LIST_TEMP) {
 		err = map_find(s, dir, name, len, &existing, &child, key);
 		return err == 0 ? -EEXIST : err == -ENOENT ? 0 : err;
+	}
+	if (nm.kind == POG_LIST_FRACTION_NAME) {
+		err = pog_list_frac_find(s, dir->content, &nm, &existing, &child,
+					 key);
+		if (err == 0)
+			return -EEXIST;
+		if (err != -ENOENT)
+			return err;
+		return *key ? 0 : pog_list_frac_respace(s, ino, dir, &nm, key);
 	}
 	const void *val;
 	err = pog_bt_get(s, dir->content, nm.whole, &val, NULL);
@@ -407,7 +414,7 @@ static int entry_insert(pog_store *s, uint64_t ino, struct pog_inode *dir,
 			size_t len)
 {
 	int err;
-	if (dir->type == POG_MAP || key >= POG_LIST_NAMED)
+	if (dir->type == POG_MAP || key >= POG_LIST_POS_LIMIT)
 		err = map_put(s, dir, key, child, name, len);
 	else
 		err = pog_bt_put(s, POG_TREE_LIST, &dir->content, key, &child,
@@ -943,7 +950,7 @@ static int list_readdir(pog_store *s, const struct pog_state *st,
 		uint16_t vlen = 0;
 		char name[256];
 		ssize_t nlen = -ENOENT;
-		if (it.key < POG_LIST_NAMED ||
+		if (it.key < POG_LIST_POS_LIMIT ||
 		    pog_bt_get(s, d->content, it.key, &val, &vlen) == 0)
 			nlen = entry_name(POG_LIST, it.key, val, vlen, name,
 					  sizeof(name));
@@ -1293,7 +1300,7 @@ int pog_mknode(pog_store *s, uint64_t dir, const char *name, size_t len,
 	uint64_t key, ino = s->staged.next_ino;
 	err = inode_load(s, &s->staged, dir, &d);
 	if (!err)
-		err = entry_slot(s, &d, name, len, &key);
+		err = entry_slot(s, dir, &d, name, len, &key);
 	if (!err)
 		err = new_inode(s, spec, &c);
 	if (!err && spec->type == POG_SYMLINK) {
@@ -1349,7 +1356,7 @@ int pog_link(pog_store *s, uint64_t ino, uint64_t dir, const char *name,
 	if (!err)
 		err = inode_load(s, &s->staged, dir, &d);
 	if (!err)
-		err = entry_slot(s, &d, name, len, &key);
+		err = entry_slot(s, dir, &d, name, len, &key);
 	if (!err)
 		err = entry_insert(s, dir, &d, key, ino, name, len);
 	if (!err) {
@@ -1648,7 +1655,12 @@ int pog_rename(pog_store *s, uint64_t olddir, const char *oldname,
 		else if (f != -ENOENT)
 			err = f;
 		else if (!(flags & POG_RENAME_EXCHANGE))
-			err = entry_slot(s, &r->nd, newname, newlen, &r->nkey);
+			err = entry_slot(s, newdir, &r->nd, newname, newlen,
+					 &r->nkey);
+		/* making room for a fraction may have moved the source */
+		if (!err && !r->have_dst && olddir == newdir)
+			err = dir_find(s, &r->nd, oldname, oldlen, &r->okey,
+				       &r->sino);
 	}
 	if (!err && r->have_dst)
 		err = inode_load(s, &s->staged, r->dino, &r->dst);
@@ -2047,7 +2059,7 @@ static int dir_foreach(pog_store *s, const struct pog_inode *in,
 		while (r > 0) {
 			const void *val;
 			uint16_t vlen;
-			if (it.key < POG_LIST_NAMED) {
+			if (it.key < POG_LIST_POS_LIMIT) {
 				int n = snprintf(num, sizeof(num), "%" PRIu64, it.key);
 				r = fn(ctx, it.key, it.child, num, (size_t)n);
 			} else if (pog_bt_get(s, in->content, it.key, &val, &vlen) ||
@@ -2101,7 +2113,7 @@ static int convert_entry(void *ctx, uint64_t key, uint64_t child,
 {
 	struct convert *cv = ctx;
 	uint64_t new_key;
-	int err = entry_slot(cv->s, cv->to, name, len, &new_key);
+	int err = entry_slot(cv->s, cv->ino, cv->to, name, len, &new_key);
 	if (!err)
 		err = entry_insert(cv->s, cv->ino, cv->to, new_key, child, name,
 				   len);

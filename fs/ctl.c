@@ -660,6 +660,8 @@ static int command_failed(struct pogfs *fs, struct text *answer, int rc,
 	return rc;
 }
 
+static void invalidate_renumbered(struct pogfs *fs);
+
 static int cmd_commit(struct pogfs *fs, const char *message, struct text *answer)
 {
 	uint64_t staged = pog_staged_count(fs->store);
@@ -673,6 +675,9 @@ static int cmd_commit(struct pogfs *fs, const char *message, struct text *answer
 	pog_set_error(fs->store, NULL);
 	rc = pog_commit(fs->store, message[0] ? message : NULL, &id);
 	if (rc < 0) {
+		/* lists renumbered before the commit failed keep their new
+		 * names (staged) */
+		invalidate_renumbered(fs);
 		/* the store's own reason when it gave one (the path of a
 		 * temporary entry left in a list) */
 		struct pog_status ps;

@@ -309,12 +309,14 @@ def test_import_through_mount_then_remount(mount, tmp_path):
     (tmp_path / "more.json").write_text('{"extra": 1, "more": {"x": "y"}}')
     pog("import", mnt / "newname", tmp_path / "more.json")
     assert sh("cat newname/extra newname/more/x", mnt).stdout == "1\ny"
-    # a list takes a new entry at its end, nowhere else
+    # a list takes a new entry at any free position
     (tmp_path / "five.json").write_text("5")
     pog("import", mnt / "newname/list/4", tmp_path / "five.json")
     assert sh("cat newname/list/4", mnt).stdout == "5\n"
-    r = pog("import", mnt / "newname/list/9", tmp_path / "five.json", check=False)
-    assert r.returncode != 0
+    pog("import", mnt / "newname/list/0.5", tmp_path / "five.json")
+    r = pog("import", mnt / "newname/list/4", tmp_path / "five.json", check=False)
+    assert r.returncode != 0  # taken
+    assert json.loads(pog("export", mnt / "newname/list").stdout)[1] == 5
     # into the root, and "." names it
     (tmp_path / "root.json").write_text('{"top": "level"}')
     pog("import", mnt, tmp_path / "root.json")

@@ -786,6 +786,107 @@ static void test_lists(void **state)
 	tu_assert_fsck_clean(ctx->s);
 }
 
+/* Positions, fractions and temporary entries list in order, and every
+ * cookie resumes right after its entry, also while entries go. */
+static void test_list_order_and_cookies(void **state)
+{
+	struct tu_ctx *ctx = *state;
+	pog_store *s = ctx->s;
+	uint64_t list = tu_mk(s, POG_ROOT_INO, "l", POG_LIST);
+	static const char *const made[] = { "tmpB", "3", "1.5", "0", "1",
+					    "1.25", "0.5", ".0.x", "1.05" };
+	static const char *const order[] = { "0", "0.5", "1", "1.05", "1.25",
+					     "1.5", "3" };
+	uint64_t ino[9], want[9];
+	const char *names[9];
+	struct listing l;
+	size_t n = 0;
+
+	for (size_t i = 0; i < 9; i++)
+		ino[i] = tu_mkfile(s, list, made[i], "x", 1);
+	for (size_t i = 0; i < 7; i++)
+		for (size_t j = 0; j < 9; j++)
+			if (strcmp(made[j], order[i]) == 0) {
+				names[n] = made[j];
+				want[n++] = ino[j];
+			}
+	/* then the temporary entries, in an order of their own */
+	list_dir(s, list, 0, &l);
+	assert_int_equal(l.n, 9);
+	for (size_t i = 7; i < 9; i++) {
+		names[n] = strcmp(l.names[i], "tmpB") == 0 ? "tmpB" : ".0.x";
+		want[n++] = ino[strcmp(l.names[i], "tmpB") == 0 ? 0 : 7];
+	}
+	listing_free(&l);
+	assert_named(s, list, names, want, 9);
+	/* removing what was listed does not disturb the rest of a listing */
+	list_dir(s, list, 0, &l);
+	for (size_t i = 0; i < 4; i++)
+		assert_ok(pog_remove(s, list, l.names[i], strlen(l.names[i]), 0));
+	{
+		struct listing rest;
+		list_dir(s, list, l.cookies[3], &rest);
+		assert_int_equal(rest.n, 5);
+		for (size_t i = 0; i < 5; i++)
+			assert_string_equal(rest.names[i], l.names[4 + i]);
+		listing_free(&rest);
+	}
+	listing_free(&l);
+	assert_rc(pog_commit(s, NULL, NULL), -EINVAL);
+	assert_ok(pog_remove(s, list, "tmpB", 4, 0));
+	assert_ok(pog_rename(s, list, ".0.x", 4, list, "9", 1, 0));
+	tu_commit_check(s, "settled");
+	{
+		const uint64_t after[] = { want[4], want[5], want[6], ino[7] };
+		assert_list(s, list, after, 4);
+	}
+	tu_reopen(ctx);
+	tu_assert_fsck_clean(ctx->s);
+}
+
+/* Fractions nested at one point (2.1, 2.01, 2.001, ...) outgrow the
+ * room between two and are spread again: order and names hold. */
+static void test_list_nested_fractions(void **state)
+{
+	struct tu_ctx *ctx = *state;
+	pog_store *s = ctx->s;
+	uint64_t list = tu_mk(s, POG_ROOT_INO, "l", POG_LIST);
+	char names[32][40];
+	const char *order[33];
+	uint64_t want[33], three;
+
+	want[0] = tu_mkfile(s, list, "2", "x", 1);
+	three = tu_mkfile(s, list, "3", "x", 1);
+	for (size_t k = 0; k < 30; k++) {
+		int len = snprintf(names[k], sizeof(names[k]), "2.");
+		for (size_t z = 0; z < k; z++)
+			names[k][len++] = '0';
+		names[k][len++] = '1';
+		names[k][len] = '\0';
+		/* each one smaller than the last: always first in its group */
+		want[30 - k] = tu_mkfile(s, list, names[k], "f", 1);
+		order[30 - k] = names[k];
+	}
+	order[0] = "2";
+	order[31] = "3";
+	want[31] = three;
+	assert_named(s, list, order, want, 32);
+	/* a rename within the group moves an entry its room-making moved */
+	assert_ok(pog_rename(s, list, names[29], strlen(names[29]), list,
+			     "2.00000000000000000000000000000000001", 37, 0));
+	tu_commit_check(s, "nested");
+	{
+		uint64_t after[32];
+		after[0] = want[0];
+		after[1] = want[1]; /* the renamed one is still the smallest */
+		for (size_t i = 2; i < 32; i++)
+			after[i] = want[i];
+		assert_list(s, list, after, 32);
+	}
+	tu_reopen(ctx);
+	tu_assert_fsck_clean(ctx->s);
+}
+
 /* ---- name escaping ------------------------------------------------------ */
 
 static size_t esc(const char *key, size_t len, char *out, size_t size)
@@ -948,6 +1049,8 @@ int main(void)
 			test_readdir_resume_after_changes, setup, tu_state_teardown),
 		cmocka_unit_test_setup_teardown(test_rename, setup, tu_state_teardown),
 		cmocka_unit_test_setup_teardown(test_lists, setup, tu_state_teardown),
+		cmocka_unit_test_setup_teardown(test_list_order_and_cookies, setup, tu_state_teardown),
+		cmocka_unit_test_setup_teardown(test_list_nested_fractions, setup, tu_state_teardown),
 		cmocka_unit_test_setup_teardown(test_rename_posix_cases, setup,
 						tu_state_teardown),
 		cmocka_unit_test_setup_teardown(test_resolve, setup, tu_state_teardown),
