@@ -24,7 +24,7 @@
  * fractions merged by g), then the temporary entries.
  */
 
-#define FRAC_SEQ_BITS 13
+#define FRAC_SEQ_BITS POG_LIST_FRAC_SEQ_BITS
 #define FRAC_SEQ_END ((uint64_t)1 << FRAC_SEQ_BITS) /* seqs are 1..END-1 */
 #define COOKIE_SHIFT 14 /* readdir cookie: g << 14 | (0, or seq + 1) */
 #define TEMP_COOKIE ((uint64_t)1 << 60)

@@ -351,7 +351,7 @@ static uint64_t list_group(pog_store *s, const struct pog_inode *dir,
 	if (key < POG_LIST_POS_LIMIT)
 		return key;
 	if (key < POG_LIST_NAMED) /* a fraction: its integer part */
-		return (key & ~POG_LIST_FRACTION) >> 13;
+		return (key & ~POG_LIST_FRACTION) >> POG_LIST_FRAC_SEQ_BITS;
 	return POG_LIST_POS_LIMIT;
 }
 

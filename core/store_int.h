@@ -285,6 +285,7 @@ int pog_mark_committed(pog_store *s, bool index_pages);
 #define POG_LIST_SCRATCH ((uint64_t)1 << 61)   /* renumbering only */
 #define POG_LIST_FRACTION ((uint64_t)1 << 62)  /* fractional positions */
 #define POG_LIST_NAMED ((uint64_t)1 << 63)     /* temporary entries */
+#define POG_LIST_FRAC_SEQ_BITS 13 /* fraction key: FRACTION | g << 13 | seq */
 
 enum { POG_LIST_POSITION, POG_LIST_FRACTION_NAME, POG_LIST_TEMP };
 struct pog_list_name {
