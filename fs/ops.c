@@ -1382,7 +1382,8 @@ static void note_set_type(struct pogfs *fs, uint64_t ino, unsigned type,
 		snprintf(why, sizeof(why), "a %s cannot become a %s", from, to);
 	} else if (is_dir_type(type)) {
 		snprintf(why, sizeof(why),
-			 "a %s becomes a %s only when its names are 0..n-1", from, to);
+			 "a %s becomes a %s only when its names are all numbers (positions)",
+			 from, to);
 	} else {
 		snprintf(why, sizeof(why), "its content does not parse as a %s", to);
 	}
