@@ -183,7 +183,8 @@ static inline uint64_t pog_small_addr(uint64_t bno, unsigned cls,
 enum pog_tree_kind {
 	POG_TREE_OBJECTS = 1, /* key ino -> struct pog_inode */
 	POG_TREE_MAP = 2,     /* key hash|seq -> u64 child ino + key bytes */
-	POG_TREE_LIST = 3,    /* key index -> u64 child ino */
+	POG_TREE_LIST = 3,    /* key index -> u64 child ino; committed lists
+				 hold 0..n-1 only (staged ones: core/list.c) */
 	POG_TREE_PAGES = 4,   /* key page index -> struct pog_page_ref */
 	POG_TREE_XATTR = 5,   /* key hash|seq -> u8 namelen, name, value */
 	POG_TREE_LOG = 6,     /* key commit id -> struct pog_log_rec + msg */

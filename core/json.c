@@ -715,20 +715,19 @@ static void emit_map_entries(struct exporter *e, const struct pog_inode *in,
 static void emit_list(struct exporter *e, const struct pog_inode *in, int depth)
 {
 	out(e, "[", 1);
-	struct pog_bt_iter it;
-	int r = pog_bt_seek(&it, e->s, in->content, 0);
+	/* In order: a staged list with names 0 1 2 4 or 2.5 is the array of
+	 * its entries, as the commit will number them. */
+	struct pog_list_iter it;
+	int r = pog_list_seek(&it, e->s, in->content, 0);
 	bool first = true;
 	while (r > 0 && !e->err) {
-		const void *val;
-		uint64_t child;
-		pog_bt_cur(&it, NULL, &val, NULL);
-		memcpy(&child, val, 8);
 		if (!first)
 			out(e, ",", 1);
 		first = false;
-		emit(e, child, depth + 1);
-		r = pog_bt_next(&it);
+		emit(e, it.child, depth + 1);
+		r = pog_list_next(&it);
 	}
+	pog_list_iter_release(&it);
 	if (r < 0)
 		e->err = r;
 	out(e, "]", 1);
@@ -1921,8 +1920,7 @@ static int import_link(struct importer *im, uint64_t dir, const char *name,
 	int err = integer_at(im, idv, "$link", false, &id);
 	if (err)
 		return err;
-	/* Defined already (always so in pog's own documents): link now, so
-	 * that a list keeps its order. */
+	/* Defined already (always so in pog's own documents): link now. */
 	uint64_t *t = pog_map64_find(&im->ids, id);
 	if (t) {
 		struct pog_attr a;
@@ -1930,10 +1928,8 @@ static int import_link(struct importer *im, uint64_t dir, const char *name,
 		return err ? fail(im, err, "link \"%.*s\": %s", shown(nlen, 60),
 				  name, pog_strerror(err)) : 0;
 	}
-	struct pog_attr da;
-	if (pog_getattr(im->s, dir, &da) == 0 && da.type == POG_LIST)
-		return fail_at(im, idv, -EINVAL, "$link %" PRIu64 " in a list comes "
-			       "before its $id", id);
+	/* A list keeps the name's place: names never shift before the
+	 * commit renumbers it. */
 	return defer_link(im, dir, name, nlen, id);
 }
 
@@ -2291,7 +2287,9 @@ static int validate_object(struct importer *im, struct validator *va, size_t v,
 			return err;
 		return validate_members(im, va, v, depth);
 	case K_LINK:
-		return name_id(im, va, at[K_LINK], "$link", in_list);
+		/* in a list too: names do not shift, so a link made at the
+		 * end keeps its place */
+		return name_id(im, va, at[K_LINK], "$link", false);
 	case K_REF:
 		err = name_id(im, va, at[K_REF], "$ref", false);
 		if (err || !at[K_TARGET])

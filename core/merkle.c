@@ -357,22 +357,21 @@ static int hash_list(pog_store *s, const struct pog_state *st, uint64_t ino,
 {
 	unsigned char t = 'l';
 	uint32_t crc = crc_more(0, &t, 1);
-	struct pog_bt_iter it;
-	int r = pog_bt_seek(&it, s, in->content, 0);
+	/* In the list's order, whatever its staged names (0 1 2 4 hashes
+	 * as the renumbered 0 1 2 3 will). */
+	struct pog_list_iter it;
+	int r = pog_list_seek(&it, s, in->content, 0);
 	while (r > 0) {
-		const void *val;
-		uint64_t child, key;
 		uint32_t h;
 		unsigned char b[4];
-		pog_bt_cur(&it, &key, &val, NULL);
-		memcpy(&child, val, sizeof(child));
-		r = child_hash(s, st, ino, key, child, depth, &h);
+		r = child_hash(s, st, ino, it.key, it.child, depth, &h);
 		if (r)
-			return r;
+			break;
 		le32(b, h);
 		crc = crc_more(crc, b, 4);
-		r = pog_bt_next(&it);
+		r = pog_list_next(&it);
 	}
+	pog_list_iter_release(&it);
 	*out = crc;
 	return r;
 }

@@ -169,6 +169,7 @@ struct named {
 	const char *name;
 	size_t len;
 	bool xattr;
+	uint64_t region; /* high key bits: POG_LIST_NAMED in a list */
 };
 
 /* Where the name in a value starts and how long it is (-1: damaged). */
@@ -196,7 +197,7 @@ static int bucket_find(pog_store *s, uint64_t root, const struct named *n,
 		       uint64_t *key, const void **val, uint16_t *vlen,
 		       uint64_t *free_key)
 {
-	uint64_t base = pog_hash_bytes(n->name, n->len) & KEY_HASH_MASK;
+	uint64_t base = n->region | (pog_hash_bytes(n->name, n->len) & KEY_HASH_MASK);
 	unsigned taken = 0;
 	struct pog_bt_iter it;
 	int r = pog_bt_seek(&it, s, root, base);
@@ -234,7 +235,8 @@ static int bucket_find(pog_store *s, uint64_t root, const struct named *n,
 static int map_find(pog_store *s, const struct pog_inode *dir, const char *name,
 		    size_t len, uint64_t *key, uint64_t *child, uint64_t *free_key)
 {
-	struct named n = {name, len, false};
+	struct named n = {name, len, false,
+			  dir->type == POG_LIST ? POG_LIST_NAMED : 0};
 	const void *val;
 	uint16_t vlen;
 	int err = bucket_find(s, dir->content, &n, key, &val, &vlen, free_key);
@@ -251,7 +253,7 @@ static int map_find(pog_store *s, const struct pog_inode *dir, const char *name,
 static ssize_t entry_name(uint32_t dtype, uint64_t key, const void *val,
 			  uint16_t vlen, char *name, size_t size)
 {
-	if (dtype != POG_MAP)
+	if (dtype != POG_MAP && key < POG_LIST_POS_LIMIT)
 		return snprintf(name, size, "%" PRIu64, key);
 	ssize_t n = pog_name_escape((const char *)val + 8, vlen - 8u, name, size);
 	if (n == -ENAMETOOLONG)
@@ -287,22 +289,11 @@ static int map_find_long(pog_store *s, const struct pog_inode *dir,
 	return 0;
 }
 
-/* Parse a list index name: canonical decimal only. */
-static int list_index(const char *name, size_t len, uint64_t *idx)
-{
-	if (len == 0 || len > 19 || (len > 1 && name[0] == '0'))
-		return -EINVAL;
-	uint64_t v = 0;
-	for (size_t i = 0; i < len; i++) {
-		if (name[i] < '0' || name[i] > '9')
-			return -EINVAL;
-		v = v * 10 + (uint64_t)(name[i] - '0');
-	}
-	*idx = v;
-	return 0;
-}
-
-/* Look up a child: *key is its key in dir. -ENOENT, -ENOTDIR. */
+/*
+ * Look up a child: *key is its key in dir. -ENOENT, -ENOTDIR. In a list
+ * an integer name is its key; a fraction or a temporary name is found as
+ * a map key is (list.c).
+ */
 static int dir_find(pog_store *s, const struct pog_inode *dir, const char *name,
 		    size_t len, uint64_t *key, uint64_t *child)
 {
@@ -314,14 +305,18 @@ static int dir_find(pog_store *s, const struct pog_inode *dir, const char *name,
 	}
 	if (dir->type != POG_LIST)
 		return -ENOTDIR;
-	uint64_t idx;
-	if (list_index(name, len, &idx) || idx >= dir->entries)
+	struct pog_list_name nm;
+	if (pog_list_name_parse(name, len, &nm))
 		return -ENOENT;
+	if (nm.kind == POG_LIST_FRACTION_NAME)
+		return pog_list_frac_find(s, dir->content, &nm, key, child, NULL);
+	if (nm.kind == POG_LIST_TEMP)
+		return map_find(s, dir, name, len, key, child, NULL);
 	const void *val;
-	int err = pog_bt_get(s, dir->content, idx, &val, NULL);
+	int err = pog_bt_get(s, dir->content, nm.whole, &val, NULL);
 	if (err)
-		return err == -ENOENT ? POG_ECORRUPT : err;
-	*key = idx;
+		return err;
+	*key = nm.whole;
 	memcpy(child, val, sizeof(*child));
 	return 0;
 }
@@ -332,7 +327,8 @@ static int map_put(pog_store *s, struct pog_inode *dir, uint64_t key,
 	char buf[sizeof(uint64_t) + POG_KEY_MAX];
 	memcpy(buf, &child, sizeof(child));
 	memcpy(buf + sizeof(child), name, len);
-	return pog_bt_put(s, POG_TREE_MAP, &dir->content, key, buf,
+	uint32_t kind = dir->type == POG_LIST ? POG_TREE_LIST : POG_TREE_MAP;
+	return pog_bt_put(s, kind, &dir->content, key, buf,
 			  (uint16_t)(sizeof(child) + len));
 }
 
@@ -347,43 +343,35 @@ static int entry_set_child(pog_store *s, struct pog_inode *dir, uint64_t key,
 	return err;
 }
 
-/* Remove entry key from dir; in a list the later entries shift down. */
-static int entry_remove(pog_store *s, struct pog_inode *dir, uint64_t key)
+/* In a list, the group (integer part) a key's name belongs to. */
+static uint64_t list_group(pog_store *s, const struct pog_inode *dir,
+			   uint64_t key)
 {
+	(void)s, (void)dir;
+	if (key < POG_LIST_POS_LIMIT)
+		return key;
+	if (key < POG_LIST_NAMED) /* a fraction: its integer part */
+		return (key & ~POG_LIST_FRACTION) >> POG_LIST_FRAC_SEQ_BITS;
+	return POG_LIST_POS_LIMIT;
+}
+
+/* Remove entry key from dir (ino). A list's other names stay as they
+ * are until the commit renumbers it. */
+static int entry_remove(pog_store *s, uint64_t ino, struct pog_inode *dir,
+			uint64_t key)
+{
+	uint64_t group = dir->type == POG_LIST ? list_group(s, dir, key) : 0;
 	int err = pog_bt_del(s, &dir->content, key);
 	if (err)
 		return err == -ENOENT ? POG_ECORRUPT : err;
-	if (dir->type == POG_LIST) {
-		for (uint64_t i = key + 1; i < dir->entries; i++) {
-			const void *val;
-			uint64_t child;
-			err = pog_bt_get(s, dir->content, i, &val, NULL);
-			if (err)
-				return err == -ENOENT ? POG_ECORRUPT : err;
-			memcpy(&child, val, sizeof(child));
-			err = pog_bt_del(s, &dir->content, i);
-			if (!err)
-				err = pog_bt_put(s, POG_TREE_LIST, &dir->content,
-						 i - 1, &child, sizeof(child));
-			if (err)
-				return err;
-			/* Keep the child's owning key current. */
-			struct pog_inode c;
-			if (!inode_load(s, &s->staged, child, &c) &&
-			    c.parent_key == i) {
-				c.parent_key = i - 1;
-				err = inode_store(s, child, &c);
-				if (err)
-					return err;
-			}
-		}
-	}
+	if (dir->type == POG_LIST)
+		pog_list_touched(s, ino, group);
 	dir->entries--;
 	return 0;
 }
 
 /* Where a new entry for name goes: -EEXIST when taken. */
-static int entry_slot(pog_store *s, const struct pog_inode *dir,
+static int entry_slot(pog_store *s, uint64_t ino, struct pog_inode *dir,
 		      const char *name, size_t len, uint64_t *key)
 {
 	uint64_t existing, child;
@@ -393,29 +381,50 @@ static int entry_slot(pog_store *s, const struct pog_inode *dir,
 	}
 	if (dir->type != POG_LIST)
 		return -ENOTDIR;
-	uint64_t idx;
-	if (list_index(name, len, &idx))
-		return -EINVAL;
-	if (idx < dir->entries)
+	struct pog_list_name nm;
+	int err = pog_list_name_parse(name, len, &nm);
+	if (err)
+		return err;
+	if (nm.kind == POG_LIST_TEMP) {
+		err = map_find(s, dir, name, len, &existing, &child, key);
+		return err == 0 ? -EEXIST : err == -ENOENT ? 0 : err;
+	}
+	if (nm.kind == POG_LIST_FRACTION_NAME) {
+		err = pog_list_frac_find(s, dir->content, &nm, &existing, &child,
+					 key);
+		if (err == 0)
+			return -EEXIST;
+		if (err != -ENOENT)
+			return err;
+		return *key ? 0 : pog_list_frac_respace(s, ino, dir, &nm, key);
+	}
+	const void *val;
+	err = pog_bt_get(s, dir->content, nm.whole, &val, NULL);
+	if (err == 0)
 		return -EEXIST;
-	if (idx != dir->entries)
-		return -EINVAL; /* a list only grows at its end */
-	*key = idx;
+	if (err != -ENOENT)
+		return err;
+	*key = nm.whole;
 	return 0;
 }
 
-static int entry_insert(pog_store *s, struct pog_inode *dir, uint64_t key,
-			uint64_t child, const char *name, size_t len)
+/* Add an entry to dir (ino) at the key entry_slot gave for name. */
+static int entry_insert(pog_store *s, uint64_t ino, struct pog_inode *dir,
+			uint64_t key, uint64_t child, const char *name,
+			size_t len)
 {
 	int err;
-	if (dir->type == POG_MAP)
+	if (dir->type == POG_MAP || key >= POG_LIST_POS_LIMIT)
 		err = map_put(s, dir, key, child, name, len);
 	else
 		err = pog_bt_put(s, POG_TREE_LIST, &dir->content, key, &child,
 				 sizeof(child));
-	if (!err)
-		dir->entries++;
-	return err;
+	if (err)
+		return err;
+	dir->entries++;
+	if (dir->type == POG_LIST)
+		pog_list_touched(s, ino, list_group(s, dir, key));
+	return 0;
 }
 
 static int check_name(size_t len)
@@ -926,37 +935,37 @@ int pog_lookup(pog_store *s, uint64_t dir, const char *name, size_t len,
 }
 
 /*
- * A list is listed from its last index down: removing an entry shifts the
- * later ones, so this is the one order in which a tool that unlinks what it
- * read, in the order it read it (rm -r, find -delete), removes every entry
- * and never one it has not reached. The cookie after index k is k + 1.
+ * A list is listed in the numeric order of its names, then its temporary
+ * entries; names do not shift inside a transaction, so a tool that
+ * removes what it read meets every entry once.
  */
 static int list_readdir(pog_store *s, const struct pog_state *st,
 			const struct pog_inode *d, uint64_t cookie,
 			pog_dirent_fn fn, void *ctx)
 {
-	uint64_t end = cookie ? cookie - 1 : d->entries;
-	if (end > d->entries)
-		end = d->entries;
-	for (uint64_t i = end; i-- > 0;) {
-		const void *val;
-		uint64_t child;
-		int err = pog_bt_get(s, d->content, i, &val, NULL);
-		if (err)
-			return err == -ENOENT ? POG_ECORRUPT : err;
-		memcpy(&child, val, sizeof(child));
-		char name[24];
-		int nlen = snprintf(name, sizeof(name), "%" PRIu64, i);
+	struct pog_list_iter it;
+	int r = pog_list_seek(&it, s, d->content, cookie);
+	while (r > 0) {
+		const void *val = NULL;
+		uint16_t vlen = 0;
+		char name[256];
+		ssize_t nlen = -ENOENT;
+		if (it.key < POG_LIST_POS_LIMIT ||
+		    pog_bt_get(s, d->content, it.key, &val, &vlen) == 0)
+			nlen = entry_name(POG_LIST, it.key, val, vlen, name,
+					  sizeof(name));
 		const struct pog_inode *c;
 		struct pog_attr a;
-		if (pog_inode_get(s, st, child, &c) == 0) {
-			fill_attr(s, st, child, c, &a);
-			err = fn(ctx, name, (size_t)nlen, &a, i + 1);
-			if (err)
-				return err;
+		if (nlen >= 0 && pog_inode_get(s, st, it.child, &c) == 0) {
+			fill_attr(s, st, it.child, c, &a);
+			r = fn(ctx, name, (size_t)nlen, &a, pog_list_cookie(&it));
+			if (r)
+				break;
 		}
+		r = pog_list_next(&it);
 	}
-	return 0;
+	pog_list_iter_release(&it);
+	return r;
 }
 
 int pog_readdir(pog_store *s, uint64_t dir, uint64_t cookie, pog_dirent_fn fn,
@@ -1298,7 +1307,7 @@ int pog_mknode(pog_store *s, uint64_t dir, const char *name, size_t len,
 	uint64_t key, ino = s->staged.next_ino;
 	err = inode_load(s, &s->staged, dir, &d);
 	if (!err)
-		err = entry_slot(s, &d, name, len, &key);
+		err = entry_slot(s, dir, &d, name, len, &key);
 	if (!err)
 		err = new_inode(s, spec, &c);
 	if (!err && spec->type == POG_SYMLINK) {
@@ -1314,7 +1323,7 @@ int pog_mknode(pog_store *s, uint64_t dir, const char *name, size_t len,
 		err = inode_store(s, ino, &c);
 	}
 	if (!err)
-		err = entry_insert(s, &d, key, ino, name, len);
+		err = entry_insert(s, dir, &d, key, ino, name, len);
 	if (!err) {
 		if (is_dir_type(c.type))
 			d.nlink++;
@@ -1356,9 +1365,9 @@ int pog_link(pog_store *s, uint64_t ino, uint64_t dir, const char *name,
 	if (!err)
 		err = inode_load(s, &s->staged, dir, &d);
 	if (!err)
-		err = entry_slot(s, &d, name, len, &key);
+		err = entry_slot(s, dir, &d, name, len, &key);
 	if (!err)
-		err = entry_insert(s, &d, key, ino, name, len);
+		err = entry_insert(s, dir, &d, key, ino, name, len);
 	if (!err) {
 		stamp(&d, true);
 		err = inode_store(s, dir, &d);
@@ -1447,7 +1456,7 @@ int pog_remove(pog_store *s, uint64_t dir, const char *name, size_t len,
 		err = check_removable(&c, flags);
 	if (!err) {
 		pog_note_removed(s, child);
-		err = entry_remove(s, &d, key);
+		err = entry_remove(s, dir, &d, key);
 	}
 	if (!err) {
 		if (is_dir_type(c.type))
@@ -1531,37 +1540,6 @@ static void note_moved(pog_store *s, uint64_t ino)
 	pog_note_change(s, ino, POG_CHG_ADDED);
 }
 
-/* Insert child at index idx of a list, shifting the later entries up. */
-static int list_insert(pog_store *s, struct pog_inode *dir, uint64_t idx,
-		       uint64_t child)
-{
-	for (uint64_t i = dir->entries; i > idx; i--) {
-		const void *val;
-		uint64_t moved;
-		int err = pog_bt_get(s, dir->content, i - 1, &val, NULL);
-		if (err)
-			return err == -ENOENT ? POG_ECORRUPT : err;
-		memcpy(&moved, val, sizeof(moved));
-		err = pog_bt_put(s, POG_TREE_LIST, &dir->content, i, &moved,
-				 sizeof(moved));
-		if (err)
-			return err;
-		struct pog_inode c;
-		if (!inode_load(s, &s->staged, moved, &c) &&
-		    c.parent_key == i - 1) {
-			c.parent_key = i;
-			err = inode_store(s, moved, &c);
-			if (err)
-				return err;
-		}
-	}
-	int err = pog_bt_put(s, POG_TREE_LIST, &dir->content, idx, &child,
-			     sizeof(child));
-	if (!err)
-		dir->entries++;
-	return err;
-}
-
 struct rename_ctx {
 	struct pog_inode od, nd, src, dst;
 	uint64_t okey, nkey, sino, dino;
@@ -1636,13 +1614,14 @@ static int rename_move(pog_store *s, uint64_t olddir, uint64_t newdir,
 	if (r->have_dst) {
 		err = replace_target(s, newdir, r);
 	} else {
-		err = entry_insert(s, &r->nd, r->nkey, r->sino, newname, newlen);
+		err = entry_insert(s, newdir, &r->nd, r->nkey, r->sino, newname,
+				   newlen);
 	}
 	if (err)
 		return err;
 	if (same)
 		r->od = r->nd;
-	err = entry_remove(s, &r->od, r->okey);
+	err = entry_remove(s, olddir, &r->od, r->okey);
 	if (err)
 		return err;
 	if (same) {
@@ -1678,87 +1657,6 @@ static void rename_edits(pog_store *s, const struct rename_ctx *r,
 		edit_hook(s, pog_edit_replaced(s, r->dino, r->sino));
 }
 
-/*
- * A rename that involves a list: the entry leaves its place (later list
- * entries shift down) and is inserted at the new name; in a list, name i
- * (at most the length) inserts before the entry now at i, so a rename
- * within one list reorders it. Into a map, an existing name is replaced.
- */
-static int rename_list(pog_store *s, uint64_t olddir, const char *oldname,
-		       size_t oldlen, uint64_t newdir, const char *newname,
-		       size_t newlen, unsigned flags, struct rename_ctx *r)
-{
-	int err = dir_find(s, &r->od, oldname, oldlen, &r->okey, &r->sino);
-	if (!err)
-		err = inode_load(s, &s->staged, r->sino, &r->src);
-	if (err)
-		return err;
-	bool same = olddir == newdir, sdir = is_dir_type(r->src.type);
-	uint64_t idx = 0;
-	if (r->nd.type == POG_LIST) {
-		if (list_index(newname, newlen, &idx))
-			return -EINVAL;
-		uint64_t limit = r->nd.entries - (same ? 1 : 0);
-		if (idx > limit)
-			return -EINVAL;
-		if ((flags & POG_RENAME_NOREPLACE) && idx < limit)
-			return -EEXIST;
-	} else {
-		int f = map_find(s, &r->nd, newname, newlen, &r->nkey, &r->dino,
-				 &r->nkey);
-		if (f && f != -ENOENT)
-			return f;
-		r->have_dst = f == 0;
-		if (r->have_dst && (flags & POG_RENAME_NOREPLACE))
-			return -EEXIST;
-		if (r->have_dst) {
-			err = inode_load(s, &s->staged, r->dino, &r->dst);
-			if (!err)
-				err = replace_check(r);
-			if (err)
-				return err;
-			if (r->dino == r->sino)
-				return 0;
-		}
-	}
-	if (sdir && is_ancestor(s, r->sino, newdir))
-		return -EINVAL;
-	note_moved(s, r->sino);
-	err = entry_remove(s, &r->od, r->okey);
-	if (err)
-		return err;
-	if (same)
-		r->nd = r->od;
-	if (r->nd.type == POG_LIST) {
-		err = list_insert(s, &r->nd, idx, r->sino);
-		r->nkey = idx;
-	} else if (r->have_dst) {
-		err = replace_target(s, newdir, r);
-	} else {
-		err = entry_insert(s, &r->nd, r->nkey, r->sino, newname, newlen);
-	}
-	if (err)
-		return err;
-	if (!same && sdir) {
-		r->od.nlink--;
-		r->nd.nlink++;
-	}
-	stamp(&r->nd, true);
-	if (!same) {
-		stamp(&r->od, true);
-		err = inode_store(s, olddir, &r->od);
-	}
-	if (!err)
-		err = inode_store(s, newdir, &r->nd);
-	if (!err)
-		err = set_parent(s, r->sino, newdir, r->nkey);
-	pog_hash_entry_changed(s, olddir, r->okey);
-	pog_hash_entry_changed(s, newdir, r->nkey);
-	pog_note_change(s, olddir, POG_CHG_MODIFIED);
-	pog_note_change(s, newdir, POG_CHG_MODIFIED);
-	return err;
-}
-
 int pog_rename(pog_store *s, uint64_t olddir, const char *oldname,
 	       size_t oldlen, uint64_t newdir, const char *newname,
 	       size_t newlen, unsigned flags)
@@ -1783,29 +1681,23 @@ int pog_rename(pog_store *s, uint64_t olddir, const char *oldname,
 	err = inode_load(s, &s->staged, olddir, &r->od);
 	if (!err)
 		err = inode_load(s, &s->staged, newdir, &r->nd);
-	if (!err && (r->od.type == POG_LIST || r->nd.type == POG_LIST) &&
-	    !(flags & POG_RENAME_EXCHANGE)) {
-		err = rename_list(s, olddir, oldname, oldlen, newdir, newname,
-				  newlen, flags, r);
-		if (!err)
-			rename_edits(s, r, olddir, oldname, oldlen, flags);
-		free(r);
-		pog_unlock(s);
-		return err;
-	}
 	if (!err)
 		err = dir_find(s, &r->od, oldname, oldlen, &r->okey, &r->sino);
 	if (!err)
 		err = inode_load(s, &s->staged, r->sino, &r->src);
 	if (!err) {
-		int f = r->nd.type == POG_MAP
-			? map_find(s, &r->nd, newname, newlen, &r->nkey, &r->dino,
-				   &r->nkey)
-			: dir_find(s, &r->nd, newname, newlen, &r->nkey, &r->dino);
+		int f = dir_find(s, &r->nd, newname, newlen, &r->nkey, &r->dino);
 		if (f == 0)
 			r->have_dst = true;
 		else if (f != -ENOENT)
 			err = f;
+		else if (!(flags & POG_RENAME_EXCHANGE))
+			err = entry_slot(s, newdir, &r->nd, newname, newlen,
+					 &r->nkey);
+		/* making room for a fraction may have moved the source */
+		if (!err && !r->have_dst && olddir == newdir)
+			err = dir_find(s, &r->nd, oldname, oldlen, &r->okey,
+				       &r->sino);
 	}
 	if (!err && r->have_dst)
 		err = inode_load(s, &s->staged, r->dino, &r->dst);
@@ -2203,46 +2095,113 @@ static int reown(pog_store *s, uint64_t dir, uint64_t child, uint64_t old_key,
 	return inode_store(s, child, &c);
 }
 
+/* Call fn for each entry of a map (key order) or list (its order) with
+ * the entry's key bytes: a list's integer names are written out. */
+typedef int (*dir_entry_fn)(void *ctx, uint64_t key, uint64_t child,
+			    const char *name, size_t len);
+static int dir_foreach(pog_store *s, const struct pog_inode *in,
+		       dir_entry_fn fn, void *ctx)
+{
+	char num[24];
+	if (in->type == POG_LIST) {
+		struct pog_list_iter it;
+		int r = pog_list_seek(&it, s, in->content, 0);
+		while (r > 0) {
+			const void *val;
+			uint16_t vlen;
+			if (it.key < POG_LIST_POS_LIMIT) {
+				int n = snprintf(num, sizeof(num), "%" PRIu64, it.key);
+				r = fn(ctx, it.key, it.child, num, (size_t)n);
+			} else if (pog_bt_get(s, in->content, it.key, &val, &vlen) ||
+				   vlen < 8) {
+				r = POG_ECORRUPT;
+			} else {
+				r = fn(ctx, it.key, it.child, (const char *)val + 8,
+				       vlen - 8u);
+			}
+			if (!r)
+				r = pog_list_next(&it);
+		}
+		pog_list_iter_release(&it);
+		return r;
+	}
+	struct pog_bt_iter it;
+	int r = pog_bt_seek(&it, s, in->content, 0);
+	while (r > 0) {
+		uint64_t key, child;
+		const void *val;
+		uint16_t vlen;
+		pog_bt_cur(&it, &key, &val, &vlen);
+		if (vlen < 8)
+			return POG_ECORRUPT;
+		memcpy(&child, val, 8);
+		r = fn(ctx, key, child, (const char *)val + 8, vlen - 8u);
+		if (!r)
+			r = pog_bt_next(&it);
+	}
+	return r;
+}
+
+static int name_is_position(void *ctx, uint64_t key, uint64_t child,
+			    const char *name, size_t len)
+{
+	(void)ctx, (void)key, (void)child;
+	struct pog_list_name nm;
+	if (pog_list_name_parse(name, len, &nm) || nm.kind == POG_LIST_TEMP)
+		return -EINVAL;
+	return 0;
+}
+
+struct convert {
+	pog_store *s;
+	uint64_t ino;
+	struct pog_inode *to;
+};
+
+static int convert_entry(void *ctx, uint64_t key, uint64_t child,
+			 const char *name, size_t len)
+{
+	struct convert *cv = ctx;
+	uint64_t new_key;
+	int err = entry_slot(cv->s, cv->ino, cv->to, name, len, &new_key);
+	if (!err)
+		err = entry_insert(cv->s, cv->ino, cv->to, new_key, child, name,
+				   len);
+	if (!err)
+		err = reown(cv->s, cv->ino, child, key, new_key);
+	return err;
+}
+
 /*
- * A map whose names are exactly 0..n-1 becomes a list in that order, and
- * a list becomes the map of those names (rsync -X sets a directory's type
- * after its entries, so a restored list is first a map). The entries keep
- * their objects; nothing changes when the names do not fit (-EINVAL).
+ * A map whose names are all positions (decimal numbers: 0..n-1, or any
+ * such as 0 1 2 4 or 2.5, which the commit renumbers) becomes a list in
+ * their numeric order, and a list becomes the map of its names (rsync -X
+ * may set a directory's type after its entries). The entries keep their
+ * objects; nothing changes when a name does not fit (-EINVAL).
  */
 static int convert_dir(pog_store *s, uint64_t ino, struct pog_inode *in,
 		       unsigned type)
 {
-	char name[24];
-	uint64_t key, child;
 	int err = 0;
-	for (uint64_t i = 0; i < in->entries && !err; i++) {
-		int len = snprintf(name, sizeof(name), "%" PRIu64, i);
-		err = dir_find(s, in, name, (size_t)len, &key, &child);
-	}
-	if (err)
-		return err == -ENOENT ? -EINVAL : err;
-	err = pog_space_check(s, POG_SPACE_GROW, POG_OP_NEED + in->entries / 2);
+	if (type == POG_LIST)
+		err = dir_foreach(s, in, name_is_position, NULL);
+	if (!err)
+		err = pog_space_check(s, POG_SPACE_GROW,
+				      POG_OP_NEED + in->entries / 2);
 	if (err)
 		return err;
 	struct pog_inode to = *in;
 	to.type = type;
 	to.content = 0;
 	to.entries = 0;
-	for (uint64_t i = 0; i < in->entries && !err; i++) {
-		int len = snprintf(name, sizeof(name), "%" PRIu64, i);
-		uint64_t new_key;
-		err = dir_find(s, in, name, (size_t)len, &key, &child);
-		if (!err)
-			err = entry_slot(s, &to, name, (size_t)len, &new_key);
-		if (!err)
-			err = entry_insert(s, &to, new_key, child, name, (size_t)len);
-		if (!err)
-			err = reown(s, ino, child, key, new_key);
-	}
+	struct convert cv = {s, ino, &to};
+	err = dir_foreach(s, in, convert_entry, &cv);
 	if (err) {
 		pog_bt_release(s, to.content);
 		return err;
 	}
+	if (type == POG_LIST)
+		pog_list_touched(s, ino, 0);
 	pog_bt_release(s, in->content);
 	in->type = type;
 	in->content = to.content;
@@ -2288,7 +2247,7 @@ static int xattr_find(pog_store *s, uint64_t root, const char *name,
 		      uint64_t *key, const char **value, size_t *vsize,
 		      uint64_t *free_key)
 {
-	struct named n = {name, strlen(name), true};
+	struct named n = {name, strlen(name), true, 0};
 	const void *val;
 	uint16_t vlen;
 	int err = bucket_find(s, root, &n, key, &val, &vlen, free_key);

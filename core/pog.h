@@ -184,6 +184,15 @@ int pog_set_holder(pog_store *s, int state);
  */
 int pog_commit(pog_store *s, const char *message, uint64_t *id);
 
+/*
+ * The lists whose names the last successful pog_commit changed: a commit
+ * renumbers every list changed in it 0..n-1 in order (inside a
+ * transaction names never shift). fn(ctx, dir) for each; a non-zero
+ * return stops and is returned. For telling a cache which names moved.
+ */
+int pog_renumbered(pog_store *s, int (*fn)(void *ctx, uint64_t dir),
+		   void *ctx);
+
 /* Throw away everything staged; the view returns to the last commit. */
 int pog_abort(pog_store *s);
 
@@ -251,9 +260,10 @@ int pog_lookup(pog_store *s, uint64_t dir, const char *name, size_t len,
 
 /*
  * List a directory from position `cookie` (0 = start): a map in key
- * order, a list from its last index down to 0 (so that tools which unlink
- * entries in the order they read them never shift one they have not
- * reached). fn receives each entry with the cookie that resumes after it
+ * order, a list in the numeric order of its names, then its temporary
+ * entries (names never shift inside a transaction, so tools that unlink
+ * entries as they read them meet each once). fn receives each entry with
+ * the cookie that resumes after it
  * (always > 0 and < 2^61);
  * when fn returns non-zero the listing stops (that value is returned,
  * and the entry it was given counts as not consumed).

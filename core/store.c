@@ -481,6 +481,7 @@ void pog_note_removed(pog_store *s, uint64_t ino)
 static void changes_clear(pog_store *s)
 {
 	pog_map64_release(&s->changes);
+	pog_lists_clear(s);
 	for (size_t i = 0; i < s->nremoved; i++)
 		free(s->removed_paths[i]);
 	s->nremoved = 0;
@@ -534,6 +535,7 @@ static void store_free(pog_store *s)
 	changes_clear(s);
 	free(s->removed_paths);
 	pog_vec_release(&s->freed);
+	pog_vec_release(&s->renumbered);
 	pog_small_forget(s);
 	for (unsigned c = 0; c < POG_SMALL_CLASSES; c++)
 		pog_vec_release(&s->small[c].free);
@@ -976,7 +978,15 @@ int pog_commit(pog_store *s, const char *message, uint64_t *id_out)
 
 int pog_commit_locked(pog_store *s, const char *message, uint64_t *id_out)
 {
-	int err = pog_edit_commit_prepare(s);
+	/* Lists first: a temporary entry left in one refuses the commit
+	 * before anything is written. */
+	int err = pog_lists_settle(s);
+	if (err) {
+		if (err != -EINVAL)
+			pog_set_error(s, "commit: %s", pog_strerror(err));
+		return err;
+	}
+	err = pog_edit_commit_prepare(s);
 	if (err)
 		return err; /* the reason is in the last error */
 	/* The floor that every operation leaves free covers this. */
@@ -1024,6 +1034,7 @@ int pog_commit_locked(pog_store *s, const char *message, uint64_t *id_out)
 	pmemobj_persist(s->pop, &s->super->commit_block, sizeof(uint64_t));
 
 	uint64_t old_commit = s->commit_bno;
+	s->last_commit_fresh = s->fresh_count;
 	fresh_clear(s, false);
 	for (size_t i = 0; i < s->freed.n; i++)
 		block_free_now(s, s->freed.v[i]);

@@ -98,6 +98,7 @@ struct pog_store {
 	uint64_t alloc_cursor;
 	uint64_t blocks_used;
 	uint64_t fresh_count;
+	uint64_t last_commit_fresh;  /* blocks the last commit sealed */
 	uint64_t fresh_min_seg, fresh_max_seg;
 
 	struct pog_state staged, committed;
@@ -117,6 +118,9 @@ struct pog_store {
 	struct pog_map64 small_slots; /* fresh slots of a carried block */
 	uint64_t small_garbage;      /* committed slot bytes let go */
 	struct pog_map64 changes;    /* ino -> POG_CHG_* */
+	struct pog_map64 list_dirty; /* list ino -> 1 + first key whose name
+					the commit may change (list.c) */
+	struct pog_vec renumbered;   /* lists the last commit renumbered */
 	unsigned importing;          /* imports running: what they make in a
 					new directory has no line of its own */
 	char **removed_paths;        /* 'D' lines */
@@ -369,6 +373,64 @@ int pog_edit_commit_prepare(pog_store *s);
 void pog_edit_end(pog_store *s);
 /* Free everything (store close). */
 void pog_edit_free(pog_store *s);
+
+/* ---- list.c: a list's names and order ---------------------------------- */
+#define POG_LIST_POS_DIGITS 13                 /* digits before the point */
+#define POG_LIST_POS_LIMIT ((uint64_t)1 << 46) /* integer position keys */
+#define POG_LIST_SCRATCH ((uint64_t)1 << 61)   /* renumbering only */
+#define POG_LIST_FRACTION ((uint64_t)1 << 62)  /* fractional positions */
+#define POG_LIST_NAMED ((uint64_t)1 << 63)     /* temporary entries */
+#define POG_LIST_FRAC_SEQ_BITS 13 /* fraction key: FRACTION | g << 13 | seq */
+
+enum { POG_LIST_POSITION, POG_LIST_FRACTION_NAME, POG_LIST_TEMP };
+struct pog_list_name {
+	int kind;
+	uint64_t whole;   /* positions: the integer part */
+	const char *frac; /* fractions: the digits after the point */
+	size_t frac_len;
+};
+/* What a name in a list is: 0, or -EINVAL for a number too big. */
+int pog_list_name_parse(const char *name, size_t len, struct pog_list_name *out);
+/* The key of the fraction seq of group (integer part) g. */
+uint64_t pog_list_frac_key(uint64_t group, uint64_t seq);
+/* Find a fraction by name: 0 with *key, *child; else -ENOENT and, when
+ * free_key is given, the key it would take (0: its group must be
+ * respaced first). */
+int pog_list_frac_find(pog_store *s, uint64_t root,
+		       const struct pog_list_name *want, uint64_t *key,
+		       uint64_t *child, uint64_t *free_key);
+/* Spread the fractions of want's group to make room for it at *key. */
+int pog_list_frac_respace(pog_store *s, uint64_t ino, struct pog_inode *dir,
+			  const struct pog_list_name *want, uint64_t *key);
+/* The list ino changed at key (or in group) `from`: the commit renumbers
+ * from there (POG_LIST_POS_LIMIT: only a temporary entry changed). */
+void pog_list_touched(pog_store *s, uint64_t ino, uint64_t from);
+/* Before a commit: refuse temporary entries (-EINVAL, error set), then
+ * renumber every list changed in the transaction 0..n-1. */
+int pog_lists_settle(pog_store *s);
+/* Forget the transaction's list edits (after commit or abort). */
+void pog_lists_clear(pog_store *s);
+
+/* A list's entries in order: positions numerically, then temporaries.
+ * Two cursors (integers, fractions) merged, then a third. */
+struct pog_list_iter {
+	pog_store *s;
+	uint64_t root;
+	int phase;              /* 0 positions, 1 temporaries, 2 end */
+	struct pog_bt_iter ints, fracs, named;
+	bool ints_ok, fracs_ok, from_ints;
+	uint64_t temp_from;
+	uint64_t key, child;    /* the current entry */
+};
+/* Start at a readdir cookie (0: the first entry). 1 positioned, 0 at the
+ * end, <0 error. Cookies name entries by key, so removing entries does
+ * not move the others. */
+int pog_list_seek(struct pog_list_iter *it, pog_store *s, uint64_t root,
+		  uint64_t cookie);
+int pog_list_next(struct pog_list_iter *it);
+/* The cookie that resumes after the current entry (0 < c < 2^61). */
+uint64_t pog_list_cookie(const struct pog_list_iter *it);
+void pog_list_iter_release(struct pog_list_iter *it);
 
 /* ---- merkle.c: the hash cache --------------------------------------- */
 /* An object's content changed (write lock held). */

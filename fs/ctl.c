@@ -680,6 +680,8 @@ static int core_failed(struct pogfs *fs, struct text *answer, int rc,
 	return rc;
 }
 
+static void invalidate_renumbered(struct pogfs *fs);
+
 static int cmd_commit(struct pogfs *fs, const char *message, struct text *answer)
 {
 	uint64_t staged = pog_staged_count(fs->store);
@@ -692,8 +694,12 @@ static int cmd_commit(struct pogfs *fs, const char *message, struct text *answer
 				      POG_MESSAGE_MAX);
 	pog_set_error(fs->store, NULL);
 	rc = pog_commit(fs->store, message[0] ? message : NULL, &id);
-	if (rc < 0)
+	if (rc < 0) {
+		/* lists renumbered before the commit failed keep their new
+		 * names (staged) */
+		invalidate_renumbered(fs);
 		return core_failed(fs, answer, rc, "commit");
+	}
 	text_addf(answer, "commit %" PRIu64 " %" PRIu64 "\n", id, staged);
 	pogfs_invalidate(fs, true);
 	return 0;
@@ -1282,8 +1288,75 @@ static int want_committed(uint64_t ino)
  * held: the kernel may need to wait for requests that other threads of
  * this daemon are serving.
  */
+struct dir_set {
+	uint64_t *v;
+	size_t n, cap;
+};
+
+static int dir_set_add(void *ctx, uint64_t dir)
+{
+	struct dir_set *d = ctx;
+
+	if (d->n == d->cap) {
+		size_t cap = d->cap ? d->cap * 2 : 16;
+		uint64_t *v = realloc(d->v, cap * sizeof(*v));
+		if (!v)
+			return -ENOMEM;
+		d->v = v;
+		d->cap = cap;
+	}
+	d->v[d->n++] = dir;
+	return 0;
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+static int dir_set_has(void *ctx, uint64_t dir)
+{
+	struct dir_set *d = ctx;
+
+	return bsearch(&dir, d->v, d->n, sizeof(*d->v), cmp_u64) != NULL;
+}
+
+/*
+ * The last commit renumbered some lists (0 1 2 4 became 0 1 2 3): the
+ * kernel must forget the names it was given in them, and their listings.
+ * Only the names the inode table says were given out are told, never one
+ * notification per entry of a list.
+ */
+static void invalidate_renumbered(struct pogfs *fs)
+{
+	struct dir_set dirs = {0};
+	struct inode_inval *v = NULL;
+
+	if (pog_renumbered(fs->store, dir_set_add, &dirs) < 0 ||
+	    (dirs.n && (qsort(dirs.v, dirs.n, sizeof(*dirs.v), cmp_u64),
+			inode_table_take_names(&fs->inodes, dir_set_has, &dirs,
+					       &v) < 0))) {
+		pogfs_log(fs, LOG_ERR, "invalidate: out of memory");
+		free(dirs.v);
+		return;
+	}
+	for (size_t i = 0; v && i < v->nnames; i++)
+		fuse_lowlevel_notify_inval_entry(fs->se, v->names[i].parent,
+						 v->names[i].name,
+						 v->names[i].len);
+	for (size_t i = 0; i < dirs.n; i++)
+		fuse_lowlevel_notify_inval_inode(fs->se, dirs.v[i], 0, 0);
+	free(v);
+	free(dirs.v);
+}
+
 void pogfs_invalidate(struct pogfs *fs, bool committed_view)
 {
+	if (committed_view)
+		invalidate_renumbered(fs);
+
 	struct inode_inval *v;
 	int rc = inode_table_take(&fs->inodes,
 				  committed_view ? want_committed : want_staged,

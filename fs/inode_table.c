@@ -446,3 +446,51 @@ void inode_table_drain(struct inode_table *t,
 	t->count = 0;
 	pthread_mutex_unlock(&t->lock);
 }
+
+int inode_table_take_names(struct inode_table *t,
+			   int (*want_parent)(void *ctx, uint64_t parent),
+			   void *ctx, struct inode_inval **out)
+{
+	size_t nnames = 0, bytes = 0;
+
+	*out = NULL;
+	pthread_mutex_lock(&t->lock);
+	for (size_t i = 0; i < t->name_nbuckets; i++) {
+		for (struct inode_name *n = t->name_buckets[i]; n; n = n->hnext) {
+			if (!want_parent(ctx, n->parent))
+				continue;
+			nnames++;
+			bytes += n->len + 1;
+		}
+	}
+	struct inode_inval *v = malloc(sizeof(*v) +
+				       nnames * sizeof(struct inode_dentry) +
+				       bytes);
+	if (!v) {
+		pthread_mutex_unlock(&t->lock);
+		return -ENOMEM;
+	}
+	v->ninos = 0;
+	v->inos = NULL;
+	v->names = (struct inode_dentry *)(v + 1);
+	v->nnames = 0;
+	char *text = (char *)(v->names + nnames);
+	for (size_t i = 0; i < t->name_nbuckets; i++) {
+		struct inode_name *n = t->name_buckets[i], *next;
+		for (; n; n = next) {
+			next = n->hnext;
+			if (!want_parent(ctx, n->parent))
+				continue;
+			struct inode_dentry *d = &v->names[v->nnames++];
+			d->parent = n->parent;
+			d->len = n->len;
+			d->name = text;
+			memcpy(text, n->name, n->len + 1);
+			text += n->len + 1;
+			name_drop(t, n);
+		}
+	}
+	pthread_mutex_unlock(&t->lock);
+	*out = v;
+	return 0;
+}

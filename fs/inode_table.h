@@ -100,6 +100,17 @@ int inode_table_take(struct inode_table *t, int (*want)(uint64_t ino),
 		     struct inode_inval **out);
 
 /*
+ * Copy out every name given out in a directory for which
+ * want_parent(ctx, parent) is true, and forget those names (the caller
+ * is about to invalidate them: a commit renumbered those lists). Costs
+ * the names the table holds, never the size of a directory. *out is one
+ * malloc'd block (no inos). Returns 0 or -ENOMEM (nothing changed).
+ */
+int inode_table_take_names(struct inode_table *t,
+			   int (*want_parent)(void *ctx, uint64_t parent),
+			   void *ctx, struct inode_inval **out);
+
+/*
  * Empty the table, calling fn(ctx, ino, nlookup) for each entry (under
  * the lock: fn must not call back into the table).
  */

@@ -133,12 +133,8 @@ static void unhold(struct pogfs *fs, uint64_t ino, uint64_t n)
 		pog_unpin(fs->store, ino, dropped);
 }
 
-/*
- * Names in a list shift when an entry is removed or inserted, and this
- * daemon cannot tell the kernel from inside the operation that shifts
- * them (it holds the directory's lock): the kernel must not cache them.
- */
-static bool names_shift(struct pogfs *fs, uint64_t dir)
+/* Is dir a list (whose names are positions: README "Lists")? */
+static bool is_list(struct pogfs *fs, uint64_t dir)
 {
 	struct pog_attr pa;
 
@@ -198,8 +194,8 @@ static void note_einval(struct pogfs *fs, long rc, const char *op,
 /* Why a name was refused in dir (create, link, rename). */
 static const char *name_refused_why(struct pogfs *fs, uint64_t dir)
 {
-	return names_shift(fs, dir)
-		? "not a name this list takes (its entries are positions 0..n-1)"
+	return is_list(fs, dir)
+		? "a number too big to be a list position (at most 13 digits before the point)"
 		: "invalid name";
 }
 
@@ -210,8 +206,6 @@ void pogfs_reply_entry(fuse_req_t req, uint64_t parent, const char *name,
 	struct fuse_entry_param e;
 
 	fill_entry(fs, a, &e);
-	if (names_shift(fs, parent))
-		e.entry_timeout = 0;
 	hold(fs, a->ino, parent, name, len);
 	if (fuse_reply_entry(req, &e) != 0)
 		unhold(fs, a->ino, 1);
@@ -581,8 +575,6 @@ static void make_node(fuse_req_t req, uint64_t parent, const char *name,
 
 	struct fuse_entry_param e;
 	fill_entry(fs, &a, &e);
-	if (names_shift(fs, parent))
-		e.entry_timeout = 0;
 	fi->keep_cache = 1;
 	fi->fh = 0;
 	hold(fs, a.ino, parent, name, strlen(name));
@@ -815,8 +807,8 @@ static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 		snprintf(why, sizeof(why), "to %s: %s", target,
 			 flags & ~(unsigned)(RENAME_NOREPLACE | RENAME_EXCHANGE)
 			 ? "unknown rename flags"
-			 : names_shift(fs, newparent) || names_shift(fs, parent)
-			 ? "not a position this list takes (its entries are 0..n-1)"
+			 : is_list(fs, newparent)
+			 ? "a number too big to be a list position, or a directory below itself"
 			 : "a directory cannot move below itself");
 		note_einval(fs, rc, "rename", parent, name, why);
 	}
@@ -1204,7 +1196,6 @@ struct dir_fill {
 	size_t size;
 	size_t used;
 	bool plus;
-	bool is_list; /* entries are not cached (see names_shift) */
 };
 
 static bool add_entry(struct dir_fill *d, const char *name,
@@ -1214,8 +1205,6 @@ static bool add_entry(struct dir_fill *d, const char *name,
 	size_t need;
 
 	fill_entry(d->fs, a, &e);
-	if (d->is_list)
-		e.entry_timeout = 0;
 	if (d->plus) {
 		need = fuse_add_direntry_plus(d->req, d->buf + d->used,
 					      d->size - d->used, name, &e, next);
@@ -1322,7 +1311,6 @@ static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 			goto reply;
 		d.used += need;
 	}
-	d.is_list = plus && names_shift(fs, ino);
 	rc = pog_readdir(fs->store, ino,
 			 off >= DIR_OFF_SHIFT ? (uint64_t)off - DIR_OFF_SHIFT : 0,
 			 dir_fill_fn, &d);
@@ -1511,7 +1499,8 @@ static void note_set_type(struct pogfs *fs, uint64_t ino, unsigned type,
 		snprintf(why, sizeof(why), "a %s cannot become a %s", from, to);
 	} else if (is_dir_type(type)) {
 		snprintf(why, sizeof(why),
-			 "a %s becomes a %s only when its names are 0..n-1", from, to);
+			 "a %s becomes a %s only when its names are all numbers (positions)",
+			 from, to);
 	} else {
 		snprintf(why, sizeof(why), "its content does not parse as a %s", to);
 	}

@@ -9,7 +9,7 @@ POG_DEPS=(
 	gcc libc6-dev meson ninja-build pkg-config
 	libfuse3-dev fuse3 libpmemobj-dev zlib1g-dev libcjson-dev
 	libcmocka-dev python3-pytest rsync attr sqlite3 libsqlite3-dev
-	bash-completion vim nano tar
+	bash-completion vim nano sed tar findutils
 )
 
 # Print the packages of POG_DEPS that are not installed, one per line.

@@ -423,12 +423,14 @@ def test_list_directories(mnt):
     assert os.getxattr(lst, "user.pog.type") == b"list"
     for i, word in enumerate(["zero", "one", "two"]):
         (lst / str(i)).write_text(word)
-    assert sorted(os.listdir(lst), key=int) == ["0", "1", "2"]
-    with pytest.raises(OSError) as e:
-        (lst / "7").write_text("gap")
-    assert e.value.errno == errno.EINVAL
-    (lst / "0").unlink()  # later entries shift down, at once
-    assert sorted(os.listdir(lst), key=int) == ["0", "1"]
+    assert os.listdir(lst) == ["0", "1", "2"]
+    (lst / "7").write_text("gap")  # any free number: a position
+    assert os.listdir(lst) == ["0", "1", "2", "7"]
+    (lst / "7").unlink()
+    (lst / "0").unlink()  # the others keep their names until a commit
+    assert os.listdir(lst) == ["1", "2"]
+    (mnt / ".pog" / "ctl").write_text("commit\n")
+    assert os.listdir(lst) == ["0", "1"]
     assert (lst / "0").read_text() == "one"
     assert (lst / "1").read_text() == "two"
     assert not (lst / "2").exists()

@@ -114,39 +114,38 @@ def test_conversion_of_text_that_does_not_parse(mnt):
 
 # ---- lists -------------------------------------------------------------------
 
-def test_list_with_shell_tools(mnt):
+def test_list_with_shell_tools(mount):
+    mnt = mount.path
     sh("mkdir l && setfattr -n user.pog.type -v list l", mnt)
     assert pog_type(mnt / "l") == "list"
     sh("echo a > l/0 && echo b > l/1", mnt)
-    r = sh("echo x > l/5", mnt, check=False)
+    # any free number is a position; other names are temporary entries
+    sh("echo x > l/5 && echo t > l/one", mnt)
+    assert sh("ls -U l | tr '\\n' ' '", mnt).stdout == "0 1 5 one "
+    r = sh("echo commit > .pog/ctl", mnt, check=False)
     assert r.returncode != 0 and "Invalid argument" in r.stderr
-    r = sh("echo x > l/one", mnt, check=False)
-    assert r.returncode != 0 and "Invalid argument" in r.stderr
-    assert sh("ls -1 l", mnt).stdout == "0\n1\n"
+    assert "l/one" in json.loads((mnt / ".pog/status").read_text())["last_error"]
+    sh("rm l/one", mnt)
+    mount.commit()
+    assert sh("ls -U l | tr '\\n' ' '", mnt).stdout == "0 1 2 "
     sh("rm l/0", mnt)
-    assert sh("ls -1 l", mnt).stdout == "0\n"
-    assert sh("cat l/0", mnt).stdout == "b\n"
-    sh("echo c > l/1", mnt)
-    assert sh("cat l/0 l/1", mnt).stdout == "b\nc\n"
-    sh("mv l/1 l/0", mnt)  # moves c before b
-    assert sh("ls -1 l", mnt).stdout == "0\n1\n"
-    assert sh("cat l/0 l/1", mnt).stdout == "c\nb\n"
-    # a map inside a list, and ls sorting numbers as a list orders them
+    assert sh("ls -U l | tr '\\n' ' '", mnt).stdout == "1 2 "
+    assert sh("cat l/1 l/2", mnt).stdout == "b\nx\n"
+    sh("mv l/2 l/0.5", mnt)  # moves x before b
+    mount.commit()
+    assert sh("cat l/0 l/1", mnt).stdout == "x\nb\n"
     for i in range(2, 12):
         sh(f"echo {i} > l/{i}", mnt)
-    # readdir gives every index once, from the last down (see below)
-    assert os.listdir(mnt / "l") == [str(i) for i in range(11, -1, -1)]
-    assert sh("ls -v l | tr '\\n' ' '", mnt).stdout == \
-        " ".join(str(i) for i in range(12)) + " "
+    # readdir gives the positions in numeric order
+    assert os.listdir(mnt / "l") == [str(i) for i in range(12)]
     r = sh("rmdir l", mnt, check=False)
     assert r.returncode != 0 and "not empty" in r.stderr
-    sh("for i in $(seq 11 -1 0); do rm l/$i; done && rmdir l", mnt)
+    sh("rm l/* && rmdir l", mnt)
     assert not (mnt / "l").exists()
 
 
-# readdir lists a list from its last index down: rm -r and find -delete
-# unlink in the order they read, and each removal shifts only the entries
-# after it, which they have already removed.
+# Names never shift inside a transaction: rm -r and find -delete unlink
+# what they read and meet every entry once.
 def test_rm_r_of_a_list(mnt):
     sh("mkdir l && setfattr -n user.pog.type -v list l && "
        "for i in $(seq 0 29); do echo $i > l/$i; done", mnt)
@@ -173,11 +172,10 @@ def test_find_delete_of_a_list(mnt):
 
 
 def test_rsync_restores_a_list(pool, tmp_path):
-    """A backup with lists goes back in two rsync passes (README): rsync
-    sets a directory's type before it writes the files, through temporary
-    names a list refuses, so the first pass leaves the types out and the
-    second sets them on directories already filled: a map named 0..n-1
-    becomes the list again. One pass fails loudly (rsync exits 23)."""
+    """A backup with lists goes back in ONE rsync pass: rsync writes each
+    file under a temporary name (.0.XXXXXX) and renames it to its number,
+    in its own order (0 1 10 11 12 13 2 ...); names are positions, so the
+    list comes back in order."""
     backup = tmp_path / "backup"
     m = Mount(pool, tmp_path / "m1").start()
     try:
@@ -191,29 +189,23 @@ def test_rsync_restores_a_list(pool, tmp_path):
         sh(f"rsync -aHAX ./ {backup}/", m.path)
     finally:
         m.stop()
-    for name, passes in (("one", ["-aHAX"]),
-                         ("two", ["-aHAX --filter='-x user.pog.type'",
-                                  "-aHAX"])):
-        pool2 = tmp_path / f"{name}.pool"
-        mkfs(pool2)
-        m = Mount(pool2, tmp_path / f"m-{name}").start()
-        try:
-            codes = [sh(f"rsync {p} {backup}/ ./", m.path, check=False)
-                     .returncode for p in passes]
-            if name == "one":
-                assert codes == [23]
-                continue
-            assert codes == [0, 0]
-            assert pog_type(m.path / "l") == "list"
-            assert pog_type(m.path / "l" / "13") == "list"
-            assert pog_type(m.path / "n") == "int"
-            m.commit("restored")
-            got = m.ctl("export\n")
-            assert json.loads(got) == json.loads(want)
-            sh("rm l/0", m.path)  # a list: the rest shift down
-            assert sh("cat l/0", m.path).stdout == "v1\n"
-        finally:
-            m.stop()
+    pool2 = tmp_path / "one.pool"
+    mkfs(pool2)
+    m = Mount(pool2, tmp_path / "m-one").start()
+    try:
+        sh(f"rsync -aHAX {backup}/ ./", m.path)
+        assert pog_type(m.path / "l") == "list"
+        assert pog_type(m.path / "l" / "13") == "list"
+        assert pog_type(m.path / "n") == "int"
+        m.commit("restored")
+        got = m.ctl("export\n")
+        assert got == want
+        sh("rm l/0", m.path)  # names stay until the commit
+        assert sh("cat l/1", m.path).stdout == "v1\n"
+        m.commit("removed")
+        assert sh("cat l/0", m.path).stdout == "v1\n"
+    finally:
+        m.stop()
 
 
 def test_list_persists(mount):
@@ -317,12 +309,14 @@ def test_import_through_mount_then_remount(mount, tmp_path):
     (tmp_path / "more.json").write_text('{"extra": 1, "more": {"x": "y"}}')
     pog("import", mnt / "newname", tmp_path / "more.json")
     assert sh("cat newname/extra newname/more/x", mnt).stdout == "1\ny"
-    # a list takes a new entry at its end, nowhere else
+    # a list takes a new entry at any free position
     (tmp_path / "five.json").write_text("5")
     pog("import", mnt / "newname/list/4", tmp_path / "five.json")
     assert sh("cat newname/list/4", mnt).stdout == "5\n"
-    r = pog("import", mnt / "newname/list/9", tmp_path / "five.json", check=False)
-    assert r.returncode != 0
+    pog("import", mnt / "newname/list/0.5", tmp_path / "five.json")
+    r = pog("import", mnt / "newname/list/4", tmp_path / "five.json", check=False)
+    assert r.returncode != 0  # taken
+    assert json.loads(pog("export", mnt / "newname/list").stdout)[1] == 5
     # into the root, and "." names it
     (tmp_path / "root.json").write_text('{"top": "level"}')
     pog("import", mnt, tmp_path / "root.json")

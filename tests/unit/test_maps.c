@@ -662,22 +662,20 @@ static void test_resolve(void **state)
 
 /* ---- lists ------------------------------------------------------------- */
 
-static void assert_list(pog_store *s, uint64_t list, const uint64_t *inos,
-			size_t n)
+/* A list holds inos under names (in this order, as readdir gives them). */
+static void assert_named(pog_store *s, uint64_t list, const char *const *names,
+			 const uint64_t *inos, size_t n)
 {
 	struct listing l;
 
-	/* pog.h: a list is listed from its last index down */
+	/* pog.h: a list is listed in numeric order of its names */
 	list_dir(s, list, 0, &l);
 	if (l.n != n)
 		fail_msg("list has %zu entries, expected %zu", l.n, n);
 	for (size_t i = 0; i < n; i++) {
-		char nm[24];
-
-		snprintf(nm, sizeof(nm), "%zu", i);
-		assert_string_equal(l.names[n - 1 - i], nm);
-		assert_int_equal(l.inos[n - 1 - i] & POG_INO_MASK, inos[i]);
-		assert_int_equal(tu_lookup(s, list, nm) & POG_INO_MASK,
+		assert_string_equal(l.names[i], names[i]);
+		assert_int_equal(l.inos[i] & POG_INO_MASK, inos[i]);
+		assert_int_equal(tu_lookup(s, list, names[i]) & POG_INO_MASK,
 				 inos[i]);
 	}
 	/* resuming at each entry's cookie lists exactly the rest */
@@ -693,7 +691,25 @@ static void assert_list(pog_store *s, uint64_t list, const uint64_t *inos,
 	listing_free(&l);
 }
 
-/* Lists: entries 0..n-1; creating "n" appends; removing shifts down. */
+/* A list holds inos under the names 0..n-1. */
+static void assert_list(pog_store *s, uint64_t list, const uint64_t *inos,
+			size_t n)
+{
+	char buf[64][24];
+	const char *names[64];
+
+	assert_true(n <= 64);
+	for (size_t i = 0; i < n; i++) {
+		snprintf(buf[i], sizeof(buf[i]), "%zu", i);
+		names[i] = buf[i];
+	}
+	assert_named(s, list, names, inos, n);
+}
+
+/*
+ * Lists: names never shift inside a transaction; any decimal name is a
+ * position (numeric order); the commit renumbers 0..n-1.
+ */
 static void test_lists(void **state)
 {
 	struct tu_ctx *ctx = *state;
@@ -714,13 +730,10 @@ static void test_lists(void **state)
 	e[2] = tu_mk(s, list, "2", POG_MAP);
 	e[3] = tu_mkfile(s, list, "3", "d", 1);
 	tu_mkfile(s, e[2], "inner", "i", 1);
-	/* only the next index may be created */
-	assert_rc(pog_mknode(s, list, "5", 1, &spec, &attr), -EINVAL);
-	assert_rc(pog_mknode(s, list, "x", 1, &spec, &attr), -EINVAL);
 	assert_rc(pog_mknode(s, list, "1", 1, &spec, &attr), -EEXIST);
 	assert_rc(pog_lookup(s, list, "4", 1, &attr), -ENOENT);
 	assert_list(s, list, e, 4);
-	/* a ref follows its target as it shifts */
+	/* a ref follows its target as it is renumbered */
 	ref.ref_target = e[3];
 	assert_ok(pog_mknode(s, POG_ROOT_INO, "r", 1, &ref, &attr));
 	n = pog_readlink(s, attr.ino, buf, sizeof(buf));
@@ -728,42 +741,149 @@ static void test_lists(void **state)
 	assert_memory_equal(buf, "list/3", 6);
 	tu_commit_check(s, "list");
 
-	/* remove "1": "2" and "3" move down */
+	/* remove "1": the others keep their names until the commit */
 	assert_ok(pog_remove(s, list, "1", 1, 0));
 	{
+		const char *names[] = { "0", "2", "3" };
 		const uint64_t after[] = { e[0], e[2], e[3] };
-		assert_list(s, list, after, 3);
+		assert_named(s, list, names, after, 3);
 	}
-	tu_assert_content(s, tu_lookup(s, list, "2"), "d", 1);
+	assert_rc(pog_lookup(s, list, "1", 1, &attr), -ENOENT);
 	assert_rc(pog_path(s, e[3], buf, sizeof(buf)), 6);
-	assert_memory_equal(buf, "list/2", 6);
-	n = pog_readlink(s, attr.ino, buf, sizeof(buf));
-	assert_rc(n, 6);
-	assert_memory_equal(buf, "list/2", 6);
-	assert_int_equal(tu_lookup(s, e[2], "inner") != 0, 1);
+	assert_memory_equal(buf, "list/3", 6);
 	/* the committed view still has four */
 	assert_list(s, list | POG_COMMITTED_BIT, e, 4);
-	/* append after a removal: the new entry is "3" */
+	/* "7" appends, "2.5" goes between 2 and 3 */
 	{
-		uint64_t e4 = tu_mkfile(s, list, "3", "new", 3);
-		const uint64_t after[] = { e[0], e[2], e[3], e4 };
-		assert_list(s, list, after, 4);
-		tu_commit_check(s, "removed one, appended one");
+		uint64_t e4 = tu_mkfile(s, list, "7", "new", 3);
+		uint64_t e5 = tu_mkfile(s, list, "2.5", "mid", 3);
+		const char *names[] = { "0", "2", "2.5", "3", "7" };
+		const uint64_t staged[] = { e[0], e[2], e5, e[3], e4 };
+		assert_named(s, list, names, staged, 5);
+		tu_commit_check(s, "removed one, inserted two");
+		const uint64_t after[] = { e[0], e[2], e5, e[3], e4 };
+		assert_list(s, list, after, 5);
+		n = pog_readlink(s, tu_lookup(s, POG_ROOT_INO, "r"), buf,
+				 sizeof(buf));
+		assert_rc(n, 6);
+		assert_memory_equal(buf, "list/3", 6);
 		tu_reopen(ctx);
 		s = ctx->s;
-		assert_list(s, list, after, 4);
+		assert_list(s, list, after, 5);
 	}
 	/* rmdir of a non-empty map inside a list, then empty it */
 	assert_rc(pog_remove(s, list, "1", 1, POG_REMOVE_DIR), -ENOTEMPTY);
 	assert_ok(pog_remove(s, e[2], "inner", 5, 0));
 	assert_ok(pog_remove(s, list, "1", 1, POG_REMOVE_DIR));
 	assert_ok(pog_remove(s, list, "0", 1, 0));
-	assert_int_equal(tu_count_entries(s, list), 2);
-	tu_assert_content(s, tu_lookup(s, list, "0"), "d", 1);
-	tu_assert_content(s, tu_lookup(s, list, "1"), "new", 3);
+	assert_int_equal(tu_count_entries(s, list), 3);
+	tu_assert_content(s, tu_lookup(s, list, "2"), "mid", 3);
+	tu_assert_content(s, tu_lookup(s, list, "4"), "new", 3);
 	tu_commit_check(s, "shrunk");
 	tu_reopen(ctx);
-	tu_assert_content(ctx->s, tu_lookup(ctx->s, list, "0"), "d", 1);
+	tu_assert_content(ctx->s, tu_lookup(ctx->s, list, "0"), "mid", 3);
+	tu_assert_content(ctx->s, tu_lookup(ctx->s, list, "2"), "new", 3);
+	tu_assert_fsck_clean(ctx->s);
+}
+
+/* Positions, fractions and temporary entries list in order, and every
+ * cookie resumes right after its entry, also while entries go. */
+static void test_list_order_and_cookies(void **state)
+{
+	struct tu_ctx *ctx = *state;
+	pog_store *s = ctx->s;
+	uint64_t list = tu_mk(s, POG_ROOT_INO, "l", POG_LIST);
+	static const char *const made[] = { "tmpB", "3", "1.5", "0", "1",
+					    "1.25", "0.5", ".0.x", "1.05" };
+	static const char *const order[] = { "0", "0.5", "1", "1.05", "1.25",
+					     "1.5", "3" };
+	uint64_t ino[9], want[9];
+	const char *names[9];
+	struct listing l;
+	size_t n = 0;
+
+	for (size_t i = 0; i < 9; i++)
+		ino[i] = tu_mkfile(s, list, made[i], "x", 1);
+	for (size_t i = 0; i < 7; i++)
+		for (size_t j = 0; j < 9; j++)
+			if (strcmp(made[j], order[i]) == 0) {
+				names[n] = made[j];
+				want[n++] = ino[j];
+			}
+	/* then the temporary entries, in an order of their own */
+	list_dir(s, list, 0, &l);
+	assert_int_equal(l.n, 9);
+	for (size_t i = 7; i < 9; i++) {
+		names[n] = strcmp(l.names[i], "tmpB") == 0 ? "tmpB" : ".0.x";
+		want[n++] = ino[strcmp(l.names[i], "tmpB") == 0 ? 0 : 7];
+	}
+	listing_free(&l);
+	assert_named(s, list, names, want, 9);
+	/* removing what was listed does not disturb the rest of a listing */
+	list_dir(s, list, 0, &l);
+	for (size_t i = 0; i < 4; i++)
+		assert_ok(pog_remove(s, list, l.names[i], strlen(l.names[i]), 0));
+	{
+		struct listing rest;
+		list_dir(s, list, l.cookies[3], &rest);
+		assert_int_equal(rest.n, 5);
+		for (size_t i = 0; i < 5; i++)
+			assert_string_equal(rest.names[i], l.names[4 + i]);
+		listing_free(&rest);
+	}
+	listing_free(&l);
+	assert_rc(pog_commit(s, NULL, NULL), -EINVAL);
+	assert_ok(pog_remove(s, list, "tmpB", 4, 0));
+	assert_ok(pog_rename(s, list, ".0.x", 4, list, "9", 1, 0));
+	tu_commit_check(s, "settled");
+	{
+		const uint64_t after[] = { want[4], want[5], want[6], ino[7] };
+		assert_list(s, list, after, 4);
+	}
+	tu_reopen(ctx);
+	tu_assert_fsck_clean(ctx->s);
+}
+
+/* Fractions nested at one point (2.1, 2.01, 2.001, ...) outgrow the
+ * room between two and are spread again: order and names hold. */
+static void test_list_nested_fractions(void **state)
+{
+	struct tu_ctx *ctx = *state;
+	pog_store *s = ctx->s;
+	uint64_t list = tu_mk(s, POG_ROOT_INO, "l", POG_LIST);
+	char names[32][40];
+	const char *order[33];
+	uint64_t want[33], three;
+
+	want[0] = tu_mkfile(s, list, "2", "x", 1);
+	three = tu_mkfile(s, list, "3", "x", 1);
+	for (size_t k = 0; k < 30; k++) {
+		int len = snprintf(names[k], sizeof(names[k]), "2.");
+		for (size_t z = 0; z < k; z++)
+			names[k][len++] = '0';
+		names[k][len++] = '1';
+		names[k][len] = '\0';
+		/* each one smaller than the last: always first in its group */
+		want[30 - k] = tu_mkfile(s, list, names[k], "f", 1);
+		order[30 - k] = names[k];
+	}
+	order[0] = "2";
+	order[31] = "3";
+	want[31] = three;
+	assert_named(s, list, order, want, 32);
+	/* a rename within the group moves an entry its room-making moved */
+	assert_ok(pog_rename(s, list, names[29], strlen(names[29]), list,
+			     "2.00000000000000000000000000000000001", 37, 0));
+	tu_commit_check(s, "nested");
+	{
+		uint64_t after[32];
+		after[0] = want[0];
+		after[1] = want[1]; /* the renamed one is still the smallest */
+		for (size_t i = 2; i < 32; i++)
+			after[i] = want[i];
+		assert_list(s, list, after, 32);
+	}
+	tu_reopen(ctx);
 	tu_assert_fsck_clean(ctx->s);
 }
 
@@ -929,6 +1049,8 @@ int main(void)
 			test_readdir_resume_after_changes, setup, tu_state_teardown),
 		cmocka_unit_test_setup_teardown(test_rename, setup, tu_state_teardown),
 		cmocka_unit_test_setup_teardown(test_lists, setup, tu_state_teardown),
+		cmocka_unit_test_setup_teardown(test_list_order_and_cookies, setup, tu_state_teardown),
+		cmocka_unit_test_setup_teardown(test_list_nested_fractions, setup, tu_state_teardown),
 		cmocka_unit_test_setup_teardown(test_rename_posix_cases, setup,
 						tu_state_teardown),
 		cmocka_unit_test_setup_teardown(test_resolve, setup, tu_state_teardown),

@@ -633,10 +633,8 @@ static void test_map_list_with_entries(void **state)
 	assert_int_equal(tu_lookup(s, m, "1"), sub);
 	assert_rc(pog_readlink(s, r, buf, sizeof(buf)), 3);
 	assert_memory_equal(buf, "m/2", 3);
-	/* a list from now on: appending, shifting */
+	/* a list from now on */
 	tu_mkfile(s, m, "3", "d", 1);
-	assert_rc(pog_mknode(s, m, "x", 1, &(struct pog_new){ .type = POG_STRING,
-		  .mode = 0644 }, &attr), -EINVAL);
 	tu_commit_check(s, "list");
 
 	uint64_t l = tu_mk(s, POG_ROOT_INO, "l", POG_LIST);
@@ -650,19 +648,28 @@ static void test_map_list_with_entries(void **state)
 	assert_int_equal(h_conv, h_built);
 
 	assert_ok(pog_remove(s, m, "0", 1, 0));
+	/* names do not shift before the commit */
 	assert_rc(pog_readlink(s, r, buf, sizeof(buf)), 3);
-	assert_memory_equal(buf, "m/1", 3);
+	assert_memory_equal(buf, "m/2", 3);
 	assert_ok(pog_set_type(s, m, POG_MAP));
 	assert_int_equal(type_of(s, m), POG_MAP);
-	assert_int_equal(tu_lookup(s, m, "1"), two);
+	assert_int_equal(tu_lookup(s, m, "2"), two);
 	assert_int_equal(tu_count_entries(s, m), 3);
 	tu_mkfile(s, m, "name", "n", 1);
-	/* names that are not 0..n-1 stay a map */
+	/* names that are not all numbers stay a map */
 	assert_rc(pog_set_type(s, m, POG_LIST), -EINVAL);
+	/* numbers with gaps and fractions become a list in numeric order,
+	 * renumbered by the commit */
 	uint64_t gap = tu_mk(s, POG_ROOT_INO, "gap", POG_MAP);
-	tu_mkfile(s, gap, "0", "", 0);
-	tu_mkfile(s, gap, "2", "", 0);
-	assert_rc(pog_set_type(s, gap, POG_LIST), -EINVAL);
+	uint64_t g2 = tu_mkfile(s, gap, "2", "", 0);
+	uint64_t g0 = tu_mkfile(s, gap, "0", "", 0);
+	uint64_t g15 = tu_mkfile(s, gap, "1.5", "", 0);
+	assert_ok(pog_set_type(s, gap, POG_LIST));
+	assert_int_equal(tu_lookup(s, gap, "1.5"), g15);
+	tu_commit_check(s, "gap");
+	assert_int_equal(tu_lookup(s, gap, "0"), g0);
+	assert_int_equal(tu_lookup(s, gap, "1"), g15);
+	assert_int_equal(tu_lookup(s, gap, "2"), g2);
 	uint64_t zero = tu_mk(s, POG_ROOT_INO, "zero", POG_MAP);
 	tu_mkfile(s, zero, "00", "", 0);
 	assert_rc(pog_set_type(s, zero, POG_LIST), -EINVAL);
@@ -730,6 +737,62 @@ static void test_type_names(void **state)
 
 /* ---- lists --------------------------------------------------------------- */
 
+struct names_buf {
+	char *buf;
+	size_t size, len;
+};
+
+static int add_name(void *ctx, const char *name, size_t len,
+		    const struct pog_attr *attr, uint64_t next)
+{
+	struct names_buf *nb = ctx;
+
+	(void)attr, (void)next;
+	if (nb->len + len + 2 > nb->size)
+		return 1;
+	if (nb->len)
+		nb->buf[nb->len++] = ' ';
+	memcpy(nb->buf + nb->len, name, len);
+	nb->len += len;
+	nb->buf[nb->len] = '\0';
+	return 0;
+}
+
+static void tu_list_names(pog_store *s, uint64_t list, char *buf, size_t size)
+{
+	struct names_buf nb = { buf, size, 0 };
+
+	buf[0] = '\0';
+	assert_ok(pog_readdir(s, list, 0, add_name, &nb));
+}
+
+/* A list's staged listing: names (space-separated) and, in the same
+ * order, the first byte of each entry. */
+static void assert_staged(pog_store *s, uint64_t list, const char *names,
+			  const char *expect)
+{
+	char buf[4096];
+	size_t pos = 0, i = 0;
+	struct pog_attr attr;
+	char copy[256];
+
+	snprintf(copy, sizeof(copy), "%s", names);
+	tu_list_names(s, list, buf, sizeof(buf));
+	if (strcmp(buf, names) != 0)
+		fail_msg("list lists \"%s\", expected \"%s\"", buf, names);
+	for (char *save = NULL, *t = strtok_r(copy, " ", &save); t;
+	     t = strtok_r(NULL, " ", &save), i++) {
+		char got;
+		assert_ok(pog_lookup(s, list, t, strlen(t), &attr));
+		assert_rc(pog_read(s, attr.ino, 0, &got, 1), 1);
+		if (got != expect[i])
+			fail_msg("list entry %s is '%c', expected \"%s\"", t,
+				 got, expect);
+	}
+	assert_int_equal(i, strlen(expect));
+	(void)pos;
+}
+
 /* The list's entries in order, as the first byte of each file. */
 static void assert_list(pog_store *s, uint64_t list, const char *expect)
 {
@@ -749,7 +812,9 @@ static void assert_list(pog_store *s, uint64_t list, const char *expect)
 		if (got != expect[i])
 			fail_msg("list entry %zu is '%c', expected \"%s\"", i,
 				 got, expect);
-		/* the child knows its place */
+		/* the child knows its place (a hard link: its first) */
+		if (attr.nlink > 1)
+			continue;
 		len = pog_path(s, attr.ino, path, sizeof(path) - 1);
 		assert_true(len > 0);
 		path[len] = '\0';
@@ -785,46 +850,62 @@ static void test_list_append_only(void **state)
 	uint64_t l = make_list(s, "l", "abc");
 
 	assert_list(s, l, "abc");
-	/* gaps and names that are not canonical indexes */
-	assert_rc(pog_mknode(s, l, "4", 1, &spec, &attr), -EINVAL);
-	assert_rc(pog_mknode(s, l, "100", 3, &spec, &attr), -EINVAL);
-	assert_rc(pog_mknode(s, l, "03", 2, &spec, &attr), -EINVAL);
-	assert_rc(pog_mknode(s, l, "01", 2, &spec, &attr), -EINVAL);
-	assert_rc(pog_mknode(s, l, "x", 1, &spec, &attr), -EINVAL);
-	assert_rc(pog_mknode(s, l, "-1", 2, &spec, &attr), -EINVAL);
-	assert_rc(pog_mknode(s, l, "+3", 2, &spec, &attr), -EINVAL);
-	assert_rc(pog_mknode(s, l, " 3", 2, &spec, &attr), -EINVAL);
-	assert_rc(pog_mknode(s, l, "", 0, &spec, &attr), -EINVAL);
-	assert_rc(pog_mknode(s, l, "3\0", 2, &spec, &attr), -EINVAL);
-	assert_rc(pog_mknode(s, l, "99999999999999999999999", 23, &spec, &attr),
+	tu_commit_check(s, "abc");
+	/* any free number is a position: 100 appends, 4 too (in order) */
+	tu_mkfile(s, l, "100", "z", 1);
+	tu_mkfile(s, l, "4", "e", 1);
+	assert_staged(s, l, "0 1 2 4 100", "abcez");
+	/* numbers too big to be positions are refused */
+	assert_rc(pog_mknode(s, l, "123456789012345", 15, &spec, &attr),
 		  -EINVAL);
-	/* a taken index */
+	assert_rc(pog_mknode(s, l, "99999999999999999999999", 23, &spec,
+			     &attr), -EINVAL);
+	/* other names are temporary entries, listed after the positions */
+	tu_mkfile(s, l, "03", "T", 1);
+	tu_mkfile(s, l, "x", "T", 1);
+	tu_mkfile(s, l, "-1", "T", 1);
+	tu_mkfile(s, l, "1e3", "T", 1);
+	tu_mkfile(s, l, "2.50", "T", 1);
+	assert_rc(pog_mknode(s, l, "3\0", 2, &spec, &attr), 0);
+	/* a taken name */
 	assert_rc(pog_mknode(s, l, "1", 1, &spec, &attr), -EEXIST);
-	assert_rc(pog_mknode(s, l, "0", 1, &spec, &attr), -EEXIST);
-	/* non-canonical names do not find entries */
+	assert_rc(pog_mknode(s, l, "x", 1, &spec, &attr), -EEXIST);
+	/* "01" is not "1" */
 	assert_rc(pog_lookup(s, l, "01", 2, &attr), -ENOENT);
-	assert_rc(pog_lookup(s, l, "x", 1, &attr), -ENOENT);
-	assert_list(s, l, "abc");
-	/* appending at the length works; also a map and a list inside */
-	tu_mkfile(s, l, "3", "d", 1);
+	assert_int_equal(tu_count_entries(s, l), 11);
+	/* a commit with temporary entries fails, names one, changes nothing */
 	{
-		uint64_t sub = tu_mk(s, l, "4", POG_MAP);
-		tu_mkfile(s, sub, "k", "v", 1);
-		(void)tu_mk(s, l, "5", POG_LIST);
+		struct pog_status st;
+		assert_rc(pog_commit(s, NULL, NULL), -EINVAL);
+		assert_ok(pog_status(s, &st));
+		assert_non_null(strstr(st.last_error, "l/"));
+		assert_int_equal(tu_lookup(s, l, "100") != 0, 1);
 	}
-	assert_int_equal(tu_count_entries(s, l), 6);
-	tu_commit_check(s, "appended");
-	/* hard links into a list also append only */
+	/* renaming them onto positions settles the list */
+	assert_ok(pog_rename(s, l, "03", 2, l, "3", 1, 0));
+	assert_ok(pog_rename(s, l, "x", 1, l, "5", 1, 0));
+	assert_ok(pog_remove(s, l, "-1", 2, 0));
+	assert_ok(pog_remove(s, l, "1e3", 3, 0));
+	assert_ok(pog_remove(s, l, "2.50", 4, 0));
+	assert_ok(pog_remove(s, l, "3\0", 2, 0));
+	assert_staged(s, l, "0 1 2 3 4 5 100", "abcTeTz");
+	tu_commit_check(s, "settled");
+	assert_list(s, l, "abcTeTz");
+	/* hard links into a list go to any position */
 	{
 		uint64_t f = tu_lookup(s, l, "0");
-		assert_rc(pog_link(s, f, l, "9", 1, &attr), -EINVAL);
-		assert_ok(pog_link(s, f, l, "6", 1, &attr));
-		assert_int_equal(attr.nlink, 2);
+		assert_ok(pog_link(s, f, l, "9", 1, &attr));
+		assert_ok(pog_link(s, f, l, "0.5", 3, &attr));
+		assert_int_equal(attr.nlink, 3);
 	}
 	tu_commit_check(s, "linked");
+	assert_list(s, l, "aabcTeTza");
+	tu_reopen(ctx);
+	assert_list(ctx->s, tu_lookup(ctx->s, POG_ROOT_INO, "l"), "aabcTeTza");
+	tu_assert_fsck_clean(ctx->s);
 }
 
-static void test_list_remove_shifts(void **state)
+static void test_list_remove_no_shift(void **state)
 {
 	struct tu_ctx *ctx = *state;
 	pog_store *s = ctx->s;
@@ -833,27 +914,27 @@ static void test_list_remove_shifts(void **state)
 
 	tu_commit_check(s, "list");
 	assert_ok(pog_remove(s, l, "1", 1, 0));
-	assert_list(s, l, "acdef");
-	assert_int_equal(tu_lookup(s, l, "3"), e_ino); /* same object */
+	assert_staged(s, l, "0 2 3 4 5", "acdef");
+	assert_int_equal(tu_lookup(s, l, "4"), e_ino); /* same name */
 	assert_ok(pog_remove(s, l, "0", 1, 0));
-	assert_list(s, l, "cdef");
-	assert_ok(pog_remove(s, l, "3", 1, 0));
-	assert_list(s, l, "cde");
-	assert_rc(pog_remove(s, l, "3", 1, 0), -ENOENT);
+	assert_ok(pog_remove(s, l, "5", 1, 0));
+	assert_staged(s, l, "2 3 4", "cde");
+	assert_rc(pog_remove(s, l, "5", 1, 0), -ENOENT);
 	assert_rc(pog_remove(s, l, "01", 2, 0), -ENOENT);
 	tu_commit_check(s, "removed");
-	/* a dir entry in a list: rmdir shifts too */
+	assert_list(s, l, "cde");
+	assert_int_equal(tu_lookup(s, l, "2"), e_ino);
+	/* a dir entry in a list */
 	(void)tu_mk(s, l, "3", POG_MAP);
 	tu_mkfile(s, l, "4", "z", 1);
 	assert_rc(pog_remove(s, l, "3", 1, 0), -EISDIR);
 	assert_ok(pog_remove(s, l, "3", 1, POG_REMOVE_DIR));
-	assert_list(s, l, "cdez");
-	/* detach shifts as well */
 	assert_ok(pog_detach(s, l, "0", 1));
-	assert_list(s, l, "dez");
+	assert_staged(s, l, "1 2 4", "dez");
 	tu_commit_check(s, "rmdir and detach");
 	tu_reopen(ctx);
 	assert_list(ctx->s, tu_lookup(ctx->s, POG_ROOT_INO, "l"), "dez");
+	tu_assert_fsck_clean(ctx->s);
 }
 
 static void test_list_rename_reorders(void **state)
@@ -864,45 +945,45 @@ static void test_list_rename_reorders(void **state)
 	uint64_t b_ino = tu_lookup(s, l, "1");
 
 	tu_commit_check(s, "list");
-	/* move 1 -> 3: b ends up at index 3 */
-	assert_ok(pog_rename(s, l, "1", 1, l, "3", 1, 0));
-	assert_list(s, l, "acdbe");
-	assert_int_equal(tu_lookup(s, l, "3"), b_ino);
-	/* and back 3 -> 1 */
-	assert_ok(pog_rename(s, l, "3", 1, l, "1", 1, 0));
-	assert_list(s, l, "abcde");
-	/* first to last, last to first */
-	assert_ok(pog_rename(s, l, "0", 1, l, "4", 1, 0));
-	assert_list(s, l, "bcdea");
-	assert_ok(pog_rename(s, l, "4", 1, l, "0", 1, 0));
-	assert_list(s, l, "abcde");
+	/* move 1 -> 3.5: b goes between d and e */
+	assert_ok(pog_rename(s, l, "1", 1, l, "3.5", 3, 0));
+	assert_staged(s, l, "0 2 3 3.5 4", "acdbe");
+	assert_int_equal(tu_lookup(s, l, "3.5"), b_ino);
+	/* onto a taken position: replaces it (rename(2)) */
+	assert_ok(pog_rename(s, l, "3.5", 3, l, "1", 1, 0));
+	assert_staged(s, l, "0 1 2 3 4", "abcde");
+	/* first after last; a fraction before the first */
+	assert_ok(pog_rename(s, l, "0", 1, l, "5", 1, 0));
+	assert_ok(pog_rename(s, l, "4", 1, l, "0.5", 3, 0));
+	assert_staged(s, l, "0.5 1 2 3 5", "ebcda");
 	/* to itself: nothing changes */
 	assert_ok(pog_rename(s, l, "2", 1, l, "2", 1, 0));
-	assert_list(s, l, "abcde");
-	/* past the end, non-index names, missing source */
-	assert_rc(pog_rename(s, l, "0", 1, l, "5", 1, 0), -EINVAL);
-	assert_rc(pog_rename(s, l, "0", 1, l, "x", 1, 0), -EINVAL);
-	assert_rc(pog_rename(s, l, "0", 1, l, "01", 2, 0), -EINVAL);
 	assert_rc(pog_rename(s, l, "7", 1, l, "0", 1, 0), -ENOENT);
-	/* NOREPLACE onto a taken index */
-	assert_rc(pog_rename(s, l, "0", 1, l, "2", 1, POG_RENAME_NOREPLACE),
+	/* NOREPLACE onto a taken position */
+	assert_rc(pog_rename(s, l, "1", 1, l, "2", 1, POG_RENAME_NOREPLACE),
 		  -EEXIST);
-	assert_list(s, l, "abcde");
+	/* a replaced entry: onto 2 */
+	assert_ok(pog_rename(s, l, "1", 1, l, "2", 1, 0));
+	assert_staged(s, l, "0.5 2 3 5", "ebda");
 	tu_commit_check(s, "reordered");
+	assert_list(s, l, "ebda");
 	tu_reopen(ctx);
 	s = ctx->s;
 	l = tu_lookup(s, POG_ROOT_INO, "l");
-	assert_list(s, l, "abcde");
+	assert_list(s, l, "ebda");
 	assert_int_equal(tu_lookup(s, l, "1"), b_ino);
-	/* a bigger list: move the middle entry around */
+	/* fractions nest: 2.5 then 2.25 then 2.75 */
 	{
 		uint64_t big = make_list(s, "big", "0123456789abcdefghij");
-		assert_ok(pog_rename(s, big, "15", 2, big, "2", 1, 0));
-		assert_list(s, big, "01f23456789abcdeghij");
-		assert_ok(pog_rename(s, big, "2", 1, big, "19", 2, 0));
-		assert_list(s, big, "0123456789abcdeghijf");
+		tu_commit_check(s, "big");
+		assert_ok(pog_rename(s, big, "15", 2, big, "2.5", 3, 0));
+		assert_ok(pog_rename(s, big, "16", 2, big, "2.25", 4, 0));
+		assert_ok(pog_rename(s, big, "17", 2, big, "2.75", 4, 0));
+		assert_ok(pog_rename(s, big, "0", 1, big, "2.251", 5, 0));
+		tu_commit_check(s, "big list");
+		assert_list(s, big, "12g0fh3456789abcdeij");
 	}
-	tu_commit_check(s, "big list");
+	tu_assert_fsck_clean(s);
 }
 
 static void test_list_rename_across(void **state)
@@ -920,25 +1001,28 @@ static void test_list_rename_across(void **state)
 	tu_commit_check(s, "lists and a map");
 	/* list -> map */
 	assert_ok(pog_rename(s, l, "2", 1, m, "moved", 5, 0));
-	assert_list(s, l, "abd");
+	assert_staged(s, l, "0 1 3", "abd");
 	assert_int_equal(tu_lookup(s, m, "moved"), c_ino);
 	n = pog_path(s, c_ino, path, sizeof(path) - 1);
 	assert_true(n > 0);
 	path[n] = '\0';
 	assert_string_equal(path, "m/moved");
-	/* map -> list, inserted before index 1 */
+	/* map -> list, inserted before 1 */
 	tu_mkfile(s, m, "k", "K", 1);
-	assert_ok(pog_rename(s, m, "k", 1, l, "1", 1, 0));
-	assert_list(s, l, "aKbd");
+	assert_ok(pog_rename(s, m, "k", 1, l, "0.5", 3, 0));
+	assert_staged(s, l, "0 0.5 1 3", "aKbd");
 	assert_rc(pog_lookup(s, m, "k", 1, &attr), -ENOENT);
-	/* map -> list at its length appends; past it is refused */
-	assert_rc(pog_rename(s, m, "moved", 5, l, "9", 1, 0), -EINVAL);
-	assert_int_equal(tu_lookup(s, m, "moved"), c_ino);
-	assert_ok(pog_rename(s, m, "moved", 5, l, "4", 1, 0));
-	assert_list(s, l, "aKbdc");
+	/* map -> list at any free number */
+	assert_ok(pog_rename(s, m, "moved", 5, l, "9", 1, 0));
+	assert_staged(s, l, "0 0.5 1 3 9", "aKbdc");
 	assert_int_equal(tu_count_entries(s, m), 0);
+	tu_commit_check(s, "into the list");
+	assert_list(s, l, "aKbdc");
 	/* list -> another list */
-	assert_ok(pog_rename(s, l, "0", 1, l2, "1", 1, 0));
+	assert_ok(pog_rename(s, l, "0", 1, l2, "0.5", 3, 0));
+	assert_staged(s, l, "1 2 3 4", "Kbdc");
+	assert_staged(s, l2, "0 0.5 1", "xay");
+	tu_commit_check(s, "across");
 	assert_list(s, l, "Kbdc");
 	assert_list(s, l2, "xay");
 	/* a list -> map rename onto an existing file replaces it */
@@ -953,10 +1037,12 @@ static void test_list_rename_across(void **state)
 	{
 		uint64_t sub = tu_mk(s, m, "sub", POG_MAP);
 		tu_mkfile(s, sub, "inner", "i", 1);
-		assert_ok(pog_rename(s, m, "sub", 3, l, "0", 1, 0));
-		assert_int_equal(tu_lookup(s, l, "0"), sub);
+		assert_rc(pog_rename(s, m, "sub", 3, l, "0", 1, 0), -ENOTDIR);
+		assert_ok(pog_rename(s, m, "sub", 3, l, "10", 2, 0));
+		assert_int_equal(tu_lookup(s, l, "10"), sub);
 		tu_commit_check(s, "dir into list");
-		assert_ok(pog_rename(s, l, "0", 1, m, "sub2", 4, 0));
+		assert_int_equal(tu_lookup(s, l, "4"), sub);
+		assert_ok(pog_rename(s, l, "4", 1, m, "sub2", 4, 0));
 		assert_int_equal(tu_lookup(s, m, "sub2"), sub);
 		/* a dir into itself is refused */
 		(void)tu_mk(s, sub, "deeper", POG_LIST);
@@ -1017,7 +1103,7 @@ int main(void)
 		T(test_big_dir_conversion),
 		cmocka_unit_test(test_type_names),
 		T(test_list_append_only),
-		T(test_list_remove_shifts),
+		T(test_list_remove_no_shift),
 		T(test_list_rename_reorders),
 		T(test_list_rename_across),
 		T(test_list_exchange),
