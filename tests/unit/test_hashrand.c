@@ -110,12 +110,13 @@ static uint32_t ref_hash_dir(pog_store *s, uint64_t ino, uint32_t type,
 	unsigned char b[8];
 	uint32_t out;
 	if (type == POG_LIST) {
+		/* readdir lists a list in its order, whatever its staged
+		 * names (0 1 2 4, 2.5) */
 		uint32_t crc = crc_of(0, "l", 1);
-		char name[24];
 		for (size_t i = 0; i < ns.n; i++) {
 			struct pog_attr a;
-			snprintf(name, sizeof(name), "%zu", i);
-			assert_ok(pog_lookup(s, ino, name, strlen(name), &a));
+			assert_ok(pog_lookup(s, ino, ns.v[i], strlen(ns.v[i]),
+					     &a));
 			put_le(b, ref_hash(s, a.ino, depth + 1), 4);
 			crc = crc_of(crc, b, 4);
 		}
