@@ -478,7 +478,7 @@ def check_reads(mnt, files):
 def test_random_damage(tmp_path):
     """Flip random bytes of the blocks a real store uses (data pages,
     tree nodes, the commit record), one copy of the pool at a time."""
-    trials = int(os.environ.get("POGFS_DAMAGE_TRIALS", "30"))
+    trials = int(os.environ.get("POGFS_DAMAGE_TRIALS", "15"))
     seed = int(os.environ.get("POGFS_TEST_SEED", "9"))
     rng = random.Random(seed)
     work = Path("/dev/shm") if os.access("/dev/shm", os.W_OK) else tmp_path

@@ -275,14 +275,14 @@ def test_copy_file_range_and_cp(mount, ref_dir):
         (mount.path / "src").read_bytes()
 
 
-@pytest.mark.parametrize("seed", [1, 2, 3])
+@pytest.mark.parametrize("seed", [1, 2])
 def test_random_against_tmpfs(mount, ref_dir, seed):
     rng = random.Random(int(os.environ.get("POGFS_TEST_SEED", seed)))
     pairs = [Pair(mount.path / f"r{i}", os.path.join(ref_dir, f"r{i}"))
              for i in range(3)]
     history = []
     try:
-        for step in range(300):
+        for step in range(200):
             history.append(random_op(rng, pairs))
             for i, p in enumerate(pairs):
                 p.check(f"seed {seed} step {step} file r{i} after "
