@@ -132,13 +132,15 @@ static int answer_info(struct client *c)
 		"commit_time %" PRId64 ".%09u\nstaged %" PRIu64 "\n"
 		"pool_size %" PRIu64 "\npool_used %" PRIu64 "\n"
 		"block_size %" PRIu64 "\nblocks_total %" PRIu64 "\n"
-		"blocks_used %" PRIu64 "\nobjects %" PRIu64 "\n"
+		"blocks_used %" PRIu64 "\nblocks_reserved %" PRIu64 "\n"
+		"objects %" PRIu64 "\n"
 		"logical_bytes %" PRIu64 "\ndiscarded_changes %" PRIu64 "\n"
 		"discarded_time %" PRId64 ".%09u\nlast_error %s\n"
 		"mountpoint %s\npid %ld\n",
 		st.format_version, st.commit_id, st.commit_time.sec,
 		st.commit_time.nsec, st.staged, st.pool_size, st.pool_used,
-		st.block_size, st.blocks_total, st.blocks_used, st.objects,
+		st.block_size, st.blocks_total, st.blocks_used,
+		st.blocks_reserved, st.objects,
 		st.logical_bytes, st.discarded_changes, st.discarded_time.sec,
 		st.discarded_time.nsec, st.last_error,
 		fs->mountpoint_len ? fs->mountpoint : "/", (long)getpid());

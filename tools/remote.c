@@ -207,6 +207,7 @@ static int parse_info(void *ctx, char type, const char *buf, size_t len)
 			FIELD(block_size);
 			FIELD(blocks_total);
 			FIELD(blocks_used);
+			FIELD(blocks_reserved);
 			FIELD(objects);
 			FIELD(logical_bytes);
 			FIELD(discarded_changes);
