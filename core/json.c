@@ -1970,11 +1970,13 @@ static int import_ref(struct importer *im, uint64_t dir, const char *name,
 	return err;
 }
 
-/* {"$symlink": S} with S a string or {"$bytes": ...}. */
-static int import_symlink(struct importer *im, uint64_t dir, const char *name,
-			  size_t nlen, size_t t, uint64_t *ino)
+/*
+ * The text of {"$symlink": S} at t, S a string or {"$bytes": ...}, into
+ * text (KEYBUF + 8 bytes, NUL-terminated): 0, or -EINVAL with the reason
+ * at t (more than 4095 bytes, a NUL, not a string).
+ */
+static int symlink_text(struct importer *im, size_t t, char *text)
 {
-	char text[KEYBUF + 8];
 	size_t tl = 0;
 	bool ok = false;
 	if (is_string_at(im, t)) {
@@ -1997,6 +1999,16 @@ static int import_symlink(struct importer *im, uint64_t dir, const char *name,
 		return fail_at(im, t, -EINVAL, "$symlink needs a string of at most "
 			       "4095 bytes and no NUL");
 	text[tl] = '\0';
+	return 0;
+}
+
+static int import_symlink(struct importer *im, uint64_t dir, const char *name,
+			  size_t nlen, size_t t, uint64_t *ino)
+{
+	char text[KEYBUF + 8];
+	int err = symlink_text(im, t, text);
+	if (err)
+		return err;
 	struct pog_new spec = {.type = POG_SYMLINK, .mode = 0644, .text = text};
 	return make(im, dir, name, nlen, &spec, ino);
 }
@@ -2226,30 +2238,8 @@ static int validate_base64(struct importer *im, size_t v)
 
 static int validate_symlink(struct importer *im, size_t t)
 {
-	size_t len = 0;
-	bool ok = false;
-	if (is_string_at(im, t)) {
-		ok = decode_short(im, t);
-		len = im->keylen;
-	} else if (im->doc[t] == '{') {
-		size_t in[K_N], others;
-		int err = scan_keys(im, t, in, &others);
-		if (err)
-			return err;
-		if (is_string_at(im, in[K_BYTES]) && others == 0 &&
-		    decode_short(im, in[K_BYTES])) {
-			struct b64dec d = {0};
-			char text[KEYBUF + 8];
-			len = b64_feed(&d, im->key, im->keylen, (unsigned char *)text);
-			ok = b64_done(&d) && !memchr(text, '\0', len);
-		}
-	}
-	if (ok && is_string_at(im, t))
-		ok = !memchr(im->key, '\0', len);
-	if (!ok || len > 4095)
-		return fail_at(im, t, -EINVAL, "$symlink needs a string of at most "
-			       "4095 bytes and no NUL");
-	return 0;
+	char text[KEYBUF + 8];
+	return symlink_text(im, t, text);
 }
 
 static int validate_members(struct importer *im, struct validator *va,

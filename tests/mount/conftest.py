@@ -56,7 +56,7 @@ class Mount:
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
             stderr=self.stderr_file)
         deadline = time.monotonic() + timeout
-        while not os.path.ismount(self.path):
+        while not self.is_mounted():
             if self.proc.poll() is not None:
                 self.proc = None
                 self.stderr_file.close()
@@ -66,6 +66,9 @@ class Mount:
                 raise RuntimeError("pogfs did not mount in time")
             time.sleep(0.02)
         return self
+
+    def is_mounted(self):
+        return os.path.ismount(self.path)
 
     def stderr(self):
         try:
@@ -77,7 +80,7 @@ class Mount:
         """Unmount and wait for the daemon (which discards, then GCs)."""
         if self.proc is None:
             return
-        if os.path.ismount(self.path):
+        if self.is_mounted():
             r = subprocess.run(["fusermount3", "-u", str(self.path)],
                                stderr=subprocess.DEVNULL)
             if r.returncode != 0:

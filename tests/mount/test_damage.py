@@ -410,40 +410,8 @@ def mounted(path):
 class DamagedMount(Mount):
     """A mount that counts as up once listed, whatever its root answers."""
 
-    def start(self, *opts, timeout=15):
-        import time
-        assert self.proc is None
-        self.path.mkdir(exist_ok=True)
-        self.stderr_file = open(self.stderr_path, "ab")
-        self.proc = subprocess.Popen(
-            [POGFS, str(self.pool), str(self.path), "-f", *opts],
-            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-            stderr=self.stderr_file)
-        deadline = time.monotonic() + timeout
-        while not mounted(self.path):
-            if self.proc.poll() is not None:
-                self.proc = None
-                self.stderr_file.close()
-                raise RuntimeError("pogfs exited: " + self.stderr())
-            if time.monotonic() > deadline:
-                self.stop()
-                raise RuntimeError("pogfs did not mount in time")
-            time.sleep(0.02)
-        return self
-
-    def stop(self, timeout=60):
-        if self.proc is None:
-            return
-        if mounted(self.path):
-            subprocess.run(["fusermount3", "-u", "-z", str(self.path)],
-                           stderr=subprocess.DEVNULL)
-        try:
-            self.proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-        self.proc = None
-        self.stderr_file.close()
+    def is_mounted(self):
+        return mounted(self.path)
 
 
 def check_reads(mnt, files):
