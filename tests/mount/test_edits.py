@@ -174,19 +174,11 @@ def test_editor_keeps_types_and_refs_in_a_map(mount, editor):
         assert (mnt / f"ref-{type_}").read_text() == after
 
 
-# Saving by rename inside a list needs temporary names in lists (the
-# `lists` change): sed -i makes sedXXXXXX there, vim with backupcopy=no
-# renames 1 to 1~. Writing in place works today (nano, and vim's default
-# 'backupcopy' falls back to it when the rename is refused).
-LIST_NEEDS_TEMPORARY_NAMES = {"sed", "vim-backupcopy-no"}
-
-
+# Inside a list too: sed -i makes sedXXXXXX there and vim with
+# backupcopy=no renames 1 to 1~ (temporary entries of the list); nano and
+# vim's default 'backupcopy' write in place.
 @pytest.mark.parametrize("editor", EDITORS)
-def test_editor_keeps_types_and_refs_in_a_list(mount, editor, request):
-    if editor in LIST_NEEDS_TEMPORARY_NAMES:
-        request.applymarker(pytest.mark.xfail(
-            reason="a list refuses the temporary name the tool saves "
-                   "under until lists take temporary entries", strict=False))
+def test_editor_keeps_types_and_refs_in_a_list(mount, editor):
     mnt = mount.path
     (mnt / "todo").mkdir()
     os.setxattr(mnt / "todo", "user.pog.type", b"list")
