@@ -773,6 +773,22 @@ static const char *view_path(struct pogfs *fs, const char *path, bool *committed
 	return rel;
 }
 
+/* The object an export PATH names (pogfs.h); shared with serve.c. */
+int ctl_export_resolve(struct pogfs *fs, const char *path, uint64_t *ino)
+{
+	bool committed;
+	const char *rel = view_path(fs, path, &committed);
+	uint64_t dir = committed ? VINO_COMMITTED_ROOT : POG_ROOT_INO;
+	int rc;
+
+	*ino = dir;
+	rc = rel[0] ? pog_resolve(fs->store, dir, rel, ino) : 0;
+	/* pog_resolve answers staged numbers even from the committed view */
+	if (rc == 0 && committed)
+		*ino |= POG_COMMITTED_BIT;
+	return rc;
+}
+
 /*
  * export PATH: the JSON of the object at PATH, as the answer. PATH is
  * relative to the mount's root ("", "." or "/" for the root), or absolute
@@ -780,15 +796,9 @@ static const char *view_path(struct pogfs *fs, const char *path, bool *committed
  */
 static int cmd_export(struct pogfs *fs, const char *path, struct text *answer)
 {
-	bool committed;
-	const char *rel = view_path(fs, path, &committed);
-	uint64_t dir = committed ? VINO_COMMITTED_ROOT : POG_ROOT_INO, ino = dir;
-	int rc;
+	uint64_t ino;
+	int rc = ctl_export_resolve(fs, path, &ino);
 
-	rc = rel[0] ? pog_resolve(fs->store, dir, rel, &ino) : 0;
-	/* pog_resolve answers staged numbers even from the committed view */
-	if (rc == 0 && committed)
-		ino |= POG_COMMITTED_BIT;
 	if (rc < 0)
 		return command_failed(fs, answer, rc, "export: %.200s: %s", path,
 				      pog_strerror(rc));

@@ -115,6 +115,15 @@ void pogfs_fill_stat(const struct pog_attr *a, struct stat *st);
 void pogfs_reply_entry(fuse_req_t req, uint64_t parent, const char *name,
 		       size_t len, const struct pog_attr *a);
 
+/*
+ * The object an export PATH names (ctl's "export PATH", the control
+ * socket's "export-path PATH"): PATH relative to the mount's root ("",
+ * "." or "/" for the root) or absolute under the mount point, in the
+ * staged view, or the last commit for ".pog/committed/...". Sets *ino
+ * (with POG_COMMITTED_BIT for the committed view); 0 or -errno.
+ */
+int ctl_export_resolve(struct pogfs *fs, const char *path, uint64_t *ino);
+
 /* The stat of a .pog virtual inode; false when ino is not one. */
 bool ctl_stat(struct pogfs *fs, uint64_t ino, struct stat *st);
 

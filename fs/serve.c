@@ -16,7 +16,10 @@
 #include <unistd.h>
 
 /*
- * Protocol (POG_SERVE_* in serve.h): the client sends one request line;
+ * Protocol (POG_SERVE_* in serve.h): the client sends one request line
+ * ("info", "export" (the last commit's root), "export-path PATH" (as
+ * MNT/.pog/ctl's "export PATH": the staged view or .pog/committed/...),
+ * "fsck", "ping");
  * the daemon answers with frames "T LEN\n" + LEN bytes, T one of
  *   D  data (the JSON of export; the finding lines of fsck; the
  *      "key value" lines of info),
@@ -178,6 +181,24 @@ static int answer_fsck(struct client *c)
 	return verdict;
 }
 
+/*
+ * export-path PATH: the JSON of the object PATH names in the mount's
+ * views (ctl_export_resolve), written in frames as pog_export makes the
+ * bytes: the daemon holds no more of the document than one buffer.
+ */
+static int answer_export_path(struct client *c, const char *path)
+{
+	struct pogfs *fs = c->server->fs;
+	uint64_t ino;
+	int rc = ctl_export_resolve(fs, path, &ino);
+
+	if (rc < 0)
+		return rc;
+	rc = pog_export(fs->store, ino, data_frame, c);
+	/* a client gone mid-document ends it; its error is ours to tell */
+	return rc < 0 && c->err ? c->err : rc;
+}
+
 static int answer(struct client *c, const char *request)
 {
 	struct pogfs *fs = c->server->fs;
@@ -189,6 +210,8 @@ static int answer(struct client *c, const char *request)
 	else if (strcmp(request, "export") == 0)
 		rc = pog_export(fs->store, POG_ROOT_INO | POG_COMMITTED_BIT,
 				data_frame, c);
+	else if (strncmp(request, "export-path ", 12) == 0)
+		rc = answer_export_path(c, request + 12);
 	else if (strcmp(request, "fsck") == 0)
 		rc = answer_fsck(c);
 	else if (strcmp(request, "ping") == 0)

@@ -181,10 +181,76 @@ static int export_pool(const struct tool_args *a, struct sink *k,
 	return 0;
 }
 
+/* export-path's frames: whether any data came (a daemon that does not
+ * know the request says -EINVAL before any). */
+struct path_answer {
+	struct sink *k;
+	bool data;
+};
+
+static int export_path_frame(void *ctx, char type, const char *buf,
+			     size_t len)
+{
+	struct path_answer *p = ctx;
+
+	if (type != 'D')
+		return 0;
+	p->data = true;
+	return sink_write(p->k, buf, len);
+}
+
+/*
+ * The JSON of PATH in a mount, streamed from the daemon's control socket
+ * ("export-path REL"): neither the daemon nor pog holds the document.
+ * -EINVAL before any byte: ask ctl instead (an older daemon; or a path
+ * ctl refuses the same way).
+ */
+static int export_mount_socket(const struct tool_args *a, int fd,
+			       const char *rel, struct sink *k,
+			       struct tool_error *e)
+{
+	struct path_answer answer = { k, false };
+	struct tool_progress progress;
+	char message[256];
+	size_t n = strlen(rel) + sizeof("export-path .");
+	char *request = malloc(n);
+
+	if (!request) {
+		close(fd);
+		return tool_fail(e, TOOL_EXIT_FAIL, "export", "out of memory");
+	}
+	snprintf(request, n, "export-path %s", rel[0] ? rel : ".");
+	tool_progress_begin(&progress, "export", a->quiet);
+	int err = tool_remote_request(fd, request, export_path_frame, &answer,
+				      &progress, message, sizeof(message));
+	tool_progress_end(&progress, err == 0);
+	close(fd);
+	free(request);
+	if (err == -EINVAL && !answer.data)
+		return -EINVAL;
+	if (err == -ECONNRESET || err == -EPROTO)
+		return tool_fail(e, TOOL_EXIT_FAIL, "export", "%s: the pogfs "
+				 "daemon stopped answering", a->operands[0]);
+	if (err)
+		return tool_fail(e, TOOL_EXIT_FAIL, "export", "%s: %s",
+				 a->operands[0], message[0] ? message
+				 : pog_strerror(err));
+	return 0;
+}
+
 static int export_mount(const struct tool_args *a, const char *mnt,
 			const char *rel, struct sink *k, struct tool_error *e)
 {
 	char *command, *answer = NULL;
+	int fd;
+
+	/* The paths ctl cannot carry (a newline) go to ctl, which says no. */
+	if (!strchr(rel, '\n') && strlen(rel) < 4000 &&
+	    tool_remote_connect_mount(mnt, &fd) == 0) {
+		int status = export_mount_socket(a, fd, rel, k, e);
+		if (status != -EINVAL)
+			return status;
+	}
 	size_t n = strlen(rel) + 16;
 	command = malloc(n);
 	if (!command)

@@ -45,6 +45,81 @@ int tool_remote_connect(const char *pool, int *fd_out)
 	return err;
 }
 
+/* A mountinfo field in place: the kernel writes space, tab, newline and
+ * backslash as \ooo. */
+static void unescape_octal(char *s)
+{
+	char *out = s;
+
+	for (; *s; s++) {
+		if (s[0] == '\\' && s[1] >= '0' && s[1] <= '3' &&
+		    s[2] >= '0' && s[2] <= '7' && s[3] >= '0' && s[3] <= '7') {
+			*out++ = (char)((s[1] - '0') * 64 + (s[2] - '0') * 8 +
+					(s[3] - '0'));
+			s += 3;
+		} else {
+			*out++ = *s;
+		}
+	}
+	*out = '\0';
+}
+
+/*
+ * The source of the FUSE mount at mnt in /proc/self/mountinfo, the last
+ * one there (a mount over another hides it): pogfs names it with the
+ * pool's absolute path. 0, or -ENOENT.
+ */
+static int mount_source(const char *mnt, char *source, size_t size)
+{
+	FILE *f = fopen("/proc/self/mountinfo", "re");
+	char *line = NULL;
+	size_t cap = 0;
+	int err = -ENOENT;
+
+	if (!f)
+		return -errno;
+	while (getline(&line, &cap, f) > 0) {
+		char *save, *field, *point = NULL;
+		char *dash = strstr(line, " - ");
+		int i = 0;
+
+		if (!dash)
+			continue;
+		*dash = '\0';
+		for (field = strtok_r(line, " ", &save); field && i < 4;
+		     field = strtok_r(NULL, " ", &save))
+			i++;
+		point = field;  /* the fifth field: the mount point */
+		if (!point)
+			continue;
+		unescape_octal(point);
+		if (strcmp(point, mnt) != 0)
+			continue;
+		char *type = strtok_r(dash + 3, " ", &save);
+		char *src = strtok_r(NULL, " \n", &save);
+		if (!type || !src || strncmp(type, "fuse", 4) != 0)
+			continue;
+		unescape_octal(src);
+		if (src[0] == '/' && strlen(src) < size) {
+			strcpy(source, src);
+			err = 0;
+		} else {
+			err = -ENOENT;
+		}
+	}
+	free(line);
+	fclose(f);
+	return err;
+}
+
+int tool_remote_connect_mount(const char *mnt, int *fd)
+{
+	char pool[PATH_MAX];
+	int err = mount_source(mnt, pool, sizeof(pool));
+
+	return err ? err : tool_remote_connect(pool, fd);
+}
+
 static int read_full(int fd, void *buf, size_t len)
 {
 	char *p = buf;

@@ -128,6 +128,14 @@ void tool_progress_end(struct tool_progress *p, bool ok);
  */
 int tool_remote_connect(const char *pool, int *fd);
 
+/*
+ * The same, for the daemon serving the mount whose root is mnt (an
+ * absolute, resolved path): its pool is the mount's source in
+ * /proc/self/mountinfo. -ENOENT when mnt is no FUSE mount or nothing
+ * listens for its pool (an older daemon; ask MNT/.pog/ctl instead).
+ */
+int tool_remote_connect_mount(const char *mnt, int *fd);
+
 /* Called for each data ('D') and result ('R') frame; 0 or -errno. */
 typedef int (*tool_frame_fn)(void *ctx, char type, const char *buf,
 			     size_t len);
