@@ -138,6 +138,20 @@ static void name_drop(struct inode_table *t, struct inode_name *n)
 	free(n);
 }
 
+/* Copy n into v's next name (its text at text), drop it from the table;
+ * returns where the next name's text goes. */
+static char *name_take(struct inode_table *t, struct inode_name *n,
+		       struct inode_inval *v, char *text)
+{
+	struct inode_dentry *d = &v->names[v->nnames++];
+	d->parent = n->parent;
+	d->len = n->len;
+	d->name = text;
+	memcpy(text, n->name, n->len + 1);
+	name_drop(t, n);
+	return text + d->len + 1;
+}
+
 /* Make n (hashed, detached) e's newest name; past the bound on extra
  * names, e's oldest goes. */
 static void attach(struct inode_table *t, struct inode_entry *e,
@@ -411,14 +425,7 @@ int inode_table_take(struct inode_table *t, int (*want)(uint64_t ino),
 				continue;
 			v->inos[v->ninos++] = e->ino;
 			while (e->names) {
-				struct inode_name *n = e->names;
-				struct inode_dentry *d = &v->names[v->nnames++];
-				d->parent = n->parent;
-				d->len = n->len;
-				d->name = text;
-				memcpy(text, n->name, n->len + 1);
-				text += n->len + 1;
-				name_drop(t, n);
+				text = name_take(t, e->names, v, text);
 			}
 		}
 	}
@@ -481,13 +488,7 @@ int inode_table_take_names(struct inode_table *t,
 			next = n->hnext;
 			if (!want_parent(ctx, n->parent))
 				continue;
-			struct inode_dentry *d = &v->names[v->nnames++];
-			d->parent = n->parent;
-			d->len = n->len;
-			d->name = text;
-			memcpy(text, n->name, n->len + 1);
-			text += n->len + 1;
-			name_drop(t, n);
+			text = name_take(t, n, v, text);
 		}
 	}
 	pthread_mutex_unlock(&t->lock);
