@@ -721,6 +721,159 @@ int pog_bt_foreach_fresh(pog_store *s, uint64_t root,
 	return root ? fresh_rec(s, root, 0, fn, ctx) : 0;
 }
 
+/* ---- diff of two trees ------------------------------------------------------ */
+
+/*
+ * Two trees that share nodes (one copied from the other, changed here and
+ * there) differ only under the nodes they do not share. Each tree is read
+ * as a stream of items in key order, an item being a whole subtree (a
+ * child of a branch) or a leaf entry. When both streams start with the
+ * same subtree, both skip it; otherwise the side whose head is the larger
+ * subtree opens it. Everything before the heads has been consumed on both
+ * sides, so equal heads cover the same keys.
+ */
+struct diff_stream {
+	pog_store *s;
+	int depth;
+	uint64_t addr[POG_BT_MAX_DEPTH];
+	uint16_t pos[POG_BT_MAX_DEPTH];
+};
+
+static int stream_push(struct diff_stream *st, uint64_t addr)
+{
+	if (st->depth >= POG_BT_MAX_DEPTH)
+		return POG_ECORRUPT;
+	int err = node_readable(st->s, addr);
+	if (err)
+		return err;
+	st->addr[st->depth] = addr;
+	st->pos[st->depth++] = 0;
+	return 0;
+}
+
+/* Drop exhausted nodes: 1 while an item is left, 0 at the end. */
+static int stream_settle(struct diff_stream *st)
+{
+	while (st->depth > 0) {
+		int d = st->depth - 1;
+		if (st->pos[d] < HDR(st->s, st->addr[d])->count)
+			return 1;
+		if (--st->depth > 0)
+			st->pos[st->depth - 1]++;
+	}
+	return 0;
+}
+
+/* The head: its node's level (0: a leaf entry, else a subtree one lower). */
+static unsigned stream_level(const struct diff_stream *st)
+{
+	return HDR(st->s, st->addr[st->depth - 1])->level;
+}
+
+static uint64_t stream_child(const struct diff_stream *st)
+{
+	int d = st->depth - 1;
+	return branches(HDR(st->s, st->addr[d]))[st->pos[d]].child;
+}
+
+static struct pog_leaf_entry *stream_entry(const struct diff_stream *st)
+{
+	int d = st->depth - 1;
+	return leaf_entry(HDR(st->s, st->addr[d]), st->pos[d]);
+}
+
+static int stream_open(struct diff_stream *st)
+{
+	return stream_push(st, stream_child(st));
+}
+
+static void stream_skip(struct diff_stream *st)
+{
+	st->pos[st->depth - 1]++;
+}
+
+static int diff_report(const struct pog_leaf_entry *a,
+		       const struct pog_leaf_entry *b, pog_bt_diff_fn fn,
+		       void *ctx)
+{
+	uint64_t key;
+	memcpy(&key, a ? &a->key : &b->key, sizeof(key));
+	return fn(ctx, key, a ? (const void *)(a + 1) : NULL, a ? a->vlen : 0,
+		  b ? (const void *)(b + 1) : NULL, b ? b->vlen : 0);
+}
+
+/* Both heads are leaf entries: report what differs, move past it. */
+static int diff_entries(struct diff_stream *a, struct diff_stream *b,
+			pog_bt_diff_fn fn, void *ctx)
+{
+	struct pog_leaf_entry *ea = stream_entry(a), *eb = stream_entry(b);
+	uint64_t ka, kb;
+	memcpy(&ka, &ea->key, sizeof(ka));
+	memcpy(&kb, &eb->key, sizeof(kb));
+	if (ka < kb) {
+		stream_skip(a);
+		return diff_report(ea, NULL, fn, ctx);
+	}
+	if (kb < ka) {
+		stream_skip(b);
+		return diff_report(NULL, eb, fn, ctx);
+	}
+	stream_skip(a);
+	stream_skip(b);
+	if (ea->vlen == eb->vlen && !memcmp(ea + 1, eb + 1, ea->vlen))
+		return 0;
+	return diff_report(ea, eb, fn, ctx);
+}
+
+/* The rest of one side, entry by entry (the other side is exhausted). */
+static int diff_tail(struct diff_stream *st, bool left, pog_bt_diff_fn fn,
+		     void *ctx)
+{
+	int r;
+	while ((r = stream_settle(st)) == 1) {
+		if (stream_level(st)) {
+			r = stream_open(st);
+		} else {
+			struct pog_leaf_entry *e = stream_entry(st);
+			stream_skip(st);
+			r = diff_report(left ? e : NULL, left ? NULL : e, fn, ctx);
+		}
+		if (r)
+			return r;
+	}
+	return r;
+}
+
+int pog_bt_diff(pog_store *s, uint64_t root_a, uint64_t root_b,
+		pog_bt_diff_fn fn, void *ctx)
+{
+	if (root_a == root_b)
+		return 0;
+	struct diff_stream a = { .s = s }, b = { .s = s };
+	int r = root_a ? stream_push(&a, root_a) : 0;
+	if (!r && root_b)
+		r = stream_push(&b, root_b);
+	while (!r) {
+		int ha = stream_settle(&a), hb = stream_settle(&b);
+		if (!ha)
+			return diff_tail(&b, false, fn, ctx);
+		if (!hb)
+			return diff_tail(&a, true, fn, ctx);
+		unsigned la = stream_level(&a), lb = stream_level(&b);
+		if (la && lb && stream_child(&a) == stream_child(&b)) {
+			stream_skip(&a);
+			stream_skip(&b);
+		} else if (la && la >= lb) {
+			r = stream_open(&a);
+		} else if (lb) {
+			r = stream_open(&b);
+		} else {
+			r = diff_entries(&a, &b, fn, ctx);
+		}
+	}
+	return r;
+}
+
 /* ---- compaction ------------------------------------------------------------ */
 
 /*

@@ -294,6 +294,16 @@ int pog_bt_foreach_fresh(pog_store *s, uint64_t root,
 int pog_bt_walk(pog_store *s, uint64_t root,
 		int (*fn)(void *ctx, uint64_t addr, const struct pog_node_hdr *h),
 		void *ctx);
+/* Call fn for every key whose value differs between two trees (a only,
+ * b only, or both with different bytes), in key order; the values are
+ * NULL where the key is absent. Subtrees the trees share (same node
+ * address) are skipped unread, so two versions of a tree are compared in
+ * time proportional to what differs. fn returns non-zero to stop (that
+ * value is returned). */
+typedef int (*pog_bt_diff_fn)(void *ctx, uint64_t key, const void *a,
+			      uint16_t alen, const void *b, uint16_t blen);
+int pog_bt_diff(pog_store *s, uint64_t root_a, uint64_t root_b,
+		pog_bt_diff_fn fn, void *ctx);
 /* Pack the leaves under each lowest branch node tightly, freeing those
  * that empty (*freed counts them); only where a leaf can be freed. Stops
  * with -ENOSPC when room() says no: commit and call again. */
