@@ -190,22 +190,66 @@ static int gc_commit(pog_store *s, uint64_t *batch, const char *what)
 	return pog_commit_locked(s, msg, NULL);
 }
 
+/* Make room for one more step of the batch, committing it first when the
+ * free space ran down to what a commit needs. */
+static int gc_step_room(pog_store *s, uint64_t *batch)
+{
+	if (gc_room(s))
+		return 0;
+	int err = gc_commit(s, batch, "unreachable objects");
+	return err ? err : gc_room(s) ? 0 : -ENOSPC;
+}
+
+struct survivors {
+	pog_store *s;
+	const struct pog_map64 *seen;
+	struct pog_vec inos;
+};
+
+static int survivor(void *c, uint64_t ino, int owned)
+{
+	struct survivors *v = c;
+	if (!owned || !pog_map64_find(v->seen, ino))
+		return 0;
+	return pog_vec_push(&v->inos, ino);
+}
+
+/* A dead map or list may hold names of objects that live on (hard links
+ * named elsewhere too, objects a ref reaches): they lose that name. */
+static int unlink_survivors(pog_store *s, uint64_t dir,
+			    const struct pog_map64 *seen, uint64_t *batch)
+{
+	const struct pog_inode *in;
+	int err = pog_inode_get(s, &s->staged, dir, &in);
+	if (err || (in->type != POG_MAP && in->type != POG_LIST))
+		return err;
+	struct survivors v = { .s = s, .seen = seen };
+	err = pog_object_edges(s, in, survivor, &v);
+	for (size_t i = 0; !err && i < v.inos.n; i++) {
+		err = gc_step_room(s, batch);
+		if (!err)
+			err = pog_child_orphaned(s, v.inos.v[i], dir);
+		if (!err)
+			++*batch;
+	}
+	pog_vec_release(&v.inos);
+	return err;
+}
+
 /* Remove the unreachable objects, committing whenever the free space runs
  * down to what a commit needs, so that any number of them can go from a
  * full pool. */
 static int destroy_dead(pog_store *s, const struct pog_vec *dead,
-			uint64_t *damaged)
+			const struct pog_map64 *seen, uint64_t *damaged)
 {
 	uint64_t batch = 0;
 	int err = 0;
 	for (size_t i = 0; !err && i < dead->n; i++) {
-		if (!gc_room(s)) {
-			err = gc_commit(s, &batch, "unreachable objects");
-			if (!err && !gc_room(s))
-				err = -ENOSPC;
-			if (err)
-				break;
-		}
+		err = unlink_survivors(s, dead->v[i], seen, &batch);
+		if (!err)
+			err = gc_step_room(s, &batch);
+		if (err)
+			break;
 		err = pog_object_destroy(s, dead->v[i]);
 		if (err == POG_ECORRUPT) { /* kept for fsck; collect the rest */
 			(*damaged)++;
@@ -275,7 +319,7 @@ int pog_gc_locked(pog_store *s, struct pog_gc_result *res)
 		err = unreachable_objects(s, &seen, &dead);
 	uint64_t damaged = 0;
 	if (!err)
-		err = destroy_dead(s, &dead, &damaged);
+		err = destroy_dead(s, &dead, &seen, &damaged);
 	if (damaged)
 		pog_set_error(s, "gc: %" PRIu64 " unreachable objects kept: their "
 			      "records are damaged (see pog fsck)", damaged);

@@ -1383,7 +1383,8 @@ int pog_link(pog_store *s, uint64_t ino, uint64_t dir, const char *name,
 	if (!err) {
 		pog_hash_entry_changed(s, dir, key);
 		pog_note_change(s, dir, POG_CHG_MODIFIED);
-		fill_attr(s, &s->staged, ino, &c, out);
+		if (out)
+			fill_attr(s, &s->staged, ino, &c, out);
 	}
 	pog_unlock(s);
 	return err;
@@ -1415,6 +1416,13 @@ static int child_unlinked(pog_store *s, uint64_t ino, uint64_t dir,
 	}
 	stamp(&c, false);
 	return inode_store(s, ino, &c);
+}
+
+int pog_child_orphaned(pog_store *s, uint64_t ino, uint64_t dir)
+{
+	struct pog_inode c;
+	int err = inode_load(s, &s->staged, ino, &c);
+	return err ? err : child_unlinked(s, ino, dir, c.parent_key);
 }
 
 #define REMOVE_DETACH 0x100u /* any object, even a non-empty map */

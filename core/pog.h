@@ -348,7 +348,8 @@ int pog_mknode(pog_store *s, uint64_t dir, const char *name, size_t len,
  */
 int pog_set_type(pog_store *s, uint64_t ino, unsigned type);
 
-/* Add a hard link to a file-like object (not maps or lists: -EPERM). */
+/* Add a hard link to a file-like object (not maps or lists: -EPERM);
+ * out may be NULL. */
 int pog_link(pog_store *s, uint64_t ino, uint64_t dir, const char *name,
 	     size_t len, struct pog_attr *out);
 

@@ -326,6 +326,9 @@ int pog_object_blocks(pog_store *s, const struct pog_inode *in,
 /* Visit the children (owned entries) and ref targets of an object. */
 int pog_object_edges(pog_store *s, const struct pog_inode *in,
 		     int (*fn)(void *ctx, uint64_t ino, int owned), void *ctx);
+/* The garbage collector is removing dir, which names ino that lives on:
+ * ino loses that name (its link count, and its place when dir was it). */
+int pog_child_orphaned(pog_store *s, uint64_t ino, uint64_t dir);
 /* Remove an object from the staged object table and release its blocks. */
 int pog_object_destroy(pog_store *s, uint64_t ino);
 int pog_page_read(pog_store *s, uint64_t bno, uint32_t crc, const void **data);

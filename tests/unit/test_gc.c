@@ -151,6 +151,32 @@ static void test_gc_busy(void **state)
 	tu_assert_fsck_clean(ctx->s);
 }
 
+/* A detached map whose files have names elsewhere too: after GC those
+ * files count only the names left (fsck checks every link count). */
+static void test_gc_detached_links(void **state)
+{
+	struct tu_ctx *ctx = *state;
+	pog_store *s = ctx->s;
+	struct pog_gc_result gc;
+	struct pog_attr a;
+
+	uint64_t d = tu_mk(s, POG_ROOT_INO, "d", POG_MAP);
+	uint64_t f = tu_mkfile(s, d, "f", "shared", 6);
+	assert_ok(pog_link(s, f, POG_ROOT_INO, "g", 1, NULL));
+	assert_ok(pog_link(s, f, d, "h", 1, NULL));
+	tu_commit_check(s, "three names");
+	assert_ok(pog_detach(s, POG_ROOT_INO, "d", 1));
+	tu_commit_check(s, "d detached");
+	assert_ok(pog_gc(s, &gc));
+	assert_int_equal(gc.objects_freed, 1);
+	assert_ok(pog_getattr(s, tu_lookup(s, POG_ROOT_INO, "g"), &a));
+	assert_int_equal(a.nlink, 1);
+	tu_assert_content(s, a.ino, "shared", 6);
+	tu_assert_fsck_clean(s);
+	tu_reopen(ctx);
+	tu_assert_fsck_clean(ctx->s);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -159,6 +185,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_gc_after_rewrites, setup,
 						tu_state_teardown),
 		cmocka_unit_test_setup_teardown(test_gc_busy, setup, tu_state_teardown),
+		cmocka_unit_test_setup_teardown(test_gc_detached_links, setup,
+						tu_state_teardown),
 	};
 
 	return cmocka_run_group_tests_name("gc", tests, NULL, NULL);
