@@ -523,6 +523,7 @@ static pog_store *store_new(void)
 	pthread_mutex_init(&s->pin_lock, NULL);
 	pthread_mutex_init(&s->err_lock, NULL);
 	pthread_mutex_init(&s->hash_lock, NULL);
+	pog_pins_init(s);
 	return s;
 }
 
@@ -540,6 +541,7 @@ static void store_free(pog_store *s)
 	for (unsigned c = 0; c < POG_SMALL_CLASSES; c++)
 		pog_vec_release(&s->small[c].free);
 	pog_map64_release(&s->pins);
+	pog_pins_free(s);
 	pog_edit_free(s);
 	pog_hash_reset(s);
 	pthread_mutex_destroy(&s->hash_lock);
@@ -607,7 +609,7 @@ static int load_commit(pog_store *s)
 	s->commit_id = rec.id;
 	s->commit_bno = bno;
 	s->commit_time = (struct pog_time){rec.time_sec, rec.time_nsec};
-	return 0;
+	return pog_pins_note_commit(s, rec.id, bno);
 }
 
 /* A segment slot names 8 MiB inside the pool file, 4 KiB aligned. */
@@ -1036,15 +1038,19 @@ int pog_commit_locked(pog_store *s, const char *message, uint64_t *id_out)
 	uint64_t old_commit = s->commit_bno;
 	s->last_commit_fresh = s->fresh_count;
 	fresh_clear(s, false);
-	for (size_t i = 0; i < s->freed.n; i++)
-		block_free_now(s, s->freed.v[i]);
-	s->freed.n = 0;
-	if (old_commit)
-		block_free_now(s, old_commit);
 	s->committed = s->staged;
 	s->commit_id = id;
 	s->commit_bno = cbno;
 	s->commit_time = t;
+	/* What the commit replaced waits for older pinned commits (pins.c);
+	 * out of memory there only leaves a block used until GC. */
+	(void)pog_pins_note_commit(s, id, cbno);
+	for (size_t i = 0; i < s->freed.n; i++)
+		(void)pog_defer_free(s, id, s->freed.v[i]);
+	s->freed.n = 0;
+	if (old_commit)
+		(void)pog_defer_free(s, id, old_commit);
+	pog_deferred_release(s);
 	changes_clear(s);
 	pog_edit_end(s);
 	if (id_out)

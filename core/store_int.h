@@ -82,6 +82,16 @@ struct pog_state {
 #define POG_CHG_EDITED 8u   /* a new object that took over a committed one
 			       by an edit (edit.c): an M line, not A + D */
 
+/* pins.c's state: commits that must stay readable (see below). */
+struct pog_commit_pins {
+	pthread_mutex_t lock;        /* protects refs and recs */
+	struct pog_map64 refs;       /* pinned commit id -> pin count */
+	struct pog_map64 recs;       /* readable commit id -> record bno */
+	struct pog_vec deferred;     /* (id, bno) pairs, ids non-decreasing
+					(write lock) */
+	size_t deferred_head;        /* pairs before it are gone */
+};
+
 struct pog_store {
 	PMEMobjpool *pop;
 	struct pog_super *super;
@@ -133,6 +143,8 @@ struct pog_store {
 
 	pthread_mutex_t hash_lock;   /* protects hashes */
 	struct pog_map64 hashes;     /* ino -> struct hcache * (merkle.c) */
+
+	struct pog_commit_pins cpins; /* pins.c */
 
 	pthread_mutex_t err_lock;    /* protects last_error */
 	char last_error[256];
@@ -254,6 +266,44 @@ void pog_dedup_staged(pog_store *s);
 uint64_t pog_dedup_prune(pog_store *s);
 /* Mark a committed-state block used (recovery and GC). */
 void pog_mark_used(pog_store *s, uint64_t bno);
+
+/* ---- pins.c: commits that stay readable ------------------------------ */
+/* pins.c: which commits must stay readable, and the blocks waiting for them.
+ * A commit is pinned while something may read it: a retained commit
+ * (the last N, named snapshots) or an open session's base. Blocks that
+ * commit M stopped using (replaced nodes, the previous commit record) are
+ * queued under M and go back to the allocator only when no pinned commit
+ * is older than M. With nothing older pinned they are freed at once, as
+ * today.
+ * Pin and unpin take pins.c's own mutex (any lock or none may be held);
+ * pog_commit_pin answers -ENOENT for a commit whose record is gone (only
+ * the latest commit and the readable older ones can be pinned). Unpinning
+ * frees nothing by itself: the queued blocks go back at the next
+ * pog_deferred_release (each commit and GC call it; call it yourself with
+ * the write lock held to have them at once). pog_defer_free and
+ * pog_deferred_release need the write lock. */
+int pog_commit_pin(pog_store *s, uint64_t id);   /* refcounted */
+void pog_commit_unpin(pog_store *s, uint64_t id);
+uint64_t pog_pins_oldest(const pog_store *s);    /* oldest pinned id, or the latest commit id */
+int pog_defer_free(pog_store *s, uint64_t id, uint64_t bno);
+void pog_deferred_release(pog_store *s);
+
+void pog_pins_init(pog_store *s);
+void pog_pins_free(pog_store *s);
+/* Commit id's record is at bno (the latest commit, or one found on open):
+ * it can be pinned and read. */
+int pog_pins_note_commit(pog_store *s, uint64_t id, uint64_t bno);
+/* Read and check the commit record at bno. */
+int pog_commit_rec_read(const pog_store *s, uint64_t bno,
+			struct pog_commit_rec *rec);
+/* The state of readable commit id (-ENOENT when its record is gone). */
+int pog_commit_state(pog_store *s, uint64_t id, struct pog_state *st);
+/* The pinned ids and the latest, sorted, no duplicates (malloc'ed). */
+int pog_pins_list(pog_store *s, struct pog_vec *ids);
+/* After a mark (gc.c) recomputed the used bitmap from the pinned commits:
+ * forget queued blocks no longer in use and records no longer readable. */
+void pog_pins_after_mark(pog_store *s);
+void pog_state_from_rec(struct pog_state *st, const struct pog_commit_rec *rec);
 
 /* ---- btree.c ------------------------------------------------------------ */
 
