@@ -224,7 +224,7 @@ int pog_gc_locked(pog_store *s, struct pog_gc_result *res)
 		return -EBUSY;
 	}
 	pog_abort_locked(s); /* blocks left by failed operations; hashes */
-	uint64_t before = s->blocks_used;
+	uint64_t before = s->env->blocks_used;
 	struct pog_map64 seen = {0};
 	struct pog_vec dead = {0};
 	int err = pog_reachable(s, &s->staged, true, false, &seen);
@@ -245,12 +245,12 @@ int pog_gc_locked(pog_store *s, struct pog_gc_result *res)
 	if (!err) {
 		res->objects_live = seen.n;
 		res->objects_freed = dead.n - damaged;
-		res->blocks_live = s->blocks_used - s->nsegs;
-		res->blocks_freed = before > s->blocks_used ? before - s->blocks_used : 0;
+		res->blocks_live = s->env->blocks_used - s->env->nsegs;
+		res->blocks_freed = before > s->env->blocks_used ? before - s->env->blocks_used : 0;
 		res->bytes_freed = res->blocks_freed * POG_BLOCK_SIZE;
-		s->gc_runs++;
-		s->gc_freed_blocks = res->blocks_freed;
-		s->gc_freed_objects = res->objects_freed;
+		s->env->gc_runs++;
+		s->env->gc_freed_blocks = res->blocks_freed;
+		s->env->gc_freed_objects = res->objects_freed;
 	} else {
 		/* What was committed stands; the rest stays for the next run. */
 		pog_abort_locked(s);

@@ -73,24 +73,24 @@ int pog_set_holder(pog_store *s, int state)
 {
 	int err = 0;
 
-	if (s->lock_fd < 0 || (s->open_flags & POG_OPEN_NOLOCK))
+	if (s->env->lock_fd < 0 || (s->env->open_flags & POG_OPEN_NOLOCK))
 		return -EBADF;
 	switch (state) {
 	case POG_HOLDER_SERVING:
-		err = set_range(s->lock_fd, F_WRLCK, MARK_SERVING);
+		err = set_range(s->env->lock_fd, F_WRLCK, MARK_SERVING);
 		if (!err)
-			err = set_range(s->lock_fd, F_UNLCK, MARK_FINISHING);
+			err = set_range(s->env->lock_fd, F_UNLCK, MARK_FINISHING);
 		break;
 	case POG_HOLDER_FINISHING:
 		/* Finishing before serving ends: never neither in between. */
-		err = set_range(s->lock_fd, F_WRLCK, MARK_FINISHING);
+		err = set_range(s->env->lock_fd, F_WRLCK, MARK_FINISHING);
 		if (!err)
-			err = set_range(s->lock_fd, F_UNLCK, MARK_SERVING);
+			err = set_range(s->env->lock_fd, F_UNLCK, MARK_SERVING);
 		break;
 	case POG_HOLDER_OTHER:
-		err = set_range(s->lock_fd, F_UNLCK, MARK_SERVING);
+		err = set_range(s->env->lock_fd, F_UNLCK, MARK_SERVING);
 		if (!err)
-			err = set_range(s->lock_fd, F_UNLCK, MARK_FINISHING);
+			err = set_range(s->env->lock_fd, F_UNLCK, MARK_FINISHING);
 		break;
 	default:
 		err = -EINVAL;

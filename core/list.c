@@ -594,7 +594,7 @@ int pog_lists_settle(pog_store *s)
 		 * committed list's first entries are 0..from-1 still. */
 		const struct pog_inode *old;
 		uint64_t before = 0;
-		if (pog_inode_get(s, &s->committed, d[i].ino, &old) == 0 &&
+		if (pog_inode_get(s, &s->base, d[i].ino, &old) == 0 &&
 		    old->type == POG_LIST)
 			before = old->entries;
 		uint64_t rank = d[i].from < before ? d[i].from : before;

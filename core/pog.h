@@ -11,6 +11,18 @@
  *   pog_commit(s, "message", &id);   or   pog_abort(s);
  *   pog_close(s);                  (discards what is still staged)
  *
+ * Sessions (as LMDB's MDB_env and MDB_txn, MagLev's sessions): the pool
+ * is shared by the sessions opened on it; a pog_store handle is one
+ * session, with its own transaction. pog_open / pog_create open the pool
+ * and its first session; more are added with
+ *   pog_session_open(s, &s2);       (s2 begins at the latest commit)
+ * Each session reads the commit it began from plus its own staged changes
+ * (snapshot isolation); pog_commit makes them the new latest commit (first
+ * committer wins: see pog_commit), pog_abort moves the session to the
+ * latest commit. pog_close closes a session; closing the last one closes
+ * the pool (GC first). All sessions of a pool are used from one process;
+ * writers of all sessions are serialised.
+ *
  * Every function returns 0 (or a non-negative count where documented) on
  * success and a negative value on failure: either -errno, or one of the
  * store-specific POG_E* codes below. pog_strerror() names any of them.
@@ -171,6 +183,13 @@ enum pog_holder_state {
 };
 int pog_holder(const char *path);
 int pog_set_holder(pog_store *s, int state);
+
+/* ---- sessions ------------------------------------------------------- */
+
+/* A new session on the pool any belongs to, at the latest commit. */
+int pog_session_open(pog_store *any, pog_store **out);
+/* Sessions open on s's pool. */
+unsigned pog_session_count(pog_store *s);
 
 /* ---- transactions ---------------------------------------------------- */
 

@@ -57,13 +57,17 @@ struct pog_time pog_now(void);
 struct pog_seg {
 	char *base;                          /* address of block 0 */
 	uint64_t used[POG_WORDS_PER_SEG];    /* in use (DRAM truth) */
-	uint64_t fresh[POG_WORDS_PER_SEG];   /* allocated by this txn */
-	uint64_t node[POG_WORDS_PER_SEG];    /* fresh block is a tree node */
 	/* Committed nodes whose CRC was checked (btree.c; readers set the
 	 * bits atomically): whole blocks, and small-node slots by block. */
 	uint64_t checked[POG_WORDS_PER_SEG];
 	uint16_t checked_slots[POG_SEG_BLOCKS];
 	uint32_t nused;
+};
+
+/* A session's blocks in one segment. */
+struct pog_txseg {
+	uint64_t fresh[POG_WORDS_PER_SEG];   /* allocated by this txn */
+	uint64_t node[POG_WORDS_PER_SEG];    /* fresh block is a tree node */
 };
 
 struct pog_state {
@@ -92,7 +96,16 @@ struct pog_commit_pins {
 	size_t deferred_head;        /* pairs before it are gone */
 };
 
-struct pog_store {
+/*
+ * The store is split as LMDB splits MDB_env and MDB_txn. struct pog_env
+ * is the pool: what every session shares (the pool file, the segments and
+ * their in-use bitmap, the allocator, the latest commit, the counters).
+ * struct pog_store (the handle callers hold) is one session: its base
+ * commit and its staged transaction on top of it (fresh blocks, the
+ * replaced blocks, small-node allocation, the change table, edit records,
+ * the kernel's pins, the hash cache of its view).
+ */
+struct pog_env {
 	PMEMobjpool *pop;
 	struct pog_super *super;
 	struct pog_seg_slot *segtab;
@@ -100,21 +113,48 @@ struct pog_store {
 	unsigned open_flags;
 
 	/* Writers hold it exclusively, readers shared. Protects everything
-	 * below except what names another lock. */
+	 * of the env and of its sessions except what names another lock. */
 	pthread_rwlock_t lock;
 
 	struct pog_seg *segs;
 	uint64_t nsegs;
 	uint64_t alloc_cursor;
 	uint64_t blocks_used;
-	uint64_t fresh_count;
 	uint64_t last_commit_fresh;  /* blocks the last commit sealed */
-	uint64_t fresh_min_seg, fresh_max_seg;
 
-	struct pog_state staged, committed;
+	struct pog_state committed;  /* the latest commit */
 	uint64_t commit_id;
 	uint64_t commit_bno;
 	struct pog_time commit_time;
+	uint64_t next_ino;           /* identities: one counter for all */
+
+	uint64_t small_garbage;      /* committed slot bytes let go */
+	atomic_uint_fast64_t checksum_errors;
+	uint64_t gc_runs, gc_freed_blocks, gc_freed_objects;
+	int fatal;
+
+	struct pog_commit_pins cpins; /* pins.c */
+
+	/* Sessions (pog_session_open adds, pog_close removes). */
+	struct pog_store *sessions;
+	unsigned nsessions;
+	uint64_t session_seq;        /* numbers sessions: 1, 2, ... */
+};
+
+struct pog_store {
+	struct pog_env *env;
+	struct pog_store *next_session;
+	uint64_t session_id;
+
+	/* The commit this session reads from, and its staged state on it. */
+	struct pog_state base, staged;
+	uint64_t base_id;
+	bool base_pinned;            /* holds a pin on base_id (pins.c) */
+
+	struct pog_txseg *tx;        /* fresh blocks, by segment */
+	uint64_t ntx;
+	uint64_t fresh_count;
+	uint64_t fresh_min_seg, fresh_max_seg;
 
 	struct pog_vec freed;        /* committed blocks replaced by this txn */
 	struct pog_small_alloc {     /* small nodes (format.h), per class */
@@ -126,7 +166,6 @@ struct pog_store {
 	} small[POG_SMALL_CLASSES];
 	struct pog_map64 small_fresh; /* bno -> class + 1 of fresh slot blocks */
 	struct pog_map64 small_slots; /* fresh slots of a carried block */
-	uint64_t small_garbage;      /* committed slot bytes let go */
 	struct pog_map64 changes;    /* ino -> POG_CHG_* */
 	struct pog_map64 list_dirty; /* list ino -> 1 + first key whose name
 					the commit may change (list.c) */
@@ -144,18 +183,13 @@ struct pog_store {
 	pthread_mutex_t hash_lock;   /* protects hashes */
 	struct pog_map64 hashes;     /* ino -> struct hcache * (merkle.c) */
 
-	struct pog_commit_pins cpins; /* pins.c */
-
 	pthread_mutex_t err_lock;    /* protects last_error */
 	char last_error[256];
-	atomic_uint_fast64_t checksum_errors;
-	uint64_t gc_runs, gc_freed_blocks, gc_freed_objects;
-	int fatal;
 };
 
 static inline void *pog_block(const pog_store *s, uint64_t bno)
 {
-	return s->segs[bno / POG_SEG_BLOCKS].base +
+	return s->env->segs[bno / POG_SEG_BLOCKS].base +
 	       (bno % POG_SEG_BLOCKS) * (uint64_t)POG_BLOCK_SIZE;
 }
 
