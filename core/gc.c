@@ -217,17 +217,38 @@ static int compact_objects(pog_store *s)
 	}
 }
 
-int pog_gc_locked(pog_store *s, struct pog_gc_result *res)
+/* What any session's view (its staged state and the kernel's pins on it)
+ * reaches: each view walked on its own, the results together. */
+static int reachable_all(pog_store *s, struct pog_map64 *seen)
 {
-	if (s->changes.n || s->nremoved) {
-		pog_set_error(s, "gc: changes are staged; commit or abort first");
-		return -EBUSY;
+	int err = 0;
+	for (pog_store *p = s->env->sessions; p && !err; p = p->next_session) {
+		struct pog_map64 one = {0};
+		err = pog_reachable(p, &p->staged, true, false, &one);
+		pog_map64_foreach(&one, i) {
+			uint64_t *v = err ? NULL : pog_map64_get(seen, one.keys[i]);
+			if (!err && !v)
+				err = -ENOMEM;
+			else if (v)
+				*v = 1;
+		}
+		pog_map64_release(&one);
 	}
-	pog_abort_locked(s); /* blocks left by failed operations; hashes */
+	return err;
+}
+
+/*
+ * GC runs in a session of its own at the latest commit, so that the
+ * sessions' staged changes stay staged: it keeps every object any
+ * session's view reaches, and every block any session's base or staged
+ * state holds (pog_mark_sessions).
+ */
+static int gc_run(pog_store *s, struct pog_gc_result *res)
+{
 	uint64_t before = s->env->blocks_used;
 	struct pog_map64 seen = {0};
 	struct pog_vec dead = {0};
-	int err = pog_reachable(s, &s->staged, true, false, &seen);
+	int err = reachable_all(s, &seen);
 	if (!err)
 		err = unreachable_objects(s, &seen, &dead);
 	uint64_t damaged = 0;
@@ -259,6 +280,20 @@ int pog_gc_locked(pog_store *s, struct pog_gc_result *res)
 	}
 	pog_map64_release(&seen);
 	pog_vec_release(&dead);
+	return err;
+}
+
+int pog_gc_locked(pog_store *s, struct pog_gc_result *res)
+{
+	pog_store *g = pog_session_new_locked(s->env);
+	if (!g)
+		return -ENOMEM;
+	int err = gc_run(g, res);
+	pthread_mutex_lock(&g->err_lock);
+	if (g->last_error[0])
+		pog_set_error(s, "%s", g->last_error);
+	pthread_mutex_unlock(&g->err_lock);
+	pog_session_free_locked(g);
 	return err;
 }
 

@@ -176,8 +176,14 @@ static int mark_pinned(struct marker *m)
 			bno = *v;
 		pthread_mutex_unlock(&s->env->cpins.lock);
 		err = bno ? pog_commit_state(s, ids.v[i], &st) : POG_ECORRUPT;
+		/* Only the latest commit's page index is ever used again (a
+		 * session at an older base commits by replaying onto the
+		 * latest), so only its pages are kept for the index. */
+		bool index_pages = m->index_pages;
+		m->index_pages = false;
 		if (!err)
 			err = mark_commit(m, bno, &st);
+		m->index_pages = index_pages;
 	}
 	pog_vec_release(&ids);
 	return err;
@@ -198,6 +204,8 @@ int pog_mark_committed(pog_store *s, bool index_pages)
 	}
 	struct marker m = {.s = s, .index_pages = index_pages};
 	int err = mark_pinned(&m);
+	if (!err)
+		err = pog_mark_sessions(s);
 	pog_map64_release(&m.small_seen);
 	if (!err)
 		pog_pins_after_mark(s);

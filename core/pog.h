@@ -200,6 +200,13 @@ unsigned pog_session_count(pog_store *s);
  * still records a commit (ids grow by one per commit).
  * On failure (-ENOSPC, -EIO) nothing was committed and everything staged
  * is still staged.
+ * When other sessions committed since this session's base, its changes
+ * are replayed onto the latest commit (in time proportional to them):
+ * first committer wins. An object both changed (content, attributes,
+ * xattrs, the same map key, the same list) fails the commit with -ESTALE,
+ * nothing applied, everything still staged, the paths in pog_conflicts;
+ * a map both changed at different keys merges. After a successful
+ * commit the session's base is the new commit.
  */
 int pog_commit(pog_store *s, const char *message, uint64_t *id);
 
@@ -211,6 +218,14 @@ int pog_commit(pog_store *s, const char *message, uint64_t *id);
  */
 int pog_renumbered(pog_store *s, int (*fn)(void *ctx, uint64_t dir),
 		   void *ctx);
+
+/*
+ * The paths the last pog_commit that failed with -ESTALE found changed on
+ * both sides (this session's staged changes and a commit made since its
+ * base): fn(ctx, path) each; empty after a successful commit or abort.
+ */
+int pog_conflicts(pog_store *s, int (*fn)(void *ctx, const char *path),
+		  void *ctx);
 
 /* Throw away everything staged; the view returns to the last commit. */
 int pog_abort(pog_store *s);
@@ -549,7 +564,9 @@ struct pog_gc_result {
 /*
  * Collect garbage: remove objects nothing reaches (from the root, refs
  * and pins), commit that, and return unreachable blocks to the free
- * space. -EBUSY while changes are staged (commit or abort first).
+ * space. It keeps what any session's view reaches (its base, its staged
+ * changes, its pins) and runs in a session of its own: staged changes
+ * stay staged (other sessions then commit onto GC's commits).
  */
 int pog_gc(pog_store *s, struct pog_gc_result *out);
 

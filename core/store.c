@@ -500,6 +500,7 @@ void pog_note_removed(pog_store *s, uint64_t ino)
 static void changes_clear(pog_store *s)
 {
 	pog_map64_release(&s->changes);
+	pog_conflicts_clear(s);
 	pog_lists_clear(s);
 	for (size_t i = 0; i < s->nremoved; i++)
 		free(s->removed_paths[i]);
@@ -581,6 +582,7 @@ static void session_free(pog_store *s)
 	}
 	session_unpin(s);
 	changes_clear(s);
+	free(s->conflicts);
 	free(s->removed_paths);
 	pog_vec_release(&s->freed);
 	pog_vec_release(&s->renumbered);
@@ -629,6 +631,23 @@ static void store_free(pog_store *s)
 	free(env->segs);
 	pthread_rwlock_destroy(&env->lock);
 	free(env);
+}
+
+pog_store *pog_session_new_locked(struct pog_env *env)
+{
+	pog_store *s = session_new(env);
+	if (s)
+		session_begin(s);
+	return s;
+}
+
+void pog_session_free_locked(pog_store *s)
+{
+	struct pog_env *env = s->env;
+	pog_abort_locked(s);
+	session_free(s);
+	if (env->sessions)
+		pog_deferred_release(env->sessions);
 }
 
 int pog_session_open(pog_store *any, pog_store **out)
@@ -1120,6 +1139,11 @@ int pog_commit_locked(pog_store *s, const char *message, uint64_t *id_out)
 	if (err) {
 		pog_set_error(s, "commit: %s", pog_strerror(err));
 		return err;
+	}
+	if (s->base_id != s->env->commit_id) {
+		err = pog_merge_locked(s);
+		if (err)
+			return err; /* the reason is in the last error */
 	}
 	uint64_t id = s->env->commit_id + 1;
 	uint64_t changes = s->changes.n + s->nremoved;

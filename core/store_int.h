@@ -176,6 +176,8 @@ struct pog_store {
 	size_t nremoved, removed_cap;
 
 	struct pog_edits *edits;     /* edit.c's records (NULL until used) */
+	char **conflicts;            /* paths of the last commit's ESTALE */
+	size_t nconflicts;
 
 	pthread_mutex_t pin_lock;    /* protects pins */
 	struct pog_map64 pins;
@@ -276,6 +278,19 @@ int pog_space_check(pog_store *s, enum pog_space kind, uint64_t need);
  */
 int pog_reachable(pog_store *s, const struct pog_state *st, bool pins,
 		  bool tolerant, struct pog_map64 *seen);
+/* A session of the env's own (GC's), at the latest commit, and its end
+ * (its staged changes discarded). Write lock held. */
+pog_store *pog_session_new_locked(struct pog_env *env);
+void pog_session_free_locked(pog_store *s);
+/* session.c: mark in use what every session's staged state holds (its
+ * fresh blocks, the small-node blocks it fills); mark.c marks the bases
+ * (pinned commits). */
+int pog_mark_sessions(pog_store *s);
+/* Replay the session's changes onto the latest commit (its base is
+ * older): -ESTALE with the paths in conflicts, nothing changed; else the
+ * staged state is the latest plus this session's changes. */
+int pog_merge_locked(pog_store *s);
+void pog_conflicts_clear(pog_store *s);
 /* GC with the write lock held (-EBUSY while changes are staged). */
 int pog_gc_locked(pog_store *s, struct pog_gc_result *res);
 /* Abort with the write lock held. */
