@@ -100,7 +100,13 @@ static int gc_commit(pog_store *s, uint64_t *batch, const char *what)
 	char msg[80];
 	snprintf(msg, sizeof(msg), "gc: %" PRIu64 " %s", *batch, what);
 	*batch = 0;
-	return pog_commit_locked(s, msg, NULL);
+	int err = pog_commit_locked(s, msg, NULL);
+	/* GC's commits change nothing a view shows: sessions with nothing
+	 * staged move past them at once, so their old bases (pinned) do not
+	 * keep what GC frees. */
+	if (!err)
+		pog_sessions_catch_up(s);
+	return err;
 }
 
 /* Make room for one more step of the batch, committing it first when the

@@ -259,6 +259,12 @@ struct pog_status {
 	 * (0 and {0, 0} when none was recorded). */
 	uint64_t discarded_changes;
 	struct pog_time discarded_time;
+	/* This session: its number (1, 2, ... in the order opened), the
+	 * commit its view is based on (commit_id is the latest), and the
+	 * sessions open on the pool. */
+	uint64_t session_id;
+	uint64_t base_id;
+	uint64_t sessions;
 };
 int pog_status(pog_store *s, struct pog_status *out);
 

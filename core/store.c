@@ -650,6 +650,14 @@ void pog_session_free_locked(pog_store *s)
 		pog_deferred_release(env->sessions);
 }
 
+void pog_sessions_catch_up(pog_store *s)
+{
+	for (pog_store *p = s->env->sessions; p; p = p->next_session)
+		if (p->base_id != s->env->commit_id && !p->changes.n &&
+		    !p->nremoved)
+			pog_abort_locked(p);
+}
+
 int pog_session_open(pog_store *any, pog_store **out)
 {
 	struct pog_env *env = any->env;
@@ -1254,6 +1262,9 @@ int pog_status(pog_store *s, struct pog_status *out)
 	out->checksum_errors = atomic_load(&s->env->checksum_errors);
 	out->discarded_changes = s->env->super->discarded_changes;
 	out->discarded_time.sec = s->env->super->discarded_time;
+	out->session_id = s->session_id;
+	out->base_id = s->base_id;
+	out->sessions = s->env->nsessions;
 	pthread_rwlock_unlock(&s->env->lock);
 	pthread_mutex_lock(&s->err_lock);
 	memcpy(out->last_error, s->last_error, sizeof(out->last_error));

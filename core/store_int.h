@@ -282,6 +282,8 @@ int pog_reachable(pog_store *s, const struct pog_state *st, bool pins,
  * (its staged changes discarded). Write lock held. */
 pog_store *pog_session_new_locked(struct pog_env *env);
 void pog_session_free_locked(pog_store *s);
+/* Move every session with nothing staged to the latest commit. */
+void pog_sessions_catch_up(pog_store *s);
 /* session.c: mark in use what every session's staged state holds (its
  * fresh blocks, the small-node blocks it fills); mark.c marks the bases
  * (pinned commits). */

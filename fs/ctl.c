@@ -95,6 +95,8 @@ static const struct vnode pog_children[] = {
 	{ VINO_STATUS, "status", S_IFREG | 0444 },
 	{ VINO_CHANGES, "changes", S_IFREG | 0444 },
 	{ VINO_LOG, "log", S_IFREG | 0444 },
+	{ VINO_CONFLICTS, "conflicts", S_IFREG | 0444 },
+	{ VINO_SESSIONS, "sessions", S_IFREG | 0444 },
 	{ VINO_COMMITTED_ROOT, "committed", S_IFDIR | 0555 },
 	{ VINO_OBJECTS, "objects", S_IFDIR | 0555 },
 };
@@ -129,7 +131,7 @@ bool ctl_stat(struct pogfs *fs, uint64_t ino, struct stat *st)
 static bool has_content(uint64_t ino)
 {
 	return ino == VINO_CTL || ino == VINO_STATUS || ino == VINO_CHANGES ||
-	       ino == VINO_LOG;
+	       ino == VINO_LOG || ino == VINO_CONFLICTS || ino == VINO_SESSIONS;
 }
 
 static void sized_stat(fuse_req_t req, uint64_t ino, struct stat *st,
@@ -350,6 +352,33 @@ static int change_line(void *ctx, char kind, const char *path)
 	return 0;
 }
 
+/* .pog/conflicts: a path a line, escaped as in .pog/changes. */
+static int conflict_line(void *ctx, const char *path)
+{
+	struct text *t = ctx;
+	size_t start = t->len;
+	change_line(t, '?', path);
+	/* drop the "? " head change_line wrote */
+	if (!t->failed && t->len >= start + 2) {
+		memmove(t->data + start, t->data + start + 2, t->len - start - 2);
+		t->len -= 2;
+	}
+	return 0;
+}
+
+/* .pog/sessions: one line a session of this daemon: its mount point, the
+ * commit its view is based on, its staged changes (tab-separated). */
+static int make_sessions(struct pogfs *fs, struct text *t)
+{
+	struct pog_status ps;
+	int rc = pog_status(fs->store, &ps);
+	if (rc < 0)
+		return rc;
+	text_addf(t, "%s\t%" PRIu64 "\t%" PRIu64 "\n", fs->mountpoint,
+		  ps.base_id, ps.staged);
+	return 0;
+}
+
 static void add_number(cJSON *o, const char *name, uint64_t v)
 {
 	cJSON_AddNumberToObject(o, name, (double)v);
@@ -393,6 +422,9 @@ static int make_status(struct pogfs *fs, struct text *t)
 	add_number(o, "objects", ps->objects);
 	add_number(o, "logical_bytes", ps->logical_bytes);
 	add_number(o, "next_ino", ps->next_ino);
+	add_number(o, "session", ps->session_id);
+	add_number(o, "base_commit", ps->base_id);
+	add_number(o, "sessions", ps->sessions);
 	ps->last_error[sizeof(ps->last_error) - 1] = '\0';
 	cJSON_AddStringToObject(o, "last_error", ps->last_error);
 	gc = cJSON_AddObjectToObject(o, "gc");
@@ -437,6 +469,12 @@ static int make_content(struct pogfs *fs, uint64_t ino, struct text *t)
 		break;
 	case VINO_LOG:
 		rc = pog_log(fs->store, log_line, t);
+		break;
+	case VINO_CONFLICTS:
+		rc = pog_conflicts(fs->store, conflict_line, t);
+		break;
+	case VINO_SESSIONS:
+		rc = make_sessions(fs, t);
 		break;
 	default:
 		return -ENOENT;
@@ -692,6 +730,9 @@ static int cmd_commit(struct pogfs *fs, const char *message, struct text *answer
 		return command_failed(fs, answer, -E2BIG,
 				      "commit: message longer than %d bytes",
 				      POG_MESSAGE_MAX);
+	struct pog_status before;
+	bool behind = pog_status(fs->store, &before) == 0 &&
+		      before.base_id != before.commit_id;
 	pog_set_error(fs->store, NULL);
 	rc = pog_commit(fs->store, message[0] ? message : NULL, &id);
 	if (rc < 0) {
@@ -702,6 +743,9 @@ static int cmd_commit(struct pogfs *fs, const char *message, struct text *answer
 	}
 	text_addf(answer, "commit %" PRIu64 " %" PRIu64 "\n", id, staged);
 	pogfs_invalidate(fs, true);
+	/* Committed onto others' commits: the view moved past them. */
+	if (behind)
+		pogfs_invalidate(fs, false);
 	return 0;
 }
 

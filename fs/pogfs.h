@@ -29,6 +29,8 @@
 #define VINO_CHANGES (VINO_BASE | 4) /* .pog/changes */
 #define VINO_LOG (VINO_BASE | 5)     /* .pog/log */
 #define VINO_OBJECTS (VINO_BASE | 6) /* .pog/objects/ */
+#define VINO_CONFLICTS (VINO_BASE | 0x20) /* .pog/conflicts */
+#define VINO_SESSIONS (VINO_BASE | 0x21)  /* .pog/sessions */
 #define VINO_COMMITTED_ROOT (POG_ROOT_INO | POG_COMMITTED_BIT)
 
 #define POG_CTL_NAME ".pog"
