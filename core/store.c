@@ -1042,14 +1042,9 @@ static void seal_fresh(pog_store *s)
 	for (uint64_t i = s->fresh_min_seg; i <= s->fresh_max_seg; i++) {
 		struct pog_seg *g = &s->env->segs[i];
 		struct pog_txseg *x = &s->tx[i];
-		int first = -1, last = -1;
+		int first = -1, last = -1; /* the run of fresh blocks at hand */
 		for (unsigned w = 0; w < POG_WORDS_PER_SEG; w++) {
 			uint64_t bits = x->fresh[w];
-			if (!bits)
-				continue;
-			if (first < 0)
-				first = (int)(w * 64 + (unsigned)__builtin_ctzll(bits));
-			last = (int)(w * 64 + 63 - (unsigned)__builtin_clzll(bits));
 			uint64_t nodes = bits & x->node[w];
 			while (nodes) {
 				unsigned b = (unsigned)__builtin_ctzll(nodes);
@@ -1057,6 +1052,21 @@ static void seal_fresh(pog_store *s)
 				struct pog_node_hdr *h = (void *)(g->base +
 					(uint64_t)(w * 64 + b) * POG_BLOCK_SIZE);
 				h->crc = pog_node_crc(h, POG_BLOCK_SIZE);
+			}
+			/* Flush only this session's blocks, run by run: other
+			 * sessions' staged blocks between them stay unwritten. */
+			while (bits) {
+				int b = (int)(w * 64 + (unsigned)__builtin_ctzll(bits));
+				bits &= bits - 1;
+				if (first >= 0 && b == last + 1) {
+					last = b;
+					continue;
+				}
+				if (first >= 0)
+					pmemobj_flush(s->env->pop,
+						      g->base + (uint64_t)first * POG_BLOCK_SIZE,
+						      (uint64_t)(last - first + 1) * POG_BLOCK_SIZE);
+				first = last = b;
 			}
 		}
 		if (first >= 0)

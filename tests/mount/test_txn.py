@@ -18,7 +18,8 @@ def test_pog_hidden_but_reachable(mount):
                         check=True).stdout.split()
     assert ".pog" not in ls
     assert sorted(os.listdir(mnt / ".pog")) == sorted(
-        ["ctl", "status", "changes", "log", "committed", "objects"])
+        ["ctl", "status", "changes", "log", "committed", "objects",
+         "conflicts", "sessions"])
     assert (mnt / ".pog").is_dir()
     with pytest.raises(OSError):
         (mnt / ".pog").rmdir()
