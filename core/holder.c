@@ -42,7 +42,12 @@ static int range_locked(int fd, off_t start, bool exact)
 		return -errno;
 	if (fl.l_type == F_UNLCK)
 		return 0;
-	return !exact || (fl.l_start == start && fl.l_len == 1);
+	/* The holder's own lock on byte 0 and its mark on byte 1 are one
+	 * range to the kernel (one open file description's adjacent locks
+	 * merge): a mark is any bounded lock over its byte; a whole-file
+	 * lock (an older pogfs) has l_len 0. */
+	return !exact || (fl.l_len > 0 && fl.l_start <= start &&
+			  start < fl.l_start + fl.l_len);
 }
 
 int pog_holder(const char *path)

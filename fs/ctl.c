@@ -368,15 +368,21 @@ static int conflict_line(void *ctx, const char *path)
 
 /* .pog/sessions: one line a session of this daemon: its mount point, the
  * commit its view is based on, its staged changes (tab-separated). */
-static int make_sessions(struct pogfs *fs, struct text *t)
+static int session_line(void *ctx, struct pogfs *fs)
 {
 	struct pog_status ps;
 	int rc = pog_status(fs->store, &ps);
 	if (rc < 0)
 		return rc;
-	text_addf(t, "%s\t%" PRIu64 "\t%" PRIu64 "\n", fs->mountpoint,
+	text_addf(ctx, "%s\t%" PRIu64 "\t%" PRIu64 "\n", fs->mountpoint,
 		  ps.base_id, ps.staged);
 	return 0;
+}
+
+static int make_sessions(struct pogfs *fs, struct text *t)
+{
+	(void)fs;
+	return pogfs_sessions_each(session_line, t);
 }
 
 static void add_number(cJSON *o, const char *name, uint64_t v)

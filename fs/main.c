@@ -219,7 +219,8 @@ void pogfs_close_store(struct pogfs *fs)
 		return;
 	}
 	/* Unmounted: a new daemon may wait for this one from now on. */
-	pog_set_holder(fs->store, POG_HOLDER_FINISHING);
+	if (!fs->secondary)
+		pog_set_holder(fs->store, POG_HOLDER_FINISHING);
 	if (fs->autocommit_running) {
 		atomic_store(&fs->stopping, true);
 		pthread_join(fs->autocommit_thread, NULL);
@@ -529,6 +530,39 @@ static int open_log_file(const char *path)
 	return 0;
 }
 
+/*
+ * A daemon serves the pool already: mount here, with our rights and
+ * options, and hand the mount to it as a new session (sessions.c says
+ * why). Returns the exit status.
+ */
+static int attach_session(struct pogfs *fs, struct fuse_args *args,
+			  const char *shown)
+{
+	char opts[128], why[256];
+	int rc;
+
+	fs->se = fuse_session_new(args, &pogfs_ops, sizeof(pogfs_ops), fs);
+	if (!fs->se)
+		return 1;
+	if (fuse_session_mount(fs->se, fs->mountpoint) != 0) {
+		pogfs_log(NULL, LOG_ERR, "%s: mount failed", fs->mountpoint);
+		fuse_session_destroy(fs->se);
+		return 1;
+	}
+	snprintf(opts, sizeof(opts), "autocommit=%d showpog=%d timeout=%g",
+		 fs->autocommit, fs->showpog, fs->timeout);
+	rc = pogfs_session_attach(fs->pool_path, fs->mountpoint,
+				  fuse_session_fd(fs->se), opts, why, sizeof(why));
+	if (rc < 0) {
+		pogfs_log(NULL, LOG_ERR, "%s: the daemon serving it refused a "
+			  "new session: %s", shown, why[0] ? why : pog_strerror(rc));
+		fuse_session_unmount(fs->se);
+	}
+	fuse_session_destroy(fs->se); /* the daemon has its own descriptor */
+	fs->se = NULL;
+	return rc < 0 ? 1 : 0;
+}
+
 static int pogfs_main(int argc, char *argv[])
 {
 	struct fuse_args args = FUSE_ARGS_INIT(0, NULL);
@@ -623,6 +657,10 @@ static int pogfs_main(int argc, char *argv[])
 		goto out_args;
 	}
 
+	if (pog_holder(fs.pool_path) == POG_HOLDER_SERVING) {
+		ret = attach_session(&fs, &args, pool);
+		goto out_table;
+	}
 	if (!opts.foreground && daemon_start(&notify_fd) != 0)
 		goto out_table;
 
@@ -634,6 +672,7 @@ static int pogfs_main(int argc, char *argv[])
 	}
 	if (pog_set_holder(fs.store, POG_HOLDER_SERVING) != 0)
 		pogfs_log(&fs, LOG_WARNING, "%s: cannot mark the pool as served", pool);
+	pogfs_sessions_set_first(&fs);
 
 	fs.se = fuse_session_new(&args, &pogfs_ops, sizeof(pogfs_ops), &fs);
 	if (!fs.se)
@@ -658,6 +697,9 @@ static int pogfs_main(int argc, char *argv[])
 	pogfs_serve_start(&fs); /* logs why when it cannot */
 
 	ret = loop_status(run_loop(&fs, &opts));
+	/* The pool stays open while mounts added to this daemon live. */
+	pogfs_sessions_wait();
+	pogfs_sessions_set_first(NULL);
 	/* Unmounted: a new daemon may wait for this one from now on. */
 	if (fs.store)
 		pog_set_holder(fs.store, POG_HOLDER_FINISHING);

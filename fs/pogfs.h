@@ -81,7 +81,26 @@ struct pogfs {
 	pthread_mutex_t ctl_lock;
 	struct vfile *ctl_files;
 	struct pogfs_server *server; /* control socket (serve.c), or NULL */
+	bool secondary;            /* a mount added to the daemon (sessions.c) */
+	struct pogfs *next_mount;  /* sessions.c's list */
 };
+
+/* ---- more mounts of the pool (sessions.c) ----------------------------- */
+/* The daemon's first mount (for .pog/sessions). */
+void pogfs_sessions_set_first(struct pogfs *fs);
+/* Serve a mount the client made (FUSE descriptor fd, owned from now on)
+ * at mnt as a new session of first's pool; opts: "autocommit=0|1
+ * showpog=0|1 timeout=S". 0 or -errno. */
+int pogfs_session_add(struct pogfs *first, const char *mnt, const char *opts,
+		      int fd);
+/* Wait until every added mount is unmounted and closed. */
+void pogfs_sessions_wait(void);
+/* fn for the first mount and each added one (a non-zero return stops). */
+int pogfs_sessions_each(int (*fn)(void *ctx, struct pogfs *fs), void *ctx);
+/* The client side: hand the mount at mnt (FUSE descriptor fuse_fd) to the
+ * daemon serving pool; 0, or the daemon's error with why filled. */
+int pogfs_session_attach(const char *pool, const char *mnt, int fuse_fd,
+			 const char *opts, char *why, size_t why_size);
 
 /* Map a core return code to a positive errno for fuse_reply_err. */
 int pogfs_errno(long rc);

@@ -49,6 +49,7 @@ struct client {
 	struct pogfs_server *server;
 	int fd;
 	int err;               /* first write error: the client is gone */
+	int passed_fd;         /* a descriptor sent with the request, or -1 */
 	struct timespec last_progress;
 };
 
@@ -199,6 +200,23 @@ static int answer_export_path(struct client *c, const char *path)
 	return rc < 0 && c->err ? c->err : rc;
 }
 
+/* session MNT<TAB>OPTS, with the FUSE descriptor of the mount at MNT
+ * (made by the client, with its rights): serve it as a new session. */
+static int answer_session(struct client *c, const char *args)
+{
+	char mnt[PATH_MAX];
+	const char *tab = strchr(args, '\t');
+	size_t len = tab ? (size_t)(tab - args) : strlen(args);
+
+	if (c->passed_fd < 0 || len == 0 || len >= sizeof(mnt) || args[0] != '/')
+		return -EINVAL;
+	memcpy(mnt, args, len);
+	mnt[len] = '\0';
+	int fd = c->passed_fd;
+	c->passed_fd = -1; /* pogfs_session_add owns it now */
+	return pogfs_session_add(c->server->fs, mnt, tab ? tab + 1 : "", fd);
+}
+
 static int answer(struct client *c, const char *request)
 {
 	struct pogfs *fs = c->server->fs;
@@ -216,6 +234,8 @@ static int answer(struct client *c, const char *request)
 		rc = answer_fsck(c);
 	else if (strcmp(request, "ping") == 0)
 		rc = 0;
+	else if (strncmp(request, "session ", 8) == 0)
+		rc = answer_session(c, request + 8);
 	else
 		rc = -EINVAL;
 	pog_set_progress(NULL, NULL);
@@ -247,13 +267,38 @@ static bool may_ask(struct pogfs *fs, int fd)
 	return (st.st_mode & S_IROTH) != 0;
 }
 
+/* One byte, and a descriptor passed with it (SCM_RIGHTS) into *passed. */
+static ssize_t recv_byte(int fd, char *byte, int *passed)
+{
+	char cbuf[CMSG_SPACE(sizeof(int))];
+	struct iovec iov = { byte, 1 };
+	struct msghdr msg;
+
+	memset(&msg, 0, sizeof(msg));
+	msg.msg_iov = &iov;
+	msg.msg_iovlen = 1;
+	msg.msg_control = cbuf;
+	msg.msg_controllen = sizeof(cbuf);
+	ssize_t n = recvmsg(fd, &msg, MSG_CMSG_CLOEXEC);
+	for (struct cmsghdr *cm = n > 0 ? CMSG_FIRSTHDR(&msg) : NULL; cm;
+	     cm = CMSG_NXTHDR(&msg, cm)) {
+		if (cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SCM_RIGHTS &&
+		    cm->cmsg_len == CMSG_LEN(sizeof(int))) {
+			if (*passed >= 0)
+				close(*passed);
+			memcpy(passed, CMSG_DATA(cm), sizeof(int));
+		}
+	}
+	return n;
+}
+
 /* One request line, without its newline; -errno on failure. */
-static int read_request(int fd, char *buf, size_t size)
+static int read_request(int fd, char *buf, size_t size, int *passed)
 {
 	size_t used = 0;
 
 	while (used + 1 < size) {
-		ssize_t n = recv(fd, buf + used, 1, 0);
+		ssize_t n = recv_byte(fd, buf + used, passed);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n <= 0)
@@ -276,6 +321,8 @@ static void client_done(struct client *c)
 		if (sv->clients[i] == c->fd)
 			sv->clients[i] = -1;
 	close(c->fd);
+	if (c->passed_fd >= 0)
+		close(c->passed_fd);
 	sv->active--;
 	pthread_cond_broadcast(&sv->idle);
 	pthread_mutex_unlock(&sv->lock);
@@ -293,7 +340,8 @@ static void *client_main(void *arg)
 	setsockopt(c->fd, SOL_SOCKET, SO_SNDTIMEO, &timeout, sizeof(timeout));
 	if (!may_ask(c->server->fs, c->fd))
 		framef(c, 'E', "%d permission denied", -EACCES);
-	else if ((rc = read_request(c->fd, request, sizeof(request))) == 0) {
+	else if ((rc = read_request(c->fd, request, sizeof(request),
+				    &c->passed_fd)) == 0) {
 		rc = answer(c, request);
 		framef(c, 'E', "%d %s", rc, rc < 0 ? pog_strerror(rc) : "ok");
 	}
@@ -325,6 +373,7 @@ static void client_start(struct pogfs_server *sv, int fd)
 	}
 	c->server = sv;
 	c->fd = fd;
+	c->passed_fd = -1;
 	pthread_attr_init(&attr);
 	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
 	if (pthread_create(&thread, &attr, client_main, c) != 0)
