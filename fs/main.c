@@ -553,14 +553,18 @@ static int attach_session(struct pogfs *fs, struct fuse_args *args,
 		 fs->autocommit, fs->showpog, fs->timeout);
 	rc = pogfs_session_attach(fs->pool_path, fs->mountpoint,
 				  fuse_session_fd(fs->se), opts, why, sizeof(why));
-	if (rc < 0) {
+	/* No daemon answers (it is going), or it is finishing: unmount and
+	 * open the pool as the first mount, waiting for it (-1). */
+	bool going = rc == -EBUSY || rc == -ENOENT || rc == -EPIPE ||
+		     rc == -ECONNREFUSED;
+	if (rc < 0 && !going)
 		pogfs_log(NULL, LOG_ERR, "%s: the daemon serving it refused a "
 			  "new session: %s", shown, why[0] ? why : pog_strerror(rc));
+	if (rc < 0)
 		fuse_session_unmount(fs->se);
-	}
 	fuse_session_destroy(fs->se); /* the daemon has its own descriptor */
 	fs->se = NULL;
-	return rc < 0 ? 1 : 0;
+	return rc < 0 ? (going ? -1 : 1) : 0;
 }
 
 static int pogfs_main(int argc, char *argv[])
@@ -659,7 +663,9 @@ static int pogfs_main(int argc, char *argv[])
 
 	if (pog_holder(fs.pool_path) == POG_HOLDER_SERVING) {
 		ret = attach_session(&fs, &args, pool);
-		goto out_table;
+		if (ret >= 0)
+			goto out_table;
+		/* that daemon is finishing: wait for it as below */
 	}
 	if (!opts.foreground && daemon_start(&notify_fd) != 0)
 		goto out_table;

@@ -30,6 +30,7 @@ static pthread_cond_t reg_idle = PTHREAD_COND_INITIALIZER;
 static struct pogfs *reg_first;   /* the daemon's first mount */
 static struct pogfs *reg_list;    /* the mounts added to it */
 static unsigned reg_count;
+static bool reg_closing;          /* the first mount is gone, and the rest */
 
 void pogfs_sessions_set_first(struct pogfs *fs)
 {
@@ -53,6 +54,7 @@ static void session_free(struct pogfs *fs)
 	free(fs);
 }
 
+/* A mount added (or being added: fs NULL) is gone. */
 static void unregister(struct pogfs *fs)
 {
 	pthread_mutex_lock(&reg_lock);
@@ -108,8 +110,20 @@ int pogfs_session_add(struct pogfs *first, const char *mnt, const char *opts,
 	char dev[32];
 	int rc = -ENOMEM;
 
-	if (!fs)
+	if (!fs) {
+		close(fd);
 		return -ENOMEM;
+	}
+	pthread_mutex_lock(&reg_lock);
+	bool closing = reg_closing;
+	if (!closing)
+		reg_count++; /* the pool stays open from here on */
+	pthread_mutex_unlock(&reg_lock);
+	if (closing) {
+		free(fs);
+		close(fd);
+		return -EBUSY; /* the client waits for this daemon to finish */
+	}
 	pthread_mutex_init(&fs->close_lock, NULL);
 	pthread_mutex_init(&fs->ctl_lock, NULL);
 	fs->secondary = true;
@@ -127,6 +141,8 @@ int pogfs_session_add(struct pogfs *first, const char *mnt, const char *opts,
 		free(fs->pool_path);
 		free(fs->mountpoint);
 		free(fs);
+		close(fd);
+		unregister(NULL);
 		return -ENOMEM;
 	}
 	fs->mountpoint_len = strlen(fs->mountpoint);
@@ -136,6 +152,8 @@ int pogfs_session_add(struct pogfs *first, const char *mnt, const char *opts,
 	rc = pog_session_open(first->store, &fs->store);
 	if (rc < 0) {
 		session_free(fs);
+		close(fd);
+		unregister(NULL);
 		return rc;
 	}
 	char a0[] = "pogfs", a1[] = "-o", a2[] = "default_permissions";
@@ -153,12 +171,9 @@ int pogfs_session_add(struct pogfs *first, const char *mnt, const char *opts,
 		pthread_mutex_lock(&reg_lock);
 		fs->next_mount = reg_list;
 		reg_list = fs;
-		reg_count++;
 		pthread_mutex_unlock(&reg_lock);
-		if (pthread_create(&thread, &attr, session_main, fs) != 0) {
-			unregister(fs);
+		if (pthread_create(&thread, &attr, session_main, fs) != 0)
 			rc = -EAGAIN;
-		}
 	}
 	pthread_attr_destroy(&attr);
 	if (rc) {
@@ -168,6 +183,7 @@ int pogfs_session_add(struct pogfs *first, const char *mnt, const char *opts,
 			close(fd);
 		pog_close(fs->store, POG_CLOSE_NOGC);
 		fs->store = NULL;
+		unregister(fs);
 		session_free(fs);
 		return rc;
 	}
@@ -180,6 +196,7 @@ void pogfs_sessions_wait(void)
 	pthread_mutex_lock(&reg_lock);
 	while (reg_count)
 		pthread_cond_wait(&reg_idle, &reg_lock);
+	reg_closing = true; /* from now on a new mount waits for the end */
 	pthread_mutex_unlock(&reg_lock);
 }
 

@@ -213,15 +213,19 @@ def test_kill9_keeps_last_commit(mount):
     assert tree_snapshot(mnt) == before
 
 
-def test_second_daemon_refused(mount, tmp_path):
+def test_second_mount_is_a_session(mount, tmp_path):
+    """pogfs POOL MNT2 while a daemon serves POOL: a session of that
+    daemon (tests/mount/test_sessions.py has the rest)."""
     other = tmp_path / "other"
     other.mkdir()
     r = subprocess.run([POGFS, str(mount.pool), str(other), "-f"],
                        capture_output=True, text=True, timeout=30)
-    assert r.returncode != 0
-    lines = r.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("pogfs: ")
-    assert not os.path.ismount(other)
+    try:
+        assert r.returncode == 0, r.stderr
+        assert os.path.ismount(other)
+        assert mount.status()["sessions"] == 2
+    finally:
+        subprocess.run(["fusermount3", "-u", str(other)], check=True)
 
 
 def test_refuses_non_pool(tmp_path):
