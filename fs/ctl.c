@@ -752,6 +752,7 @@ static int cmd_commit(struct pogfs *fs, const char *message, struct text *answer
 	/* Committed onto others' commits: the view moved past them. */
 	if (behind)
 		pogfs_invalidate(fs, false);
+	pogfs_sessions_committed(fs);
 	return 0;
 }
 

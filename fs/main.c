@@ -22,6 +22,7 @@
 struct pogfs_opts {
 	int autocommit;
 	int showpog;
+	int follow;
 	unsigned autocommit_delay;
 	double timeout;
 	int timeout_set;
@@ -38,6 +39,7 @@ enum { KEY_MAX_READ, KEY_FSNAME, KEY_SUBTYPE };
 static const struct fuse_opt pogfs_opt_spec[] = {
 	POGFS_OPT("autocommit", autocommit),
 	POGFS_OPT("showpog", showpog),
+	POGFS_OPT("follow", follow),
 	{ "autocommit_delay=%u", offsetof(struct pogfs_opts, autocommit_delay), 0 },
 	{ "timeout=%lf", offsetof(struct pogfs_opts, timeout), 0 },
 	POGFS_OPT("timeout=", timeout_set),
@@ -152,6 +154,7 @@ static void usage(FILE *out, const char *prog)
 		"pogfs options:\n"
 		"    -o autocommit          commit on unmount and after a quiet period\n"
 		"    -o autocommit_delay=S  quiet period in seconds (default 5)\n"
+		"    -o follow              with nothing staged, move to each new commit\n"
 		"    -o showpog             list .pog in the root directory\n"
 		"    -o timeout=S           kernel entry/attribute cache (default 1.0)\n"
 		"    -o nonempty            allow mounting over a non-empty directory\n"
@@ -194,6 +197,7 @@ static void *autocommit_main(void *arg)
 			pogfs_touch(fs); /* try again after another quiet period */
 			continue;
 		}
+		pogfs_sessions_committed(fs);
 		pogfs_log(fs, LOG_INFO, "autocommit: commit %" PRIu64 " (%" PRIu64 " changes)",
 			  id, staged);
 		pogfs_invalidate(fs, true);
@@ -549,8 +553,8 @@ static int attach_session(struct pogfs *fs, struct fuse_args *args,
 		fuse_session_destroy(fs->se);
 		return 1;
 	}
-	snprintf(opts, sizeof(opts), "autocommit=%d showpog=%d timeout=%g",
-		 fs->autocommit, fs->showpog, fs->timeout);
+	snprintf(opts, sizeof(opts), "autocommit=%d showpog=%d follow=%d timeout=%g",
+		 fs->autocommit, fs->showpog, fs->follow, fs->timeout);
 	rc = pogfs_session_attach(fs->pool_path, fs->mountpoint,
 				  fuse_session_fd(fs->se), opts, why, sizeof(why));
 	/* No daemon answers (it is going), or it is finishing: unmount and
@@ -649,6 +653,7 @@ static int pogfs_main(int argc, char *argv[])
 	fs.timeout = own.timeout;
 	fs.showpog = own.showpog;
 	fs.autocommit = own.autocommit;
+	fs.follow = own.follow;
 	fs.autocommit_delay = own.autocommit_delay ? own.autocommit_delay : 1;
 	fs.foreground = opts.foreground;
 	fs.max_read = own.max_read;

@@ -56,6 +56,7 @@ struct pogfs {
 	double timeout;            /* entry and attr cache, seconds */
 	bool showpog;              /* list .pog in the root */
 	bool autocommit;           /* commit on unmount and when quiet */
+	bool follow;               /* -o follow: nothing staged, move on */
 	unsigned autocommit_delay; /* seconds without changes */
 	bool foreground;
 	uid_t uid;                 /* the daemon's, owner of .pog */
@@ -93,6 +94,9 @@ void pogfs_sessions_set_first(struct pogfs *fs);
  * showpog=0|1 timeout=S". 0 or -errno. */
 int pogfs_session_add(struct pogfs *first, const char *mnt, const char *opts,
 		      int fd);
+/* fs committed: the mounts with -o follow and nothing staged move to the
+ * new commit (their kernel caches are told). */
+void pogfs_sessions_committed(struct pogfs *fs);
 /* Wait until every added mount is unmounted and closed. */
 void pogfs_sessions_wait(void);
 /* fn for the first mount and each added one (a non-zero return stops). */

@@ -99,6 +99,8 @@ static void parse_opts(struct pogfs *fs, const char *opts)
 		fs->autocommit = p[11] == '1';
 	if ((p = strstr(opts, "showpog=")))
 		fs->showpog = p[8] == '1';
+	if ((p = strstr(opts, "follow=")))
+		fs->follow = p[7] == '1';
 	if ((p = strstr(opts, "timeout=")))
 		fs->timeout = strtod(p + 8, NULL);
 }
@@ -189,6 +191,25 @@ int pogfs_session_add(struct pogfs *first, const char *mnt, const char *opts,
 	}
 	pogfs_log(first, LOG_INFO, "%s: session added", mnt);
 	return 0;
+}
+
+static void follow_one(struct pogfs *fs, struct pogfs *by)
+{
+	if (fs == by || !fs->follow || !fs->store || fs->closed ||
+	    pog_staged_count(fs->store) > 0)
+		return;
+	if (pog_abort(fs->store) == 0)
+		pogfs_invalidate(fs, false);
+}
+
+void pogfs_sessions_committed(struct pogfs *by)
+{
+	pthread_mutex_lock(&reg_lock);
+	if (reg_first)
+		follow_one(reg_first, by);
+	for (struct pogfs *fs = reg_list; fs; fs = fs->next_mount)
+		follow_one(fs, by);
+	pthread_mutex_unlock(&reg_lock);
 }
 
 void pogfs_sessions_wait(void)

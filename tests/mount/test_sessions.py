@@ -231,3 +231,29 @@ def test_kill9_with_three_sessions_staged(pool, tmp_path):
         assert tree_snapshot(first.path) == before
     finally:
         first.stop()
+
+
+def test_follow_moves_with_each_commit(mount, tmp_path):
+    one = mount
+    (one.path / "news").write_text("v1")
+    (one.path / "old").write_text("o")
+    one.commit()
+    dash = Session(mount.pool, tmp_path / "dash").start("-o", "follow")
+    try:
+        assert (dash.path / "news").read_text() == "v1"
+        os.stat(dash.path / "old")                 # cached by the kernel
+        (one.path / "news").write_text("v2")
+        os.unlink(one.path / "old")
+        one.commit()
+        assert (dash.path / "news").read_text() == "v2"   # at once
+        assert not (dash.path / "old").exists()
+        assert dash.status()["base_commit"] == one.status()["commit_id"]
+        # with something staged a follower stays where it is
+        (dash.path / "mine").write_text("m")
+        (one.path / "news").write_text("v3")
+        one.commit()
+        assert (dash.path / "news").read_text() == "v2"
+        dash.abort()
+        assert (dash.path / "news").read_text() == "v3"
+    finally:
+        dash.stop()
