@@ -18,6 +18,7 @@ Not part of the test suite.
 """
 import argparse
 import os
+import resource
 import shutil
 import subprocess
 import sys
@@ -46,6 +47,10 @@ def build_passthrough(tmp):
     out = tmp / "passthrough_ll"
     sh("gcc", "-O2", "-Wall", "-I", str(EXAMPLES), str(src), "-o", str(out), *flags)
     return out
+
+
+def raise_nofile():
+    resource.setrlimit(resource.RLIMIT_NOFILE, (1 << 20, 1 << 20))
 
 
 def wait_mount(path, proc, timeout=20):
@@ -287,7 +292,9 @@ def main():
         pt_opts = f"source={backing}"
         if args.passthrough_default_permissions:
             pt_opts += ",default_permissions"
-        p = subprocess.Popen([str(pt), "-f", "-o", pt_opts, str(pt_mnt)])
+        # passthrough_ll holds a descriptor per inode the kernel knows
+        p = subprocess.Popen([str(pt), "-f", "-o", pt_opts, str(pt_mnt)],
+                             preexec_fn=raise_nofile)
         procs.append((pt_mnt, p))
         wait_mount(pt_mnt, p)
 
