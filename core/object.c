@@ -434,12 +434,17 @@ static int check_name(size_t len)
 
 /* ---- pages --------------------------------------------------------------------- */
 
+/*
+ * A page of the pool, its CRC checked. A page written in this transaction
+ * (fresh) never came from the pool's durable state and has no CRC yet: it
+ * is sealed at commit (pog_pages_seal), and checked on every read after.
+ */
 int pog_page_read(pog_store *s, uint64_t bno, uint32_t crc, const void **data)
 {
 	if (!pog_bno_valid(s, bno))
 		return POG_ECORRUPT;
 	const void *p = pog_block(s, bno);
-	if (pog_crc32(p, PAGE) != crc) {
+	if (!pog_bno_fresh(s, bno) && pog_crc32(p, PAGE) != crc) {
 		atomic_fetch_add(&s->checksum_errors, 1);
 		pog_set_error(s, "checksum mismatch in block %" PRIu64, bno);
 		return POG_ECORRUPT;
@@ -516,7 +521,12 @@ static int page_drop(pog_store *s, struct pog_inode *in, uint64_t page)
 	return 0;
 }
 
-/* A writable copy of page `page` (zeros when it was a hole). */
+/*
+ * A writable copy of page `page` (zeros when it was a hole; with whole,
+ * which the caller overwrites entirely, its bytes are undefined). Returns
+ * 1 when the page was fresh already (written in place: its ref stays), 0
+ * for a new block, whose ref the caller sets.
+ */
 static int page_writable(pog_store *s, struct pog_inode *in, uint64_t page,
 			 bool whole, char **data, uint64_t *bno)
 {
@@ -528,7 +538,7 @@ static int page_writable(pog_store *s, struct pog_inode *in, uint64_t page,
 	if (exists && pog_bno_fresh(s, ref.bno)) {
 		*bno = ref.bno;
 		*data = pog_block(s, ref.bno);
-		return 0;
+		return 1;
 	}
 	const void *old = NULL;
 	if (exists && !whole) { /* a whole page needs none of the old bytes */
@@ -542,7 +552,7 @@ static int page_writable(pog_store *s, struct pog_inode *in, uint64_t page,
 	*data = pog_block(s, *bno);
 	if (old)
 		memcpy(*data, old, PAGE);
-	else
+	else if (!whole)
 		memset(*data, 0, PAGE);
 	if (exists)
 		pog_page_release(s, ref.bno);
@@ -551,20 +561,81 @@ static int page_writable(pog_store *s, struct pog_inode *in, uint64_t page,
 	return 0;
 }
 
+/* A new block's page ref: its CRC is sealed at commit (fresh pages are
+ * not checked before). */
+static int page_set_fresh(pog_store *s, struct pog_inode *in, uint64_t page,
+			  uint64_t bno)
+{
+	struct pog_page_ref ref = {bno, 0, 0};
+	return page_set(s, in, page, &ref);
+}
+
 static int page_write(pog_store *s, struct pog_inode *in, uint64_t page,
 		      size_t at, const void *buf, size_t len)
 {
 	char *data;
 	uint64_t bno;
-	int err = page_writable(s, in, page, at == 0 && len == PAGE, &data, &bno);
-	if (err)
-		return err;
+	int r = page_writable(s, in, page, at == 0 && len == PAGE, &data, &bno);
+	if (r < 0)
+		return r;
 	if (buf)
 		memcpy(data + at, buf, len);
 	else
 		memset(data + at, 0, len);
-	struct pog_page_ref ref = {bno, pog_crc32(data, PAGE), 0};
-	return page_set(s, in, page, &ref);
+	return r ? 0 : page_set_fresh(s, in, page, bno);
+}
+
+/* Whole pages bound for consecutive blocks: n pages from src at bno. */
+struct page_run {
+	uint64_t bno;
+	const char *src;
+	size_t n;
+};
+
+/*
+ * Fill a run of fresh blocks: one pwrite through the pool file's
+ * descriptor (the page cache the pool is mapped from), which spares the
+ * page faults and the zeroing of a first touch through the mapping; the
+ * commit's flush of the mapping writes these pages like any other. A
+ * descriptor that cannot write (a read-only one, device DAX) falls back
+ * to a copy through the mapping.
+ */
+static void page_run_fill(pog_store *s, struct page_run *run)
+{
+	if (!run->n)
+		return;
+	char *dst = pog_block(s, run->bno);
+	size_t len = run->n * PAGE;
+	off_t at = (off_t)(dst - (char *)s->pop);
+	if (s->lock_fd < 0 || pwrite(s->lock_fd, run->src, len, at) != (ssize_t)len)
+		memcpy(dst, run->src, len);
+	run->n = 0;
+}
+
+/* Write the whole page `page` from src, through run (blocks in a row are
+ * filled together). */
+static int page_write_whole(pog_store *s, struct pog_inode *in, uint64_t page,
+			    const char *src, struct page_run *run)
+{
+	char *data;
+	uint64_t bno;
+	int r = page_writable(s, in, page, true, &data, &bno);
+	if (r < 0)
+		return r;
+	if (!r) {
+		int err = page_set_fresh(s, in, page, bno);
+		if (err) {
+			memcpy(data, src, PAGE); /* the ref may be in: no garbage */
+			return err;
+		}
+	}
+	if (run->n && bno == run->bno + run->n && src == run->src + run->n * PAGE) {
+		run->n++;
+		return 0;
+	}
+	page_run_fill(s, run);
+	*run = (struct page_run){bno, src, 1};
+	return 0;
 }
 
 static int inline_check(pog_store *s, const struct pog_inode *in)
@@ -631,20 +702,26 @@ static int data_write(pog_store *s, struct pog_inode *in, uint64_t off,
 			return err;
 	}
 	const char *p = buf;
+	struct page_run run = {0};
+	int err = 0;
 	while (len) {
 		uint64_t page = off / PAGE;
 		size_t at = off % PAGE, n = PAGE - at;
 		if (n > len)
 			n = len;
-		int err = page_write(s, in, page, at, p, n);
+		if (p && n == PAGE)
+			err = page_write_whole(s, in, page, p, &run);
+		else
+			err = page_write(s, in, page, at, p, n);
 		if (err)
-			return err;
+			break;
 		off += n;
 		len -= n;
 		if (p)
 			p += n;
 	}
-	return 0;
+	page_run_fill(s, &run);
+	return err;
 }
 
 /*

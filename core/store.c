@@ -882,7 +882,17 @@ int pog_close(pog_store *s, unsigned flags)
 
 /* ---- commit and abort --------------------------------------------------------- */
 
-/* CRC every fresh node and flush every fresh range, one call a segment. */
+/* Segments whose fresh ranges are at most this far apart in the mapping
+ * are flushed by one call (the clean pages in between cost a page-cache
+ * lookup on a file, a cache-line flush each on pmem). */
+#define FLUSH_GAP ((size_t)1 << 20)
+
+/*
+ * CRC every fresh node and flush every fresh range, with one call for
+ * segments that lie together (the allocator fills them in order, and
+ * libpmemobj places them one after the other): the number of flushes
+ * does not grow with the number of pages.
+ */
 static void seal_fresh(pog_store *s)
 {
 	small_seal(s);
@@ -890,6 +900,7 @@ static void seal_fresh(pog_store *s)
 		pmemobj_drain(s->pop);
 		return;
 	}
+	char *lo = NULL, *hi = NULL;
 	for (uint64_t i = s->fresh_min_seg; i <= s->fresh_max_seg; i++) {
 		struct pog_seg *g = &s->segs[i];
 		int first = -1, last = -1;
@@ -909,10 +920,21 @@ static void seal_fresh(pog_store *s)
 				h->crc = pog_node_crc(h, POG_BLOCK_SIZE);
 			}
 		}
-		if (first >= 0)
-			pmemobj_flush(s->pop, g->base + (uint64_t)first * POG_BLOCK_SIZE,
-				      (uint64_t)(last - first + 1) * POG_BLOCK_SIZE);
+		if (first < 0)
+			continue;
+		char *from = g->base + (uint64_t)first * POG_BLOCK_SIZE;
+		char *to = g->base + (uint64_t)(last + 1) * POG_BLOCK_SIZE;
+		if (lo && from >= hi && (size_t)(from - hi) <= FLUSH_GAP) {
+			hi = to;
+			continue;
+		}
+		if (lo)
+			pmemobj_flush(s->pop, lo, (size_t)(hi - lo));
+		lo = from;
+		hi = to;
 	}
+	if (lo)
+		pmemobj_flush(s->pop, lo, (size_t)(hi - lo));
 	pmemobj_drain(s->pop);
 }
 
@@ -991,6 +1013,11 @@ int pog_commit_locked(pog_store *s, const char *message, uint64_t *id_out)
 	err = pog_edit_commit_prepare(s);
 	if (err)
 		return err; /* the reason is in the last error */
+	err = pog_pages_seal(s);
+	if (err) {
+		pog_set_error(s, "commit: %s", pog_strerror(err));
+		return err;
+	}
 	/* The floor that every operation leaves free covers this. */
 	err = pog_reserve(s, POG_COMMIT_NEED);
 	if (err) {

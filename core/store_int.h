@@ -259,6 +259,9 @@ void pog_note_removed(pog_store *s, uint64_t ino);
 /* Let a data page go: a fresh one at once; a committed one may be shared
  * (dedup), so only the garbage collector frees it. */
 void pog_page_release(pog_store *s, uint64_t bno);
+/* Compute the CRC of every page written in this transaction (staged page
+ * refs of fresh pages carry none until then). Before dedup and the flush. */
+int pog_pages_seal(pog_store *s);
 /* Share the transaction's new pages with identical indexed ones and
  * index the rest (best effort: never fails the commit). */
 void pog_dedup_staged(pog_store *s);
