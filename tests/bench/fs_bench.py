@@ -50,7 +50,11 @@ def build_passthrough(tmp):
 
 
 def raise_nofile():
-    resource.setrlimit(resource.RLIMIT_NOFILE, (1 << 20, 1 << 20))
+    hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+    try:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (1 << 20, 1 << 20))
+    except (ValueError, OSError):
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
 def wait_mount(path, proc, timeout=20):
