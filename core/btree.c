@@ -289,6 +289,20 @@ static int leaf_split(pog_store *s, uint64_t addr, unsigned pos, uint64_t key,
 		      const void *val, uint16_t vlen, struct split *sp)
 {
 	struct pog_node_hdr *h = HDR(s, addr);
+	if (pos == h->count) {
+		/* Appending (new identities, log ids, pages written in
+		 * order): the left leaf stays as it is, full, so that growing
+		 * trees are dense; the new entry starts the right one. */
+		uint64_t right;
+		int err = node_new(s, h->tree, 0, POG_BLOCK_SIZE, &right);
+		if (err)
+			return err;
+		leaf_insert_at(HDR(s, right), 0, key, val, vlen);
+		sp->key = key;
+		sp->happened = true;
+		sp->right = right;
+		return 0;
+	}
 	char old[POG_BLOCK_SIZE];
 	memcpy(old, h, POG_BLOCK_SIZE);
 	struct pog_node_hdr *o = (struct pog_node_hdr *)old;
