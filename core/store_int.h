@@ -47,6 +47,8 @@ void pog_map64_release(struct pog_map64 *m);
 
 uint64_t pog_hash_bytes(const void *data, size_t len);
 uint32_t pog_crc32(const void *data, size_t len);
+/* crc.c: zlib's crc32(crc, data, len), faster (PCLMULQDQ) where it can. */
+uint32_t pog_crc32_update(uint32_t crc, const void *data, size_t len);
 /* CRC of a tree node of size bytes, its crc field counted as zero (the
  * node is only read). */
 uint32_t pog_node_crc(const void *node, size_t size);
