@@ -938,6 +938,39 @@ static void seal_fresh(pog_store *s)
 	pmemobj_drain(s->pop);
 }
 
+/*
+ * A large commit starts the disk on its fresh blocks first (asynchronous
+ * writeback of the pool file's pages), so that the disk works while the
+ * commit computes page CRCs and shares pages; the flush in seal_fresh
+ * then waits for what is left. Nothing is durable before that flush.
+ */
+#define WRITEBACK_MIN_BLOCKS 1024u
+
+static void fresh_writeback(pog_store *s)
+{
+	if (s->fresh_count < WRITEBACK_MIN_BLOCKS || s->lock_fd < 0)
+		return;
+	for (uint64_t i = s->fresh_min_seg; i <= s->fresh_max_seg; i++) {
+		struct pog_seg *g = &s->segs[i];
+		int first = -1, last = -1;
+		for (unsigned w = 0; w < POG_WORDS_PER_SEG; w++) {
+			if (!g->fresh[w])
+				continue;
+			if (first < 0)
+				first = (int)(w * 64 + (unsigned)__builtin_ctzll(g->fresh[w]));
+			last = (int)(w * 64 + 63 - (unsigned)__builtin_clzll(g->fresh[w]));
+		}
+		if (first < 0)
+			continue;
+		off_t at = (off_t)(g->base - (char *)s->pop) +
+			   (off_t)first * POG_BLOCK_SIZE;
+		/* A hint: where it cannot be had, the flush does it all. */
+		(void)sync_file_range(s->lock_fd, at,
+				      (off_t)(last - first + 1) * POG_BLOCK_SIZE,
+				      SYNC_FILE_RANGE_WRITE);
+	}
+}
+
 static void fresh_clear(pog_store *s, bool discard)
 {
 	small_end(s, !discard);
@@ -1013,6 +1046,7 @@ int pog_commit_locked(pog_store *s, const char *message, uint64_t *id_out)
 	err = pog_edit_commit_prepare(s);
 	if (err)
 		return err; /* the reason is in the last error */
+	fresh_writeback(s);
 	err = pog_pages_seal(s);
 	if (err) {
 		pog_set_error(s, "commit: %s", pog_strerror(err));
