@@ -25,7 +25,7 @@
 #define PLACES 3
 
 /* How often the pager drops the pages of the document that were read. */
-#define PAGER_NS (10 * 1000 * 1000)
+#define PAGER_NS (50 * 1000 * 1000)
 
 void pogfs_spool_init(struct pogfs_spool *sp)
 {
@@ -139,7 +139,7 @@ int pogfs_spool_write(struct pogfs_spool *sp, const void *buf, size_t n)
 
 /*
  * While the import reads the mapped document, drop what it has read
- * from the daemon's address space a hundred times a second. The file's
+ * from the daemon's address space twenty times a second. The file's
  * pages stay in the page cache; a page read again is mapped again (the
  * mapping is read-only and shared, so dropping loses nothing).
  */
