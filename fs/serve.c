@@ -293,6 +293,7 @@ static int answer_import(struct client *c, const char *args)
 		snprintf(c->message, sizeof(c->message), "import: no room to "
 			 "hold the document (%zu bytes): %s", len, why);
 		pogfs_note_error(fs, "%s", c->message);
+		pogfs_log(fs, LOG_NOTICE, "control socket: %s", c->message);
 		return rc;
 	}
 	rc = frame(c, 'G', NULL, 0);
@@ -305,6 +306,7 @@ static int answer_import(struct client *c, const char *args)
 			 : rc == -ECONNRESET ? "the connection closed"
 			 : strerror(-rc), sp.have, len);
 		pogfs_note_error(fs, "%s", c->message);
+		pogfs_log(fs, LOG_NOTICE, "control socket: %s", c->message);
 		pogfs_spool_release(&sp);
 		return rc;
 	}
