@@ -572,6 +572,8 @@ static int import_frame(void *ctx, char type, const char *buf, size_t len)
 	/* A daemon that stops taking the bytes ends with its reason:
 	 * read on for it. */
 	s->err = send_document(s);
+	if (s->err) /* the daemon sees the end at once, imports nothing */
+		shutdown(s->sock, SHUT_WR);
 	tool_progress_phase(s->progress);
 	return 0;
 }
