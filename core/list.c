@@ -358,9 +358,11 @@ static int window_read(const struct pog_list_names *nm, uint64_t root,
  * No key is free between the neighbours of place: spread the keys of a
  * window of entries around it evenly, leaving a key for the new entry in
  * *key. The window doubles until its keys are sparse enough (a gap of at
- * least its size), so a run of insertions at one point moves O(log n)
- * entries each, amortized; keys are 62 bits, so this is rare.
+ * least its size and RESPACE_GAP: 16 more insertions at one point before
+ * the next respacing there), so a run of insertions at one point moves
+ * O(log n) entries each, amortized; keys are 62 bits, so this is rare.
  */
+#define RESPACE_GAP ((uint64_t)1 << 16)
 static int respace(pog_store *s, uint64_t ino, struct pog_inode *dir,
 		   const struct pog_list_names *nm,
 		   const struct pog_list_place *pl, uint64_t *key)
@@ -382,7 +384,7 @@ static int respace(pog_store *s, uint64_t ino, struct pog_inode *dir,
 		if (err)
 			return err;
 		gap = (hi - lo) / (b - a + 2);
-		if (gap >= w || (a == 0 && b == n))
+		if ((gap >= w && gap >= RESPACE_GAP) || (a == 0 && b == n))
 			break;
 	}
 	if (gap == 0)
