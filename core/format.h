@@ -101,9 +101,10 @@ struct pog_commit_rec {
 	uint64_t changes;
 	uint64_t dedup_root;  /* page index: crc << 16 | seq -> page bno */
 	uint64_t logical_bytes; /* sizes of all files, as if nothing shared */
-	uint64_t lists;       /* POG_LISTS_COUNTED: list trees are format 3
-				 (0: format 2, rebuilt on a writable open) */
 	uint64_t reserved[3];
+	uint64_t lists;       /* POG_LISTS_COUNTED: list trees count their
+				 entries (0: format 2, rebuilt when opened
+				 writable) */
 };
 _Static_assert(sizeof(struct pog_commit_rec) == 128, "commit rec size");
 #define POG_LISTS_COUNTED 3u
