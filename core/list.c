@@ -390,7 +390,9 @@ static int respace(pog_store *s, uint64_t ino, struct pog_inode *dir,
 	if (gap == 0)
 		return -ENOSPC;
 	uint64_t w = b - a;
-	int err = pog_reserve(s, w / 16 + 2 * POG_BT_MAX_DEPTH);
+	int err = pog_list_touched(s, ino); /* before pog_list_removed */
+	if (!err)
+		err = pog_reserve(s, w / 16 + 2 * POG_BT_MAX_DEPTH);
 	struct moved *m = err ? NULL : calloc(w ? w : 1, sizeof(*m));
 	if (!err && !m)
 		err = -ENOMEM;
@@ -435,11 +437,10 @@ int pog_list_new_key(pog_store *s, uint64_t ino, struct pog_inode *dir,
 
 /* ---- the transaction's lists ------------------------------------------- */
 
-void pog_list_touched(pog_store *s, uint64_t ino)
+int pog_list_touched(pog_store *s, uint64_t ino)
 {
-	(void)pog_map64_get(&s->list_dirty, ino);
-	/* out of memory: the commit does not trim that list's names, which
-	 * stay readable as they are (see pog_list_name_of) */
+	/* the commit must find every list whose entries carry names */
+	return pog_map64_get(&s->list_dirty, ino) ? 0 : -ENOMEM;
 }
 
 void pog_list_removed(pog_store *s, uint64_t ino,

@@ -357,7 +357,6 @@ static void list_entry_leaves(pog_store *s, uint64_t ino,
 	const void *val;
 	uint16_t vlen;
 	struct pog_list_names nm;
-	pog_list_touched(s, ino);
 	if (key < POG_LIST_NAMED &&
 	    pog_bt_get(s, dir->content, key, &val, &vlen) == 0 && vlen == 8 &&
 	    pog_list_names_init(&nm, s, &s->staged, ino, dir) == 0)
@@ -369,9 +368,12 @@ static void list_entry_leaves(pog_store *s, uint64_t ino,
 static int entry_remove(pog_store *s, uint64_t ino, struct pog_inode *dir,
 			uint64_t key)
 {
+	int err = dir->type == POG_LIST ? pog_list_touched(s, ino) : 0;
+	if (err)
+		return err;
 	if (dir->type == POG_LIST)
 		list_entry_leaves(s, ino, dir, key);
-	int err = pog_bt_del(s, &dir->content, key);
+	err = pog_bt_del(s, &dir->content, key);
 	if (err)
 		return err == -ENOENT ? POG_ECORRUPT : err;
 	dir->entries--;
@@ -408,12 +410,12 @@ static int entry_insert(pog_store *s, uint64_t ino, struct pog_inode *dir,
 			size_t len)
 {
 	/* A list entry made now carries its name until the commit. */
-	int err = map_put(s, dir, key, child, name, len);
+	int err = dir->type == POG_LIST ? pog_list_touched(s, ino) : 0;
+	if (!err)
+		err = map_put(s, dir, key, child, name, len);
 	if (err)
 		return err;
 	dir->entries++;
-	if (dir->type == POG_LIST)
-		pog_list_touched(s, ino);
 	return 0;
 }
 
@@ -2204,8 +2206,6 @@ static int convert_dir(pog_store *s, uint64_t ino, struct pog_inode *in,
 		pog_bt_release(s, to.content);
 		return err;
 	}
-	if (type == POG_LIST)
-		pog_list_touched(s, ino);
 	pog_bt_release(s, in->content);
 	in->type = type;
 	in->content = to.content;

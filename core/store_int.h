@@ -512,8 +512,9 @@ int pog_list_find(const struct pog_list_names *nm, uint64_t root,
 int pog_list_new_key(pog_store *s, uint64_t ino, struct pog_inode *dir,
 		     const struct pog_list_names *nm,
 		     const struct pog_list_name *want, uint64_t *key);
-/* The list ino changed in this transaction (the commit looks at it). */
-void pog_list_touched(pog_store *s, uint64_t ino);
+/* The list ino changed in this transaction (the commit looks at it):
+ * 0 or -ENOMEM (then change nothing). */
+int pog_list_touched(pog_store *s, uint64_t ino);
 /* Its entry key, one that carried no name, goes (before the removal). */
 void pog_list_removed(pog_store *s, uint64_t ino,
 		      const struct pog_list_names *nm, uint64_t key);
