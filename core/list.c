@@ -94,7 +94,8 @@ int pog_list_names_init(struct pog_list_names *nm, pog_store *s,
 	nm->s = s;
 	nm->ino = ino;
 	nm->legacy = !s->list_counts;
-	if (st == &s->committed) {
+	if (st != &s->staged) {
+		/* a committed state: no entry carries a name */
 		nm->base = in->content;
 		return 0;
 	}
