@@ -253,12 +253,23 @@ static int map_find(pog_store *s, const struct pog_inode *dir, const char *name,
 static ssize_t entry_name(uint32_t dtype, uint64_t key, const void *val,
 			  uint16_t vlen, char *name, size_t size)
 {
-	if (dtype != POG_MAP && key < POG_LIST_POS_LIMIT)
-		return snprintf(name, size, "%" PRIu64, key);
+	(void)dtype;
 	ssize_t n = pog_name_escape((const char *)val + 8, vlen - 8u, name, size);
 	if (n == -ENAMETOOLONG)
 		n = snprintf(name, size, "%%~%016" PRIx64, key);
 	return n;
+}
+
+/* The name a list entry shows: its position, or its escaped temporary
+ * name. */
+static ssize_t list_entry_name(const struct pog_list_names *nm, uint64_t key,
+			       const void *val, uint16_t vlen, char *name,
+			       size_t size)
+{
+	if (key < POG_LIST_NAMED)
+		return pog_list_name_of(nm, key, val, vlen, name, size);
+	return vlen < 8 ? POG_ECORRUPT
+			: entry_name(POG_LIST, key, val, vlen, name, size);
 }
 
 /* A "%~<key>" name of an entry whose key is too long to show. */
@@ -290,12 +301,13 @@ static int map_find_long(pog_store *s, const struct pog_inode *dir,
 }
 
 /*
- * Look up a child: *key is its key in dir. -ENOENT, -ENOTDIR. In a list
- * an integer name is its key; a fraction or a temporary name is found as
- * a map key is (list.c).
+ * Look up a child of dir (ino, in state st): *key is its key in dir.
+ * -ENOENT, -ENOTDIR. In a list a number is a position (list.c); a
+ * temporary name is found as a map key is.
  */
-static int dir_find(pog_store *s, const struct pog_inode *dir, const char *name,
-		    size_t len, uint64_t *key, uint64_t *child)
+static int dir_find(pog_store *s, uint64_t ino, const struct pog_state *st,
+		    const struct pog_inode *dir, const char *name, size_t len,
+		    uint64_t *key, uint64_t *child)
 {
 	if (dir->type == POG_MAP) {
 		int err = map_find(s, dir, name, len, key, child, NULL);
@@ -308,17 +320,12 @@ static int dir_find(pog_store *s, const struct pog_inode *dir, const char *name,
 	struct pog_list_name nm;
 	if (pog_list_name_parse(name, len, &nm))
 		return -ENOENT;
-	if (nm.kind == POG_LIST_FRACTION_NAME)
-		return pog_list_frac_find(s, dir->content, &nm, key, child, NULL);
 	if (nm.kind == POG_LIST_TEMP)
 		return map_find(s, dir, name, len, key, child, NULL);
-	const void *val;
-	int err = pog_bt_get(s, dir->content, nm.whole, &val, NULL);
-	if (err)
-		return err;
-	*key = nm.whole;
-	memcpy(child, val, sizeof(*child));
-	return 0;
+	struct pog_list_names names;
+	int err = pog_list_names_init(&names, s, st, ino, dir);
+	return err ? err : pog_list_find(&names, dir->content, &nm, key, child,
+					 NULL);
 }
 
 static int map_put(pog_store *s, struct pog_inode *dir, uint64_t key,
@@ -343,29 +350,32 @@ static int entry_set_child(pog_store *s, struct pog_inode *dir, uint64_t key,
 	return err;
 }
 
-/* In a list, the group (integer part) a key's name belongs to. */
-static uint64_t list_group(pog_store *s, const struct pog_inode *dir,
-			   uint64_t key)
+/* A list entry that carried no name goes: the commit looks at it. */
+static void list_entry_leaves(pog_store *s, uint64_t ino,
+			      const struct pog_inode *dir, uint64_t key)
 {
-	(void)s, (void)dir;
-	if (key < POG_LIST_POS_LIMIT)
-		return key;
-	if (key < POG_LIST_NAMED) /* a fraction: its integer part */
-		return (key & ~POG_LIST_FRACTION) >> POG_LIST_FRAC_SEQ_BITS;
-	return POG_LIST_POS_LIMIT;
+	const void *val;
+	uint16_t vlen;
+	struct pog_list_names nm;
+	if (key < POG_LIST_NAMED &&
+	    pog_bt_get(s, dir->content, key, &val, &vlen) == 0 && vlen == 8 &&
+	    pog_list_names_init(&nm, s, &s->staged, ino, dir) == 0)
+		pog_list_removed(s, ino, &nm, key);
 }
 
 /* Remove entry key from dir (ino). A list's other names stay as they
- * are until the commit renumbers it. */
+ * are (names are ranks only from the commit on). */
 static int entry_remove(pog_store *s, uint64_t ino, struct pog_inode *dir,
 			uint64_t key)
 {
-	uint64_t group = dir->type == POG_LIST ? list_group(s, dir, key) : 0;
-	int err = pog_bt_del(s, &dir->content, key);
+	int err = dir->type == POG_LIST ? pog_list_touched(s, ino) : 0;
+	if (err)
+		return err;
+	if (dir->type == POG_LIST)
+		list_entry_leaves(s, ino, dir, key);
+	err = pog_bt_del(s, &dir->content, key);
 	if (err)
 		return err == -ENOENT ? POG_ECORRUPT : err;
-	if (dir->type == POG_LIST)
-		pog_list_touched(s, ino, group);
 	dir->entries--;
 	return 0;
 }
@@ -389,23 +399,9 @@ static int entry_slot(pog_store *s, uint64_t ino, struct pog_inode *dir,
 		err = map_find(s, dir, name, len, &existing, &child, key);
 		return err == 0 ? -EEXIST : err == -ENOENT ? 0 : err;
 	}
-	if (nm.kind == POG_LIST_FRACTION_NAME) {
-		err = pog_list_frac_find(s, dir->content, &nm, &existing, &child,
-					 key);
-		if (err == 0)
-			return -EEXIST;
-		if (err != -ENOENT)
-			return err;
-		return *key ? 0 : pog_list_frac_respace(s, ino, dir, &nm, key);
-	}
-	const void *val;
-	err = pog_bt_get(s, dir->content, nm.whole, &val, NULL);
-	if (err == 0)
-		return -EEXIST;
-	if (err != -ENOENT)
-		return err;
-	*key = nm.whole;
-	return 0;
+	struct pog_list_names names;
+	err = pog_list_names_init(&names, s, &s->staged, ino, dir);
+	return err ? err : pog_list_new_key(s, ino, dir, &names, &nm, key);
 }
 
 /* Add an entry to dir (ino) at the key entry_slot gave for name. */
@@ -413,17 +409,13 @@ static int entry_insert(pog_store *s, uint64_t ino, struct pog_inode *dir,
 			uint64_t key, uint64_t child, const char *name,
 			size_t len)
 {
-	int err;
-	if (dir->type == POG_MAP || key >= POG_LIST_POS_LIMIT)
+	/* A list entry made now carries its name until the commit. */
+	int err = dir->type == POG_LIST ? pog_list_touched(s, ino) : 0;
+	if (!err)
 		err = map_put(s, dir, key, child, name, len);
-	else
-		err = pog_bt_put(s, POG_TREE_LIST, &dir->content, key, &child,
-				 sizeof(child));
 	if (err)
 		return err;
 	dir->entries++;
-	if (dir->type == POG_LIST)
-		pog_list_touched(s, ino, list_group(s, dir, key));
 	return 0;
 }
 
@@ -1002,7 +994,7 @@ int pog_lookup(pog_store *s, uint64_t dir, const char *name, size_t len,
 	err = read_begin(s, &dir, &st, &d);
 	if (err)
 		return err;
-	err = dir_find(s, d, name, len, &key, &child);
+	err = dir_find(s, dir, st, d, name, len, &key, &child);
 	if (!err)
 		err = pog_inode_get(s, st, child, &c);
 	if (!err)
@@ -1016,21 +1008,21 @@ int pog_lookup(pog_store *s, uint64_t dir, const char *name, size_t len,
  * entries; names do not shift inside a transaction, so a tool that
  * removes what it read meets every entry once.
  */
-static int list_readdir(pog_store *s, const struct pog_state *st,
+static int list_readdir(pog_store *s, const struct pog_state *st, uint64_t ino,
 			const struct pog_inode *d, uint64_t cookie,
 			pog_dirent_fn fn, void *ctx)
 {
-	struct pog_list_iter it;
-	int r = pog_list_seek(&it, s, d->content, cookie);
+	struct pog_list_names nm;
+	struct pog_list_iter it = {0};
+	int r = pog_list_names_init(&nm, s, st, ino, d);
+	if (!r)
+		r = pog_list_seek(&it, s, d->content, cookie);
 	while (r > 0) {
-		const void *val = NULL;
-		uint16_t vlen = 0;
 		char name[256];
-		ssize_t nlen = -ENOENT;
-		if (it.key < POG_LIST_POS_LIMIT ||
-		    pog_bt_get(s, d->content, it.key, &val, &vlen) == 0)
-			nlen = entry_name(POG_LIST, it.key, val, vlen, name,
-					  sizeof(name));
+		ssize_t nlen = it.key < POG_LIST_NAMED
+			? pog_list_iter_name(&it, &nm, name, sizeof(name))
+			: entry_name(POG_LIST, it.key, it.val, it.vlen, name,
+				     sizeof(name));
 		const struct pog_inode *c;
 		struct pog_attr a;
 		if (nlen >= 0 && pog_inode_get(s, st, it.child, &c) == 0) {
@@ -1058,7 +1050,7 @@ int pog_readdir(pog_store *s, uint64_t dir, uint64_t cookie, pog_dirent_fn fn,
 		return -ENOTDIR;
 	}
 	if (d->type == POG_LIST) {
-		err = list_readdir(s, st, d, cookie, fn, ctx);
+		err = list_readdir(s, st, dir, d, cookie, fn, ctx);
 		pog_unlock(s);
 		return err;
 	}
@@ -1126,7 +1118,12 @@ ssize_t pog_path_locked(pog_store *s, const struct pog_state *st, uint64_t ino,
 		if (child != ino)
 			return -ENOENT;
 		char name[256];
-		ssize_t n = entry_name(p->type, key, val, vlen, name, sizeof(name));
+		struct pog_list_names nm;
+		ssize_t n = p->type != POG_LIST
+			? entry_name(p->type, key, val, vlen, name, sizeof(name))
+			: pog_list_names_init(&nm, s, st, parent, p)
+			? -ENOENT
+			: list_entry_name(&nm, key, val, vlen, name, sizeof(name));
 		if (n < 0 || (size_t)n + 1 > end)
 			return -ENAMETOOLONG;
 		if (end != sizeof(tmp))
@@ -1291,7 +1288,8 @@ int pog_resolve_locked(pog_store *s, const struct pog_state *st, uint64_t dir,
 			else if (in->type == POG_REF || in->type == POG_SYMLINK)
 				err = -ENOENT; /* links are not followed */
 			else
-				err = dir_find(s, in, key, (size_t)kl, &k, &child);
+				err = dir_find(s, cur, st, in, key, (size_t)kl, &k,
+					       &child);
 			if (!err)
 				cur = child;
 		}
@@ -1534,7 +1532,7 @@ int pog_remove(pog_store *s, uint64_t dir, const char *name, size_t len,
 	uint64_t key, child;
 	err = inode_load(s, &s->staged, dir, &d);
 	if (!err)
-		err = dir_find(s, &d, name, len, &key, &child);
+		err = dir_find(s, dir, &s->staged, &d, name, len, &key, &child);
 	if (!err)
 		err = inode_load(s, &s->staged, child, &c);
 	if (!err)
@@ -1767,11 +1765,13 @@ int pog_rename(pog_store *s, uint64_t olddir, const char *oldname,
 	if (!err)
 		err = inode_load(s, &s->staged, newdir, &r->nd);
 	if (!err)
-		err = dir_find(s, &r->od, oldname, oldlen, &r->okey, &r->sino);
+		err = dir_find(s, olddir, &s->staged, &r->od, oldname, oldlen,
+			       &r->okey, &r->sino);
 	if (!err)
 		err = inode_load(s, &s->staged, r->sino, &r->src);
 	if (!err) {
-		int f = dir_find(s, &r->nd, newname, newlen, &r->nkey, &r->dino);
+		int f = dir_find(s, newdir, &s->staged, &r->nd, newname, newlen,
+				 &r->nkey, &r->dino);
 		if (f == 0)
 			r->have_dst = true;
 		else if (f != -ENOENT)
@@ -1781,8 +1781,8 @@ int pog_rename(pog_store *s, uint64_t olddir, const char *oldname,
 					 &r->nkey);
 		/* making room for a fraction may have moved the source */
 		if (!err && !r->have_dst && olddir == newdir)
-			err = dir_find(s, &r->nd, oldname, oldlen, &r->okey,
-				       &r->sino);
+			err = dir_find(s, newdir, &s->staged, &r->nd, oldname,
+				       oldlen, &r->okey, &r->sino);
 	}
 	if (!err && r->have_dst)
 		err = inode_load(s, &s->staged, r->dino, &r->dst);
@@ -2184,26 +2184,24 @@ static int reown(pog_store *s, uint64_t dir, uint64_t child, uint64_t old_key,
  * the entry's key bytes: a list's integer names are written out. */
 typedef int (*dir_entry_fn)(void *ctx, uint64_t key, uint64_t child,
 			    const char *name, size_t len);
-static int dir_foreach(pog_store *s, const struct pog_inode *in,
+static int dir_foreach(pog_store *s, uint64_t ino, const struct pog_inode *in,
 		       dir_entry_fn fn, void *ctx)
 {
-	char num[24];
 	if (in->type == POG_LIST) {
-		struct pog_list_iter it;
-		int r = pog_list_seek(&it, s, in->content, 0);
+		char name[POG_KEY_MAX + 1];
+		struct pog_list_names nm;
+		struct pog_list_iter it = {0};
+		int r = pog_list_names_init(&nm, s, &s->staged, ino, in);
+		if (!r)
+			r = pog_list_seek(&it, s, in->content, 0);
 		while (r > 0) {
-			const void *val;
-			uint16_t vlen;
-			if (it.key < POG_LIST_POS_LIMIT) {
-				int n = snprintf(num, sizeof(num), "%" PRIu64, it.key);
-				r = fn(ctx, it.key, it.child, num, (size_t)n);
-			} else if (pog_bt_get(s, in->content, it.key, &val, &vlen) ||
-				   vlen < 8) {
-				r = POG_ECORRUPT;
-			} else {
-				r = fn(ctx, it.key, it.child, (const char *)val + 8,
-				       vlen - 8u);
-			}
+			ssize_t n = it.key < POG_LIST_NAMED
+				? pog_list_iter_name(&it, &nm, name, sizeof(name))
+				: (memcpy(name, (const char *)it.val + 8,
+					  it.vlen - 8u),
+				   (ssize_t)(it.vlen - 8u));
+			r = n < 0 ? (int)n
+				  : fn(ctx, it.key, it.child, name, (size_t)n);
 			if (!r)
 				r = pog_list_next(&it);
 		}
@@ -2269,7 +2267,7 @@ static int convert_dir(pog_store *s, uint64_t ino, struct pog_inode *in,
 {
 	int err = 0;
 	if (type == POG_LIST)
-		err = dir_foreach(s, in, name_is_position, NULL);
+		err = dir_foreach(s, ino, in, name_is_position, NULL);
 	if (!err)
 		err = pog_space_check(s, POG_SPACE_GROW,
 				      POG_OP_NEED + in->entries / 2);
@@ -2280,13 +2278,11 @@ static int convert_dir(pog_store *s, uint64_t ino, struct pog_inode *in,
 	to.content = 0;
 	to.entries = 0;
 	struct convert cv = {s, ino, &to};
-	err = dir_foreach(s, in, convert_entry, &cv);
+	err = dir_foreach(s, ino, in, convert_entry, &cv);
 	if (err) {
 		pog_bt_release(s, to.content);
 		return err;
 	}
-	if (type == POG_LIST)
-		pog_list_touched(s, ino, 0);
 	pog_bt_release(s, in->content);
 	in->type = type;
 	in->content = to.content;
@@ -2578,7 +2574,7 @@ int pog_child_of(pog_store *s, uint64_t dir, const char *key, size_t len,
 	const struct pog_inode *d;
 	uint64_t k;
 	int err = pog_inode_get(s, &s->staged, dir, &d);
-	return err ? err : dir_find(s, d, key, len, &k, child);
+	return err ? err : dir_find(s, dir, &s->staged, d, key, len, &k, child);
 }
 
 int pog_inode_load(pog_store *s, uint64_t ino, struct pog_inode *copy)

@@ -519,6 +519,7 @@ static pog_store *store_new(void)
 	if (!s)
 		return NULL;
 	s->lock_fd = -1;
+	s->list_counts = true; /* load_commit says for an existing pool */
 	pthread_rwlock_init(&s->lock, NULL);
 	pthread_mutex_init(&s->pin_lock, NULL);
 	pthread_mutex_init(&s->err_lock, NULL);
@@ -608,6 +609,7 @@ static int load_commit(pog_store *s)
 	s->staged = s->committed;
 	s->commit_id = rec.id;
 	s->commit_bno = bno;
+	s->list_counts = rec.lists == POG_LISTS_COUNTED;
 	s->commit_time = (struct pog_time){rec.time_sec, rec.time_nsec};
 	return pog_pins_note_commit(s, rec.id, bno);
 }
@@ -748,8 +750,11 @@ int pog_open(const char *path, unsigned flags, pog_store **out)
 		s->super->clean = 0;
 		pmemobj_persist(s->pop, &s->super->clean, sizeof(s->super->clean));
 	}
-	/* Format 1 (no small nodes) is valid format 2 as it is: the upgrade
-	 * is recording the new version, one persisted store. */
+	/* Format 1 (no small nodes) is valid format 2 as it is; format 2's
+	 * list trees are rebuilt with counts, in one commit (list.c). Then
+	 * the new version is recorded, one persisted store. */
+	if (!err && !ro && !s->list_counts)
+		err = pog_lists_upgrade_commit(s);
 	if (!err && !ro && s->super->format_version < POG_FORMAT_VERSION) {
 		s->super->format_version = POG_FORMAT_VERSION;
 		pmemobj_persist(s->pop, &s->super->format_version,
@@ -1085,12 +1090,14 @@ int pog_commit_locked(pog_store *s, const char *message, uint64_t *id_out)
 		.changes = changes,
 		.dedup_root = s->staged.dedup_root,
 		.logical_bytes = s->staged.logical_bytes,
+		.lists = s->list_counts ? POG_LISTS_COUNTED : 0,
 	};
 	rec.crc = pog_crc32(&rec, sizeof(rec));
 	void *cblock = pog_block(s, cbno);
 	memset(cblock, 0, POG_BLOCK_SIZE);
 	memcpy(cblock, &rec, sizeof(rec));
 
+	pog_lists_seal(s); /* nothing fails from here on */
 	seal_fresh(s);
 	/* The commit point: one aligned 8-byte store, then persisted. */
 	__atomic_store_n(&s->super->commit_block, cbno, __ATOMIC_RELEASE);

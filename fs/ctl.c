@@ -684,8 +684,6 @@ static int core_failed(struct pogfs *fs, struct text *answer, int rc,
 	return rc;
 }
 
-static void invalidate_renumbered(struct pogfs *fs);
-
 static int cmd_commit(struct pogfs *fs, const char *message, struct text *answer)
 {
 	uint64_t staged = pog_staged_count(fs->store);
@@ -698,12 +696,8 @@ static int cmd_commit(struct pogfs *fs, const char *message, struct text *answer
 				      POG_MESSAGE_MAX);
 	pog_set_error(fs->store, NULL);
 	rc = pog_commit(fs->store, message[0] ? message : NULL, &id);
-	if (rc < 0) {
-		/* lists renumbered before the commit failed keep their new
-		 * names (staged) */
-		invalidate_renumbered(fs);
+	if (rc < 0) /* a failed commit changed no name (core/list.c) */
 		return core_failed(fs, answer, rc, "commit");
-	}
 	text_addf(answer, "commit %" PRIu64 " %" PRIu64 "\n", id, staged);
 	pogfs_invalidate(fs, true);
 	return 0;
@@ -1393,7 +1387,8 @@ static int dir_set_has(void *ctx, uint64_t dir)
 }
 
 /*
- * The last commit renumbered some lists (0 1 2 4 became 0 1 2 3): the
+ * The last commit renumbered some lists (0 1 2 4 became 0 1 2 3: names
+ * are ranks, core/list.c, so only the lists whose names changed): the
  * kernel must forget the names it was given in them, and their listings.
  * Only the names the inode table says were given out are told, never one
  * notification per entry of a list.
