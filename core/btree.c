@@ -44,6 +44,34 @@ static size_t leaf_free(const struct pog_node_hdr *h)
 	return h->free_end - LEAF_BODY - 2u * h->count;
 }
 
+/* A list tree's branch nodes count the entries under each child. */
+static bool counted(const pog_store *s, const struct pog_node_hdr *h)
+{
+	return h->tree == POG_TREE_LIST && s->env->list_counts;
+}
+
+static unsigned branch_max(const pog_store *s, const struct pog_node_hdr *h)
+{
+	return counted(s, h) ? POG_LIST_BRANCH_MAX : POG_BRANCH_MAX;
+}
+
+static uint64_t *branch_counts(struct pog_node_hdr *h)
+{
+	return (uint64_t *)((char *)h + POG_LIST_COUNTS_OFFSET);
+}
+
+/* Entries under the node at addr (a counted tree's). */
+static uint64_t node_total(pog_store *s, uint64_t addr)
+{
+	struct pog_node_hdr *h = HDR(s, addr);
+	if (h->level == 0)
+		return h->count;
+	uint64_t n = 0;
+	for (unsigned i = 0; i < h->count; i++)
+		n += branch_counts(h)[i];
+	return n;
+}
+
 int pog_node_check(const pog_store *s, uint64_t addr, uint32_t kind)
 {
 	if (!pog_node_valid(s, addr))
@@ -53,7 +81,7 @@ int pog_node_check(const pog_store *s, uint64_t addr, uint32_t kind)
 	    (kind && h->tree != kind))
 		return POG_ECORRUPT;
 	if (h->level) {
-		if (h->count == 0 || h->count > POG_BRANCH_MAX ||
+		if (h->count == 0 || h->count > branch_max(s, h) ||
 		    (addr & POG_NODE_SMALL))
 			return POG_ECORRUPT;
 	} else if (h->free_end > pog_node_size(addr) ||
@@ -289,6 +317,20 @@ static int leaf_split(pog_store *s, uint64_t addr, unsigned pos, uint64_t key,
 		      const void *val, uint16_t vlen, struct split *sp)
 {
 	struct pog_node_hdr *h = HDR(s, addr);
+	if (pos == h->count) {
+		/* Appending (new identities, log ids, pages written in
+		 * order): the left leaf stays as it is, full, so that growing
+		 * trees are dense; the new entry starts the right one. */
+		uint64_t right;
+		int err = node_new(s, h->tree, 0, POG_BLOCK_SIZE, &right);
+		if (err)
+			return err;
+		leaf_insert_at(HDR(s, right), 0, key, val, vlen);
+		sp->key = key;
+		sp->happened = true;
+		sp->right = right;
+		return 0;
+	}
 	char old[POG_BLOCK_SIZE];
 	memcpy(old, h, POG_BLOCK_SIZE);
 	struct pog_node_hdr *o = (struct pog_node_hdr *)old;
@@ -339,13 +381,19 @@ static int leaf_split(pog_store *s, uint64_t addr, unsigned pos, uint64_t key,
 }
 
 static int branch_insert(pog_store *s, uint64_t addr, unsigned pos, uint64_t key,
-			 uint64_t child, struct split *sp)
+			 uint64_t child, uint64_t count, struct split *sp)
 {
 	struct pog_node_hdr *h = HDR(s, addr);
 	struct pog_branch *b = branches(h);
-	if (h->count < POG_BRANCH_MAX) {
+	bool cnt = counted(s, h);
+	if (h->count < branch_max(s, h)) {
 		memmove(b + pos + 1, b + pos, (h->count - pos) * sizeof(*b));
 		b[pos] = (struct pog_branch){key, child};
+		if (cnt) {
+			uint64_t *c = branch_counts(h);
+			memmove(c + pos + 1, c + pos, (h->count - pos) * sizeof(*c));
+			c[pos] = count;
+		}
 		h->count++;
 		return 0;
 	}
@@ -354,9 +402,16 @@ static int branch_insert(pog_store *s, uint64_t addr, unsigned pos, uint64_t key
 	if (err)
 		return err;
 	struct pog_branch all[POG_BRANCH_MAX + 1];
+	uint64_t counts[POG_LIST_BRANCH_MAX + 1];
 	memcpy(all, b, pos * sizeof(*b));
 	all[pos] = (struct pog_branch){key, child};
 	memcpy(all + pos + 1, b + pos, (h->count - pos) * sizeof(*b));
+	if (cnt) {
+		uint64_t *c = branch_counts(h);
+		memcpy(counts, c, pos * sizeof(*c));
+		counts[pos] = count;
+		memcpy(counts + pos + 1, c + pos, (h->count - pos) * sizeof(*c));
+	}
 	unsigned total = h->count + 1u;
 	unsigned left = pos == h->count ? h->count : total / 2;
 	struct pog_node_hdr *r = HDR(s, right);
@@ -364,6 +419,11 @@ static int branch_insert(pog_store *s, uint64_t addr, unsigned pos, uint64_t key
 	h->count = (uint16_t)left;
 	memcpy(branches(r), all + left, (total - left) * sizeof(*b));
 	r->count = (uint16_t)(total - left);
+	if (cnt) {
+		memcpy(branch_counts(h), counts, left * sizeof(*counts));
+		memcpy(branch_counts(r), counts + left,
+		       (total - left) * sizeof(*counts));
+	}
 	sp->happened = true;
 	sp->key = all[left].key;
 	sp->right = right;
@@ -371,7 +431,8 @@ static int branch_insert(pog_store *s, uint64_t addr, unsigned pos, uint64_t key
 }
 
 static int insert_rec(pog_store *s, uint64_t *addr, uint64_t key,
-		      const void *val, uint16_t vlen, struct split *sp)
+		      const void *val, uint16_t vlen, struct split *sp,
+		      bool *added)
 {
 	if (pog_node_check(s, *addr, 0))
 		return POG_ECORRUPT;
@@ -383,6 +444,7 @@ static int insert_rec(pog_store *s, uint64_t *addr, uint64_t key,
 		bool found;
 		unsigned pos = leaf_search(h, key, &found);
 		uint32_t size = pog_node_size(*addr);
+		*added = !found;
 		if (found)
 			leaf_compact(h, size, pos);
 		size_t need = POG_LEAF_ENTRY_SIZE(vlen) + 2;
@@ -403,14 +465,23 @@ static int insert_rec(pog_store *s, uint64_t *addr, uint64_t key,
 	unsigned i = branch_search(h, key);
 	uint64_t child = branches(h)[i].child;
 	struct split csp = {0};
-	err = insert_rec(s, &child, key, val, vlen, &csp);
+	err = insert_rec(s, &child, key, val, vlen, &csp, added);
 	h = HDR(s, *addr);
 	branches(h)[i].child = child;
 	if (err)
 		return err;
+	uint64_t right_count = 0;
+	if (counted(s, h)) {
+		if (csp.happened) {
+			branch_counts(h)[i] = node_total(s, child);
+			right_count = node_total(s, csp.right);
+		} else {
+			branch_counts(h)[i] += *added;
+		}
+	}
 	if (!csp.happened)
 		return 0;
-	return branch_insert(s, *addr, i + 1, csp.key, csp.right, sp);
+	return branch_insert(s, *addr, i + 1, csp.key, csp.right, right_count, sp);
 }
 
 int pog_bt_put(pog_store *s, uint32_t kind, uint64_t *root, uint64_t key,
@@ -425,7 +496,8 @@ int pog_bt_put(pog_store *s, uint32_t kind, uint64_t *root, uint64_t key,
 			return err;
 	}
 	struct split sp = {0};
-	err = insert_rec(s, root, key, val, vlen, &sp);
+	bool added = false;
+	err = insert_rec(s, root, key, val, vlen, &sp, &added);
 	if (err || !sp.happened)
 		return err;
 	uint64_t nr;
@@ -439,6 +511,10 @@ int pog_bt_put(pog_store *s, uint32_t kind, uint64_t *root, uint64_t key,
 	struct pog_node_hdr *h = HDR(s, nr);
 	branches(h)[0] = (struct pog_branch){0, *root};
 	branches(h)[1] = (struct pog_branch){sp.key, sp.right};
+	if (counted(s, h)) {
+		branch_counts(h)[0] = node_total(s, *root);
+		branch_counts(h)[1] = node_total(s, sp.right);
+	}
 	h->count = 2;
 	*root = nr;
 	return 0;
@@ -520,10 +596,16 @@ static int delete_rec(pog_store *s, uint64_t *addr, uint64_t key, bool *empty)
 	branches(h)[i].child = child;
 	if (err)
 		return err;
+	if (counted(s, h))
+		branch_counts(h)[i]--;
 	if (child_empty) {
 		pog_node_release(s, child);
 		struct pog_branch *b = branches(h);
 		memmove(b + i, b + i + 1, (h->count - i - 1u) * sizeof(*b));
+		if (counted(s, h)) {
+			uint64_t *c = branch_counts(h);
+			memmove(c + i, c + i + 1, (h->count - i - 1u) * sizeof(*c));
+		}
 		h->count--;
 	}
 	*empty = h->count == 0;
@@ -967,6 +1049,14 @@ static int compact_leaves(pog_store *s, uint64_t addr,
 		left = HDR(s, b[i].child);
 		right = HDR(s, b[i + 1].child);
 		leaf_shift_left(left, right);
+		if (counted(s, h)) {
+			uint64_t *c = branch_counts(h);
+			c[i] = left->count;
+			c[i + 1] = right->count;
+			if (right->count == 0)
+				memmove(c + i + 1, c + i + 2,
+					(h->count - i - 2u) * sizeof(*c));
+		}
 		if (right->count == 0) {
 			pog_node_release(s, b[i + 1].child);
 			memmove(b + i + 1, b + i + 2, (h->count - i - 2u) * sizeof(*b));
@@ -1019,4 +1109,149 @@ int pog_bt_compact(pog_store *s, uint64_t *root, bool (*room)(pog_store *s),
 {
 	*freed = 0;
 	return *root ? compact_rec(s, root, 0, room, freed) : 0;
+}
+
+/* ---- ranks (counted trees: lists) ---------------------------------------- */
+
+int pog_bt_rank(pog_store *s, uint64_t root, uint64_t key, uint64_t *rank)
+{
+	*rank = 0;
+	uint64_t addr = root;
+	for (int depth = 0; addr; depth++) {
+		if (depth >= POG_BT_MAX_DEPTH)
+			return POG_ECORRUPT;
+		int err = node_readable(s, addr);
+		if (err)
+			return err;
+		struct pog_node_hdr *h = HDR(s, addr);
+		if (h->level == 0) {
+			bool found;
+			*rank += leaf_search(h, key, &found);
+			return 0;
+		}
+		if (!counted(s, h))
+			return -EINVAL;
+		unsigned i = branch_search(h, key);
+		for (unsigned j = 0; j < i; j++)
+			*rank += branch_counts(h)[j];
+		addr = branches(h)[i].child;
+	}
+	return 0;
+}
+
+int pog_bt_select(struct pog_bt_iter *it, pog_store *s, uint64_t root,
+		  uint64_t rank)
+{
+	it->s = s;
+	it->depth = 0;
+	uint64_t addr = root;
+	while (addr) {
+		if (it->depth >= POG_BT_MAX_DEPTH)
+			return POG_ECORRUPT;
+		int err = node_readable(s, addr);
+		if (err)
+			return err;
+		struct pog_node_hdr *h = HDR(s, addr);
+		it->addr[it->depth] = addr;
+		if (h->level == 0) {
+			if (rank >= h->count) {
+				it->depth = 0;
+				return 0;
+			}
+			it->pos[it->depth++] = (uint16_t)rank;
+			return 1;
+		}
+		if (!counted(s, h))
+			return -EINVAL;
+		unsigned j = 0;
+		while (j < h->count && rank >= branch_counts(h)[j])
+			rank -= branch_counts(h)[j++];
+		if (j == h->count) {
+			it->depth = 0;
+			return 0;
+		}
+		it->pos[it->depth++] = (uint16_t)j;
+		addr = branches(h)[j].child;
+	}
+	return 0;
+}
+
+int pog_bt_count(pog_store *s, uint64_t root, uint64_t *count)
+{
+	*count = 0;
+	if (!root)
+		return 0;
+	int err = node_readable(s, root);
+	if (err)
+		return err;
+	struct pog_node_hdr *h = HDR(s, root);
+	if (h->level && !counted(s, h))
+		return -EINVAL;
+	*count = node_total(s, root);
+	return 0;
+}
+
+static int counts_rec(pog_store *s, uint64_t addr, int depth, uint64_t *total)
+{
+	if (depth >= POG_BT_MAX_DEPTH || pog_node_check(s, addr, POG_TREE_LIST))
+		return POG_ECORRUPT;
+	struct pog_node_hdr *h = HDR(s, addr);
+	if (h->level == 0) {
+		*total = h->count;
+		return 0;
+	}
+	if (!counted(s, h))
+		return -EINVAL;
+	*total = 0;
+	for (unsigned i = 0; i < h->count; i++) {
+		uint64_t sub;
+		int err = counts_rec(s, branches(h)[i].child, depth + 1, &sub);
+		if (err)
+			return err;
+		if (sub != branch_counts(h)[i])
+			return POG_ECORRUPT;
+		*total += sub;
+	}
+	return 0;
+}
+
+int pog_bt_check_counts(pog_store *s, uint64_t root)
+{
+	uint64_t total;
+	return root ? counts_rec(s, root, 0, &total) : 0;
+}
+
+/* The values of fresh leaves, in key order; fn may shorten one (the
+ * bytes it leaves go at the leaf's next compaction). */
+static int trim_rec(pog_store *s, uint64_t addr, int depth,
+		    int (*fn)(void *ctx, uint64_t key, void *val, uint16_t *vlen),
+		    void *ctx)
+{
+	if (depth >= POG_BT_MAX_DEPTH || pog_node_check(s, addr, 0) ||
+	    !pog_node_fresh(s, addr))
+		return 0;
+	struct pog_node_hdr *h = HDR(s, addr);
+	for (unsigned i = 0; i < h->count; i++) {
+		int r;
+		if (h->level) {
+			r = trim_rec(s, branches(h)[i].child, depth + 1, fn, ctx);
+		} else {
+			struct pog_leaf_entry *e = leaf_entry(h, i);
+			uint16_t vlen = e->vlen;
+			r = fn(ctx, e->key, e + 1, &vlen);
+			if (vlen < e->vlen)
+				e->vlen = vlen;
+		}
+		if (r)
+			return r;
+	}
+	return 0;
+}
+
+int pog_bt_trim_fresh(pog_store *s, uint64_t root,
+		      int (*fn)(void *ctx, uint64_t key, void *val,
+				uint16_t *vlen),
+		      void *ctx)
+{
+	return root ? trim_rec(s, root, 0, fn, ctx) : 0;
 }

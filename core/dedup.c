@@ -91,6 +91,58 @@ static void dedup_object(pog_store *s, uint64_t ino)
 		pog_block_release(s, old);
 }
 
+/* ---- sealing: a page's CRC is computed once, when it is committed ------- */
+
+static bool fresh_page(const pog_store *s, uint64_t bno)
+{
+	return pog_bno_valid(s, bno) && pog_bno_fresh(s, bno);
+}
+
+static int seal_ref(void *ctx, uint64_t key, void *val, uint16_t vlen)
+{
+	pog_store *s = ctx;
+	(void)key;
+	struct pog_page_ref ref;
+	if (vlen != sizeof(ref))
+		return 0;
+	memcpy(&ref, val, sizeof(ref));
+	if (!fresh_page(s, ref.bno))
+		return 0;
+	ref.crc = pog_crc32(pog_block(s, ref.bno), POG_BLOCK_SIZE);
+	memcpy(val, &ref, sizeof(ref));
+	return 0;
+}
+
+static int seal_object(void *ctx, uint64_t ino, void *val, uint16_t vlen)
+{
+	pog_store *s = ctx;
+	(void)ino;
+	struct pog_inode in;
+	if (vlen < POG_INODE_FIXED)
+		return 0;
+	memcpy(&in, val, POG_INODE_FIXED);
+	if ((in.type != POG_STRING && in.type != POG_SYMLINK) ||
+	    (in.flags & POG_INODE_INLINE) || !in.content)
+		return 0;
+	if (!(in.flags & POG_INODE_DIRECT))
+		return pog_bt_foreach_fresh(s, in.content, seal_ref, s);
+	if (fresh_page(s, in.content)) {
+		in.direct_crc = pog_crc32(pog_block(s, in.content), POG_BLOCK_SIZE);
+		memcpy(val, &in, POG_INODE_FIXED);
+	}
+	return 0;
+}
+
+/*
+ * Every page a record refers to and that this transaction wrote is fresh,
+ * and so is the record's leaf (copy on write) and the page table's leaf:
+ * the fresh leaves of the object table reach them all.
+ */
+int pog_pages_seal(pog_store *s)
+{
+	return pog_bt_foreach_fresh(s, s->staged.obj_root, seal_object, s);
+}
+
 void pog_dedup_staged(pog_store *s)
 {
 	pog_map64_foreach(&s->changes, i)

@@ -38,7 +38,7 @@
 
 #define POG_LAYOUT "pogfs"
 #define POG_SUPER_MAGIC 0x314c4f4f50474f50ULL /* "POGPOOL1" */
-#define POG_FORMAT_VERSION 2u
+#define POG_FORMAT_VERSION 3u
 #define POG_BLOCK_SIZE 4096u
 #define POG_BLOCK_SHIFT 12
 #define POG_SEG_BLOCKS 2048u /* 8 MiB segments */
@@ -101,9 +101,13 @@ struct pog_commit_rec {
 	uint64_t changes;
 	uint64_t dedup_root;  /* page index: crc << 16 | seq -> page bno */
 	uint64_t logical_bytes; /* sizes of all files, as if nothing shared */
-	uint64_t reserved[4];
+	uint64_t reserved[3];
+	uint64_t lists;       /* POG_LISTS_COUNTED: list trees count their
+				 entries (0: format 2, rebuilt when opened
+				 writable) */
 };
 _Static_assert(sizeof(struct pog_commit_rec) == 128, "commit rec size");
+#define POG_LISTS_COUNTED 3u
 
 /* B+tree node header; the rest of the block is the node's body. */
 #define POG_NODE_MAGIC 0x4e47u /* "GN" */
@@ -140,6 +144,19 @@ struct pog_branch {
 _Static_assert(sizeof(struct pog_branch) == 16, "branch size");
 
 #define POG_BRANCH_MAX ((POG_BLOCK_SIZE - sizeof(struct pog_node_hdr)) / 16)
+
+/*
+ * Branch nodes of a list's tree (POG_TREE_LIST, format 3) also count the
+ * entries under each child, so that a position is a rank found in
+ * O(log n): up to POG_LIST_BRANCH_MAX branches, then at
+ * POG_LIST_COUNTS_OFFSET a u64 count for each. (Format 2 list trees have
+ * plain branch nodes; pog_open rebuilds them.)
+ */
+#define POG_LIST_BRANCH_MAX ((POG_BLOCK_SIZE - sizeof(struct pog_node_hdr)) / 24)
+#define POG_LIST_COUNTS_OFFSET \
+	(sizeof(struct pog_node_hdr) + POG_LIST_BRANCH_MAX * sizeof(struct pog_branch))
+_Static_assert(POG_LIST_COUNTS_OFFSET + POG_LIST_BRANCH_MAX * 8 <= POG_BLOCK_SIZE,
+	       "list branch counts fit a block");
 
 /*
  * Node address of a small node: POG_NODE_SMALL | class << 56 | bno << 4 |
@@ -183,8 +200,8 @@ static inline uint64_t pog_small_addr(uint64_t bno, unsigned cls,
 enum pog_tree_kind {
 	POG_TREE_OBJECTS = 1, /* key ino -> struct pog_inode */
 	POG_TREE_MAP = 2,     /* key hash|seq -> u64 child ino + key bytes */
-	POG_TREE_LIST = 3,    /* key index -> u64 child ino; committed lists
-				 hold 0..n-1 only (staged ones: core/list.c) */
+	POG_TREE_LIST = 3,    /* key -> u64 child ino: stable sparse keys in
+				 the list's order, counted (core/list.c) */
 	POG_TREE_PAGES = 4,   /* key page index -> struct pog_page_ref */
 	POG_TREE_XATTR = 5,   /* key hash|seq -> u8 namelen, name, value */
 	POG_TREE_LOG = 6,     /* key commit id -> struct pog_log_rec + msg */

@@ -186,9 +186,29 @@ static void check_pages(struct fsck *f, uint64_t ino, const struct pog_inode *in
 		       in->blocks);
 }
 
+/* A committed list: keys in order below the temporaries, no carried
+ * names (format 2: keys 0..n-1), and counts that add up (list.c). */
+static void check_list_entry(struct fsck *f, uint64_t ino, uint64_t key,
+			     uint16_t vlen, uint64_t n)
+{
+	if (!f->s->env->list_counts) {
+		if (key != n - 1)
+			report(f, POG_FSCK_ERROR, "list-gap", ino,
+			       "list index %" PRIu64 " out of order", key);
+		return;
+	}
+	if (key >= POG_LIST_NAMED)
+		report(f, POG_FSCK_ERROR, "list-temporary", ino,
+		       "committed list holds a temporary entry (key %016" PRIx64
+		       ")", key);
+	else if (vlen != 8)
+		report(f, POG_FSCK_ERROR, "list-name", ino,
+		       "committed list entry %" PRIu64 " carries a name", n - 1);
+}
+
 static void check_dir(struct fsck *f, uint64_t ino, const struct pog_inode *in)
 {
-	uint64_t n = 0, expect_key = 0;
+	uint64_t n = 0;
 	struct pog_bt_iter it;
 	int r = pog_bt_seek(&it, f->s, in->content, 0);
 	while (r > 0) {
@@ -199,9 +219,8 @@ static void check_dir(struct fsck *f, uint64_t ino, const struct pog_inode *in)
 		pog_bt_cur(&it, &key, &val, &vlen);
 		memcpy(&child, val, sizeof(child));
 		n++;
-		if (in->type == POG_LIST && key != expect_key++)
-			report(f, POG_FSCK_ERROR, "list-gap", ino,
-			       "list index %" PRIu64 " out of order", key);
+		if (in->type == POG_LIST)
+			check_list_entry(f, ino, key, vlen, n);
 		if (pog_inode_get(f->s, &f->s->env->committed, child, &c)) {
 			report(f, POG_FSCK_ERROR, "dangling-entry", ino,
 			       "entry points at missing object %" PRIu64, child);
@@ -221,6 +240,10 @@ static void check_dir(struct fsck *f, uint64_t ino, const struct pog_inode *in)
 	}
 	if (r < 0)
 		report(f, POG_FSCK_ERROR, "bad-tree", ino, "entry tree is damaged");
+	else if (in->type == POG_LIST && f->s->env->list_counts &&
+		 pog_bt_check_counts(f->s, in->content))
+		report(f, POG_FSCK_ERROR, "list-counts", ino,
+		       "entry counts of the list's tree do not add up");
 	if (n != in->entries)
 		report(f, POG_FSCK_ERROR, "bad-entries", ino,
 		       "has %" PRIu64 " entries but records %" PRIu64, n,

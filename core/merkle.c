@@ -271,6 +271,8 @@ static int chain_page(pog_store *s, struct page_chain *c, uint64_t page,
 {
 	if (page < c->next || !pog_bno_valid(s, bno))
 		return POG_ECORRUPT;
+	if (pog_bno_fresh(s, bno)) /* staged: no CRC until commit */
+		crc = pog_crc32(pog_block(s, bno), PAGE);
 	chain_holes(c, page);
 	c->crc = combine(c->crc, crc, PAGE);
 	c->next = page + 1;

@@ -253,12 +253,23 @@ static int map_find(pog_store *s, const struct pog_inode *dir, const char *name,
 static ssize_t entry_name(uint32_t dtype, uint64_t key, const void *val,
 			  uint16_t vlen, char *name, size_t size)
 {
-	if (dtype != POG_MAP && key < POG_LIST_POS_LIMIT)
-		return snprintf(name, size, "%" PRIu64, key);
+	(void)dtype;
 	ssize_t n = pog_name_escape((const char *)val + 8, vlen - 8u, name, size);
 	if (n == -ENAMETOOLONG)
 		n = snprintf(name, size, "%%~%016" PRIx64, key);
 	return n;
+}
+
+/* The name a list entry shows: its position, or its escaped temporary
+ * name. */
+static ssize_t list_entry_name(const struct pog_list_names *nm, uint64_t key,
+			       const void *val, uint16_t vlen, char *name,
+			       size_t size)
+{
+	if (key < POG_LIST_NAMED)
+		return pog_list_name_of(nm, key, val, vlen, name, size);
+	return vlen < 8 ? POG_ECORRUPT
+			: entry_name(POG_LIST, key, val, vlen, name, size);
 }
 
 /* A "%~<key>" name of an entry whose key is too long to show. */
@@ -290,12 +301,13 @@ static int map_find_long(pog_store *s, const struct pog_inode *dir,
 }
 
 /*
- * Look up a child: *key is its key in dir. -ENOENT, -ENOTDIR. In a list
- * an integer name is its key; a fraction or a temporary name is found as
- * a map key is (list.c).
+ * Look up a child of dir (ino, in state st): *key is its key in dir.
+ * -ENOENT, -ENOTDIR. In a list a number is a position (list.c); a
+ * temporary name is found as a map key is.
  */
-static int dir_find(pog_store *s, const struct pog_inode *dir, const char *name,
-		    size_t len, uint64_t *key, uint64_t *child)
+static int dir_find(pog_store *s, uint64_t ino, const struct pog_state *st,
+		    const struct pog_inode *dir, const char *name, size_t len,
+		    uint64_t *key, uint64_t *child)
 {
 	if (dir->type == POG_MAP) {
 		int err = map_find(s, dir, name, len, key, child, NULL);
@@ -308,17 +320,12 @@ static int dir_find(pog_store *s, const struct pog_inode *dir, const char *name,
 	struct pog_list_name nm;
 	if (pog_list_name_parse(name, len, &nm))
 		return -ENOENT;
-	if (nm.kind == POG_LIST_FRACTION_NAME)
-		return pog_list_frac_find(s, dir->content, &nm, key, child, NULL);
 	if (nm.kind == POG_LIST_TEMP)
 		return map_find(s, dir, name, len, key, child, NULL);
-	const void *val;
-	int err = pog_bt_get(s, dir->content, nm.whole, &val, NULL);
-	if (err)
-		return err;
-	*key = nm.whole;
-	memcpy(child, val, sizeof(*child));
-	return 0;
+	struct pog_list_names names;
+	int err = pog_list_names_init(&names, s, st, ino, dir);
+	return err ? err : pog_list_find(&names, dir->content, &nm, key, child,
+					 NULL);
 }
 
 static int map_put(pog_store *s, struct pog_inode *dir, uint64_t key,
@@ -343,29 +350,32 @@ static int entry_set_child(pog_store *s, struct pog_inode *dir, uint64_t key,
 	return err;
 }
 
-/* In a list, the group (integer part) a key's name belongs to. */
-static uint64_t list_group(pog_store *s, const struct pog_inode *dir,
-			   uint64_t key)
+/* A list entry that carried no name goes: the commit looks at it. */
+static void list_entry_leaves(pog_store *s, uint64_t ino,
+			      const struct pog_inode *dir, uint64_t key)
 {
-	(void)s, (void)dir;
-	if (key < POG_LIST_POS_LIMIT)
-		return key;
-	if (key < POG_LIST_NAMED) /* a fraction: its integer part */
-		return (key & ~POG_LIST_FRACTION) >> POG_LIST_FRAC_SEQ_BITS;
-	return POG_LIST_POS_LIMIT;
+	const void *val;
+	uint16_t vlen;
+	struct pog_list_names nm;
+	if (key < POG_LIST_NAMED &&
+	    pog_bt_get(s, dir->content, key, &val, &vlen) == 0 && vlen == 8 &&
+	    pog_list_names_init(&nm, s, &s->staged, ino, dir) == 0)
+		pog_list_removed(s, ino, &nm, key);
 }
 
 /* Remove entry key from dir (ino). A list's other names stay as they
- * are until the commit renumbers it. */
+ * are (names are ranks only from the commit on). */
 static int entry_remove(pog_store *s, uint64_t ino, struct pog_inode *dir,
 			uint64_t key)
 {
-	uint64_t group = dir->type == POG_LIST ? list_group(s, dir, key) : 0;
-	int err = pog_bt_del(s, &dir->content, key);
+	int err = dir->type == POG_LIST ? pog_list_touched(s, ino) : 0;
+	if (err)
+		return err;
+	if (dir->type == POG_LIST)
+		list_entry_leaves(s, ino, dir, key);
+	err = pog_bt_del(s, &dir->content, key);
 	if (err)
 		return err == -ENOENT ? POG_ECORRUPT : err;
-	if (dir->type == POG_LIST)
-		pog_list_touched(s, ino, group);
 	dir->entries--;
 	return 0;
 }
@@ -389,23 +399,9 @@ static int entry_slot(pog_store *s, uint64_t ino, struct pog_inode *dir,
 		err = map_find(s, dir, name, len, &existing, &child, key);
 		return err == 0 ? -EEXIST : err == -ENOENT ? 0 : err;
 	}
-	if (nm.kind == POG_LIST_FRACTION_NAME) {
-		err = pog_list_frac_find(s, dir->content, &nm, &existing, &child,
-					 key);
-		if (err == 0)
-			return -EEXIST;
-		if (err != -ENOENT)
-			return err;
-		return *key ? 0 : pog_list_frac_respace(s, ino, dir, &nm, key);
-	}
-	const void *val;
-	err = pog_bt_get(s, dir->content, nm.whole, &val, NULL);
-	if (err == 0)
-		return -EEXIST;
-	if (err != -ENOENT)
-		return err;
-	*key = nm.whole;
-	return 0;
+	struct pog_list_names names;
+	err = pog_list_names_init(&names, s, &s->staged, ino, dir);
+	return err ? err : pog_list_new_key(s, ino, dir, &names, &nm, key);
 }
 
 /* Add an entry to dir (ino) at the key entry_slot gave for name. */
@@ -413,17 +409,13 @@ static int entry_insert(pog_store *s, uint64_t ino, struct pog_inode *dir,
 			uint64_t key, uint64_t child, const char *name,
 			size_t len)
 {
-	int err;
-	if (dir->type == POG_MAP || key >= POG_LIST_POS_LIMIT)
+	/* A list entry made now carries its name until the commit. */
+	int err = dir->type == POG_LIST ? pog_list_touched(s, ino) : 0;
+	if (!err)
 		err = map_put(s, dir, key, child, name, len);
-	else
-		err = pog_bt_put(s, POG_TREE_LIST, &dir->content, key, &child,
-				 sizeof(child));
 	if (err)
 		return err;
 	dir->entries++;
-	if (dir->type == POG_LIST)
-		pog_list_touched(s, ino, list_group(s, dir, key));
 	return 0;
 }
 
@@ -434,12 +426,17 @@ static int check_name(size_t len)
 
 /* ---- pages --------------------------------------------------------------------- */
 
+/*
+ * A page of the pool, its CRC checked. A page written in this transaction
+ * (fresh) never came from the pool's durable state and has no CRC yet: it
+ * is sealed at commit (pog_pages_seal), and checked on every read after.
+ */
 int pog_page_read(pog_store *s, uint64_t bno, uint32_t crc, const void **data)
 {
 	if (!pog_bno_valid(s, bno))
 		return POG_ECORRUPT;
 	const void *p = pog_block(s, bno);
-	if (pog_crc32(p, PAGE) != crc) {
+	if (!pog_bno_fresh(s, bno) && pog_crc32(p, PAGE) != crc) {
 		atomic_fetch_add(&s->env->checksum_errors, 1);
 		pog_set_error(s, "checksum mismatch in block %" PRIu64, bno);
 		return POG_ECORRUPT;
@@ -516,7 +513,12 @@ static int page_drop(pog_store *s, struct pog_inode *in, uint64_t page)
 	return 0;
 }
 
-/* A writable copy of page `page` (zeros when it was a hole). */
+/*
+ * A writable copy of page `page` (zeros when it was a hole; with whole,
+ * which the caller overwrites entirely, its bytes are undefined). Returns
+ * 1 when the page was fresh already (written in place: its ref stays), 0
+ * for a new block, whose ref the caller sets.
+ */
 static int page_writable(pog_store *s, struct pog_inode *in, uint64_t page,
 			 bool whole, char **data, uint64_t *bno)
 {
@@ -528,7 +530,7 @@ static int page_writable(pog_store *s, struct pog_inode *in, uint64_t page,
 	if (exists && pog_bno_fresh(s, ref.bno)) {
 		*bno = ref.bno;
 		*data = pog_block(s, ref.bno);
-		return 0;
+		return 1;
 	}
 	const void *old = NULL;
 	if (exists && !whole) { /* a whole page needs none of the old bytes */
@@ -542,7 +544,7 @@ static int page_writable(pog_store *s, struct pog_inode *in, uint64_t page,
 	*data = pog_block(s, *bno);
 	if (old)
 		memcpy(*data, old, PAGE);
-	else
+	else if (!whole)
 		memset(*data, 0, PAGE);
 	if (exists)
 		pog_page_release(s, ref.bno);
@@ -551,20 +553,82 @@ static int page_writable(pog_store *s, struct pog_inode *in, uint64_t page,
 	return 0;
 }
 
+/* A new block's page ref: its CRC is sealed at commit (fresh pages are
+ * not checked before). */
+static int page_set_fresh(pog_store *s, struct pog_inode *in, uint64_t page,
+			  uint64_t bno)
+{
+	struct pog_page_ref ref = {bno, 0, 0};
+	return page_set(s, in, page, &ref);
+}
+
 static int page_write(pog_store *s, struct pog_inode *in, uint64_t page,
 		      size_t at, const void *buf, size_t len)
 {
 	char *data;
 	uint64_t bno;
-	int err = page_writable(s, in, page, at == 0 && len == PAGE, &data, &bno);
-	if (err)
-		return err;
+	int r = page_writable(s, in, page, at == 0 && len == PAGE, &data, &bno);
+	if (r < 0)
+		return r;
 	if (buf)
 		memcpy(data + at, buf, len);
 	else
 		memset(data + at, 0, len);
-	struct pog_page_ref ref = {bno, pog_crc32(data, PAGE), 0};
-	return page_set(s, in, page, &ref);
+	return r ? 0 : page_set_fresh(s, in, page, bno);
+}
+
+/* Whole pages bound for consecutive blocks: n pages from src at bno. */
+struct page_run {
+	uint64_t bno;
+	const char *src;
+	size_t n;
+};
+
+/*
+ * Fill a run of fresh blocks: one pwrite through the pool file's
+ * descriptor (the page cache the pool is mapped from), which spares the
+ * page faults and the zeroing of a first touch through the mapping; the
+ * commit's flush of the mapping writes these pages like any other. A
+ * descriptor that cannot write (a read-only one, device DAX) falls back
+ * to a copy through the mapping.
+ */
+static void page_run_fill(pog_store *s, struct page_run *run)
+{
+	if (!run->n)
+		return;
+	char *dst = pog_block(s, run->bno);
+	size_t len = run->n * PAGE;
+	off_t at = (off_t)(dst - (char *)s->env->pop);
+	if (s->env->lock_fd < 0 ||
+	    pwrite(s->env->lock_fd, run->src, len, at) != (ssize_t)len)
+		memcpy(dst, run->src, len);
+	run->n = 0;
+}
+
+/* Write the whole page `page` from src, through run (blocks in a row are
+ * filled together). */
+static int page_write_whole(pog_store *s, struct pog_inode *in, uint64_t page,
+			    const char *src, struct page_run *run)
+{
+	char *data;
+	uint64_t bno;
+	int r = page_writable(s, in, page, true, &data, &bno);
+	if (r < 0)
+		return r;
+	if (!r) {
+		int err = page_set_fresh(s, in, page, bno);
+		if (err) {
+			memcpy(data, src, PAGE); /* the ref may be in: no garbage */
+			return err;
+		}
+	}
+	if (run->n && bno == run->bno + run->n && src == run->src + run->n * PAGE) {
+		run->n++;
+		return 0;
+	}
+	page_run_fill(s, run);
+	*run = (struct page_run){bno, src, 1};
+	return 0;
 }
 
 static int inline_check(pog_store *s, const struct pog_inode *in)
@@ -631,20 +695,26 @@ static int data_write(pog_store *s, struct pog_inode *in, uint64_t off,
 			return err;
 	}
 	const char *p = buf;
+	struct page_run run = {0};
+	int err = 0;
 	while (len) {
 		uint64_t page = off / PAGE;
 		size_t at = off % PAGE, n = PAGE - at;
 		if (n > len)
 			n = len;
-		int err = page_write(s, in, page, at, p, n);
+		if (p && n == PAGE)
+			err = page_write_whole(s, in, page, p, &run);
+		else
+			err = page_write(s, in, page, at, p, n);
 		if (err)
-			return err;
+			break;
 		off += n;
 		len -= n;
 		if (p)
 			p += n;
 	}
-	return 0;
+	page_run_fill(s, &run);
+	return err;
 }
 
 /*
@@ -925,7 +995,7 @@ int pog_lookup(pog_store *s, uint64_t dir, const char *name, size_t len,
 	err = read_begin(s, &dir, &st, &d);
 	if (err)
 		return err;
-	err = dir_find(s, d, name, len, &key, &child);
+	err = dir_find(s, dir, st, d, name, len, &key, &child);
 	if (!err)
 		err = pog_inode_get(s, st, child, &c);
 	if (!err)
@@ -939,21 +1009,21 @@ int pog_lookup(pog_store *s, uint64_t dir, const char *name, size_t len,
  * entries; names do not shift inside a transaction, so a tool that
  * removes what it read meets every entry once.
  */
-static int list_readdir(pog_store *s, const struct pog_state *st,
+static int list_readdir(pog_store *s, const struct pog_state *st, uint64_t ino,
 			const struct pog_inode *d, uint64_t cookie,
 			pog_dirent_fn fn, void *ctx)
 {
-	struct pog_list_iter it;
-	int r = pog_list_seek(&it, s, d->content, cookie);
+	struct pog_list_names nm;
+	struct pog_list_iter it = {0};
+	int r = pog_list_names_init(&nm, s, st, ino, d);
+	if (!r)
+		r = pog_list_seek(&it, s, d->content, cookie);
 	while (r > 0) {
-		const void *val = NULL;
-		uint16_t vlen = 0;
 		char name[256];
-		ssize_t nlen = -ENOENT;
-		if (it.key < POG_LIST_POS_LIMIT ||
-		    pog_bt_get(s, d->content, it.key, &val, &vlen) == 0)
-			nlen = entry_name(POG_LIST, it.key, val, vlen, name,
-					  sizeof(name));
+		ssize_t nlen = it.key < POG_LIST_NAMED
+			? pog_list_iter_name(&it, &nm, name, sizeof(name))
+			: entry_name(POG_LIST, it.key, it.val, it.vlen, name,
+				     sizeof(name));
 		const struct pog_inode *c;
 		struct pog_attr a;
 		if (nlen >= 0 && pog_inode_get(s, st, it.child, &c) == 0) {
@@ -981,7 +1051,7 @@ int pog_readdir(pog_store *s, uint64_t dir, uint64_t cookie, pog_dirent_fn fn,
 		return -ENOTDIR;
 	}
 	if (d->type == POG_LIST) {
-		err = list_readdir(s, st, d, cookie, fn, ctx);
+		err = list_readdir(s, st, dir, d, cookie, fn, ctx);
 		pog_unlock(s);
 		return err;
 	}
@@ -1049,7 +1119,12 @@ ssize_t pog_path_locked(pog_store *s, const struct pog_state *st, uint64_t ino,
 		if (child != ino)
 			return -ENOENT;
 		char name[256];
-		ssize_t n = entry_name(p->type, key, val, vlen, name, sizeof(name));
+		struct pog_list_names nm;
+		ssize_t n = p->type != POG_LIST
+			? entry_name(p->type, key, val, vlen, name, sizeof(name))
+			: pog_list_names_init(&nm, s, st, parent, p)
+			? -ENOENT
+			: list_entry_name(&nm, key, val, vlen, name, sizeof(name));
 		if (n < 0 || (size_t)n + 1 > end)
 			return -ENAMETOOLONG;
 		if (end != sizeof(tmp))
@@ -1214,7 +1289,8 @@ int pog_resolve_locked(pog_store *s, const struct pog_state *st, uint64_t dir,
 			else if (in->type == POG_REF || in->type == POG_SYMLINK)
 				err = -ENOENT; /* links are not followed */
 			else
-				err = dir_find(s, in, key, (size_t)kl, &k, &child);
+				err = dir_find(s, cur, st, in, key, (size_t)kl, &k,
+					       &child);
 			if (!err)
 				cur = child;
 		}
@@ -1457,7 +1533,7 @@ int pog_remove(pog_store *s, uint64_t dir, const char *name, size_t len,
 	uint64_t key, child;
 	err = inode_load(s, &s->staged, dir, &d);
 	if (!err)
-		err = dir_find(s, &d, name, len, &key, &child);
+		err = dir_find(s, dir, &s->staged, &d, name, len, &key, &child);
 	if (!err)
 		err = inode_load(s, &s->staged, child, &c);
 	if (!err)
@@ -1690,11 +1766,13 @@ int pog_rename(pog_store *s, uint64_t olddir, const char *oldname,
 	if (!err)
 		err = inode_load(s, &s->staged, newdir, &r->nd);
 	if (!err)
-		err = dir_find(s, &r->od, oldname, oldlen, &r->okey, &r->sino);
+		err = dir_find(s, olddir, &s->staged, &r->od, oldname, oldlen,
+			       &r->okey, &r->sino);
 	if (!err)
 		err = inode_load(s, &s->staged, r->sino, &r->src);
 	if (!err) {
-		int f = dir_find(s, &r->nd, newname, newlen, &r->nkey, &r->dino);
+		int f = dir_find(s, newdir, &s->staged, &r->nd, newname, newlen,
+				 &r->nkey, &r->dino);
 		if (f == 0)
 			r->have_dst = true;
 		else if (f != -ENOENT)
@@ -1704,8 +1782,8 @@ int pog_rename(pog_store *s, uint64_t olddir, const char *oldname,
 					 &r->nkey);
 		/* making room for a fraction may have moved the source */
 		if (!err && !r->have_dst && olddir == newdir)
-			err = dir_find(s, &r->nd, oldname, oldlen, &r->okey,
-				       &r->sino);
+			err = dir_find(s, newdir, &s->staged, &r->nd, oldname,
+				       oldlen, &r->okey, &r->sino);
 	}
 	if (!err && r->have_dst)
 		err = inode_load(s, &s->staged, r->dino, &r->dst);
@@ -2107,26 +2185,24 @@ static int reown(pog_store *s, uint64_t dir, uint64_t child, uint64_t old_key,
  * the entry's key bytes: a list's integer names are written out. */
 typedef int (*dir_entry_fn)(void *ctx, uint64_t key, uint64_t child,
 			    const char *name, size_t len);
-static int dir_foreach(pog_store *s, const struct pog_inode *in,
+static int dir_foreach(pog_store *s, uint64_t ino, const struct pog_inode *in,
 		       dir_entry_fn fn, void *ctx)
 {
-	char num[24];
 	if (in->type == POG_LIST) {
-		struct pog_list_iter it;
-		int r = pog_list_seek(&it, s, in->content, 0);
+		char name[POG_KEY_MAX + 1];
+		struct pog_list_names nm;
+		struct pog_list_iter it = {0};
+		int r = pog_list_names_init(&nm, s, &s->staged, ino, in);
+		if (!r)
+			r = pog_list_seek(&it, s, in->content, 0);
 		while (r > 0) {
-			const void *val;
-			uint16_t vlen;
-			if (it.key < POG_LIST_POS_LIMIT) {
-				int n = snprintf(num, sizeof(num), "%" PRIu64, it.key);
-				r = fn(ctx, it.key, it.child, num, (size_t)n);
-			} else if (pog_bt_get(s, in->content, it.key, &val, &vlen) ||
-				   vlen < 8) {
-				r = POG_ECORRUPT;
-			} else {
-				r = fn(ctx, it.key, it.child, (const char *)val + 8,
-				       vlen - 8u);
-			}
+			ssize_t n = it.key < POG_LIST_NAMED
+				? pog_list_iter_name(&it, &nm, name, sizeof(name))
+				: (memcpy(name, (const char *)it.val + 8,
+					  it.vlen - 8u),
+				   (ssize_t)(it.vlen - 8u));
+			r = n < 0 ? (int)n
+				  : fn(ctx, it.key, it.child, name, (size_t)n);
 			if (!r)
 				r = pog_list_next(&it);
 		}
@@ -2192,7 +2268,7 @@ static int convert_dir(pog_store *s, uint64_t ino, struct pog_inode *in,
 {
 	int err = 0;
 	if (type == POG_LIST)
-		err = dir_foreach(s, in, name_is_position, NULL);
+		err = dir_foreach(s, ino, in, name_is_position, NULL);
 	if (!err)
 		err = pog_space_check(s, POG_SPACE_GROW,
 				      POG_OP_NEED + in->entries / 2);
@@ -2203,13 +2279,11 @@ static int convert_dir(pog_store *s, uint64_t ino, struct pog_inode *in,
 	to.content = 0;
 	to.entries = 0;
 	struct convert cv = {s, ino, &to};
-	err = dir_foreach(s, in, convert_entry, &cv);
+	err = dir_foreach(s, ino, in, convert_entry, &cv);
 	if (err) {
 		pog_bt_release(s, to.content);
 		return err;
 	}
-	if (type == POG_LIST)
-		pog_list_touched(s, ino, 0);
 	pog_bt_release(s, in->content);
 	in->type = type;
 	in->content = to.content;
@@ -2501,7 +2575,7 @@ int pog_child_of(pog_store *s, uint64_t dir, const char *key, size_t len,
 	const struct pog_inode *d;
 	uint64_t k;
 	int err = pog_inode_get(s, &s->staged, dir, &d);
-	return err ? err : dir_find(s, d, key, len, &k, child);
+	return err ? err : dir_find(s, dir, &s->staged, d, key, len, &k, child);
 }
 
 int pog_inode_load(pog_store *s, uint64_t ino, struct pog_inode *copy)

@@ -211,10 +211,12 @@ unsigned pog_session_count(pog_store *s);
 int pog_commit(pog_store *s, const char *message, uint64_t *id);
 
 /*
- * The lists whose names the last successful pog_commit changed: a commit
- * renumbers every list changed in it 0..n-1 in order (inside a
- * transaction names never shift). fn(ctx, dir) for each; a non-zero
- * return stops and is returned. For telling a cache which names moved.
+ * The lists whose names the last successful pog_commit changed: after a
+ * commit a list's names are 0..n-1 in order (inside a transaction names
+ * never shift), so those where an entry was removed before others, or
+ * an entry was made under a name that is not its rank. fn(ctx, dir) for
+ * each; a non-zero return stops and is returned. For telling a cache
+ * which names moved. A failed commit changes no name (and lists none).
  */
 int pog_renumbered(pog_store *s, int (*fn)(void *ctx, uint64_t dir),
 		   void *ctx);

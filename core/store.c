@@ -606,6 +606,7 @@ static pog_store *store_new(void)
 	if (!env)
 		return NULL;
 	env->lock_fd = -1;
+	env->list_counts = true; /* load_commit says for an existing pool */
 	pthread_rwlock_init(&env->lock, NULL);
 	pog_store *s = session_new(env);
 	if (!s) {
@@ -738,6 +739,7 @@ static int load_commit(pog_store *s)
 	s->env->next_ino = rec.next_ino;
 	s->env->commit_id = rec.id;
 	s->env->commit_bno = bno;
+	s->env->list_counts = rec.lists == POG_LISTS_COUNTED;
 	s->env->commit_time = (struct pog_time){rec.time_sec, rec.time_nsec};
 	int err = pog_pins_note_commit(s, rec.id, bno);
 	if (!err)
@@ -881,8 +883,11 @@ int pog_open(const char *path, unsigned flags, pog_store **out)
 		s->env->super->clean = 0;
 		pmemobj_persist(s->env->pop, &s->env->super->clean, sizeof(s->env->super->clean));
 	}
-	/* Format 1 (no small nodes) is valid format 2 as it is: the upgrade
-	 * is recording the new version, one persisted store. */
+	/* Format 1 (no small nodes) is valid format 2 as it is; format 2's
+	 * list trees are rebuilt with counts, in one commit (list.c). Then
+	 * the new version is recorded, one persisted store. */
+	if (!err && !ro && !s->env->list_counts)
+		err = pog_lists_upgrade_commit(s);
 	if (!err && !ro && s->env->super->format_version < POG_FORMAT_VERSION) {
 		s->env->super->format_version = POG_FORMAT_VERSION;
 		pmemobj_persist(s->env->pop, &s->env->super->format_version,
@@ -1030,22 +1035,87 @@ int pog_close(pog_store *s, unsigned flags)
 
 /* ---- commit and abort --------------------------------------------------------- */
 
+/* Fresh ranges at most this far apart in the mapping are flushed by one
+ * call (the clean pages in between cost a page-cache lookup on a file, a
+ * cache-line flush each on pmem), when no other session's staged block
+ * lies in between: a commit writes only its own blocks. */
+#define FLUSH_GAP ((size_t)1 << 20)
 
-/* CRC every fresh node and flush every fresh range, one call a segment. */
-static void seal_fresh(pog_store *s)
+/* Does a session other than s hold a fresh block in [from, to) of seg? */
+static bool others_fresh(const pog_store *s, uint64_t seg, unsigned from,
+			 unsigned to)
 {
-	small_seal(s);
-	if (!s->fresh_count) {
-		pmemobj_drain(s->env->pop);
-		return;
+	for (const pog_store *p = s->env->sessions; p; p = p->next_session) {
+		if (p == s || seg >= p->ntx)
+			continue;
+		const uint64_t *f = p->tx[seg].fresh;
+		for (unsigned b = from; b < to;) {
+			unsigned w = b / 64, lo = b % 64;
+			unsigned hi = to - w * 64 < 64 ? to - w * 64 : 64;
+			uint64_t mask = (hi == 64 ? ~0ULL : (1ULL << hi) - 1) &
+					~((1ULL << lo) - 1);
+			if (f[w] & mask)
+				return true;
+			b = w * 64 + hi;
+		}
 	}
+	return false;
+}
+
+/* Runs of this session's fresh blocks gathered into address ranges. */
+struct fresh_spans {
+	pog_store *s;
+	void (*emit)(pog_store *s, char *lo, char *hi);
+	char *lo, *hi;      /* the range at hand (lo NULL: none) */
+	uint64_t seg;       /* where it ends: segment and block after it */
+	unsigned end;
+};
+
+static bool spans_gap_clean(const struct fresh_spans *sp, uint64_t seg,
+			    unsigned first)
+{
+	if (sp->s->env->nsessions < 2)
+		return true;
+	if (sp->seg == seg)
+		return !others_fresh(sp->s, seg, sp->end, first);
+	return !others_fresh(sp->s, sp->seg, sp->end, POG_SEG_BLOCKS) &&
+	       !others_fresh(sp->s, seg, 0, first);
+}
+
+/* The run of blocks [first, end) of segment seg. */
+static void spans_add(struct fresh_spans *sp, uint64_t seg, unsigned first,
+		      unsigned end)
+{
+	char *base = sp->s->env->segs[seg].base;
+	char *from = base + (uint64_t)first * POG_BLOCK_SIZE;
+	char *to = base + (uint64_t)end * POG_BLOCK_SIZE;
+	if (sp->lo && from >= sp->hi && (size_t)(from - sp->hi) <= FLUSH_GAP &&
+	    spans_gap_clean(sp, seg, first)) {
+		sp->hi = to;
+	} else {
+		if (sp->lo)
+			sp->emit(sp->s, sp->lo, sp->hi);
+		sp->lo = from;
+		sp->hi = to;
+	}
+	sp->seg = seg;
+	sp->end = end;
+}
+
+/* Every run of this session's fresh blocks, in segment order, to emit
+ * (ranges that lie together in one call); with crc, the CRC of every
+ * fresh node first. */
+static void fresh_spans(pog_store *s, bool crc,
+			void (*emit)(pog_store *s, char *lo, char *hi))
+{
+	struct fresh_spans sp = {.s = s, .emit = emit};
 	for (uint64_t i = s->fresh_min_seg; i <= s->fresh_max_seg; i++) {
 		struct pog_seg *g = &s->env->segs[i];
 		struct pog_txseg *x = &s->tx[i];
 		int first = -1, last = -1; /* the run of fresh blocks at hand */
 		for (unsigned w = 0; w < POG_WORDS_PER_SEG; w++) {
 			uint64_t bits = x->fresh[w];
-			uint64_t nodes = bits & x->node[w];
+			uint64_t nodes = crc ? bits & x->node[w] : 0;
 			while (nodes) {
 				unsigned b = (unsigned)__builtin_ctzll(nodes);
 				nodes &= nodes - 1;
@@ -1053,8 +1123,6 @@ static void seal_fresh(pog_store *s)
 					(uint64_t)(w * 64 + b) * POG_BLOCK_SIZE);
 				h->crc = pog_node_crc(h, POG_BLOCK_SIZE);
 			}
-			/* Flush only this session's blocks, run by run: other
-			 * sessions' staged blocks between them stay unwritten. */
 			while (bits) {
 				int b = (int)(w * 64 + (unsigned)__builtin_ctzll(bits));
 				bits &= bits - 1;
@@ -1063,17 +1131,58 @@ static void seal_fresh(pog_store *s)
 					continue;
 				}
 				if (first >= 0)
-					pmemobj_flush(s->env->pop,
-						      g->base + (uint64_t)first * POG_BLOCK_SIZE,
-						      (uint64_t)(last - first + 1) * POG_BLOCK_SIZE);
+					spans_add(&sp, i, (unsigned)first,
+						  (unsigned)last + 1);
 				first = last = b;
 			}
 		}
 		if (first >= 0)
-			pmemobj_flush(s->env->pop, g->base + (uint64_t)first * POG_BLOCK_SIZE,
-				      (uint64_t)(last - first + 1) * POG_BLOCK_SIZE);
+			spans_add(&sp, i, (unsigned)first, (unsigned)last + 1);
 	}
+	if (sp.lo)
+		emit(s, sp.lo, sp.hi);
+}
+
+static void flush_span(pog_store *s, char *lo, char *hi)
+{
+	pmemobj_flush(s->env->pop, lo, (size_t)(hi - lo));
+}
+
+/*
+ * CRC every fresh node and flush every fresh range of this session (not
+ * another session's staged blocks), with one call for ranges that lie
+ * together (the allocator fills segments in order, and libpmemobj places
+ * them one after the other): the number of flushes does not grow with the
+ * number of pages.
+ */
+static void seal_fresh(pog_store *s)
+{
+	small_seal(s);
+	if (s->fresh_count)
+		fresh_spans(s, true, flush_span);
 	pmemobj_drain(s->env->pop);
+}
+
+/*
+ * A large commit starts the disk on its fresh blocks first (asynchronous
+ * writeback of the pool file's pages), so that the disk works while the
+ * commit computes page CRCs and shares pages; the flush in seal_fresh
+ * then waits for what is left. Nothing is durable before that flush.
+ */
+#define WRITEBACK_MIN_BLOCKS 1024u
+
+static void writeback_span(pog_store *s, char *lo, char *hi)
+{
+	/* A hint: where it cannot be had, the flush does it all. */
+	(void)sync_file_range(s->env->lock_fd, (off_t)(lo - (char *)s->env->pop),
+			      (off_t)(hi - lo), SYNC_FILE_RANGE_WRITE);
+}
+
+static void fresh_writeback(pog_store *s)
+{
+	if (s->fresh_count < WRITEBACK_MIN_BLOCKS || s->env->lock_fd < 0)
+		return;
+	fresh_spans(s, false, writeback_span);
 }
 
 static void fresh_clear(pog_store *s, bool discard)
@@ -1152,6 +1261,12 @@ int pog_commit_locked(pog_store *s, const char *message, uint64_t *id_out)
 	err = pog_edit_commit_prepare(s);
 	if (err)
 		return err; /* the reason is in the last error */
+	fresh_writeback(s);
+	err = pog_pages_seal(s);
+	if (err) {
+		pog_set_error(s, "commit: %s", pog_strerror(err));
+		return err;
+	}
 	/* The floor that every operation leaves free covers this. */
 	err = pog_reserve(s, POG_COMMIT_NEED);
 	if (err) {
@@ -1190,12 +1305,14 @@ int pog_commit_locked(pog_store *s, const char *message, uint64_t *id_out)
 		.changes = changes,
 		.dedup_root = s->staged.dedup_root,
 		.logical_bytes = s->staged.logical_bytes,
+		.lists = s->env->list_counts ? POG_LISTS_COUNTED : 0,
 	};
 	rec.crc = pog_crc32(&rec, sizeof(rec));
 	void *cblock = pog_block(s, cbno);
 	memset(cblock, 0, POG_BLOCK_SIZE);
 	memcpy(cblock, &rec, sizeof(rec));
 
+	pog_lists_seal(s); /* nothing fails from here on */
 	seal_fresh(s);
 	/* The commit point: one aligned 8-byte store, then persisted. */
 	__atomic_store_n(&s->env->super->commit_block, cbno, __ATOMIC_RELEASE);

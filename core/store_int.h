@@ -47,6 +47,8 @@ void pog_map64_release(struct pog_map64 *m);
 
 uint64_t pog_hash_bytes(const void *data, size_t len);
 uint32_t pog_crc32(const void *data, size_t len);
+/* crc.c: zlib's crc32(crc, data, len), faster (PCLMULQDQ) where it can. */
+uint32_t pog_crc32_update(uint32_t crc, const void *data, size_t len);
 /* CRC of a tree node of size bytes, its crc field counted as zero (the
  * node is only read). */
 uint32_t pog_node_crc(const void *node, size_t size);
@@ -132,6 +134,9 @@ struct pog_env {
 	atomic_uint_fast64_t checksum_errors;
 	uint64_t gc_runs, gc_freed_blocks, gc_freed_objects;
 	int fatal;
+	/* List trees count entries (format 3); false only while a format-2
+	 * store is read (read-only, or before pog_open rebuilds them). */
+	bool list_counts;
 
 	struct pog_commit_pins cpins; /* pins.c */
 
@@ -310,6 +315,9 @@ void pog_note_removed(pog_store *s, uint64_t ino);
 /* Let a data page go: a fresh one at once; a committed one may be shared
  * (dedup), so only the garbage collector frees it. */
 void pog_page_release(pog_store *s, uint64_t bno);
+/* Compute the CRC of every page written in this transaction (staged page
+ * refs of fresh pages carry none until then). Before dedup and the flush. */
+int pog_pages_seal(pog_store *s);
 /* Share the transaction's new pages with identical indexed ones and
  * index the rest (best effort: never fails the commit). */
 void pog_dedup_staged(pog_store *s);
@@ -410,6 +418,26 @@ int pog_bt_diff(pog_store *s, uint64_t root_a, uint64_t root_b,
  * with -ENOSPC when room() says no: commit and call again. */
 int pog_bt_compact(pog_store *s, uint64_t *root, bool (*room)(pog_store *s),
 		   uint64_t *freed);
+/*
+ * Counted trees (a list's, format 3): each branch node keeps the number
+ * of entries under each child, so ranks are O(log n). -EINVAL on a tree
+ * that does not count (a format-2 list read before its upgrade).
+ */
+/* The number of keys < key. */
+int pog_bt_rank(pog_store *s, uint64_t root, uint64_t key, uint64_t *rank);
+/* Position it at the entry of rank `rank` (0-based): 1, 0 past the end, <0. */
+int pog_bt_select(struct pog_bt_iter *it, pog_store *s, uint64_t root,
+		  uint64_t rank);
+/* The number of entries. */
+int pog_bt_count(pog_store *s, uint64_t root, uint64_t *count);
+/* Every branch's count is its subtree's (fsck): POG_ECORRUPT. */
+int pog_bt_check_counts(pog_store *s, uint64_t root);
+/* Visit the values of this transaction's fresh leaves in key order; fn
+ * may shorten a value by lowering *vlen. */
+int pog_bt_trim_fresh(pog_store *s, uint64_t root,
+		      int (*fn)(void *ctx, uint64_t key, void *val,
+				uint16_t *vlen),
+		      void *ctx);
 /* Check a node's address and header sanity (magic, counts). */
 int pog_node_check(const pog_store *s, uint64_t addr, uint32_t kind);
 
@@ -490,11 +518,10 @@ void pog_edit_free(pog_store *s);
 
 /* ---- list.c: a list's names and order ---------------------------------- */
 #define POG_LIST_POS_DIGITS 13                 /* digits before the point */
-#define POG_LIST_POS_LIMIT ((uint64_t)1 << 46) /* integer position keys */
-#define POG_LIST_SCRATCH ((uint64_t)1 << 61)   /* renumbering only */
-#define POG_LIST_FRACTION ((uint64_t)1 << 62)  /* fractional positions */
-#define POG_LIST_NAMED ((uint64_t)1 << 63)     /* temporary entries */
-#define POG_LIST_FRAC_SEQ_BITS 13 /* fraction key: FRACTION | g << 13 | seq */
+#define POG_LIST_NAMED ((uint64_t)1 << 62)     /* temporary entries; the
+						  positions' keys are below */
+#define POG_LIST_FIRST_KEY ((uint64_t)1 << 61) /* an empty list's first */
+#define POG_LIST_KEY_STEP ((uint64_t)1 << 24)  /* between appended keys */
 
 enum { POG_LIST_POSITION, POG_LIST_FRACTION_NAME, POG_LIST_TEMP };
 struct pog_list_name {
@@ -505,45 +532,85 @@ struct pog_list_name {
 };
 /* What a name in a list is: 0, or -EINVAL for a number too big. */
 int pog_list_name_parse(const char *name, size_t len, struct pog_list_name *out);
-/* The key of the fraction seq of group (integer part) g. */
-uint64_t pog_list_frac_key(uint64_t group, uint64_t seq);
-/* Find a fraction by name: 0 with *key, *child; else -ENOENT and, when
- * free_key is given, the key it would take (0: its group must be
- * respaced first). */
-int pog_list_frac_find(pog_store *s, uint64_t root,
-		       const struct pog_list_name *want, uint64_t *key,
-		       uint64_t *child, uint64_t *free_key);
-/* Spread the fractions of want's group to make room for it at *key. */
-int pog_list_frac_respace(pog_store *s, uint64_t ino, struct pog_inode *dir,
-			  const struct pog_list_name *want, uint64_t *key);
-/* The list ino changed at key (or in group) `from`: the commit renumbers
- * from there (POG_LIST_POS_LIMIT: only a temporary entry changed). */
-void pog_list_touched(pog_store *s, uint64_t ino, uint64_t from);
-/* Before a commit: refuse temporary entries (-EINVAL, error set), then
- * renumber every list changed in the transaction 0..n-1. */
+
+/* How the entries of list ino are named in one view (list.c says how). */
+struct pog_list_names {
+	pog_store *s;
+	uint64_t ino;
+	uint64_t base;  /* the committed tree: its ranks name the entries
+			   that carry no name */
+	bool legacy;    /* a format-2 list (read only): keys are names */
+};
+int pog_list_names_init(struct pog_list_names *nm, pog_store *s,
+			const struct pog_state *st, uint64_t ino,
+			const struct pog_inode *in);
+/* The committed rank of key (an entry that carries no name). */
+int pog_list_base_rank(const struct pog_list_names *nm, uint64_t key,
+		       uint64_t *rank);
+/* The name (raw, NUL-terminated in buf) of the entry (key, val, vlen):
+ * its length, or <0. */
+ssize_t pog_list_name_of(const struct pog_list_names *nm, uint64_t key,
+			 const void *val, uint16_t vlen, char *buf, size_t size);
+/* Where a name that is not there would go among root's positions. */
+struct pog_list_place {
+	uint64_t rank, count;  /* its rank; positions in all */
+	bool has_pred, has_succ;
+	uint64_t pred, succ;   /* keys of its neighbours */
+};
+/* Find a position (a number) in root: 0 with *key, *child; else -ENOENT
+ * and, when place is given, where it would go. */
+int pog_list_find(const struct pog_list_names *nm, uint64_t root,
+		  const struct pog_list_name *want, uint64_t *key,
+		  uint64_t *child, struct pog_list_place *place);
+/* The key a new entry named want takes in dir (list ino): -EEXIST when
+ * the name is taken. May respace a few neighbours (their children's
+ * parent_key follow). */
+int pog_list_new_key(pog_store *s, uint64_t ino, struct pog_inode *dir,
+		     const struct pog_list_names *nm,
+		     const struct pog_list_name *want, uint64_t *key);
+/* The list ino changed in this transaction (the commit looks at it):
+ * 0 or -ENOMEM (then change nothing). */
+int pog_list_touched(pog_store *s, uint64_t ino);
+/* Its entry key, one that carried no name, goes (before the removal). */
+void pog_list_removed(pog_store *s, uint64_t ino,
+		      const struct pog_list_names *nm, uint64_t key);
+/* At the start of a commit: refuse temporary entries (-EINVAL, named in
+ * the last error); changes nothing. */
 int pog_lists_settle(pog_store *s);
+/* When nothing can fail the commit any more: the carried names go (the
+ * names become the ranks) and the lists whose names change are noted
+ * for pog_renumbered. */
+void pog_lists_seal(pog_store *s);
 /* Forget the transaction's list edits (after commit or abort). */
 void pog_lists_clear(pog_store *s);
+/* Rebuild format-2 list trees (staged; the caller commits). */
+int pog_lists_upgrade(pog_store *s);
+/* The same, committed (pog_open of a format-2 pool, writable). */
+int pog_lists_upgrade_commit(pog_store *s);
 
-/* A list's entries in order: positions numerically, then temporaries.
- * Two cursors (integers, fractions) merged, then a third. */
+/* A list's entries in key order: positions in numeric order, then the
+ * temporary entries. */
 struct pog_list_iter {
-	pog_store *s;
-	uint64_t root;
-	int phase;              /* 0 positions, 1 temporaries, 2 end */
-	struct pog_bt_iter ints, fracs, named;
-	bool ints_ok, fracs_ok, from_ints;
-	uint64_t temp_from;
+	struct pog_bt_iter cur;
 	uint64_t key, child;    /* the current entry */
+	const void *val;
+	uint16_t vlen;
+	struct pog_bt_iter base; /* pog_list_iter_name's committed cursor */
+	int base_ok;
+	uint64_t base_rank;
 };
 /* Start at a readdir cookie (0: the first entry). 1 positioned, 0 at the
- * end, <0 error. Cookies name entries by key, so removing entries does
- * not move the others. */
+ * end, <0 error. A cookie is a key + 1: removing entries does not move
+ * the others. */
 int pog_list_seek(struct pog_list_iter *it, pog_store *s, uint64_t root,
 		  uint64_t cookie);
 int pog_list_next(struct pog_list_iter *it);
-/* The cookie that resumes after the current entry (0 < c < 2^61). */
+/* The cookie that resumes after the current entry (0 < c < 2^63). */
 uint64_t pog_list_cookie(const struct pog_list_iter *it);
+/* The current entry's raw name in buf; its length or <0. */
+ssize_t pog_list_iter_name(struct pog_list_iter *it,
+			   const struct pog_list_names *nm, char *buf,
+			   size_t size);
 void pog_list_iter_release(struct pog_list_iter *it);
 
 /* ---- merkle.c: the hash cache --------------------------------------- */

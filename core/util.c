@@ -133,7 +133,7 @@ uint64_t pog_hash_bytes(const void *data, size_t len)
 
 uint32_t pog_crc32(const void *data, size_t len)
 {
-	return (uint32_t)crc32(crc32(0L, Z_NULL, 0), data, (uInt)len);
+	return pog_crc32_update(0, data, len);
 }
 
 uint32_t pog_node_crc(const void *node, size_t size)
@@ -144,8 +144,7 @@ uint32_t pog_node_crc(const void *node, size_t size)
 	uLong crc = crc32(0L, Z_NULL, 0);
 	crc = crc32(crc, b, (uInt)at);
 	crc = crc32(crc, zero, sizeof(zero));
-	crc = crc32(crc, b + at + 4, (uInt)(size - at - 4));
-	return (uint32_t)crc;
+	return pog_crc32_update((uint32_t)crc, b + at + 4, size - at - 4);
 }
 
 struct pog_time pog_now(void)

@@ -1,5 +1,6 @@
 /* ctl.c - the .pog control directory: ctl, status, changes, log, committed/, objects/. */
 #include "pogfs.h"
+#include "spool.h"
 
 #include <cjson/cJSON.h>
 #include <ctype.h>
@@ -296,7 +297,8 @@ struct vfile {
 		bool active;
 		char *path;       /* PATH of the command */
 		size_t want;      /* LENGTH: bytes of the document */
-		struct text doc;  /* the bytes received so far */
+		struct pogfs_spool spool; /* the bytes received so far,
+					     in an unlinked file (spool.h) */
 		off_t next_off;   /* where the next piece must be written */
 		uint32_t uid, gid; /* the caller's, owner of new objects */
 	} import;
@@ -305,8 +307,9 @@ struct vfile {
 static void pending_import_release(struct pending_import *p)
 {
 	free(p->path);
-	text_release(&p->doc);
+	pogfs_spool_release(&p->spool);
 	memset(p, 0, sizeof(*p));
+	pogfs_spool_init(&p->spool);
 }
 
 static int log_line(void *ctx, const struct pog_log_entry *e)
@@ -579,6 +582,7 @@ void ctl_open(fuse_req_t req, uint64_t ino, struct fuse_file_info *fi)
 		return;
 	}
 	pthread_mutex_init(&vf->lock, NULL);
+	pogfs_spool_init(&vf->import.spool);
 	vf->ino = ino;
 	vf->pid = fuse_req_ctx(req)->pid;
 	rc = make_content(fs, ino, &vf->text);
@@ -641,10 +645,10 @@ void ctl_flush(fuse_req_t req, uint64_t ino, struct fuse_file_info *fi)
 		pthread_mutex_lock(&vf->lock);
 		if (vf->import.active && fi->lock_owner == vf->import_owner) {
 			pogfs_note_error(fs, "import: closed after %zu of %zu bytes of the document; nothing was imported",
-					 vf->import.doc.len, vf->import.want);
+					 vf->import.spool.have, vf->import.want);
 			pogfs_log(fs, LOG_NOTICE,
 				  "ctl: import: closed after %zu of %zu bytes of the document; nothing was imported",
-				  vf->import.doc.len, vf->import.want);
+				  vf->import.spool.have, vf->import.want);
 			pending_import_release(&vf->import);
 			err = EINVAL;
 		}
@@ -669,10 +673,10 @@ void ctl_release(fuse_req_t req, uint64_t ino, struct fuse_file_info *fi)
 			/* the last descriptor went without a flush of its
 			 * starter (a child's, a killed process) */
 			pogfs_note_error(fs, "import: closed after %zu of %zu bytes of the document; nothing was imported",
-					 vf->import.doc.len, vf->import.want);
+					 vf->import.spool.have, vf->import.want);
 			pogfs_log(fs, LOG_NOTICE,
 				  "ctl: import: closed after %zu of %zu bytes of the document; nothing was imported",
-				  vf->import.doc.len, vf->import.want);
+				  vf->import.spool.have, vf->import.want);
 		}
 		vfile_free(vf);
 	}
@@ -724,8 +728,6 @@ static int core_failed(struct pogfs *fs, struct text *answer, int rc,
 	return rc;
 }
 
-static void invalidate_renumbered(struct pogfs *fs);
-
 static int cmd_commit(struct pogfs *fs, const char *message, struct text *answer)
 {
 	uint64_t staged = pog_staged_count(fs->store);
@@ -741,12 +743,8 @@ static int cmd_commit(struct pogfs *fs, const char *message, struct text *answer
 		      before.base_id != before.commit_id;
 	pog_set_error(fs->store, NULL);
 	rc = pog_commit(fs->store, message[0] ? message : NULL, &id);
-	if (rc < 0) {
-		/* lists renumbered before the commit failed keep their new
-		 * names (staged) */
-		invalidate_renumbered(fs);
+	if (rc < 0) /* a failed commit changed no name (core/list.c) */
 		return core_failed(fs, answer, rc, "commit");
-	}
 	text_addf(answer, "commit %" PRIu64 " %" PRIu64 "\n", id, staged);
 	pogfs_invalidate(fs, true);
 	/* Committed onto others' commits: the view moved past them. */
@@ -1007,8 +1005,16 @@ static void describe_error_spot(const char *doc, size_t len, int line,
 	snprintf(out, size, "invalid JSON near \"%s\"", near);
 }
 
+/* What an import does: the document (doc, len bytes) at path. */
+struct import_job {
+	const char *path;
+	const char *doc;
+	size_t len;
+	uint32_t uid, gid;
+};
+
 /* Run the import of a complete document. */
-static int cmd_import(struct pogfs *fs, const struct pending_import *p,
+static int cmd_import(struct pogfs *fs, const struct import_job *p,
 		      struct text *answer)
 {
 	bool committed;
@@ -1089,14 +1095,14 @@ static int cmd_import(struct pogfs *fs, const struct pending_import *p,
 
 	uint64_t staged_before = pog_staged_count(fs->store);
 	rc = pog_import(fs->store, dir, last ? key : NULL, last ? (size_t)keylen : 0,
-			p->doc.data ? p->doc.data : "", p->doc.len, p->uid, p->gid, &je);
+			p->doc, p->len, p->uid, p->gid, &je);
 	bool staged_changed = pog_staged_count(fs->store) != staged_before;
 	if (rc == 0 || staged_changed)
 		pogfs_touch(fs); /* before a failure is recorded: it clears */
 	if (rc < 0 && je.line > 0) {
 		char what[128];
-		describe_error_spot(p->doc.data ? p->doc.data : "", p->doc.len,
-				    je.line, je.column, what, sizeof(what));
+		describe_error_spot(p->doc, p->len, je.line, je.column, what,
+				    sizeof(what));
 		je.message[sizeof(je.message) - 1] = '\0';
 		rc = command_failed(fs, answer, rc, "line %d, column %d: %s",
 				    je.line, je.column,
@@ -1108,7 +1114,7 @@ static int cmd_import(struct pogfs *fs, const struct pending_import *p,
 				    staged_changed
 				    ? " (what it made is staged: abort to undo)" : "");
 	} else {
-		text_addf(answer, "import %zu %s\n", p->doc.len, p->path);
+		text_addf(answer, "import %zu %s\n", p->len, p->path);
 	}
 	/* Show the new names at once, whatever the kernel cached. */
 	if (last && last[0])
@@ -1135,17 +1141,56 @@ static bool is_import_header(const char *buf, size_t size)
 static int import_maybe_finish(struct pogfs *fs, struct vfile *vf)
 {
 	struct pending_import *p = &vf->import;
+	struct import_job job = { p->path, NULL, p->want, p->uid, p->gid };
 	int rc = 0;
 
-	if (p->doc.failed) {
+	if (p->spool.have == p->want) {
+		rc = pogfs_spool_map(&p->spool, &job.doc);
+		if (rc < 0)
+			rc = command_failed(fs, &vf->text, rc,
+					    "import: mapping the document: %s",
+					    strerror(-rc));
+		else
+			rc = cmd_import(fs, &job, &vf->text);
 		pending_import_release(p);
-		return command_failed(fs, &vf->text, -ENOMEM,
-				      "import: out of memory for the document");
 	}
-	if (p->doc.len == p->want) {
-		rc = cmd_import(fs, p, &vf->text);
+	return rc;
+}
+
+/* Add a piece of the document to the spool; a failure forgets it. */
+static int import_add(struct pogfs *fs, struct vfile *vf, const char *buf,
+		      size_t size)
+{
+	struct pending_import *p = &vf->import;
+	int rc = pogfs_spool_write(&p->spool, buf, size);
+
+	if (rc < 0) {
+		size_t have = p->spool.have, want = p->want;
 		pending_import_release(p);
+		return command_failed(fs, &vf->text, rc,
+				      "import: holding the document (%zu of %zu bytes): %s; nothing was imported",
+				      have, want, strerror(-rc));
 	}
+	return import_maybe_finish(fs, vf);
+}
+
+int ctl_import(struct pogfs *fs, const char *path, const char *doc, size_t len,
+	       uint32_t uid, uint32_t gid, char *why, size_t size)
+{
+	struct import_job job = { path, doc, len, uid, gid };
+	struct text answer = {0};
+	int rc = cmd_import(fs, &job, &answer);
+
+	why[0] = '\0';
+	if (rc < 0 && answer.data) {
+		const char *text = answer.data;
+		if (strncmp(text, "error: ", 7) == 0)
+			text += 7;
+		snprintf(why, size, "%.*s", (int)strcspn(text, "\n"), text);
+	} else if (rc == 0) {
+		pogfs_clear_error(fs);
+	}
+	text_release(&answer);
 	return rc;
 }
 
@@ -1191,19 +1236,28 @@ static int import_start(struct pogfs *fs, fuse_req_t req, struct vfile *vf,
 				      "import: more than LENGTH (%llu) bytes follow the command",
 				      want);
 	}
-	memset(p, 0, sizeof(*p));
+	pending_import_release(p);
+	char why[1024];
+	int rc = pogfs_spool_open(fs, &p->spool, (size_t)want, why, sizeof(why));
+	if (rc < 0) {
+		free(header);
+		return command_failed(fs, &vf->text, rc,
+				      "import: no room to hold the document (%llu bytes): %s",
+				      want, why);
+	}
 	p->path = strdup(path[0] ? path : ".");
 	free(header);
-	if (!p->path)
+	if (!p->path) {
+		pending_import_release(p);
 		return -ENOMEM;
+	}
 	p->active = true;
 	vf->import_owner = fi_lock_owner;
 	p->want = (size_t)want;
 	p->uid = ctx->uid;
 	p->gid = ctx->gid;
 	p->next_off = off + (off_t)size;
-	text_addn(&p->doc, nl + 1, body);
-	return import_maybe_finish(fs, vf);
+	return import_add(fs, vf, nl + 1, body);
 }
 
 /* A further piece of the document of a pending import. */
@@ -1211,7 +1265,7 @@ static int import_continue(struct pogfs *fs, struct vfile *vf, const char *buf,
 			   size_t size, off_t off)
 {
 	struct pending_import *p = &vf->import;
-	size_t have = p->doc.len, want = p->want;
+	size_t have = p->spool.have, want = p->want;
 
 	if (off != p->next_off) {
 		pending_import_release(p);
@@ -1226,8 +1280,7 @@ static int import_continue(struct pogfs *fs, struct vfile *vf, const char *buf,
 				      want);
 	}
 	p->next_off += (off_t)size;
-	text_addn(&p->doc, buf, size);
-	return import_maybe_finish(fs, vf);
+	return import_add(fs, vf, buf, size);
 }
 
 /*
@@ -1385,7 +1438,8 @@ static int dir_set_has(void *ctx, uint64_t dir)
 }
 
 /*
- * The last commit renumbered some lists (0 1 2 4 became 0 1 2 3): the
+ * The last commit renumbered some lists (0 1 2 4 became 0 1 2 3: names
+ * are ranks, core/list.c, so only the lists whose names changed): the
  * kernel must forget the names it was given in them, and their listings.
  * Only the names the inode table says were given out are told, never one
  * notification per entry of a list.

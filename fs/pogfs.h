@@ -149,6 +149,16 @@ void pogfs_reply_entry(fuse_req_t req, uint64_t parent, const char *name,
  */
 int ctl_export_resolve(struct pogfs *fs, const char *path, uint64_t *ino);
 
+/*
+ * Import the JSON document doc (len bytes) at PATH, as ctl's "import
+ * LENGTH PATH" does once its document is complete (the control socket's
+ * "import LENGTH PATH"): new objects belong to uid and gid. Returns 0,
+ * or -errno with the reason in why (as ctl's answer gives it, without
+ * "error: "), also left in .pog/status.
+ */
+int ctl_import(struct pogfs *fs, const char *path, const char *doc, size_t len,
+	       uint32_t uid, uint32_t gid, char *why, size_t size);
+
 /* The stat of a .pog virtual inode; false when ino is not one. */
 bool ctl_stat(struct pogfs *fs, uint64_t ino, struct stat *st);
 

@@ -2,9 +2,11 @@
 #include "pogfs.h"
 #include "serve.h"
 #include "socket_path.h"
+#include "spool.h"
 
 #include <errno.h>
 #include <fcntl.h>
+#include <ctype.h>
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -19,14 +21,22 @@
  * Protocol (POG_SERVE_* in serve.h): the client sends one request line
  * ("info", "export" (the last commit's root), "export-path PATH" (as
  * MNT/.pog/ctl's "export PATH": the staged view or .pog/committed/...),
- * "fsck", "ping");
+ * "import LENGTH PATH" (as MNT/.pog/ctl's), "fsck", "ping");
  * the daemon answers with frames "T LEN\n" + LEN bytes, T one of
  *   D  data (the JSON of export; the finding lines of fsck; the
  *      "key value" lines of info),
  *   P  progress: "UNIT DONE TOTAL",
  *   R  a result record (fsck: its counts),
+ *   G  go (import): the daemon has room for the document; the client
+ *      sends its LENGTH bytes now, then reads the frames that follow,
  *   E  the end: "RC MESSAGE", RC the core call's return value.
- * The pool's lock stays with the daemon; nothing here changes the store.
+ * The pool's lock stays with the daemon. Only import changes the store:
+ * it stages the document in a session as ctl's import does, holding it in
+ * an unlinked temporary file (spool.h), not in memory. A request does
+ * not name a mount, so export-path and import go to the daemon's first
+ * mount's session (the one it was started with); another mount's staged
+ * view is reached through its own MNT/.pog/ctl. "session MNT<TAB>OPTS"
+ * (with a FUSE descriptor) adds a mount (sessions.c).
  */
 
 #define MAX_CLIENTS 64
@@ -51,6 +61,7 @@ struct client {
 	int err;               /* first write error: the client is gone */
 	int passed_fd;         /* a descriptor sent with the request, or -1 */
 	struct timespec last_progress;
+	char message[1024];    /* the end's message, when not strerror's */
 };
 
 /* ---- frames ---------------------------------------------------------- */
@@ -217,6 +228,121 @@ static int answer_session(struct client *c, const char *args)
 	return pogfs_session_add(c->server->fs, mnt, tab ? tab + 1 : "", fd);
 }
 
+/* ---- import ---------------------------------------------------------- */
+
+#define IMPORT_USAGE "import: usage: import LENGTH PATH, a newline, then LENGTH bytes of JSON"
+#define RECV_CHUNK (1u << 20)
+
+/* Who may import: root and the daemon's user (who may write .pog/ctl). */
+static bool may_import(struct pogfs *fs, int fd, struct ucred *cred)
+{
+	socklen_t len = sizeof(*cred);
+
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, cred, &len) != 0)
+		return false;
+	return cred->uid == 0 || cred->uid == fs->uid;
+}
+
+/* "LENGTH PATH": 0 or -EINVAL. */
+static int parse_import(const char *args, size_t *len, const char **path)
+{
+	unsigned long long want;
+	char *end;
+
+	if (!isdigit((unsigned char)*args))
+		return -EINVAL;
+	errno = 0;
+	want = strtoull(args, &end, 10);
+	if (errno || (*end && *end != ' ' && *end != '\t') ||
+	    want > SIZE_MAX / 2)
+		return -EINVAL;
+	while (*end == ' ' || *end == '\t')
+		end++;
+	*len = (size_t)want;
+	*path = *end ? end : ".";
+	return 0;
+}
+
+/* The document's LENGTH bytes, from the client into the spool. */
+static int receive_document(struct client *c, struct pogfs_spool *sp)
+{
+	char *buf = malloc(RECV_CHUNK);
+	int rc = buf ? 0 : -ENOMEM;
+
+	while (!rc && sp->have < sp->want) {
+		size_t want = sp->want - sp->have;
+		ssize_t n = recv(c->fd, buf, want < RECV_CHUNK ? want
+						    : RECV_CHUNK, 0);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+			rc = -ETIMEDOUT;
+		else if (n <= 0)
+			rc = n < 0 ? -errno : -ECONNRESET;
+		else
+			rc = pogfs_spool_write(sp, buf, (size_t)n);
+	}
+	free(buf);
+	return rc;
+}
+
+/*
+ * import LENGTH PATH: "G", then the document arrives and waits in a
+ * spool; complete, it is mapped and imported as ctl's import does, with
+ * progress frames. A client that goes before the end imports nothing.
+ */
+static int answer_import(struct client *c, const char *args)
+{
+	struct pogfs *fs = c->server->fs;
+	struct pogfs_spool sp;
+	struct ucred cred;
+	const char *path, *doc;
+	size_t len;
+	char why[768];
+	int rc;
+
+	if (!may_import(fs, c->fd, &cred)) {
+		snprintf(c->message, sizeof(c->message), "import: permission "
+			 "denied (only root and the daemon's user may import)");
+		return -EACCES;
+	}
+	if (parse_import(args, &len, &path) < 0) {
+		snprintf(c->message, sizeof(c->message), IMPORT_USAGE);
+		return -EINVAL;
+	}
+	rc = pogfs_spool_open(fs, &sp, len, why, sizeof(why));
+	if (rc < 0) {
+		snprintf(c->message, sizeof(c->message), "import: no room to "
+			 "hold the document (%zu bytes): %s", len, why);
+		pogfs_note_error(fs, "%s", c->message);
+		pogfs_log(fs, LOG_NOTICE, "control socket: %s", c->message);
+		return rc;
+	}
+	rc = frame(c, 'G', NULL, 0);
+	if (!rc)
+		rc = receive_document(c, &sp);
+	if (rc < 0) {
+		snprintf(c->message, sizeof(c->message), "import: %s after "
+			 "%zu of %zu bytes of the document; nothing was imported",
+			 rc == -ETIMEDOUT ? "nothing came for 60 s"
+			 : rc == -ECONNRESET ? "the connection closed"
+			 : strerror(-rc), sp.have, len);
+		pogfs_note_error(fs, "%s", c->message);
+		pogfs_log(fs, LOG_NOTICE, "control socket: %s", c->message);
+		pogfs_spool_release(&sp);
+		return rc;
+	}
+	rc = pogfs_spool_map(&sp, &doc);
+	if (rc < 0)
+		snprintf(c->message, sizeof(c->message),
+			 "import: mapping the document: %s", strerror(-rc));
+	else
+		rc = ctl_import(fs, path, doc, len, cred.uid, cred.gid,
+				c->message, sizeof(c->message));
+	pogfs_spool_release(&sp);
+	return rc;
+}
+
 static int answer(struct client *c, const char *request)
 {
 	struct pogfs *fs = c->server->fs;
@@ -230,6 +356,8 @@ static int answer(struct client *c, const char *request)
 				data_frame, c);
 	else if (strncmp(request, "export-path ", 12) == 0)
 		rc = answer_export_path(c, request + 12);
+	else if (strncmp(request, "import ", 7) == 0)
+		rc = answer_import(c, request + 7);
 	else if (strcmp(request, "fsck") == 0)
 		rc = answer_fsck(c);
 	else if (strcmp(request, "ping") == 0)
@@ -343,7 +471,8 @@ static void *client_main(void *arg)
 	else if ((rc = read_request(c->fd, request, sizeof(request),
 				    &c->passed_fd)) == 0) {
 		rc = answer(c, request);
-		framef(c, 'E', "%d %s", rc, rc < 0 ? pog_strerror(rc) : "ok");
+		framef(c, 'E', "%d %s", rc, c->message[0] ? c->message
+		       : rc < 0 ? pog_strerror(rc) : "ok");
 	}
 	client_done(c);
 	return NULL;

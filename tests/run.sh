@@ -24,7 +24,7 @@ cleanup() {
 	rm -rf --one-file-system "$LOGS"
 }
 trap cleanup EXIT
-MOUNT_TEST_TIMEOUT=900 # seconds for the whole pytest run (the ASan pass takes longest)
+MOUNT_TEST_TIMEOUT=2400 # seconds for the whole pytest run (the ASan pass takes longest)
 
 step() { printf '\n=== %s\n' "$*"; }
 

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/uio.h>
 #include <unistd.h>
@@ -308,7 +309,8 @@ int tool_export(const struct tool_args *a, struct tool_error *e)
  * big the document.
  */
 struct document {
-	char *data;
+	int fd;       /* the file, or the spool */
+	char *data;   /* mapped by map_document (NULL: not, or empty) */
 	size_t len;
 };
 
@@ -361,6 +363,7 @@ static int open_document(const char *path, struct document *d)
 	struct stat st;
 	d->data = NULL;
 	d->len = 0;
+	d->fd = -1;
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return -errno;
@@ -376,17 +379,20 @@ static int open_document(const char *path, struct document *d)
 			return err;
 		}
 	}
+	d->fd = fd;
 	d->len = (size_t)st.st_size;
-	if (d->len) {
-		void *m = mmap(NULL, d->len, PROT_READ, MAP_PRIVATE, fd, 0);
-		if (m == MAP_FAILED) {
-			int err = -errno;
-			close(fd);
-			return err;
-		}
-		d->data = m;
-	}
-	close(fd);
+	return 0;
+}
+
+/* The document in memory (the kernel's page cache): d->data. */
+static int map_document(struct document *d)
+{
+	if (d->data || !d->len)
+		return 0;
+	void *m = mmap(NULL, d->len, PROT_READ, MAP_PRIVATE, d->fd, 0);
+	if (m == MAP_FAILED)
+		return -errno;
+	d->data = m;
 	return 0;
 }
 
@@ -395,6 +401,9 @@ static void close_document(struct document *d)
 	if (d->data)
 		munmap(d->data, d->len);
 	d->data = NULL;
+	if (d->fd >= 0)
+		close(d->fd);
+	d->fd = -1;
 }
 
 static int import_pool(const struct tool_args *a, const char *doc, size_t len,
@@ -460,27 +469,14 @@ static int send_import(const char *mnt, const char *head, size_t hlen,
 	return err;
 }
 
-/* Through the mount: "import LENGTH PATH\n" then the document, in one
- * writev (no copy of the document). */
-static int import_mount(const struct tool_args *a, const char *mnt,
-			const char *rel, const char *doc, size_t len,
-			struct tool_error *e)
+/*
+ * Why the daemon refused an import (ctl's answer or the socket's end
+ * message): "[error: ][import: ]line L, column C: why" for bad JSON,
+ * anything else as it is; err (a positive errno) when it said nothing.
+ */
+static int import_refused(const struct tool_args *a, char *why, int err,
+			  struct tool_error *e)
 {
-	size_t hl = strlen(rel) + 48;
-	char *head = malloc(hl);
-	if (!head)
-		return tool_fail(e, TOOL_EXIT_FAIL, "import", "out of memory");
-	int h = snprintf(head, hl, "import %zu %s\n", len, rel[0] ? rel : ".");
-	char *answer = NULL;
-	int err = send_import(mnt, head, (size_t)h, doc, len, &answer);
-	free(head);
-	if (!err) {
-		free(answer);
-		return 0;
-	}
-	/* The daemon's answer: "error: line L, column C: why" for bad
-	 * JSON, "error: why" for anything else. */
-	char *why = answer ? answer : NULL;
 	int line = 0, column = 0, at = 0;
 	if (why) {
 		why[strcspn(why, "\n")] = '\0';
@@ -490,13 +486,153 @@ static int import_mount(const struct tool_args *a, const char *mnt,
 			why += 8;
 	}
 	if (why && sscanf(why, "line %d, column %d: %n", &line, &column, &at) == 2 && at > 0)
-		err = tool_fail(e, TOOL_EXIT_FAIL, "import", "%s:%d:%d: %s",
-				a->operands[1], line, column, why + at);
-	else
-		err = tool_fail(e, TOOL_EXIT_FAIL, "import", "%s: %s",
-				a->operands[1], why && why[0] ? why : strerror(err));
+		return tool_fail(e, TOOL_EXIT_FAIL, "import", "%s:%d:%d: %s",
+				 a->operands[1], line, column, why + at);
+	return tool_fail(e, TOOL_EXIT_FAIL, "import", "%s: %s", a->operands[1],
+			 why && why[0] ? why : strerror(err));
+}
+
+/* Through ctl: "import LENGTH PATH\n" then the document, in one writev
+ * (no copy of the document). */
+static int import_mount_ctl(const struct tool_args *a, const char *mnt,
+			    const char *rel, struct document *d,
+			    struct tool_error *e)
+{
+	int err = map_document(d);
+	if (err)
+		return tool_fail(e, TOOL_EXIT_FAIL, "import", "%s: %s",
+				 a->operands[1], strerror(-err));
+	size_t hl = strlen(rel) + 48;
+	char *head = malloc(hl);
+	if (!head)
+		return tool_fail(e, TOOL_EXIT_FAIL, "import", "out of memory");
+	int h = snprintf(head, hl, "import %zu %s\n", d->len, rel[0] ? rel : ".");
+	char *answer = NULL;
+	err = send_import(mnt, head, (size_t)h, d->data ? d->data : "", d->len,
+			  &answer);
+	free(head);
+	if (err)
+		err = import_refused(a, answer, err, e);
 	free(answer);
 	return err;
+}
+
+/* The socket import: the document goes when the daemon says "G". */
+struct import_send {
+	int sock;
+	struct document *d;
+	struct tool_progress *progress;
+	bool went;     /* "G" came: the daemon took the request */
+	int err;       /* sending failed (-errno); its answer tells why */
+};
+
+#define SEND_CHUNK (1u << 20)
+
+/* The document's bytes from its file (not mapped: pog stays small). */
+static int send_document(struct import_send *s)
+{
+	char *buf = malloc(SEND_CHUNK);
+	size_t sent = 0;
+	int err = buf ? 0 : -ENOMEM;
+
+	while (!err && sent < s->d->len) {
+		size_t want = s->d->len - sent;
+		ssize_t n = pread(s->d->fd, buf, want < SEND_CHUNK ? want
+					    : SEND_CHUNK, (off_t)sent);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			err = n < 0 ? -errno : -EIO; /* it shrank */
+			break;
+		}
+		for (ssize_t done = 0; !err && done < n;) {
+			ssize_t w = send(s->sock, buf + done, (size_t)(n - done),
+					 MSG_NOSIGNAL);
+			if (w < 0 && errno != EINTR)
+				err = -errno;
+			else if (w > 0)
+				done += w;
+		}
+		sent += (size_t)n;
+		tool_progress_update(s->progress, "bytes sent", sent, s->d->len);
+	}
+	free(buf);
+	return err;
+}
+
+static int import_frame(void *ctx, char type, const char *buf, size_t len)
+{
+	struct import_send *s = ctx;
+	(void)buf;
+	(void)len;
+
+	if (type != 'G' || s->went)
+		return 0;
+	s->went = true;
+	/* A daemon that stops taking the bytes ends with its reason:
+	 * read on for it. */
+	s->err = send_document(s);
+	if (s->err) /* the daemon sees the end at once, imports nothing */
+		shutdown(s->sock, SHUT_WR);
+	tool_progress_phase(s->progress);
+	return 0;
+}
+
+/*
+ * The document to PATH in a mount over the daemon's control socket
+ * ("import LENGTH REL"): the daemon holds it in a temporary file, not in
+ * memory, and sends progress while it imports. -EINVAL or -EACCES
+ * before the daemon took the request: ask ctl instead (an older daemon,
+ * or a user the socket does not serve).
+ */
+static int import_mount_socket(const struct tool_args *a, int fd,
+			       const char *rel, struct document *d,
+			       struct tool_error *e)
+{
+	struct import_send s = { fd, d, NULL, false, 0 };
+	struct tool_progress progress;
+	char message[1024];
+	size_t n = strlen(rel) + 48;
+	char *request = malloc(n);
+
+	if (!request) {
+		close(fd);
+		return tool_fail(e, TOOL_EXIT_FAIL, "import", "out of memory");
+	}
+	snprintf(request, n, "import %zu %s", d->len, rel[0] ? rel : ".");
+	tool_progress_begin(&progress, "import", a->quiet);
+	s.progress = &progress;
+	int err = tool_remote_request(fd, request, import_frame, &s, &progress,
+				      message, sizeof(message));
+	tool_progress_end(&progress, err == 0);
+	close(fd);
+	free(request);
+	if ((err == -EINVAL || err == -EACCES) && !s.went)
+		return -EINVAL;
+	if (err == -ECONNRESET || err == -EPROTO || err == -EPIPE)
+		return tool_fail(e, TOOL_EXIT_FAIL, "import", "%s: the pogfs "
+				 "daemon stopped answering%s%s",
+				 a->operands[1], s.err ? ": " : "",
+				 s.err ? strerror(-s.err) : "");
+	if (err)
+		return import_refused(a, message, -err, e);
+	return 0;
+}
+
+static int import_mount(const struct tool_args *a, const char *mnt,
+			const char *rel, struct document *d,
+			struct tool_error *e)
+{
+	int fd;
+
+	/* The paths ctl cannot carry (a newline) go to ctl, which says no. */
+	if (!strchr(rel, '\n') && strlen(rel) < 4000 &&
+	    tool_remote_connect_mount(mnt, &fd) == 0) {
+		int status = import_mount_socket(a, fd, rel, d, e);
+		if (status != -EINVAL)
+			return status;
+	}
+	return import_mount_ctl(a, mnt, rel, d, e);
 }
 
 int tool_import(const struct tool_args *a, struct tool_error *e)
@@ -508,10 +644,14 @@ int tool_import(const struct tool_args *a, struct tool_error *e)
 		return tool_fail(e, TOOL_EXIT_FAIL, "import", "%s: %s",
 				 a->operands[1], strerror(-err));
 	int status;
-	if (in_mount(a->operands[0], &mnt, &rel))
-		status = import_mount(a, mnt, rel, d.data ? d.data : "", d.len, e);
-	else
-		status = import_pool(a, d.data ? d.data : "", d.len, e);
+	if (in_mount(a->operands[0], &mnt, &rel)) {
+		status = import_mount(a, mnt, rel, &d, e);
+	} else {
+		err = map_document(&d);
+		status = err ? tool_fail(e, TOOL_EXIT_FAIL, "import", "%s: %s",
+					 a->operands[1], strerror(-err))
+			     : import_pool(a, d.data ? d.data : "", d.len, e);
+	}
 	close_document(&d);
 	free(mnt);
 	free(rel);

@@ -26,6 +26,7 @@ void tool_progress_begin(struct tool_progress *p, const char *what, bool quiet)
 	p->on = !quiet && isatty(STDERR_FILENO);
 	p->delay_ms = delay && *delay ? atol(delay) : DEFAULT_DELAY_MS;
 	clock_gettime(CLOCK_MONOTONIC, &p->start);
+	p->phase = p->start;
 	if (p->on)
 		pog_set_progress(tool_progress_update, p);
 }
@@ -41,7 +42,7 @@ static void format_seconds(double s, char *buf, size_t size)
 
 static void draw(struct tool_progress *p, const struct timespec *now)
 {
-	double secs = (double)elapsed_ms(&p->start, now) / 1000.0;
+	double secs = (double)elapsed_ms(&p->phase, now) / 1000.0;
 	double rate = secs > 0 ? (double)p->done / secs : 0;
 	char line[256], eta[32];
 	int n;
@@ -87,6 +88,11 @@ void tool_progress_update(void *ctx, const char *unit, uint64_t done,
 	if (p->shown && elapsed_ms(&p->last, &now) < REDRAW_MS)
 		return;
 	draw(p, &now);
+}
+
+void tool_progress_phase(struct tool_progress *p)
+{
+	clock_gettime(CLOCK_MONOTONIC, &p->phase);
 }
 
 void tool_progress_end(struct tool_progress *p, bool ok)

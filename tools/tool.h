@@ -110,6 +110,7 @@ struct tool_progress {
 	bool on, shown;
 	long delay_ms;
 	struct timespec start, last;
+	struct timespec phase; /* the rate counts from here */
 	char unit[16];
 	uint64_t done, total;
 };
@@ -118,6 +119,10 @@ void tool_progress_begin(struct tool_progress *p, const char *what,
 void tool_progress_update(void *ctx, const char *unit, uint64_t done,
 			  uint64_t total); /* a pog_progress_fn */
 void tool_progress_end(struct tool_progress *p, bool ok);
+/* A new phase of the same work (import through a mount: sending the
+ * document, then the daemon importing it): the rate and ETA count from
+ * now, the line and "done in" go on. */
+void tool_progress_phase(struct tool_progress *p);
 
 /* ---- a pool a daemon holds (remote.c) ------------------------------- */
 

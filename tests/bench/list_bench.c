@@ -14,13 +14,18 @@
  * Usage: list_bench [-n ENTRIES] [-d DIR]
  *
  * Builds a list of ENTRIES (default 1,000,000) small strings by importing
- * one JSON array, commits it, then measures in turn
- *   (a) removing its last entry and committing,
- *   (b) removing its entry 0 and committing (every later entry's name
- *       changes: 1 becomes 0, ...),
- * printing for each the time of the removal, of the commit, and the
- * store blocks (4 KiB) the transaction wrote. Goal: (b) costs O(log n)
- * like (a); today (b) rewrites every later entry at commit.
+ * one JSON array, commits it, then measures in turn, each followed by a
+ * commit:
+ *   (a) removing its last entry,
+ *   (b) removing its entry 0 (every later entry's name changes: 1
+ *       becomes 0, ...),
+ *   (c) inserting at 0 (mv 0 0.5, then a new file 0),
+ *   (d) inserting at 1 (a new file 0.5),
+ *   (e) appending (a new file named ENTRIES),
+ *   (f) renaming within the list (mv 0 to the middle, ENTRIES/2 + 0.5),
+ * printing for each the time of the change, of the commit, and the
+ * store blocks (4 KiB) the transaction wrote. Goal: all cost O(log n)
+ * like (a): positions are ranks in a counted tree (core/list.c).
  */
 
 static double now(void)
@@ -36,20 +41,43 @@ static int die(const char *what, int err)
 	return 1;
 }
 
-static int remove_and_commit(pog_store *s, uint64_t list, const char *name,
-			     const char *label)
+enum step { REMOVE, INSERT_AT_0, CREATE, RENAME };
+
+/* One change to the list: remove name, create it, or rename 0 to it. */
+static int change(pog_store *s, uint64_t list, enum step what,
+		  const char *name)
+{
+	struct pog_new spec = {.type = POG_STRING, .mode = 0644};
+	struct pog_attr a;
+	int err;
+	switch (what) {
+	case REMOVE:
+		return pog_remove(s, list, name, strlen(name), 0);
+	case INSERT_AT_0:
+		err = pog_rename(s, list, "0", 1, list, "0.5", 3, 0);
+		return err ? err : pog_mknode(s, list, "0", 1, &spec, &a);
+	case CREATE:
+		return pog_mknode(s, list, name, strlen(name), &spec, &a);
+	case RENAME:
+		return pog_rename(s, list, "0", 1, list, name, strlen(name), 0);
+	}
+	return -EINVAL;
+}
+
+static int change_and_commit(pog_store *s, uint64_t list, enum step what,
+			     const char *name, const char *label)
 {
 	double t0 = now();
-	int err = pog_remove(s, list, name, strlen(name), 0);
+	int err = change(s, list, what, name);
 	if (err)
-		return die("remove", err);
+		return die(label, err);
 	double t1 = now();
 	uint64_t by_remove = s->fresh_count;
 	err = pog_commit(s, label, NULL);
 	if (err)
 		return die("commit", err);
 	double t2 = now();
-	printf("%-28s remove %8.3f ms (%5" PRIu64 " blocks)  commit %9.3f ms  "
+	printf("%-34s change %8.3f ms (%5" PRIu64 " blocks)  commit %9.3f ms  "
 	       "blocks written in all %8" PRIu64 "\n", label, (t1 - t0) * 1e3,
 	       by_remove, (t2 - t1) * 1e3, s->env->last_commit_fresh);
 	return 0;
@@ -103,16 +131,38 @@ int main(int argc, char **argv)
 	if (err)
 		return die("lookup", err);
 
-	char last[32];
+	char last[32], end[32], middle[48];
 	snprintf(last, sizeof(last), "%ld", n - 1);
-	int rc = remove_and_commit(s, a.ino, last, "(a) remove the last entry");
+	uint64_t list = a.ino;
+	int rc = change_and_commit(s, list, REMOVE, last, "(a) remove the last entry");
 	if (!rc)
-		rc = remove_and_commit(s, a.ino, "0", "(b) remove entry 0");
+		rc = change_and_commit(s, list, REMOVE, "0", "(b) remove entry 0");
 	char back[4096];
-	ssize_t r = pog_read(s, pog_lookup(s, a.ino, "0", 1, &a) ? 0 : a.ino, 0,
+	ssize_t r = pog_read(s, pog_lookup(s, list, "0", 1, &a) ? 0 : a.ino, 0,
 			     back, sizeof(back) - 1);
 	if (!rc && (r != 1 || back[0] != '1')) {
 		fprintf(stderr, "list_bench: entry 0 is not \"1\" after the removal\n");
+		rc = 1;
+	}
+	/* n - 2 entries now */
+	if (!rc)
+		rc = change_and_commit(s, list, INSERT_AT_0, NULL,
+				       "(c) insert at 0 (mv 0 0.5; new 0)");
+	if (!rc)
+		rc = change_and_commit(s, list, CREATE, "0.5",
+				       "(d) insert at 1 (new 0.5)");
+	snprintf(end, sizeof(end), "%ld", n);
+	if (!rc)
+		rc = change_and_commit(s, list, CREATE, end, "(e) append (new n)");
+	snprintf(middle, sizeof(middle), "%ld.5", n / 2);
+	if (!rc)
+		rc = change_and_commit(s, list, RENAME, middle,
+				       "(f) mv 0 to the middle (n/2.5)");
+	/* (c)'s new 0 went to the middle: (d)'s is 0, and "1" is 1 again */
+	r = pog_read(s, pog_lookup(s, list, "1", 1, &a) ? 0 : a.ino, 0, back,
+		     sizeof(back) - 1);
+	if (!rc && (r != 1 || back[0] != '1')) {
+		fprintf(stderr, "list_bench: entry 1 is not \"1\" after the moves\n");
 		rc = 1;
 	}
 	pog_close(s, POG_CLOSE_NOGC);
