@@ -33,10 +33,12 @@
  * The pool's lock stays with the daemon. Only import changes the store:
  * it stages the document in a session as ctl's import does, holding it in
  * an unlinked temporary file (spool.h), not in memory. A request does
- * not name a mount, so export-path and import go to the daemon's first
- * mount's session (the one it was started with); another mount's staged
- * view is reached through its own MNT/.pog/ctl. "session MNT<TAB>OPTS"
- * (with a FUSE descriptor) adds a mount (sessions.c).
+ * not name a mount, so export-path and import are answered only while
+ * the daemon serves one mount (its session is the one the client named);
+ * with several, they answer -EINVAL before anything, and pog asks the
+ * named mount's MNT/.pog/ctl instead (which spools an import the same
+ * way). "session MNT<TAB>OPTS" (with a FUSE descriptor) adds a mount
+ * (sessions.c).
  */
 
 #define MAX_CLIENTS 64
@@ -198,10 +200,29 @@ static int answer_fsck(struct client *c)
  * views (ctl_export_resolve), written in frames as pog_export makes the
  * bytes: the daemon holds no more of the document than one buffer.
  */
+static int count_mount(void *ctx, struct pogfs *fs)
+{
+	(void)fs;
+	(*(unsigned *)ctx)++;
+	return 0;
+}
+
+/* The mount a client names is this daemon's only one (see above). */
+static bool one_mount(struct pogfs *fs)
+{
+	unsigned n = 0;
+
+	(void)pogfs_sessions_each(count_mount, &n);
+	return n == 1 && fs->store && !fs->closed;
+}
+
 static int answer_export_path(struct client *c, const char *path)
 {
 	struct pogfs *fs = c->server->fs;
 	uint64_t ino;
+
+	if (!one_mount(fs))
+		return -EINVAL; /* pog asks the mount's ctl */
 	int rc = ctl_export_resolve(fs, path, &ino);
 
 	if (rc < 0)
@@ -301,6 +322,8 @@ static int answer_import(struct client *c, const char *args)
 	char why[768];
 	int rc;
 
+	if (!one_mount(fs))
+		return -EINVAL; /* pog sends it to the mount's ctl */
 	if (!may_import(fs, c->fd, &cred)) {
 		snprintf(c->message, sizeof(c->message), "import: permission "
 			 "denied (only root and the daemon's user may import)");
