@@ -257,3 +257,26 @@ def test_follow_moves_with_each_commit(mount, tmp_path):
         assert (dash.path / "news").read_text() == "v3"
     finally:
         dash.stop()
+
+
+def test_pog_export_import_reach_the_named_mount(mount, two, tmp_path):
+    """The control socket's requests name no mount: with two mounts, pog
+    export and pog import of MNT2 paths act on MNT2's session (staged
+    view), not on the daemon's first mount."""
+    one = mount
+    (one.path / "m").mkdir()
+    one.commit()
+    two.abort()
+    (two.path / "m" / "only_two").write_text("2")
+    (one.path / "m" / "only_one").write_text("1")
+    r = subprocess.run([POG, "export", str(two.path / "m")],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout) == {"only_two": "2"}
+    doc = tmp_path / "doc.json"
+    doc.write_text('{"imported": "yes"}')
+    r = subprocess.run([POG, "import", str(two.path / "m" / "sub"), str(doc)],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert (two.path / "m" / "sub" / "imported").read_text() == "yes"
+    assert not (one.path / "m" / "sub").exists()
