@@ -188,7 +188,7 @@ static void *autocommit_main(void *arg)
 		if (staged == 0)
 			continue;
 		uint64_t id = 0;
-		int rc = pog_commit(fs->store, "autocommit", &id);
+		int rc = pogfs_commit(fs, "autocommit", &id);
 		if (rc < 0) {
 			pogfs_note_error(fs, "autocommit: %s", pog_strerror(rc));
 			pogfs_touch(fs); /* try again after another quiet period */
@@ -228,7 +228,7 @@ void pogfs_close_store(struct pogfs *fs)
 	if (fs->autocommit && pog_staged_count(fs->store) > 0) {
 		uint64_t id = 0;
 		uint64_t staged = pog_staged_count(fs->store);
-		int rc = pog_commit(fs->store, "autocommit at unmount", &id);
+		int rc = pogfs_commit(fs, "autocommit at unmount", &id);
 		if (rc < 0)
 			pogfs_log(fs, LOG_ERR, "unmount: commit failed: %s",
 				  pog_strerror(rc));
@@ -622,6 +622,10 @@ static int pogfs_main(int argc, char *argv[])
 		pogfs_log(NULL, LOG_ERR, "inode table: out of memory");
 		goto out_args;
 	}
+	if (events_init(&fs.events) != 0) {
+		pogfs_log(NULL, LOG_ERR, "events: out of memory");
+		goto out_table;
+	}
 
 	if (!opts.foreground && daemon_start(&notify_fd) != 0)
 		goto out_table;
@@ -656,8 +660,14 @@ static int pogfs_main(int argc, char *argv[])
 	fs.ready_fd = notify_fd;
 	notify_fd = -1;
 	pogfs_serve_start(&fs); /* logs why when it cannot */
+	rc = events_start(&fs);
+	if (rc < 0)
+		pogfs_log(&fs, LOG_ERR, "events: cannot start: %s", strerror(-rc));
 
 	ret = loop_status(run_loop(&fs, &opts));
+	/* Blocked readers of .pog/events get end of file while the
+	 * kernel still listens. */
+	events_close(&fs);
 	/* Unmounted: a new daemon may wait for this one from now on. */
 	if (fs.store)
 		pog_set_holder(fs.store, POG_HOLDER_FINISHING);
@@ -679,6 +689,7 @@ out_notify:
 	if (notify_fd >= 0)
 		daemon_failed(notify_fd);
 out_table:
+	events_release(&fs.events);
 	inode_table_release(&fs.inodes);
 out_args:
 	free(fs.mountpoint);
