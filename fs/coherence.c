@@ -6,37 +6,65 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Rounds of deletion: a directory's dentry goes once its children's
- * did, so each round removes one more level of a removed subtree. */
-#define DELETE_ROUNDS 64
+static int cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+/*
+ * Delete the removed names deepest first: the kernel deletes a
+ * directory's dentry after pruning its unused children from the cache,
+ * and a child pruned that way is never deleted (its inode keeps its
+ * link count, and a watch on it hears nothing). Each round deletes the
+ * names whose inode is no parent of a name still to delete. Returns
+ * false when memory ran out (the caller invalidates what is left).
+ */
+static bool delete_deepest_first(struct pogfs *fs,
+				 const struct inode_dentry *removed,
+				 size_t nremoved, unsigned char *done)
+{
+	uint64_t *parents = malloc(nremoved * sizeof(*parents));
+	size_t left = nremoved;
+
+	if (!parents)
+		return false;
+	while (left) {
+		size_t np = 0, deleted = 0;
+		for (size_t i = 0; i < nremoved; i++)
+			if (!done[i])
+				parents[np++] = removed[i].parent;
+		qsort(parents, np, sizeof(*parents), cmp_u64);
+		for (size_t i = 0; i < nremoved; i++) {
+			const struct inode_dentry *d = &removed[i];
+			if (done[i] || bsearch(&d->child, parents, np,
+					       sizeof(*parents), cmp_u64))
+				continue;
+			if (fuse_lowlevel_notify_delete(fs->se, d->parent, d->child,
+							d->name, d->len) < 0)
+				/* not the inode it knows, or no dentry */
+				fuse_lowlevel_notify_inval_entry(fs->se, d->parent,
+								 d->name, d->len);
+			done[i] = 1;
+			deleted++;
+		}
+		left -= deleted;
+		if (!deleted)
+			break; /* a cycle (cannot be): the rest is invalidated */
+	}
+	free(parents);
+	return true;
+}
 
 void pogfs_tell_kernel(struct pogfs *fs, const struct inode_dentry *removed,
 		       size_t nremoved, const struct inode_dentry *changed,
 		       size_t nchanged, const uint64_t *inos, size_t ninos)
 {
 	unsigned char *done = nremoved ? calloc(nremoved, 1) : NULL;
-	size_t left = nremoved;
 
-	for (int round = 0; done && left && round < DELETE_ROUNDS; round++) {
-		size_t before = left;
-		for (size_t i = 0; i < nremoved; i++) {
-			const struct inode_dentry *d = &removed[i];
-			if (done[i])
-				continue;
-			int rc = fuse_lowlevel_notify_delete(fs->se, d->parent,
-							     d->child, d->name,
-							     d->len);
-			if (rc == -ENOTEMPTY)
-				continue; /* its children first */
-			if (rc < 0) /* not the inode it knows, or no dentry */
-				fuse_lowlevel_notify_inval_entry(fs->se, d->parent,
-								 d->name, d->len);
-			done[i] = 1;
-			left--;
-		}
-		if (left == before)
-			break;
-	}
+	if (done)
+		delete_deepest_first(fs, removed, nremoved, done);
 	for (size_t i = 0; i < nremoved; i++)
 		if (!done || !done[i])
 			fuse_lowlevel_notify_inval_entry(fs->se, removed[i].parent,

@@ -13,10 +13,11 @@ struct pogfs;
  * Tell the kernel what moved under it, with no lock held (the kernel may
  * wait for requests other threads of the daemon serve):
  * - removed: names that are gone, each with the inode the kernel was
- *   given for it: fuse_lowlevel_notify_delete, so the dentry is dropped
- *   and inotify watchers of the directory see IN_DELETE (a directory
- *   goes after the removed names inside it: the kernel refuses to delete
- *   a directory dentry that still has children);
+ *   given for it: fuse_lowlevel_notify_delete, so the dentry is deleted
+ *   (its inode loses its links) and inotify watchers of that file or
+ *   directory see IN_DELETE_SELF, deepest names first (Linux, 6.x too,
+ *   gives the parent directory's watchers no IN_DELETE for it: the
+ *   kernel deletes the dentry without fsnotify);
  * - changed: names that may point elsewhere now (inval_entry);
  * - inos: inodes whose attributes or content changed (inval_inode).
  * A session's view moves at abort, and (sessions) when it follows

@@ -70,10 +70,10 @@ static struct events_reader *reader_of(struct fuse_file_info *fi)
 
 /* ---- set-up and teardown ------------------------------------------------ */
 
-int events_init(struct pogfs_events *ev)
+int events_init(struct pogfs_events *ev, unsigned lines)
 {
 	memset(ev, 0, sizeof(*ev));
-	ev->cap = EVENTS_RING_LINES;
+	ev->cap = lines ? lines : EVENTS_RING_LINES;
 	ev->max_bytes = EVENTS_RING_BYTES;
 	ev->ring = calloc(ev->cap, sizeof(*ev->ring));
 	if (!ev->ring)

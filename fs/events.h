@@ -70,8 +70,9 @@ struct pogfs_events {
 
 struct pogfs;
 
-/* Set up (nothing runs yet). 0 or -errno. */
-int events_init(struct pogfs_events *ev);
+/* Set up a ring of lines lines (0: EVENTS_RING_LINES); nothing runs
+ * yet. 0 or -errno. */
+int events_init(struct pogfs_events *ev, unsigned lines);
 /* The session is mounted: start the notifier and the mount watcher. */
 int events_start(struct pogfs *fs);
 /* End every stream (blocked reads answer end of file), then stop the

@@ -28,6 +28,7 @@ struct pogfs_opts {
 	int nonempty;
 	char *log_file;
 	unsigned max_read;  /* also passed on to FUSE */
+	unsigned events_ring; /* lines .pog/events keeps (0: default) */
 	int fsname_set;     /* also passed on */
 	int subtype_set;    /* also passed on */
 };
@@ -43,6 +44,7 @@ static const struct fuse_opt pogfs_opt_spec[] = {
 	POGFS_OPT("timeout=", timeout_set),
 	POGFS_OPT("nonempty", nonempty),
 	{ "log=%s", offsetof(struct pogfs_opts, log_file), 0 },
+	{ "events_ring=%u", offsetof(struct pogfs_opts, events_ring), 0 },
 	FUSE_OPT_KEY("max_read=", KEY_MAX_READ),
 	FUSE_OPT_KEY("fsname=", KEY_FSNAME),
 	FUSE_OPT_KEY("subtype=", KEY_SUBTYPE),
@@ -155,6 +157,8 @@ static void usage(FILE *out, const char *prog)
 		"    -o showpog             list .pog in the root directory\n"
 		"    -o timeout=S           kernel entry/attribute cache (default 1.0)\n"
 		"    -o nonempty            allow mounting over a non-empty directory\n"
+		"    -o events_ring=N       lines .pog/events keeps for slow readers\n"
+		"                           (default 8192; 8 MiB at most)\n"
 		"    -o log=FILE            append the daemon's messages to FILE\n"
 		"                           (else syslog in the background, stderr with -f)\n"
 		"\n",
@@ -622,7 +626,7 @@ static int pogfs_main(int argc, char *argv[])
 		pogfs_log(NULL, LOG_ERR, "inode table: out of memory");
 		goto out_args;
 	}
-	if (events_init(&fs.events) != 0) {
+	if (events_init(&fs.events, own.events_ring) != 0) {
 		pogfs_log(NULL, LOG_ERR, "events: out of memory");
 		goto out_table;
 	}
