@@ -1336,6 +1336,7 @@ void ctl_write(fuse_req_t req, uint64_t ino, const char *buf, size_t size,
 		fuse_reply_err(req, pogfs_errno(rc));
 	else
 		fuse_reply_write(req, size);
+	events_notify(fs); /* readers of a commit, after its writer */
 }
 
 /* ---- kernel cache invalidation ---------------------------------------- */

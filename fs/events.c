@@ -739,7 +739,7 @@ static void feed(struct pogfs *fs, const struct pog_commit_report *rep,
 			ev->bytes += l->len;
 		}
 		ev->lines_fed += n;
-		kick(ev);
+		ev->work = true; /* the notifier starts at events_notify */
 	} else {
 		for (size_t i = 0; i < n; i++)
 			free(lines[i]);
@@ -748,6 +748,18 @@ static void feed(struct pogfs *fs, const struct pog_commit_report *rep,
 	ev->commits_fed++;
 	pthread_mutex_unlock(&ev->lock);
 	free(lines);
+}
+
+void events_notify(struct pogfs *fs)
+{
+	struct pogfs_events *ev = &fs->events;
+
+	if (!ev->ring)
+		return;
+	pthread_mutex_lock(&ev->lock);
+	if (ev->work)
+		pthread_cond_signal(&ev->wake);
+	pthread_mutex_unlock(&ev->lock);
 }
 
 int pogfs_commit(struct pogfs *fs, const char *message, uint64_t *id)

@@ -87,6 +87,13 @@ void events_release(struct pogfs_events *ev);
  * commit of the daemon goes through here.
  */
 int pogfs_commit(struct pogfs *fs, const char *message, uint64_t *id);
+/*
+ * Start answering the readers of what pogfs_commit fed. The caller of
+ * pogfs_commit calls it once the commit's own answer is out (ctl's
+ * write replied): a hundred readers woken at once would otherwise hold
+ * up the committer on a small machine.
+ */
+void events_notify(struct pogfs *fs);
 
 /* The .pog/events file (VINO_EVENTS). */
 void events_open(fuse_req_t req, struct fuse_file_info *fi);

@@ -193,6 +193,7 @@ static void *autocommit_main(void *arg)
 			continue;
 		uint64_t id = 0;
 		int rc = pogfs_commit(fs, "autocommit", &id);
+		events_notify(fs);
 		if (rc < 0) {
 			pogfs_note_error(fs, "autocommit: %s", pog_strerror(rc));
 			pogfs_touch(fs); /* try again after another quiet period */
@@ -233,6 +234,7 @@ void pogfs_close_store(struct pogfs *fs)
 		uint64_t id = 0;
 		uint64_t staged = pog_staged_count(fs->store);
 		int rc = pogfs_commit(fs, "autocommit at unmount", &id);
+		events_notify(fs);
 		if (rc < 0)
 			pogfs_log(fs, LOG_ERR, "unmount: commit failed: %s",
 				  pog_strerror(rc));
