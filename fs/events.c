@@ -117,7 +117,20 @@ void events_release(struct pogfs_events *ev)
 		ev->watches = w->next;
 		free(w);
 	}
-	/* readers and blocked reads are gone with the session */
+	/* The session is gone: a file whose RELEASE never came (the
+	 * kernel ended the connection first) still has its reader here. */
+	while (ev->readers) {
+		struct events_reader *r = ev->readers;
+		ev->readers = r->next;
+		if (r->ph)
+			fuse_pollhandle_destroy(r->ph);
+		free(r);
+	}
+	while (ev->pending) { /* answered at events_close; none left */
+		struct events_pending *p = ev->pending;
+		ev->pending = p->next;
+		free(p);
+	}
 	free(ev->ring);
 	ev->ring = NULL;
 	pthread_cond_destroy(&ev->wake);

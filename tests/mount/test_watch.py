@@ -23,6 +23,39 @@ def hash_of(path):
     return os.getxattr(path, "user.pog.hash").decode()
 
 
+def wait_in_read(pid, tid=None, timeout=20):
+    """Wait until the process (or one of its threads) sits in read(2)."""
+    where = f"/proc/{pid}/task/{tid}/syscall" if tid else f"/proc/{pid}/syscall"
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with open(where) as f:
+                if f.read().split()[0] == "0":  # __NR_read on x86-64
+                    return
+        except (OSError, IndexError):
+            pass
+        time.sleep(0.02)
+    raise AssertionError(f"{where}: not in read()")
+
+
+def reader_thread(fd, result):
+    """A thread blocked in read(fd), once this returns."""
+    ready = threading.Event()
+
+    def run():
+        result["tid"] = threading.get_native_id()
+        ready.set()
+        try:
+            result["data"] = os.read(fd, 4096)
+        except OSError as e:
+            result["error"] = e.errno
+    t = threading.Thread(target=run)
+    t.start()
+    ready.wait()
+    wait_in_read(os.getpid(), result["tid"])
+    return t
+
+
 class Reader:
     """An open .pog/events read through select(), lines parsed."""
 
@@ -156,8 +189,10 @@ def test_events_blocking_read_and_interrupt(mount, mnt):
     old = signal.signal(signal.SIGUSR1, handler)
     try:
         # A signal interrupts a blocked read (FUSE interrupt -> EINTR).
+        main = threading.get_native_id()
+
         def interrupt_soon():
-            time.sleep(0.3)
+            wait_in_read(os.getpid(), main)
             os.kill(os.getpid(), signal.SIGUSR1)
         t = threading.Thread(target=interrupt_soon)
         t.start()
@@ -166,12 +201,7 @@ def test_events_blocking_read_and_interrupt(mount, mnt):
         t.join()
 
         # A blocked read returns when a commit lands.
-        def reader():
-            result["data"] = os.read(fd, 65536)
-        t = threading.Thread(target=reader)
-        t.start()
-        time.sleep(0.3)
-        assert t.is_alive()
+        t = reader_thread(fd, result)
         (mnt / "g").write_text("y")
         mount.commit()
         t.join(10)
@@ -235,16 +265,8 @@ def test_events_unmount_while_read_blocked(pool, tmp_path):
     proc = m.proc
     fd = os.open(m.path / EVENTS, os.O_RDONLY)
     result = {}
-
-    def reader():
-        try:
-            result["data"] = os.read(fd, 4096)
-        except OSError as e:
-            result["error"] = e.errno
-    t = threading.Thread(target=reader)
-    t.start()
+    t = reader_thread(fd, result)
     try:
-        time.sleep(0.3)
         assert t.is_alive()
         r = subprocess.run(["fusermount3", "-u", str(m.path)],
                            stderr=subprocess.DEVNULL)
@@ -252,7 +274,7 @@ def test_events_unmount_while_read_blocked(pool, tmp_path):
         subprocess.run(["fusermount3", "-u", "-z", str(m.path)], check=True)
         t.join(10)
         assert not t.is_alive()
-        assert result == {"data": b""}
+        assert result["data"] == b"" and "error" not in result
     finally:
         os.close(fd)
         m.stop(timeout=30)
@@ -263,20 +285,12 @@ def test_events_daemon_stopped_while_read_blocked(pool, tmp_path):
     m = Mount(pool, tmp_path / "mnt").start()
     fd = os.open(m.path / EVENTS, os.O_RDONLY)
     result = {}
-
-    def reader():
-        try:
-            result["data"] = os.read(fd, 4096)
-        except OSError as e:
-            result["error"] = e.errno
-    t = threading.Thread(target=reader)
-    t.start()
+    t = reader_thread(fd, result)
     try:
-        time.sleep(0.3)
         m.proc.send_signal(signal.SIGTERM)
         t.join(10)
         assert not t.is_alive()
-        assert result == {"data": b""}
+        assert result["data"] == b"" and "error" not in result
     finally:
         try:
             os.close(fd)
@@ -314,7 +328,8 @@ def test_pog_watch(mount, mnt):
     wj = subprocess.Popen([POG, "watch", str(mnt), "a/x", "--json"],
                           stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
-        time.sleep(0.5)  # both have opened .pog/events
+        wait_in_read(w.pid)  # registered, then reading
+        wait_in_read(wj.pid)
         expected = []
         hashes = []
 
