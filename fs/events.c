@@ -44,6 +44,8 @@ struct events_reader {
 	uint64_t next_seq;   /* the next line to read */
 	size_t line_off;     /* bytes of that line already read */
 	uint64_t lost;       /* lines lost, to tell before the next */
+	char lost_text[48];  /* {"lost":N} being read */
+	size_t lost_len, lost_off;
 	size_t nwatch;
 	struct events_watch *watch[WATCH_MAX];
 	struct fuse_pollhandle *ph; /* a poller waiting for a line */
@@ -184,7 +186,7 @@ static void catch_up(struct pogfs_events *ev, struct events_reader *r)
 static bool reader_ready(struct pogfs_events *ev, struct events_reader *r)
 {
 	catch_up(ev, r);
-	if (r->lost)
+	if (r->lost || r->lost_off < r->lost_len)
 		return true;
 	while (r->next_seq < ev->next_seq) {
 		if (reader_wants(r, ev->ring[r->next_seq % ev->cap]))
@@ -203,15 +205,22 @@ static size_t reader_fill(struct pogfs_events *ev, struct events_reader *r,
 	size_t used = 0;
 
 	catch_up(ev, r);
-	if (r->lost) {
-		char lost[48];
-		int n = snprintf(lost, sizeof(lost), "{\"lost\":%" PRIu64 "}\n",
-				 r->lost);
-		if ((size_t)n > size)
-			return 0; /* a read of fewer bytes waits for nothing */
-		memcpy(buf, lost, (size_t)n);
-		used = (size_t)n;
+	if (r->lost && r->lost_off == r->lost_len) {
+		int n = snprintf(r->lost_text, sizeof(r->lost_text),
+				 "{\"lost\":%" PRIu64 "}\n", r->lost);
+		r->lost_len = (size_t)n;
+		r->lost_off = 0;
 		r->lost = 0;
+	}
+	if (r->lost_off < r->lost_len) { /* like a line, maybe in pieces */
+		size_t left = r->lost_len - r->lost_off;
+		if (left > size)
+			left = size;
+		memcpy(buf, r->lost_text + r->lost_off, left);
+		used = left;
+		r->lost_off += left;
+		if (r->lost_off < r->lost_len)
+			return used;
 	}
 	while (r->next_seq < ev->next_seq && used < size) {
 		const struct events_line *l = ev->ring[r->next_seq % ev->cap];
