@@ -414,6 +414,16 @@ static int make_status(struct pogfs *fs, struct text *t)
 		add_number(gc, "time", (uint64_t)ps->discarded_time.sec);
 	}
 	cJSON_AddBoolToObject(o, "autocommit", fs->autocommit);
+	struct events_stats es;
+	events_stats(fs, &es);
+	gc = cJSON_AddObjectToObject(o, "events");
+	if (gc) { /* .pog/events: readers, and what the ring took and let go */
+		add_number(gc, "readers", es.readers);
+		add_number(gc, "commits", es.commits);
+		add_number(gc, "lines", es.lines);
+		add_number(gc, "held", es.held);
+		add_number(gc, "dropped", es.dropped);
+	}
 	json = cJSON_Print(o);
 	if (!json)
 		goto out;

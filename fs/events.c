@@ -772,6 +772,22 @@ static void feed(struct pogfs *fs, const struct pog_commit_report *rep,
 	free(lines);
 }
 
+void events_stats(struct pogfs *fs, struct events_stats *out)
+{
+	struct pogfs_events *ev = &fs->events;
+
+	memset(out, 0, sizeof(*out));
+	if (!ev->ring)
+		return;
+	pthread_mutex_lock(&ev->lock);
+	out->readers = ev->nreaders;
+	out->commits = ev->commits_fed;
+	out->lines = ev->lines_fed;
+	out->dropped = ev->lines_dropped;
+	out->held = ev->next_seq - ev->first_seq;
+	pthread_mutex_unlock(&ev->lock);
+}
+
 void events_notify(struct pogfs *fs)
 {
 	struct pogfs_events *ev = &fs->events;

@@ -65,10 +65,20 @@ struct pogfs_events {
 	bool mount_watcher_running;
 	int stop_pipe[2];              /* wakes the mount watcher */
 	struct fuse_session *se;
-	uint64_t commits_fed, lines_fed, lines_dropped; /* counters */
+	uint64_t commits_fed, lines_fed, lines_dropped; /* .pog/status */
 };
 
 struct pogfs;
+
+/* What .pog/status shows of the stream. */
+struct events_stats {
+	uint64_t readers;   /* open .pog/events */
+	uint64_t commits;   /* commits fed since the mount */
+	uint64_t lines;     /* lines fed */
+	uint64_t dropped;   /* lines the ring let go (oldest first) */
+	uint64_t held;      /* lines in the ring now */
+};
+void events_stats(struct pogfs *fs, struct events_stats *out);
 
 /* Set up a ring of lines lines (0: EVENTS_RING_LINES); nothing runs
  * yet. 0 or -errno. */

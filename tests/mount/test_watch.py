@@ -132,6 +132,9 @@ def test_events_lines_hashes_and_order(mount, mnt):
         # a commit of nothing has no lines
         mount.commit("empty")
         assert r.quiet()
+        ev = mount.status()["events"]
+        assert ev["readers"] == 1
+        assert ev["commits"] == 3 and ev["lines"] == 5 and ev["dropped"] == 0
     finally:
         r.close()
 
