@@ -419,6 +419,7 @@ static int make_status(struct pogfs *fs, struct text *t)
 	gc = cJSON_AddObjectToObject(o, "events");
 	if (gc) { /* .pog/events: readers, and what the ring took and let go */
 		add_number(gc, "readers", es.readers);
+		add_number(gc, "blocked", es.blocked);
 		add_number(gc, "commits", es.commits);
 		add_number(gc, "lines", es.lines);
 		add_number(gc, "held", es.held);

@@ -781,6 +781,8 @@ void events_stats(struct pogfs *fs, struct events_stats *out)
 		return;
 	pthread_mutex_lock(&ev->lock);
 	out->readers = ev->nreaders;
+	for (struct events_pending *p = ev->pending; p; p = p->next)
+		out->blocked++;
 	out->commits = ev->commits_fed;
 	out->lines = ev->lines_fed;
 	out->dropped = ev->lines_dropped;

@@ -73,6 +73,7 @@ struct pogfs;
 /* What .pog/status shows of the stream. */
 struct events_stats {
 	uint64_t readers;   /* open .pog/events */
+	uint64_t blocked;   /* reads waiting for a commit */
 	uint64_t commits;   /* commits fed since the mount */
 	uint64_t lines;     /* lines fed */
 	uint64_t dropped;   /* lines the ring let go (oldest first) */

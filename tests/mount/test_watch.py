@@ -38,6 +38,14 @@ def wait_in_read(pid, tid=None, timeout=20):
     raise AssertionError(f"{where}: not in read()")
 
 
+def wait_blocked(mount, n=1, timeout=20):
+    """Wait until the daemon holds n blocked reads of .pog/events."""
+    deadline = time.monotonic() + timeout
+    while mount.status()["events"]["blocked"] < n:
+        assert time.monotonic() < deadline, "no blocked read in the daemon"
+        time.sleep(0.02)
+
+
 def reader_thread(fd, result):
     """A thread blocked in read(fd), once this returns."""
     ready = threading.Event()
@@ -133,7 +141,7 @@ def test_events_lines_hashes_and_order(mount, mnt):
         mount.commit("empty")
         assert r.quiet()
         ev = mount.status()["events"]
-        assert ev["readers"] == 1
+        assert ev["readers"] == 1 and ev["blocked"] == 0
         assert ev["commits"] == 3 and ev["lines"] == 5 and ev["dropped"] == 0
     finally:
         r.close()
@@ -207,7 +215,7 @@ def test_events_blocking_read_and_interrupt(mount, mnt):
         t = reader_thread(fd, result)
         (mnt / "g").write_text("y")
         mount.commit()
-        t.join(10)
+        t.join(60)
         assert not t.is_alive()
         assert b'"path":"g"' in result["data"]
     finally:
@@ -274,12 +282,12 @@ def test_events_unmount_while_read_blocked(pool, tmp_path):
     result = {}
     t = reader_thread(fd, result)
     try:
-        assert t.is_alive()
+        wait_blocked(m)
         r = subprocess.run(["fusermount3", "-u", str(m.path)],
                            stderr=subprocess.DEVNULL)
         assert r.returncode != 0  # busy: the reader holds the file
         subprocess.run(["fusermount3", "-u", "-z", str(m.path)], check=True)
-        t.join(10)
+        t.join(60)
         assert not t.is_alive()
         assert result["data"] == b"" and "error" not in result
     finally:
@@ -294,8 +302,9 @@ def test_events_daemon_stopped_while_read_blocked(pool, tmp_path):
     result = {}
     t = reader_thread(fd, result)
     try:
+        wait_blocked(m)  # the daemon has it (else: ECONNABORTED)
         m.proc.send_signal(signal.SIGTERM)
-        t.join(10)
+        t.join(60)
         assert not t.is_alive()
         assert result["data"] == b"" and "error" not in result
     finally:
