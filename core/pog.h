@@ -185,6 +185,47 @@ int pog_set_holder(pog_store *s, int state);
 int pog_commit(pog_store *s, const char *message, uint64_t *id);
 
 /*
+ * What a commit changed, as pog_commit_report reports it: one change per
+ * line of pog_changes (the same A, M and D lines), with the path the new
+ * commit gives it (lists renumbered) and, for A and M, the object and its
+ * Merkle hash in the new commit (what user.pog.hash shows after it).
+ */
+struct pog_change {
+	char kind;       /* 'A', 'M' or 'D' */
+	int has_hash;    /* A and M: hash is set (0 for D, or when the
+			    object could not be hashed: damaged) */
+	uint32_t hash;
+	uint64_t ino;    /* A and M: the object; D: 0 */
+	char *path;      /* from the root, escaped names; "" is the root */
+};
+/* The hash, in the new commit, of a path the caller asked about. */
+struct pog_path_hash {
+	int found;       /* 0: nothing there (hash is 0) */
+	uint32_t hash;
+};
+struct pog_commit_report {
+	uint64_t id;
+	size_t nchanges;
+	struct pog_change *changes; /* sorted by path */
+	struct pog_path_hash *paths; /* one per path asked, in order */
+	int incomplete;  /* out of memory while collecting: some changes
+			    are missing (the commit stands) */
+};
+/*
+ * pog_commit, and what it changed, atomically: the changes are collected
+ * after the commit point under the same lock, so another commit cannot
+ * come in between; and the hash of each of the npaths paths (from the
+ * root, escaped names) in the new commit. On success *out (when not
+ * NULL) is a report to free with pog_commit_report_free; on failure it
+ * is NULL. Collecting costs what the commit changed (the paths of the
+ * changed objects, their hashes from the cache), never the store.
+ */
+int pog_commit_report(pog_store *s, const char *message, uint64_t *id,
+		      const char *const *paths, size_t npaths,
+		      struct pog_commit_report **out);
+void pog_commit_report_free(struct pog_commit_report *r);
+
+/*
  * The lists whose names the last successful pog_commit changed: after a
  * commit a list's names are 0..n-1 in order (inside a transaction names
  * never shift), so those where an entry was removed before others, or

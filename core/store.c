@@ -1016,11 +1016,36 @@ static int log_append(pog_store *s, uint64_t id, struct pog_time t,
 
 int pog_commit(pog_store *s, const char *message, uint64_t *id_out)
 {
+	return pog_commit_report(s, message, id_out, NULL, 0, NULL);
+}
+
+int pog_commit_report(pog_store *s, const char *message, uint64_t *id_out,
+		      const char *const *paths, size_t npaths,
+		      struct pog_commit_report **report)
+{
+	if (report) {
+		*report = calloc(1, sizeof(**report));
+		if (!*report)
+			return -ENOMEM;
+	}
 	int err = pog_wrlock(s);
-	if (err)
+	if (err) {
+		if (report) {
+			free(*report);
+			*report = NULL;
+		}
 		return err;
+	}
 	bool removed = s->nremoved > 0;
+	s->report = report ? *report : NULL;
+	s->report_paths = paths;
+	s->report_npaths = npaths;
 	err = pog_commit_locked(s, message, id_out);
+	s->report = NULL;
+	if (err && report) {
+		pog_commit_report_free(*report);
+		*report = NULL;
+	}
 	/* Filling up: collect now, so that deleting and committing is
 	 * enough to get space back (the commit itself stands either way);
 	 * also when replaced small nodes hold 1/64 of the pool, or when the
@@ -1119,6 +1144,10 @@ int pog_commit_locked(pog_store *s, const char *message, uint64_t *id_out)
 	if (old_commit)
 		(void)pog_defer_free(s, id, old_commit);
 	pog_deferred_release(s);
+	if (s->report) {
+		s->report->id = id;
+		pog_report_collect(s);
+	}
 	changes_clear(s);
 	pog_edit_end(s);
 	if (id_out)
@@ -1218,30 +1247,19 @@ int pog_log(pog_store *s, int (*fn)(void *ctx, const struct pog_log_entry *e),
 	return r < 0 || r > 0 ? r : 0;
 }
 
-struct change_line {
-	char kind;
-	char *path;
-};
-
 static int cmp_change(const void *a, const void *b)
 {
-	const struct change_line *x = a, *y = b;
+	const struct pog_change_line *x = a, *y = b;
 	int c = strcmp(x->path, y->path);
 	return c ? c : x->kind - y->kind;
 }
 
-int pog_changes(pog_store *s,
-		int (*fn)(void *ctx, char kind, const char *path), void *ctx)
+int pog_change_lines(pog_store *s, struct pog_change_line **out, size_t *count)
 {
-	int err = pog_rdlock(s);
-	if (err)
-		return err;
 	size_t n = 0, cap = s->changes.n + s->nremoved;
-	struct change_line *lines = calloc(cap ? cap : 1, sizeof(*lines));
-	if (!lines) {
-		pog_unlock(s);
+	struct pog_change_line *lines = calloc(cap ? cap : 1, sizeof(*lines));
+	if (!lines)
 		return -ENOMEM;
-	}
 	char path[4096];
 	pog_map64_foreach(&s->changes, i) {
 		uint64_t ino = s->changes.keys[i];
@@ -1254,18 +1272,36 @@ int pog_changes(pog_store *s,
 			continue; /* no owning place: not a user-visible change */
 		path[len] = '\0';
 		lines[n].kind = added ? 'A' : 'M';
+		lines[n].ino = ino;
 		lines[n].path = strdup(path);
 		if (lines[n].path)
 			n++;
 	}
 	for (size_t i = 0; i < s->nremoved; i++) {
 		lines[n].kind = 'D';
+		lines[n].ino = 0;
 		lines[n].path = strdup(s->removed_paths[i]);
 		if (lines[n].path)
 			n++;
 	}
-	pog_unlock(s);
 	qsort(lines, n, sizeof(*lines), cmp_change);
+	*out = lines;
+	*count = n;
+	return 0;
+}
+
+int pog_changes(pog_store *s,
+		int (*fn)(void *ctx, char kind, const char *path), void *ctx)
+{
+	int err = pog_rdlock(s);
+	if (err)
+		return err;
+	struct pog_change_line *lines;
+	size_t n;
+	err = pog_change_lines(s, &lines, &n);
+	pog_unlock(s);
+	if (err)
+		return err;
 	int r = 0;
 	for (size_t i = 0; i < n; i++) {
 		if (!r)

@@ -139,6 +139,11 @@ struct pog_store {
 	size_t nremoved, removed_cap;
 
 	struct pog_edits *edits;     /* edit.c's records (NULL until used) */
+	/* pog_commit_report: the report being collected (report.c), and
+	 * the paths asked about; NULL outside such a commit. */
+	struct pog_commit_report *report;
+	const char *const *report_paths;
+	size_t report_npaths;
 
 	pthread_mutex_t pin_lock;    /* protects pins */
 	struct pog_map64 pins;
@@ -571,6 +576,21 @@ void pog_hash_entry_changed(pog_store *s, uint64_t dir, uint64_t key);
 void pog_hash_rekeyed(pog_store *s, uint64_t ino);
 /* Forget every cached hash (abort, gc, close). */
 void pog_hash_reset(pog_store *s);
+/* pog_hash of a staged ino with the store lock held. */
+int pog_hash_locked(pog_store *s, uint64_t ino, uint32_t *out);
+
+/* ---- report.c: what a commit changed ---------------------------------- */
+/* One line of the staged changes: kind, ino (0 for D), path. */
+struct pog_change_line {
+	char kind;
+	uint64_t ino;
+	char *path;
+};
+/* The staged changes (pog_changes's lines), unsorted, lock held: *out
+ * is malloc'd (free each path, then it). -ENOMEM. */
+int pog_change_lines(pog_store *s, struct pog_change_line **out, size_t *n);
+/* In a commit, after its commit point (lock held): fill s->report. */
+void pog_report_collect(pog_store *s);
 
 /* ---- value.c: typed scalars ------------------------------------------- */
 /* Parse text (white space around it allowed) as a scalar of type. */

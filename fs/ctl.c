@@ -1,6 +1,7 @@
-/* ctl.c - the .pog control directory: ctl, status, changes, log, committed/, objects/. */
+/* ctl.c - the .pog control directory: ctl, status, changes, log, committed/, objects/ (events: events.c). */
 #include "pogfs.h"
 #include "spool.h"
+#include "coherence.h"
 
 #include <cjson/cJSON.h>
 #include <ctype.h>
@@ -96,6 +97,7 @@ static const struct vnode pog_children[] = {
 	{ VINO_STATUS, "status", S_IFREG | 0444 },
 	{ VINO_CHANGES, "changes", S_IFREG | 0444 },
 	{ VINO_LOG, "log", S_IFREG | 0444 },
+	{ VINO_EVENTS, "events", S_IFREG | 0666 },
 	{ VINO_COMMITTED_ROOT, "committed", S_IFDIR | 0555 },
 	{ VINO_OBJECTS, "objects", S_IFDIR | 0555 },
 };
@@ -412,6 +414,17 @@ static int make_status(struct pogfs *fs, struct text *t)
 		add_number(gc, "time", (uint64_t)ps->discarded_time.sec);
 	}
 	cJSON_AddBoolToObject(o, "autocommit", fs->autocommit);
+	struct events_stats es;
+	events_stats(fs, &es);
+	gc = cJSON_AddObjectToObject(o, "events");
+	if (gc) { /* .pog/events: readers, and what the ring took and let go */
+		add_number(gc, "readers", es.readers);
+		add_number(gc, "blocked", es.blocked);
+		add_number(gc, "commits", es.commits);
+		add_number(gc, "lines", es.lines);
+		add_number(gc, "held", es.held);
+		add_number(gc, "dropped", es.dropped);
+	}
 	json = cJSON_Print(o);
 	if (!json)
 		goto out;
@@ -695,7 +708,7 @@ static int cmd_commit(struct pogfs *fs, const char *message, struct text *answer
 				      "commit: message longer than %d bytes",
 				      POG_MESSAGE_MAX);
 	pog_set_error(fs->store, NULL);
-	rc = pog_commit(fs->store, message[0] ? message : NULL, &id);
+	rc = pogfs_commit(fs, message[0] ? message : NULL, &id);
 	if (rc < 0) /* a failed commit changed no name (core/list.c) */
 		return core_failed(fs, answer, rc, "commit");
 	text_addf(answer, "commit %" PRIu64 " %" PRIu64 "\n", id, staged);
@@ -1328,6 +1341,7 @@ void ctl_write(fuse_req_t req, uint64_t ino, const char *buf, size_t size,
 		fuse_reply_err(req, pogfs_errno(rc));
 	else
 		fuse_reply_write(req, size);
+	events_notify(fs); /* readers of a commit, after its writer */
 }
 
 /* ---- kernel cache invalidation ---------------------------------------- */
@@ -1430,14 +1444,19 @@ void pogfs_invalidate(struct pogfs *fs, bool committed_view)
 		pogfs_log(fs, LOG_ERR, "invalidate: out of memory");
 		return;
 	}
-	for (size_t i = 0; i < v->nnames; i++) {
-		if (v->names[i].parent)
-			fuse_lowlevel_notify_inval_entry(fs->se, v->names[i].parent,
-							 v->names[i].name,
-							 v->names[i].len);
+	if (committed_view) {
+		for (size_t i = 0; i < v->nnames; i++) {
+			if (v->names[i].parent)
+				fuse_lowlevel_notify_inval_entry(fs->se, v->names[i].parent,
+								 v->names[i].name,
+								 v->names[i].len);
+		}
+		for (size_t i = 0; i < v->ninos; i++)
+			fuse_lowlevel_notify_inval_inode(fs->se, v->inos[i], 0, 0);
+	} else {
+		/* names the abort took away are deleted (inotify) */
+		pogfs_view_moved(fs, v);
 	}
-	for (size_t i = 0; i < v->ninos; i++)
-		fuse_lowlevel_notify_inval_inode(fs->se, v->inos[i], 0, 0);
 	/* the root's attributes too (never in the table) */
 	if (!committed_view)
 		fuse_lowlevel_notify_inval_inode(fs->se, POG_ROOT_INO, 0, 0);

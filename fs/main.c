@@ -28,6 +28,7 @@ struct pogfs_opts {
 	int nonempty;
 	char *log_file;
 	unsigned max_read;  /* also passed on to FUSE */
+	unsigned events_ring; /* lines .pog/events keeps (0: default) */
 	int fsname_set;     /* also passed on */
 	int subtype_set;    /* also passed on */
 };
@@ -43,6 +44,7 @@ static const struct fuse_opt pogfs_opt_spec[] = {
 	POGFS_OPT("timeout=", timeout_set),
 	POGFS_OPT("nonempty", nonempty),
 	{ "log=%s", offsetof(struct pogfs_opts, log_file), 0 },
+	{ "events_ring=%u", offsetof(struct pogfs_opts, events_ring), 0 },
 	FUSE_OPT_KEY("max_read=", KEY_MAX_READ),
 	FUSE_OPT_KEY("fsname=", KEY_FSNAME),
 	FUSE_OPT_KEY("subtype=", KEY_SUBTYPE),
@@ -155,6 +157,8 @@ static void usage(FILE *out, const char *prog)
 		"    -o showpog             list .pog in the root directory\n"
 		"    -o timeout=S           kernel entry/attribute cache (default 1.0)\n"
 		"    -o nonempty            allow mounting over a non-empty directory\n"
+		"    -o events_ring=N       lines .pog/events keeps for slow readers\n"
+		"                           (default 8192; 8 MiB at most)\n"
 		"    -o log=FILE            append the daemon's messages to FILE\n"
 		"                           (else syslog in the background, stderr with -f)\n"
 		"\n",
@@ -188,7 +192,8 @@ static void *autocommit_main(void *arg)
 		if (staged == 0)
 			continue;
 		uint64_t id = 0;
-		int rc = pog_commit(fs->store, "autocommit", &id);
+		int rc = pogfs_commit(fs, "autocommit", &id);
+		events_notify(fs);
 		if (rc < 0) {
 			pogfs_note_error(fs, "autocommit: %s", pog_strerror(rc));
 			pogfs_touch(fs); /* try again after another quiet period */
@@ -228,7 +233,8 @@ void pogfs_close_store(struct pogfs *fs)
 	if (fs->autocommit && pog_staged_count(fs->store) > 0) {
 		uint64_t id = 0;
 		uint64_t staged = pog_staged_count(fs->store);
-		int rc = pog_commit(fs->store, "autocommit at unmount", &id);
+		int rc = pogfs_commit(fs, "autocommit at unmount", &id);
+		events_notify(fs);
 		if (rc < 0)
 			pogfs_log(fs, LOG_ERR, "unmount: commit failed: %s",
 				  pog_strerror(rc));
@@ -622,6 +628,10 @@ static int pogfs_main(int argc, char *argv[])
 		pogfs_log(NULL, LOG_ERR, "inode table: out of memory");
 		goto out_args;
 	}
+	if (events_init(&fs.events, own.events_ring) != 0) {
+		pogfs_log(NULL, LOG_ERR, "events: out of memory");
+		goto out_table;
+	}
 
 	if (!opts.foreground && daemon_start(&notify_fd) != 0)
 		goto out_table;
@@ -656,8 +666,14 @@ static int pogfs_main(int argc, char *argv[])
 	fs.ready_fd = notify_fd;
 	notify_fd = -1;
 	pogfs_serve_start(&fs); /* logs why when it cannot */
+	rc = events_start(&fs);
+	if (rc < 0)
+		pogfs_log(&fs, LOG_ERR, "events: cannot start: %s", strerror(-rc));
 
 	ret = loop_status(run_loop(&fs, &opts));
+	/* Blocked readers of .pog/events get end of file while the
+	 * kernel still listens. */
+	events_close(&fs);
 	/* Unmounted: a new daemon may wait for this one from now on. */
 	if (fs.store)
 		pog_set_holder(fs.store, POG_HOLDER_FINISHING);
@@ -679,6 +695,7 @@ out_notify:
 	if (notify_fd >= 0)
 		daemon_failed(notify_fd);
 out_table:
+	events_release(&fs.events);
 	inode_table_release(&fs.inodes);
 out_args:
 	free(fs.mountpoint);

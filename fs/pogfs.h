@@ -15,6 +15,7 @@
 
 #include "pog.h"
 #include "inode_table.h"
+#include "events.h"
 
 /*
  * Inode numbers. Core identities are below 2^63: the staged view below
@@ -29,6 +30,7 @@
 #define VINO_CHANGES (VINO_BASE | 4) /* .pog/changes */
 #define VINO_LOG (VINO_BASE | 5)     /* .pog/log */
 #define VINO_OBJECTS (VINO_BASE | 6) /* .pog/objects/ */
+#define VINO_EVENTS (VINO_BASE | 7)  /* .pog/events (events.c) */
 #define VINO_COMMITTED_ROOT (POG_ROOT_INO | POG_COMMITTED_BIT)
 
 #define POG_CTL_NAME ".pog"
@@ -79,6 +81,9 @@ struct pogfs {
 	pthread_mutex_t ctl_lock;
 	struct vfile *ctl_files;
 	struct pogfs_server *server; /* control socket (serve.c), or NULL */
+	/* .pog/events: the store's stream of commits (events.c). One per
+	 * store: every session's commits feed it, every session reads it. */
+	struct pogfs_events events;
 };
 
 /* Map a core return code to a positive errno for fuse_reply_err. */

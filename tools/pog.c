@@ -251,6 +251,42 @@ static const char usage_stat[] =
 	"EXIT STATUS\n"
 	"    0 success, 1 failed, 2 bad usage.\n";
 
+static const char usage_watch[] =
+	"NAME\n"
+	"    pog watch - print the commits that change a subtree\n"
+	"\n"
+	"SYNOPSIS\n"
+	"    pog watch MNT [PATH...] [--json]\n"
+	"\n"
+	"DESCRIPTION\n"
+	"    Follows MNT/.pog/events and prints, for each commit of the\n"
+	"    store (from any session of its daemon) that moved the Merkle\n"
+	"    hash (user.pog.hash) of a PATH, the changes under that PATH,\n"
+	"    one line each: 'COMMIT CHANGE PATH', CHANGE being A (added),\n"
+	"    M (modified) or D (deleted), paths from the mount's root\n"
+	"    ('.' is the root; a newline in a name is written \\n and a\n"
+	"    backslash \\\\). A commit that changed something under a PATH\n"
+	"    but left its hash as it was (the same bytes written again, a\n"
+	"    chmod) prints nothing, as flok's watch tells nobody of a write\n"
+	"    that leaves a page's hash unchanged. PATH is relative to MNT's\n"
+	"    root, or absolute under it; without PATH the whole store is\n"
+	"    watched. It starts at the next commit, and exits 0 when the\n"
+	"    mount goes away: an open .pog/events keeps the mount busy like\n"
+	"    any open file, so unmount with fusermount3 -u -z (lazy) or stop\n"
+	"    the daemon; the daemon then ends the stream. When it falls so far\n"
+	"    behind that the daemon's ring of events dropped some, it says\n"
+	"    how many on standard error and goes on.\n"
+	"\n"
+	"OPTIONS\n"
+	"    --json       print the daemon's JSON lines as they are:\n"
+	"                 {\"commit\":12,\"session\":\"MNT\",\"change\":\"M\",\n"
+	"                 \"path\":\"a/b\",\"hash\":\"0a1b2c3d\"} (hash null for D),\n"
+	"                 and {\"lost\":N} lines.\n"
+	"    -h, --help   show this page.\n"
+	"\n"
+	"EXIT STATUS\n"
+	"    0 the mount went away, 1 failed, 2 bad usage.\n";
+
 static const struct tool_command commands[] = {
 	{ "mkfs", "create a store", usage_mkfs, TOOL_OPT_SIZE, 1, 1,
 	  tool_mkfs },
@@ -272,6 +308,8 @@ static const struct tool_command commands[] = {
 	  tool_status },
 	{ "stat", "show an object's type, identity, hash, ref target",
 	  usage_stat, TOOL_OPT_JSON, 1, 1, tool_stat },
+	{ "watch", "print the commits that change a subtree", usage_watch,
+	  TOOL_OPT_JSON, 1, -1, tool_watch },
 };
 #define COMMAND_COUNT (sizeof(commands) / sizeof(commands[0]))
 

@@ -61,6 +61,7 @@ int tool_status(const struct tool_args *a, struct tool_error *e);
 int tool_export(const struct tool_args *a, struct tool_error *e);
 int tool_import(const struct tool_args *a, struct tool_error *e);
 int tool_stat(const struct tool_args *a, struct tool_error *e);
+int tool_watch(const struct tool_args *a, struct tool_error *e);
 
 /* The last_error of MNT/.pog/status into buf ("" when none or unknown). */
 void tool_last_error(const char *mnt, char *buf, size_t size);

@@ -18,7 +18,7 @@ def test_pog_hidden_but_reachable(mount):
                         check=True).stdout.split()
     assert ".pog" not in ls
     assert sorted(os.listdir(mnt / ".pog")) == sorted(
-        ["ctl", "status", "changes", "log", "committed", "objects"])
+        ["ctl", "status", "changes", "log", "events", "committed", "objects"])
     assert (mnt / ".pog").is_dir()
     with pytest.raises(OSError):
         (mnt / ".pog").rmdir()
