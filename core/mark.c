@@ -143,15 +143,20 @@ static int object_entry(struct marker *m, const void *val, uint16_t vlen)
 	return err;
 }
 
+/* Only the last commit's page index is used to share pages (older ones
+ * are never searched), so only its pages are held by the index: a page
+ * that an older index names but no object holds goes. */
 static int mark_commit(struct marker *m, uint64_t bno,
-		       const struct pog_state *st)
+		       const struct pog_state *st, bool last)
 {
 	bool was;
 	int err = mark_bno(m->s, bno, &was);
 	if (!err)
 		err = mark_tree(m, st->log_root, NULL);
-	if (!err)
-		err = mark_tree(m, st->dedup_root, m->index_pages ? index_entry : NULL);
+	if (!err && last && m->index_pages)
+		err = mark_tree(m, st->dedup_root, index_entry);
+	else if (!err)
+		err = mark_tree(m, st->dedup_root, NULL);
 	if (!err)
 		err = mark_tree(m, st->obj_root, object_entry);
 	return err;
@@ -161,7 +166,7 @@ static int mark_commit(struct marker *m, uint64_t bno,
 static int mark_pinned(struct marker *m)
 {
 	pog_store *s = m->s;
-	int err = mark_commit(m, s->commit_bno, &s->committed);
+	int err = mark_commit(m, s->commit_bno, &s->committed, true);
 	struct pog_vec ids = {0};
 	if (!err)
 		err = pog_pins_list(s, &ids);
@@ -177,7 +182,7 @@ static int mark_pinned(struct marker *m)
 		pthread_mutex_unlock(&s->cpins.lock);
 		err = bno ? pog_commit_state(s, ids.v[i], &st) : POG_ECORRUPT;
 		if (!err)
-			err = mark_commit(m, bno, &st);
+			err = mark_commit(m, bno, &st, false);
 	}
 	pog_vec_release(&ids);
 	return err;

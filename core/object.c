@@ -110,7 +110,7 @@ static void fill_attr(pog_store *s, const struct pog_state *st, uint64_t ino,
 		      const struct pog_inode *in, struct pog_attr *a)
 {
 	memset(a, 0, sizeof(*a));
-	a->ino = ino | (st == &s->committed ? POG_COMMITTED_BIT : 0);
+	a->ino = ino | pog_view_bits(s, st);
 	a->type = in->type;
 	a->mode = in->mode;
 	a->uid = in->uid;

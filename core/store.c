@@ -43,8 +43,9 @@ void pog_unlock(pog_store *s)
 const struct pog_state *pog_view(pog_store *s, uint64_t *ino)
 {
 	if (*ino & POG_COMMITTED_BIT) {
+		uint64_t slot = (*ino >> POG_VIEW_SHIFT) & (POG_VIEW_SLOTS - 1);
 		*ino &= POG_INO_MASK;
-		return &s->committed;
+		return slot ? pog_history_state(s, slot) : &s->committed;
 	}
 	return &s->staged;
 }
@@ -215,6 +216,8 @@ int pog_space_check(pog_store *s, enum pog_space kind, uint64_t need)
 		err = -ENOSPC;
 	if (!err)
 		err = pog_reserve(s, floor + need);
+	if (err == -ENOSPC)
+		pog_history_squeeze(s);
 	if (err == -ENOSPC && kind == POG_SPACE_GROW)
 		pog_set_error(s, "pool is full (free space is at the reserve, "
 			      "which only deleting, truncating, renaming, commit "
@@ -524,6 +527,12 @@ static pog_store *store_new(void)
 	pthread_mutex_init(&s->err_lock, NULL);
 	pthread_mutex_init(&s->hash_lock, NULL);
 	pog_pins_init(s);
+	if (pog_history_init(s)) {
+		pog_history_free(s);
+		pog_pins_free(s);
+		free(s);
+		return NULL;
+	}
 	return s;
 }
 
@@ -541,6 +550,7 @@ static void store_free(pog_store *s)
 	for (unsigned c = 0; c < POG_SMALL_CLASSES; c++)
 		pog_vec_release(&s->small[c].free);
 	pog_map64_release(&s->pins);
+	pog_history_free(s);
 	pog_pins_free(s);
 	pog_edit_free(s);
 	pog_hash_reset(s);
@@ -609,7 +619,8 @@ static int load_commit(pog_store *s)
 	s->commit_id = rec.id;
 	s->commit_bno = bno;
 	s->commit_time = (struct pog_time){rec.time_sec, rec.time_nsec};
-	return pog_pins_note_commit(s, rec.id, bno);
+	int err = pog_pins_note_commit(s, rec.id, bno);
+	return err ? err : pog_history_load(s, &rec);
 }
 
 /* A segment slot names 8 MiB inside the pool file, 4 KiB aligned. */
@@ -997,6 +1008,11 @@ int pog_commit_locked(pog_store *s, const char *message, uint64_t *id_out)
 		pog_set_error(s, "commit: %s", pog_strerror(err));
 		return err;
 	}
+	/* Space is short (under twice the reserve, or growth was refused):
+	 * retention of unnamed commits gives way, so that this commit frees
+	 * what it replaced and GC what was deleted (history.c). */
+	if (pog_free_blocks(s) < 2 * pog_reserve_blocks(s))
+		pog_history_squeeze(s);
 	uint64_t id = s->commit_id + 1;
 	uint64_t changes = s->changes.n + s->nremoved;
 	struct pog_time t = pog_now();
@@ -1025,9 +1041,10 @@ int pog_commit_locked(pog_store *s, const char *message, uint64_t *id_out)
 		.dedup_root = s->staged.dedup_root,
 		.logical_bytes = s->staged.logical_bytes,
 	};
-	rec.crc = pog_crc32(&rec, sizeof(rec));
 	void *cblock = pog_block(s, cbno);
 	memset(cblock, 0, POG_BLOCK_SIZE);
+	pog_history_fill(s, id, &rec, (void *)((char *)cblock + sizeof(rec)));
+	rec.crc = pog_crc32(&rec, sizeof(rec));
 	memcpy(cblock, &rec, sizeof(rec));
 
 	seal_fresh(s);
@@ -1045,6 +1062,7 @@ int pog_commit_locked(pog_store *s, const char *message, uint64_t *id_out)
 	/* What the commit replaced waits for older pinned commits (pins.c);
 	 * out of memory there only leaves a block used until GC. */
 	(void)pog_pins_note_commit(s, id, cbno);
+	pog_history_committed(s);
 	for (size_t i = 0; i < s->freed.n; i++)
 		(void)pog_defer_free(s, id, s->freed.v[i]);
 	s->freed.n = 0;
@@ -1105,6 +1123,9 @@ int pog_status(pog_store *s, struct pog_status *out)
 	out->checksum_errors = atomic_load(&s->checksum_errors);
 	out->discarded_changes = s->super->discarded_changes;
 	out->discarded_time.sec = s->super->discarded_time;
+	out->keep = pog_keep(s);
+	out->retained = s->hist.nlist + (s->commit_id ? 1 : 0);
+	out->history_dropped = s->hist.dropped;
 	pthread_rwlock_unlock(&s->lock);
 	pthread_mutex_lock(&s->err_lock);
 	memcpy(out->last_error, s->last_error, sizeof(out->last_error));
