@@ -51,6 +51,7 @@ void pog_history_free(pog_store *s)
 	pog_map64_release(&h->view_of);
 	pog_map64_release(&h->hashes);
 	snaps_free(h->snaps, h->nsnaps);
+	free(h->session);
 	pthread_mutex_destroy(&h->view_lock);
 }
 
@@ -652,4 +653,16 @@ int pog_snapshots(pog_store *s,
 		r = fn(ctx, v[i].name, v[i].len, v[i].id);
 	snaps_free(v, n);
 	return r;
+}
+
+int pog_set_session_name(pog_store *s, const char *name)
+{
+	char *copy = name ? strndup(name, POG_SESSION_MAX) : NULL;
+	if (name && !copy)
+		return -ENOMEM;
+	pthread_rwlock_wrlock(&s->lock);
+	free(s->hist.session);
+	s->hist.session = copy;
+	pthread_rwlock_unlock(&s->lock);
+	return 0;
 }

@@ -2524,3 +2524,9 @@ void pog_scalar_set(struct pog_inode *in, uint64_t bits, const char *text,
 {
 	scalar_set(in, bits, text, len);
 }
+
+ssize_t pog_entry_name(uint32_t type, uint64_t key, const void *val,
+		       uint16_t vlen, char *buf, size_t size)
+{
+	return entry_name(type, key, val, vlen, buf, size);
+}

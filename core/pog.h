@@ -252,7 +252,12 @@ struct pog_log_entry {
 	struct pog_time time;
 	uint64_t changes;
 	const char *message; /* valid during the callback only */
+	const char *session; /* who committed ("" when not recorded) */
 };
+/* The name commits record as their session (the daemon's mount point);
+ * NULL: none. At most POG_SESSION_MAX bytes are kept. */
+#define POG_SESSION_MAX 200
+int pog_set_session_name(pog_store *s, const char *name);
 /* Call fn for each commit; fn returns non-zero to stop (returned). */
 int pog_log(pog_store *s, int (*fn)(void *ctx, const struct pog_log_entry *e),
 	    void *ctx);

@@ -951,9 +951,16 @@ static void fresh_clear(pog_store *s, bool discard)
 static int log_append(pog_store *s, uint64_t id, struct pog_time t,
 		      uint64_t changes, const char *message, uint64_t *root)
 {
-	char buf[sizeof(struct pog_log_rec) + POG_MESSAGE_MAX];
+	char buf[sizeof(struct pog_log_rec) + POG_MESSAGE_MAX + POG_SESSION_MAX];
+	/* Format 3: the session's name follows the message, reserved bytes
+	 * of it (0: none). */
+	const char *who = s->hist.session;
+	size_t slen = who ? strlen(who) : 0;
+	if (slen > POG_SESSION_MAX)
+		slen = POG_SESSION_MAX;
 	struct pog_log_rec rec = {
 		.time_sec = t.sec, .time_nsec = t.nsec, .changes = changes,
+		.reserved = (uint32_t)slen,
 	};
 	size_t mlen = message ? strlen(message) : 0;
 	if (mlen > POG_MESSAGE_MAX)
@@ -961,8 +968,10 @@ static int log_append(pog_store *s, uint64_t id, struct pog_time t,
 	memcpy(buf, &rec, sizeof(rec));
 	if (mlen)
 		memcpy(buf + sizeof(rec), message, mlen);
+	if (slen)
+		memcpy(buf + sizeof(rec) + mlen, who, slen);
 	return pog_bt_put(s, POG_TREE_LOG, root, id, buf,
-			  (uint16_t)(sizeof(rec) + mlen));
+			  (uint16_t)(sizeof(rec) + mlen + slen));
 }
 
 int pog_commit(pog_store *s, const char *message, uint64_t *id_out)
@@ -1154,6 +1163,14 @@ int pog_log(pog_store *s, int (*fn)(void *ctx, const struct pog_log_entry *e),
 		}
 		memcpy(&rec, val, sizeof(rec));
 		size_t mlen = vlen - sizeof(rec);
+		char who[POG_SESSION_MAX + 1] = "";
+		if (rec.reserved <= POG_SESSION_MAX && rec.reserved <= mlen) {
+			mlen -= rec.reserved;
+			memcpy(who, (const char *)val + sizeof(rec) + mlen, rec.reserved);
+			who[rec.reserved] = '\0';
+		}
+		if (mlen > POG_MESSAGE_MAX)
+			mlen = POG_MESSAGE_MAX;
 		memcpy(msg, (const char *)val + sizeof(rec), mlen);
 		msg[mlen] = '\0';
 		struct pog_log_entry e = {
@@ -1161,6 +1178,7 @@ int pog_log(pog_store *s, int (*fn)(void *ctx, const struct pog_log_entry *e),
 			.time = {rec.time_sec, rec.time_nsec},
 			.changes = rec.changes,
 			.message = msg,
+			.session = who,
 		};
 		r = fn(ctx, &e);
 		if (r)

@@ -118,6 +118,7 @@ struct pog_history {
 	uint64_t nviews;
 	struct pog_map64 view_of;    /* commit id -> slot */
 	struct pog_map64 hashes;     /* commit id -> root hash | 1 << 32 */
+	char *session;               /* recorded in the log (write lock) */
 };
 
 struct pog_store {
@@ -434,6 +435,9 @@ int pog_page_read(pog_store *s, uint64_t bno, uint32_t crc, const void **data);
 /* Read a string's bytes (lock held). */
 ssize_t pog_data_read(pog_store *s, const struct pog_inode *in, uint64_t off,
 		      void *buf, size_t len);
+/* The file name of a directory entry (key, value as stored). */
+ssize_t pog_entry_name(uint32_t type, uint64_t key, const void *val,
+		       uint16_t vlen, char *buf, size_t size);
 /* pog_path with the store lock already held (staged view). */
 ssize_t pog_path_locked(pog_store *s, const struct pog_state *st, uint64_t ino,
 			char *buf, size_t size);
