@@ -1017,10 +1017,12 @@ int pog_commit_locked(pog_store *s, const char *message, uint64_t *id_out)
 		pog_set_error(s, "commit: %s", pog_strerror(err));
 		return err;
 	}
-	/* Space is short (under twice the reserve, or growth was refused):
-	 * retention of unnamed commits gives way, so that this commit frees
-	 * what it replaced and GC what was deleted (history.c). */
-	if (pog_free_blocks(s) < 2 * pog_reserve_blocks(s))
+	/* Space is short (less than a quarter of the pool free, or growth
+	 * was refused): retention of unnamed commits gives way, so that this
+	 * commit frees what it replaced and GC what was deleted (history.c). */
+	uint64_t total = s->super->max_segments * (uint64_t)(POG_SEG_BLOCKS - 1);
+	if (pog_free_blocks(s) < 2 * pog_reserve_blocks(s) ||
+	    pog_free_blocks(s) < total / 4)
 		pog_history_squeeze(s);
 	uint64_t id = s->commit_id + 1;
 	uint64_t changes = s->changes.n + s->nremoved;
