@@ -515,7 +515,13 @@ int pog_commit_hash(pog_store *s, uint64_t id, uint32_t *hash)
 		return 0;
 	}
 	uint64_t root;
-	int err = pog_history_root(s, id, &root);
+	int err = 0;
+	/* The last commit with nothing staged: the staged view's hash, which
+	 * the hash cache keeps up to date. */
+	if (id == s->commit_id && pog_staged_count(s) == 0)
+		root = POG_ROOT_INO;
+	else
+		err = pog_history_root(s, id, &root);
 	if (!err)
 		err = pog_hash(s, root, hash);
 	if (err)
