@@ -18,7 +18,8 @@ def test_pog_hidden_but_reachable(mount):
                         check=True).stdout.split()
     assert ".pog" not in ls
     assert sorted(os.listdir(mnt / ".pog")) == sorted(
-        ["ctl", "status", "changes", "log", "committed", "objects"])
+        ["ctl", "status", "changes", "log", "committed", "objects",
+         "history", "snapshots"])
     assert (mnt / ".pog").is_dir()
     with pytest.raises(OSError):
         (mnt / ".pog").rmdir()
@@ -44,7 +45,8 @@ def test_commit_survives_remount(mount):
     assert st["staged"] == 0
     assert st["commit_id"] >= 1
     log = (mnt / ".pog" / "log").read_text().splitlines()
-    assert log and log[-1].split(" ", 3)[3] == "first"
+    # ID TIME SESSION CHANGES HASH RETAINED MESSAGE
+    assert log and log[-1].split(" ", 6)[6] == "first"
     mount.remount()
     assert (mnt / "dir" / "f").read_text() == "committed"
 
