@@ -638,7 +638,10 @@ static int pogfs_main(int argc, char *argv[])
 	}
 	if (pog_set_holder(fs.store, POG_HOLDER_SERVING) != 0)
 		pogfs_log(&fs, LOG_WARNING, "%s: cannot mark the pool as served", pool);
-	if (own.keep && (rc = pog_set_keep(fs.store, own.keep)) < 0) {
+	if (own.keep && (rc = pog_set_keep(fs.store, own.keep)) == -EROFS) {
+		pogfs_log(&fs, LOG_WARNING, "-o keep=%u: a read-only mount keeps "
+			  "the pool's setting (%u)", own.keep, pog_keep(fs.store));
+	} else if (own.keep && rc < 0) {
 		pogfs_log(NULL, LOG_ERR, "-o keep=%u: between 1 and %u", own.keep,
 			  POG_KEEP_MAX);
 		goto out_store;
