@@ -305,6 +305,16 @@ int pog_snapshots(pog_store *s,
 int pog_diff(pog_store *s, uint64_t a, uint64_t b,
 	     int (*fn)(void *ctx, char kind, const char *path), void *ctx);
 
+/*
+ * Stage the inverse of commit id (ZODB's undo): what it changed goes back
+ * to what the commit before it had (both must be retained). Where a later
+ * commit or a staged change changed the same object, xattrs, map key or
+ * list, nothing is staged: -ESTALE, and conflict(ctx, path) is called for
+ * each such path (the last error says how many).
+ */
+int pog_revert(pog_store *s, uint64_t id,
+	       int (*conflict)(void *ctx, const char *path), void *ctx);
+
 /* Staged changes: kind is 'A', 'M' or 'D'; path relative to the root. */
 int pog_changes(pog_store *s,
 		int (*fn)(void *ctx, char kind, const char *path), void *ctx);

@@ -99,6 +99,7 @@ static const struct vnode pog_children[] = {
 	{ VINO_OBJECTS, "objects", S_IFDIR | 0555 },
 	{ VINO_HISTORY, "history", S_IFDIR | 0555 },
 	{ VINO_SNAPSHOTS, "snapshots", S_IFDIR | 0555 },
+	{ VINO_CONFLICTS, "conflicts", S_IFREG | 0444 },
 };
 #define N_POG_CHILDREN (sizeof(pog_children) / sizeof(pog_children[0]))
 
@@ -131,7 +132,7 @@ bool ctl_stat(struct pogfs *fs, uint64_t ino, struct stat *st)
 static bool has_content(uint64_t ino)
 {
 	return ino == VINO_CTL || ino == VINO_STATUS || ino == VINO_CHANGES ||
-	       ino == VINO_LOG;
+	       ino == VINO_LOG || ino == VINO_CONFLICTS;
 }
 
 static void sized_stat(fuse_req_t req, uint64_t ino, struct stat *st,
@@ -480,6 +481,16 @@ static int make_content(struct pogfs *fs, uint64_t ino, struct text *t)
 	case VINO_CHANGES:
 		rc = pog_changes(fs->store, change_line, t);
 		break;
+	case VINO_CONFLICTS: {
+		size_t len;
+		char *text = history_conflicts_get(&len);
+		if (!text)
+			return -ENOMEM;
+		text_addn(t, text, len);
+		free(text);
+		rc = 0;
+		break;
+	}
 	case VINO_LOG: {
 		struct log_ctx l = { fs, t };
 		rc = pog_log(fs->store, log_line, &l);
@@ -1289,6 +1300,43 @@ static int cmd_snapshot(struct pogfs *fs, const char *verb, const char *name,
 	return 0;
 }
 
+/* One conflict path: a line as .pog/changes writes it, with kind C. */
+static int conflict_line(void *ctx, const char *path)
+{
+	struct text *t = ctx;
+	return change_line(t, 'C', path);
+}
+
+/* revert ID: stage the inverse of commit ID; ESTALE names the paths a
+ * later change touched in .pog/conflicts (lines "C path"). */
+static int cmd_revert(struct pogfs *fs, const char *arg, struct text *answer)
+{
+	struct text paths = { 0 };
+	uint64_t id;
+	int rc = history_commit_arg(fs, arg, &id);
+
+	if (rc < 0 || id == POG_DIFF_STAGED)
+		return command_failed(fs, answer, rc < 0 ? rc : -EINVAL,
+				      "revert: %.100s: not a retained commit", arg);
+	pog_set_error(fs->store, NULL);
+	rc = pog_revert(fs->store, id, conflict_line, &paths);
+	if (rc == -ESTALE || rc == 0)
+		history_conflicts_set(paths.data ? paths.data : "", paths.len);
+	if (rc < 0) {
+		rc = core_failed(fs, answer, rc, "revert");
+		if (paths.len)
+			text_addn(answer, paths.data, paths.len);
+		text_release(&paths);
+		return rc;
+	}
+	text_release(&paths);
+	text_addf(answer, "revert %" PRIu64 " %" PRIu64 "\n", id,
+		  pog_staged_count(fs->store));
+	pogfs_invalidate(fs, false);
+	pogfs_touch(fs);
+	return 0;
+}
+
 /* diff A B: the answer is change lines as in .pog/changes. */
 static int cmd_diff(struct pogfs *fs, char *args, struct text *answer)
 {
@@ -1375,9 +1423,11 @@ static int run_command(struct pogfs *fs, const char *buf, size_t size,
 		rc = cmd_snapshot(fs, verb, args, answer);
 	else if (strcmp(verb, "diff") == 0)
 		rc = cmd_diff(fs, args, answer);
+	else if (strcmp(verb, "revert") == 0)
+		rc = cmd_revert(fs, args, answer);
 	else
 		rc = command_failed(fs, answer, -EINVAL,
-				    "unknown command \"%.64s\" (commit [message], abort, gc, export PATH, import LENGTH PATH, stat PATH, snapshot NAME, unsnapshot NAME, diff A B)",
+				    "unknown command \"%.64s\" (commit [message], abort, gc, export PATH, import LENGTH PATH, stat PATH, snapshot NAME, unsnapshot NAME, diff A B, revert ID)",
 				    verb);
 	free(cmd);
 	return rc;

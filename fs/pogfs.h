@@ -31,6 +31,7 @@
 #define VINO_OBJECTS (VINO_BASE | 6) /* .pog/objects/ */
 #define VINO_HISTORY (VINO_BASE | 7)   /* .pog/history/ */
 #define VINO_SNAPSHOTS (VINO_BASE | 8) /* .pog/snapshots/ */
+#define VINO_CONFLICTS (VINO_BASE | 9) /* .pog/conflicts */
 #define VINO_COMMITTED_ROOT (POG_ROOT_INO | POG_COMMITTED_BIT)
 
 #define POG_CTL_NAME ".pog"
@@ -166,6 +167,10 @@ size_t history_readdir(fuse_req_t req, uint64_t ino, char *buf, size_t size,
  * view's root and the rest of the path; -ENOENT when it names none. */
 int history_view_path(struct pogfs *fs, const char *rel, uint64_t *root,
 		      const char **rest);
+/* .pog/conflicts: the paths of the last revert that failed with ESTALE
+ * (set replaces; get returns a malloc'ed copy, "" when none). */
+int history_conflicts_set(const char *text, size_t len);
+char *history_conflicts_get(size_t *len);
 /* A commit named by a diff/revert argument: an id, a snapshot name, or
  * "staged" (POG_DIFF_STAGED). */
 int history_commit_arg(struct pogfs *fs, const char *arg, uint64_t *id);

@@ -19,7 +19,7 @@ def test_pog_hidden_but_reachable(mount):
     assert ".pog" not in ls
     assert sorted(os.listdir(mnt / ".pog")) == sorted(
         ["ctl", "status", "changes", "log", "committed", "objects",
-         "history", "snapshots"])
+         "history", "snapshots", "conflicts"])
     assert (mnt / ".pog").is_dir()
     with pytest.raises(OSError):
         (mnt / ".pog").rmdir()
