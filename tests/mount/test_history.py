@@ -255,3 +255,88 @@ def test_kill9_while_snapshotting(pool, tmp_path):
         m.stop()
     r = subprocess.run([POG, "fsck", str(pool)], capture_output=True, text=True)
     assert r.returncode == 0, r.stdout + r.stderr
+
+
+def revert(mount, cid):
+    return mount.ctl(f"revert {cid}\n")
+
+
+def test_revert_each_kind(mount):
+    mnt = mount.path
+    (mnt / "f").write_text("old")
+    (mnt / "gone").write_text("g")
+    (mnt / "name").write_text("n")
+    (mnt / "num").write_text("1\n")
+    (mnt / "d").mkdir()
+    (mnt / "d" / "inner").write_text("i")
+    (mnt / "lst").mkdir()
+    for i, v in enumerate("ab"):
+        (mnt / "lst" / str(i)).write_text(v)
+    os.setxattr(mnt / "lst", "user.pog.type", b"list")
+    mount.commit("base")
+    before = mount.ctl("export .\n")
+    (mnt / "f").write_text("new")                        # content
+    (mnt / "gone").unlink()                              # remove
+    os.rename(mnt / "name", mnt / "renamed")             # rename
+    os.setxattr(mnt / "num", "user.pog.type", b"int")    # type change
+    (mnt / "lst" / "2").write_text("c")                  # list insert
+    os.setxattr(mnt / "f", "user.tag", b"t")             # xattr
+    os.link(mnt / "f", mnt / "hard")                     # hard link
+    (mnt / "added").write_text("a")                      # add
+    subprocess.run(["rm", "-r", str(mnt / "d")], check=True)  # a subtree
+    mount.commit("edits")
+    edits = commit_id(mount)
+    mount.ctl("gc\n")  # the removed objects are collected: revert brings them back
+    answer = revert(mount, edits)
+    assert answer.startswith(f"revert {edits} ")
+    assert (mnt / ".pog" / "changes").read_text()
+    mount.commit("undo")
+    assert mount.ctl("export .\n") == before
+    assert (mnt / "d" / "inner").read_text() == "i"
+    assert not (mnt / "hard").exists()
+    assert "user.tag" not in os.listxattr(mnt / "f")
+    r = subprocess.run([POG, "fsck", str(mount.pool)], capture_output=True,
+                       text=True)
+    # the pool is held by the daemon: fsck asks it
+    assert r.returncode == 0, r.stdout + r.stderr
+
+
+def test_revert_conflict(mount):
+    mnt = mount.path
+    (mnt / "a").write_text("1")
+    (mnt / "b").write_text("1")
+    (mnt / "m").mkdir()
+    mount.commit("base")
+    (mnt / "a").write_text("2")
+    (mnt / "m" / "k1").write_text("x")
+    mount.commit("c1")
+    c1 = commit_id(mount)
+    (mnt / "m" / "k2").write_text("y")   # another key of m: no conflict
+    mount.commit("c2")
+    # staged changes to the same things conflict
+    (mnt / "m" / "k1").write_text("staged")
+    with pytest.raises(OSError) as e:
+        revert(mount, c1)
+    assert e.value.errno == errno.ESTALE
+    assert (mnt / ".pog" / "conflicts").read_text().splitlines() == ["C m/k1"]
+    mount.abort()
+    revert(mount, c1)
+    assert (mnt / ".pog" / "conflicts").read_text() == ""
+    mount.commit("undo c1")
+    assert (mnt / "a").read_text() == "1"
+    assert sorted(os.listdir(mnt / "m")) == ["k2"]
+    # a later commit changed the same file: ESTALE, nothing staged
+    (mnt / "b").write_text("2")
+    mount.commit("c4")
+    c4 = commit_id(mount)
+    (mnt / "b").write_text("3")
+    mount.commit("c5")
+    with pytest.raises(OSError) as e:
+        revert(mount, c4)
+    assert e.value.errno == errno.ESTALE
+    assert (mnt / ".pog" / "conflicts").read_text().splitlines() == ["C b"]
+    assert "conflicts" in mount.status()["last_error"]
+    assert mount.status()["staged"] == 0
+    assert (mnt / "b").read_text() == "3"
+    assert ctl_fails(mount, "revert 1\n") == errno.EINVAL
+    assert ctl_fails(mount, "revert 99999\n") == errno.ENOENT
