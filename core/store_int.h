@@ -463,6 +463,10 @@ int pog_root_init(pog_store *s);
  * index_pages the pages the page index names count as used. */
 int pog_mark_committed(pog_store *s, bool index_pages);
 
+/* mark.c: set in bits (one per bno) the blocks of the pinned commits
+ * other than the last one (fsck: what history holds). */
+int pog_mark_history(pog_store *s, uint64_t *bits);
+
 /* ---- edit.c: real tools keep the graph -------------------------------- */
 /*
  * Saving by rename is an edit: when a scalar with no other name is
