@@ -1,6 +1,7 @@
 /* history.c - retained commits, snapshot names and read-only views. */
 #include <errno.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "store_int.h"
 
@@ -75,12 +76,20 @@ static int snap_cmp(const void *a, const void *b)
 static int snaps_load(pog_store *s)
 {
 	struct pog_history *h = &s->hist;
-	if (OID_IS_NULL(s->super->snapshots))
+	PMEMoid o = s->super->snapshots;
+	if (OID_IS_NULL(o))
 		return 0;
-	const struct pog_snap_table *t = pmemobj_direct(s->super->snapshots);
-	if (!t || pmemobj_alloc_usable_size(s->super->snapshots) < sizeof(*t) ||
-	    t->magic != POG_SNAP_MAGIC ||
-	    t->bytes > pmemobj_alloc_usable_size(s->super->snapshots) - sizeof(*t))
+	/* Trust nothing of a damaged superblock: the object must lie in this
+	 * pool's file, whole. */
+	struct stat st;
+	if (fstat(s->lock_fd, &st) < 0 ||
+	    o.pool_uuid_lo != pmemobj_oid(s->super).pool_uuid_lo ||
+	    o.off < POG_BLOCK_SIZE || o.off % 8 ||
+	    o.off > (uint64_t)st.st_size - sizeof(struct pog_snap_table))
+		return 0;
+	const struct pog_snap_table *t = pmemobj_direct(o);
+	if (!t || t->magic != POG_SNAP_MAGIC ||
+	    t->bytes > (uint64_t)st.st_size - o.off - sizeof(*t))
 		return 0;
 	const unsigned char *p = (const void *)(t + 1), *end = p + t->bytes;
 	if (pog_crc32(p, t->bytes) != t->crc)
