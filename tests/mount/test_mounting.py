@@ -245,7 +245,7 @@ def test_newer_format_is_refused_naming_both_versions(pool, mnt_dir):
     lines = r.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("pogfs: ")
     assert "newer format" in lines[0]
-    assert "version 7" in lines[0] and "version 2" in lines[0]
+    assert "version 7" in lines[0] and "version 3" in lines[0]
     r = subprocess.run([POG, "info", str(pool)], capture_output=True, text=True)
     assert r.returncode != 0
     assert "version 7" in r.stderr and "version 2" in r.stderr
