@@ -203,7 +203,7 @@ int pog_diff(pog_store *s, uint64_t a, uint64_t b,
 	if (!err)
 		err = pog_bt_diff(s, sa.obj_root, sb.obj_root, object_diff, &d);
 	pog_unlock(s);
-	if (!err)
+	if (!err && d.n > 1)
 		qsort(d.v, d.n, sizeof(*d.v), line_cmp);
 	/* One line per path: an A or a D says more than an M of the same
 	 * place; an A and a D there (a name given to another object) is M. */

@@ -112,7 +112,8 @@ static int snaps_load(pog_store *s)
 		h->snaps[h->nsnaps++] = (struct pog_snap){id, len, name};
 		p += snap_ent_size(len);
 	}
-	qsort(h->snaps, h->nsnaps, sizeof(*h->snaps), snap_cmp);
+	if (h->nsnaps > 1)
+		qsort(h->snaps, h->nsnaps, sizeof(*h->snaps), snap_cmp);
 	return 0;
 }
 
@@ -169,6 +170,8 @@ static int snaps_store(pog_store *s, const struct pog_snap *v, size_t n)
 static struct pog_snap *snap_find(pog_store *s, const char *name, size_t len)
 {
 	struct pog_snap key = {0, len, (char *)name};
+	if (!s->hist.nsnaps)
+		return NULL;
 	return bsearch(&key, s->hist.snaps, s->hist.nsnaps, sizeof(key), snap_cmp);
 }
 
@@ -299,8 +302,10 @@ void pog_history_fill(pog_store *s, uint64_t id, struct pog_commit_rec *rec,
 	for (size_t i = h->nlist; i-- > 0;)
 		if (keep_in_next(s, h->list[i].id, id))
 			next_add(s, h->list[i].id, h->list[i].bno);
-	qsort(h->next, h->nnext, sizeof(h->next[0]), ent_cmp);
-	memcpy(ents, h->next, h->nnext * sizeof(h->next[0]));
+	if (h->nnext > 1)
+		qsort(h->next, h->nnext, sizeof(h->next[0]), ent_cmp);
+	if (h->nnext)
+		memcpy(ents, h->next, h->nnext * sizeof(h->next[0]));
 	rec->history_count = h->nnext;
 	rec->history_crc = pog_crc32(ents, h->nnext * sizeof(h->next[0]));
 }
@@ -575,7 +580,8 @@ int pog_snapshot(pog_store *s, const char *name, size_t len, uint64_t id)
 	if (!err) {
 		memcpy(copy, name, len);
 		copy[len] = '\0';
-		memcpy(v, h->snaps, h->nsnaps * sizeof(*v));
+		if (h->nsnaps)
+			memcpy(v, h->snaps, h->nsnaps * sizeof(*v));
 		v[h->nsnaps] = (struct pog_snap){id, len, copy};
 		qsort(v, h->nsnaps + 1, sizeof(*v), snap_cmp);
 		err = snaps_store(s, v, h->nsnaps + 1);

@@ -135,12 +135,14 @@ static int str_cmp(const void *a, const void *b)
 /* Tell the conflicts, sorted, each path once; free them. */
 static void tell_conflicts(struct reverter *r)
 {
+	if (!r->nconflicts)
+		return;
 	qsort(r->paths, r->nconflicts, sizeof(*r->paths), str_cmp);
-	for (uint64_t i = 0; i < r->nconflicts; i++) {
+	for (uint64_t i = 0; i < r->nconflicts; i++)
 		if (r->conflict && (i == 0 || strcmp(r->paths[i], r->paths[i - 1])))
 			(void)r->conflict(r->ctx, r->paths[i]);
+	for (uint64_t i = 0; i < r->nconflicts; i++)
 		free(r->paths[i]);
-	}
 	free(r->paths);
 }
 
