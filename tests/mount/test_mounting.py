@@ -248,7 +248,7 @@ def test_newer_format_is_refused_naming_both_versions(pool, mnt_dir):
     assert "version 7" in lines[0] and "version 3" in lines[0]
     r = subprocess.run([POG, "info", str(pool)], capture_output=True, text=True)
     assert r.returncode != 0
-    assert "version 7" in r.stderr and "version 2" in r.stderr
+    assert "version 7" in r.stderr and "version 3" in r.stderr
 
 
 # ---- logs and the discard count --------------------------------------------------------
