@@ -224,6 +224,13 @@ int pog_gc_locked(pog_store *s, struct pog_gc_result *res)
 		return -EBUSY;
 	}
 	pog_abort_locked(s); /* blocks left by failed operations; hashes */
+	/* Commits that left the history (unsnapshot, keep lowered) are
+	 * still in the last record's list: a commit drops them first. */
+	if (s->hist.dirty) {
+		int err = pog_commit_locked(s, "gc: history released", NULL);
+		if (err)
+			return err;
+	}
 	uint64_t before = s->blocks_used;
 	struct pog_map64 seen = {0};
 	struct pog_vec dead = {0};

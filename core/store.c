@@ -43,8 +43,9 @@ void pog_unlock(pog_store *s)
 const struct pog_state *pog_view(pog_store *s, uint64_t *ino)
 {
 	if (*ino & POG_COMMITTED_BIT) {
+		uint64_t slot = (*ino >> POG_VIEW_SHIFT) & (POG_VIEW_SLOTS - 1);
 		*ino &= POG_INO_MASK;
-		return &s->committed;
+		return slot ? pog_history_state(s, slot) : &s->committed;
 	}
 	return &s->staged;
 }
@@ -215,6 +216,8 @@ int pog_space_check(pog_store *s, enum pog_space kind, uint64_t need)
 		err = -ENOSPC;
 	if (!err)
 		err = pog_reserve(s, floor + need);
+	if (err == -ENOSPC)
+		pog_history_squeeze(s);
 	if (err == -ENOSPC && kind == POG_SPACE_GROW)
 		pog_set_error(s, "pool is full (free space is at the reserve, "
 			      "which only deleting, truncating, renaming, commit "
@@ -525,6 +528,12 @@ static pog_store *store_new(void)
 	pthread_mutex_init(&s->err_lock, NULL);
 	pthread_mutex_init(&s->hash_lock, NULL);
 	pog_pins_init(s);
+	if (pog_history_init(s)) {
+		pog_history_free(s);
+		pog_pins_free(s);
+		free(s);
+		return NULL;
+	}
 	return s;
 }
 
@@ -542,6 +551,7 @@ static void store_free(pog_store *s)
 	for (unsigned c = 0; c < POG_SMALL_CLASSES; c++)
 		pog_vec_release(&s->small[c].free);
 	pog_map64_release(&s->pins);
+	pog_history_free(s);
 	pog_pins_free(s);
 	pog_edit_free(s);
 	pog_hash_reset(s);
@@ -611,7 +621,8 @@ static int load_commit(pog_store *s)
 	s->commit_bno = bno;
 	s->list_counts = rec.lists == POG_LISTS_COUNTED;
 	s->commit_time = (struct pog_time){rec.time_sec, rec.time_nsec};
-	return pog_pins_note_commit(s, rec.id, bno);
+	int err = pog_pins_note_commit(s, rec.id, bno);
+	return err ? err : pog_history_load(s, &rec);
 }
 
 /* A segment slot names 8 MiB inside the pool file, 4 KiB aligned. */
@@ -1000,9 +1011,16 @@ static void fresh_clear(pog_store *s, bool discard)
 static int log_append(pog_store *s, uint64_t id, struct pog_time t,
 		      uint64_t changes, const char *message, uint64_t *root)
 {
-	char buf[sizeof(struct pog_log_rec) + POG_MESSAGE_MAX];
+	char buf[sizeof(struct pog_log_rec) + POG_MESSAGE_MAX + POG_SESSION_MAX];
+	/* Format 3: the session's name follows the message, reserved bytes
+	 * of it (0: none). */
+	const char *who = s->hist.session;
+	size_t slen = who ? strlen(who) : 0;
+	if (slen > POG_SESSION_MAX)
+		slen = POG_SESSION_MAX;
 	struct pog_log_rec rec = {
 		.time_sec = t.sec, .time_nsec = t.nsec, .changes = changes,
+		.reserved = (uint32_t)slen,
 	};
 	size_t mlen = message ? strlen(message) : 0;
 	if (mlen > POG_MESSAGE_MAX)
@@ -1010,8 +1028,10 @@ static int log_append(pog_store *s, uint64_t id, struct pog_time t,
 	memcpy(buf, &rec, sizeof(rec));
 	if (mlen)
 		memcpy(buf + sizeof(rec), message, mlen);
+	if (slen)
+		memcpy(buf + sizeof(rec) + mlen, who, slen);
 	return pog_bt_put(s, POG_TREE_LOG, root, id, buf,
-			  (uint16_t)(sizeof(rec) + mlen));
+			  (uint16_t)(sizeof(rec) + mlen + slen));
 }
 
 int pog_commit(pog_store *s, const char *message, uint64_t *id_out)
@@ -1088,6 +1108,13 @@ int pog_commit_locked(pog_store *s, const char *message, uint64_t *id_out)
 		pog_set_error(s, "commit: %s", pog_strerror(err));
 		return err;
 	}
+	/* Space is short (less than a quarter of the pool free, or growth
+	 * was refused): retention of unnamed commits gives way, so that this
+	 * commit frees what it replaced and GC what was deleted (history.c). */
+	uint64_t total = s->super->max_segments * (uint64_t)(POG_SEG_BLOCKS - 1);
+	if (pog_free_blocks(s) < 2 * pog_reserve_blocks(s) ||
+	    pog_free_blocks(s) < total / 4)
+		pog_history_squeeze(s);
 	uint64_t id = s->commit_id + 1;
 	uint64_t changes = s->changes.n + s->nremoved;
 	struct pog_time t = pog_now();
@@ -1117,9 +1144,10 @@ int pog_commit_locked(pog_store *s, const char *message, uint64_t *id_out)
 		.logical_bytes = s->staged.logical_bytes,
 		.lists = s->list_counts ? POG_LISTS_COUNTED : 0,
 	};
-	rec.crc = pog_crc32(&rec, sizeof(rec));
 	void *cblock = pog_block(s, cbno);
 	memset(cblock, 0, POG_BLOCK_SIZE);
+	pog_history_fill(s, id, &rec, (void *)((char *)cblock + sizeof(rec)));
+	rec.crc = pog_crc32(&rec, sizeof(rec));
 	memcpy(cblock, &rec, sizeof(rec));
 
 	pog_lists_seal(s); /* nothing fails from here on */
@@ -1138,6 +1166,7 @@ int pog_commit_locked(pog_store *s, const char *message, uint64_t *id_out)
 	/* What the commit replaced waits for older pinned commits (pins.c);
 	 * out of memory there only leaves a block used until GC. */
 	(void)pog_pins_note_commit(s, id, cbno);
+	pog_history_committed(s);
 	for (size_t i = 0; i < s->freed.n; i++)
 		(void)pog_defer_free(s, id, s->freed.v[i]);
 	s->freed.n = 0;
@@ -1202,6 +1231,9 @@ int pog_status(pog_store *s, struct pog_status *out)
 	out->checksum_errors = atomic_load(&s->checksum_errors);
 	out->discarded_changes = s->super->discarded_changes;
 	out->discarded_time.sec = s->super->discarded_time;
+	out->keep = pog_keep(s);
+	out->retained = s->hist.nlist + (s->commit_id ? 1 : 0);
+	out->history_dropped = s->hist.dropped;
 	pthread_rwlock_unlock(&s->lock);
 	pthread_mutex_lock(&s->err_lock);
 	memcpy(out->last_error, s->last_error, sizeof(out->last_error));
@@ -1230,6 +1262,14 @@ int pog_log(pog_store *s, int (*fn)(void *ctx, const struct pog_log_entry *e),
 		}
 		memcpy(&rec, val, sizeof(rec));
 		size_t mlen = vlen - sizeof(rec);
+		char who[POG_SESSION_MAX + 1] = "";
+		if (rec.reserved <= POG_SESSION_MAX && rec.reserved <= mlen) {
+			mlen -= rec.reserved;
+			memcpy(who, (const char *)val + sizeof(rec) + mlen, rec.reserved);
+			who[rec.reserved] = '\0';
+		}
+		if (mlen > POG_MESSAGE_MAX)
+			mlen = POG_MESSAGE_MAX;
 		memcpy(msg, (const char *)val + sizeof(rec), mlen);
 		msg[mlen] = '\0';
 		struct pog_log_entry e = {
@@ -1237,6 +1277,7 @@ int pog_log(pog_store *s, int (*fn)(void *ctx, const struct pog_log_entry *e),
 			.time = {rec.time_sec, rec.time_nsec},
 			.changes = rec.changes,
 			.message = msg,
+			.session = who,
 		};
 		r = fn(ctx, &e);
 		if (r)

@@ -94,6 +94,35 @@ struct pog_commit_pins {
 	size_t deferred_head;        /* pairs before it are gone */
 };
 
+/* history.c's state. */
+struct pog_hview {                   /* a read-only view of a commit */
+	struct pog_state st;         /* empty once the commit is gone */
+	uint64_t id;
+	uint64_t bits;               /* POG_COMMITTED_BIT | slot << shift */
+};
+struct pog_snap {
+	uint64_t id;
+	size_t len;
+	char *name;                  /* key bytes, NUL-terminated copy */
+};
+struct pog_history {
+	/* The latest record's list: retained older commits (each pinned
+	 * once), ascending, and the list the commit being made will write. */
+	struct pog_history_ent list[POG_HISTORY_MAX], next[POG_HISTORY_MAX];
+	size_t nlist, nnext;
+	struct pog_snap *snaps;      /* sorted by name */
+	size_t nsnaps;
+	bool dirty;                  /* retention shrank since the last commit */
+	bool squeeze;                /* keep only named commits (full pool) */
+	uint64_t dropped;            /* times retention gave way */
+	pthread_mutex_t view_lock;   /* views, nviews, view_of, hashes */
+	struct pog_hview **views;    /* [POG_VIEW_SLOTS], slot 0 unused */
+	uint64_t nviews;
+	struct pog_map64 view_of;    /* commit id -> slot */
+	struct pog_map64 hashes;     /* commit id -> root hash | 1 << 32 */
+	char *session;               /* recorded in the log (write lock) */
+};
+
 struct pog_store {
 	PMEMobjpool *pop;
 	struct pog_super *super;
@@ -152,6 +181,7 @@ struct pog_store {
 	struct pog_map64 hashes;     /* ino -> struct hcache * (merkle.c) */
 
 	struct pog_commit_pins cpins; /* pins.c */
+	struct pog_history hist;      /* history.c */
 
 	pthread_mutex_t err_lock;    /* protects last_error */
 	char last_error[256];
@@ -318,6 +348,26 @@ int pog_pins_list(pog_store *s, struct pog_vec *ids);
 void pog_pins_after_mark(pog_store *s);
 void pog_state_from_rec(struct pog_state *st, const struct pog_commit_rec *rec);
 
+/* ---- history.c: retention, snapshots, views --------------------------- */
+int pog_history_init(pog_store *s);
+void pog_history_free(pog_store *s);
+/* On open, after the latest commit is loaded: pin the commits its record
+ * lists, read the snapshot names. */
+int pog_history_load(pog_store *s, const struct pog_commit_rec *rec);
+/* While commit id is made: fill rec's history fields and write the list
+ * into the record's block (ents). Never fails. */
+void pog_history_fill(pog_store *s, uint64_t id, struct pog_commit_rec *rec,
+		      struct pog_history_ent *ents);
+/* After the commit point: pin what the new list holds, let go of the rest,
+ * empty the views of commits that left. */
+void pog_history_committed(pog_store *s);
+/* The state behind a view slot (an empty one when it is gone). */
+const struct pog_state *pog_history_state(pog_store *s, uint64_t slot);
+/* The view bits of a state pog_view returned. */
+uint64_t pog_view_bits(pog_store *s, const struct pog_state *st);
+/* Space is short: the next commit keeps only named commits. */
+void pog_history_squeeze(pog_store *s);
+
 /* ---- btree.c ------------------------------------------------------------ */
 
 /* Read: *val points into the pool, valid until the next change. */
@@ -418,6 +468,9 @@ int pog_page_read(pog_store *s, uint64_t bno, uint32_t crc, const void **data);
 /* Read a string's bytes (lock held). */
 ssize_t pog_data_read(pog_store *s, const struct pog_inode *in, uint64_t off,
 		      void *buf, size_t len);
+/* The file name of a directory entry (key, value as stored). */
+ssize_t pog_entry_name(uint32_t type, uint64_t key, const void *val,
+		       uint16_t vlen, char *buf, size_t size);
 /* pog_path with the store lock already held (staged view). */
 ssize_t pog_path_locked(pog_store *s, const struct pog_state *st, uint64_t ino,
 			char *buf, size_t size);
@@ -442,6 +495,10 @@ int pog_root_init(pog_store *s);
 /* gc.c: recompute the in-use bitmap from the committed state; with
  * index_pages the pages the page index names count as used. */
 int pog_mark_committed(pog_store *s, bool index_pages);
+
+/* mark.c: set in bits (one per bno) the blocks of the pinned commits
+ * other than the last one (fsck: what history holds). */
+int pog_mark_history(pog_store *s, uint64_t *bits);
 
 /* ---- edit.c: real tools keep the graph -------------------------------- */
 /*

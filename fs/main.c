@@ -31,6 +31,7 @@ struct pogfs_opts {
 	unsigned events_ring; /* lines .pog/events keeps (0: default) */
 	int fsname_set;     /* also passed on */
 	int subtype_set;    /* also passed on */
+	unsigned keep;      /* -o keep=N: commits kept readable (0: as set) */
 };
 
 enum { KEY_MAX_READ, KEY_FSNAME, KEY_SUBTYPE };
@@ -45,6 +46,7 @@ static const struct fuse_opt pogfs_opt_spec[] = {
 	POGFS_OPT("nonempty", nonempty),
 	{ "log=%s", offsetof(struct pogfs_opts, log_file), 0 },
 	{ "events_ring=%u", offsetof(struct pogfs_opts, events_ring), 0 },
+	{ "keep=%u", offsetof(struct pogfs_opts, keep), 0 },
 	FUSE_OPT_KEY("max_read=", KEY_MAX_READ),
 	FUSE_OPT_KEY("fsname=", KEY_FSNAME),
 	FUSE_OPT_KEY("subtype=", KEY_SUBTYPE),
@@ -159,6 +161,8 @@ static void usage(FILE *out, const char *prog)
 		"    -o nonempty            allow mounting over a non-empty directory\n"
 		"    -o events_ring=N       lines .pog/events keeps for slow readers\n"
 		"                           (default 8192; 8 MiB at most)\n"
+		"    -o keep=N              keep the last N commits readable under\n"
+		"                           .pog/history (default 16; remembered in the pool)\n"
 		"    -o log=FILE            append the daemon's messages to FILE\n"
 		"                           (else syslog in the background, stderr with -f)\n"
 		"\n",
@@ -644,6 +648,16 @@ static int pogfs_main(int argc, char *argv[])
 	}
 	if (pog_set_holder(fs.store, POG_HOLDER_SERVING) != 0)
 		pogfs_log(&fs, LOG_WARNING, "%s: cannot mark the pool as served", pool);
+	if (own.keep && (rc = pog_set_keep(fs.store, own.keep)) == -EROFS) {
+		pogfs_log(&fs, LOG_WARNING, "-o keep=%u: a read-only mount keeps "
+			  "the pool's setting (%u)", own.keep, pog_keep(fs.store));
+	} else if (own.keep && rc < 0) {
+		pogfs_log(NULL, LOG_ERR, "-o keep=%u: between 1 and %u", own.keep,
+			  POG_KEEP_MAX);
+		goto out_store;
+	}
+	/* Commits name their session: this mount (.pog/log). */
+	(void)pog_set_session_name(fs.store, fs.mountpoint);
 
 	fs.se = fuse_session_new(&args, &pogfs_ops, sizeof(pogfs_ops), &fs);
 	if (!fs.se)

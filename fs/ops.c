@@ -332,9 +332,13 @@ static int parent_of(struct pogfs *fs, uint64_t ino, uint64_t *parent)
 		*parent = VINO_POG;
 		return 0;
 	}
+	if (ino_is_history(ino) && (ino & POG_INO_MASK) == POG_ROOT_INO) {
+		*parent = VINO_HISTORY;
+		return 0;
+	}
 	int rc = pog_resolve(fs->store, ino, "..", parent);
 	if (rc == 0 && ino_is_committed(ino))
-		*parent |= POG_COMMITTED_BIT;
+		*parent |= ino & ~POG_INO_MASK; /* the same view */
 	return rc;
 }
 

@@ -31,6 +31,9 @@
 #define VINO_LOG (VINO_BASE | 5)     /* .pog/log */
 #define VINO_OBJECTS (VINO_BASE | 6) /* .pog/objects/ */
 #define VINO_EVENTS (VINO_BASE | 7)  /* .pog/events (events.c) */
+#define VINO_HISTORY (VINO_BASE | 10)   /* .pog/history/ */
+#define VINO_SNAPSHOTS (VINO_BASE | 8) /* .pog/snapshots/ */
+#define VINO_CONFLICTS (VINO_BASE | 9) /* .pog/conflicts */
 #define VINO_COMMITTED_ROOT (POG_ROOT_INO | POG_COMMITTED_BIT)
 
 #define POG_CTL_NAME ".pog"
@@ -44,6 +47,13 @@ static inline bool ino_is_virtual(uint64_t ino)
 static inline bool ino_is_committed(uint64_t ino)
 {
 	return !ino_is_virtual(ino) && (ino & POG_COMMITTED_BIT) != 0;
+}
+
+/* An ino of a retained commit's view (.pog/history, .pog/snapshots):
+ * committed, with a view slot. Those never change. */
+static inline bool ino_is_history(uint64_t ino)
+{
+	return ino_is_committed(ino) && (ino & ~POG_COMMITTED_BIT) > POG_INO_MASK;
 }
 
 /* The daemon. One per process; fuse_req_userdata() returns it. */
@@ -162,6 +172,23 @@ void ctl_release(fuse_req_t req, uint64_t ino, struct fuse_file_info *fi);
  */
 size_t ctl_readdir(fuse_req_t req, uint64_t ino, char *buf, size_t size,
 		   off_t off, bool plus);
+
+/* ---- .pog/history and .pog/snapshots (history.c) -------------------- */
+/* lookup and readdir in VINO_HISTORY / VINO_SNAPSHOTS. */
+void history_lookup(fuse_req_t req, uint64_t parent, const char *name);
+size_t history_readdir(fuse_req_t req, uint64_t ino, char *buf, size_t size,
+		       off_t off, bool plus);
+/* "history/ID[/...]" or "snapshots/NAME[/...]" (after ".pog/"): the
+ * view's root and the rest of the path; -ENOENT when it names none. */
+int history_view_path(struct pogfs *fs, const char *rel, uint64_t *root,
+		      const char **rest);
+/* .pog/conflicts: the paths of the last revert that failed with ESTALE
+ * (set replaces; get returns a malloc'ed copy, "" when none). */
+int history_conflicts_set(const char *text, size_t len);
+char *history_conflicts_get(size_t *len);
+/* A commit named by a diff/revert argument: an id, a snapshot name, or
+ * "staged" (POG_DIFF_STAGED). */
+int history_commit_arg(struct pogfs *fs, const char *arg, uint64_t *id);
 
 /* The ops table (ops.c). */
 extern const struct fuse_lowlevel_ops pogfs_ops;
