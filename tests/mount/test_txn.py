@@ -18,12 +18,8 @@ def test_pog_hidden_but_reachable(mount):
                         check=True).stdout.split()
     assert ".pog" not in ls
     assert sorted(os.listdir(mnt / ".pog")) == sorted(
-<<<<<<< HEAD
-        ["ctl", "status", "changes", "log", "events", "committed", "objects"])
-=======
-        ["ctl", "status", "changes", "log", "committed", "objects",
+        ["ctl", "status", "changes", "log", "events", "committed", "objects",
          "history", "snapshots", "conflicts"])
->>>>>>> history
     assert (mnt / ".pog").is_dir()
     with pytest.raises(OSError):
         (mnt / ".pog").rmdir()
