@@ -229,7 +229,7 @@ int pog_space_check(pog_store *s, enum pog_space kind, uint64_t need)
 	return err;
 }
 
-static void block_free_now(pog_store *s, uint64_t bno)
+void pog_block_free_now(pog_store *s, uint64_t bno)
 {
 	struct pog_seg *g = &s->segs[bno / POG_SEG_BLOCKS];
 	uint64_t i = bno % POG_SEG_BLOCKS, bit = 1ULL << (i % 64);
@@ -248,7 +248,7 @@ void pog_block_release(pog_store *s, uint64_t bno)
 		g->fresh[i / 64] &= ~bit;
 		g->node[i / 64] &= ~bit;
 		s->fresh_count--;
-		block_free_now(s, bno);
+		pog_block_free_now(s, bno);
 		return;
 	}
 	/* Still part of the last commit: free once the next one is durable. */

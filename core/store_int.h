@@ -288,6 +288,9 @@ int pog_gc_locked(pog_store *s, struct pog_gc_result *res);
 void pog_abort_locked(pog_store *s);
 /* Commit with the write lock held. */
 int pog_commit_locked(pog_store *s, const char *message, uint64_t *id);
+/* Let a committed block go now: nothing readable uses it any more
+ * (commit pins, pins.c). */
+void pog_block_free_now(pog_store *s, uint64_t bno);
 /* Let a block go: a fresh one at once, a committed one after commit. */
 void pog_block_release(pog_store *s, uint64_t bno);
 void pog_note_change(pog_store *s, uint64_t ino, unsigned kind);
