@@ -72,7 +72,13 @@ struct pog_super {
 	 * leave them alone, so the format version stays. */
 	uint64_t discarded_changes;
 	int64_t discarded_time;
-	uint64_t reserved[14];
+	/* Format 3 (history, core/history.c): how many recent commits stay
+	 * readable (0: the default, 16), and the snapshot names (a
+	 * libpmemobj object, struct pog_snap_table; OID_NULL: none). */
+	uint32_t keep;
+	uint32_t pad;
+	PMEMoid snapshots;
+	uint64_t reserved[11];
 };
 _Static_assert(sizeof(struct pog_super) == 224, "super size");
 
@@ -101,13 +107,38 @@ struct pog_commit_rec {
 	uint64_t changes;
 	uint64_t dedup_root;  /* page index: crc << 16 | seq -> page bno */
 	uint64_t logical_bytes; /* sizes of all files, as if nothing shared */
-	uint64_t reserved[3];
+	/* Format 3: the older commits still retained when this one was made
+	 * (the last keep, and snapshots), as history_count struct
+	 * pog_history_ent after this record in its block, sorted by id;
+	 * history_crc is their crc32. Zero in older records: no history. */
+	uint64_t history_count;
+	uint64_t history_crc;
+	uint64_t reserved[1];
 	uint64_t lists;       /* POG_LISTS_COUNTED: list trees count their
 				 entries (0: format 2, rebuilt when opened
 				 writable) */
 };
 _Static_assert(sizeof(struct pog_commit_rec) == 128, "commit rec size");
 #define POG_LISTS_COUNTED 3u
+
+struct pog_history_ent {
+	uint64_t id;   /* commit id */
+	uint64_t bno;  /* its record */
+};
+#define POG_HISTORY_MAX \
+	((POG_BLOCK_SIZE - sizeof(struct pog_commit_rec)) / sizeof(struct pog_history_ent))
+
+/* Snapshot names (format 3): a libpmemobj object, replaced whole in a
+ * libpmemobj transaction by each snapshot and unsnapshot. count entries
+ * follow: u64 commit id, u16 name length, the name's key bytes, padded
+ * to 8. crc: crc32 of the entries. */
+#define POG_SNAP_MAGIC 0x3150414e53474f50ULL /* "POGSNAP1" */
+struct pog_snap_table {
+	uint64_t magic;
+	uint32_t count;
+	uint32_t crc;
+	uint64_t bytes;  /* of the entries */
+};
 
 /* B+tree node header; the rest of the block is the node's body. */
 #define POG_NODE_MAGIC 0x4e47u /* "GN" */

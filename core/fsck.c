@@ -354,15 +354,28 @@ static void check_links(struct fsck *f)
 		       f->res.garbage_objects);
 }
 
-static uint64_t free_garbage_blocks(struct fsck *f)
+/* Blocks in use that the last commit does not hold: garbage, unless a
+ * retained commit (history) holds them (*history counts those). */
+static uint64_t free_garbage_blocks(struct fsck *f, uint64_t *history)
 {
 	uint64_t unclaimed = 0;
+	uint64_t *hist = calloc(f->s->env->nsegs * POG_WORDS_PER_SEG + 1, sizeof(uint64_t));
+	if (hist && pog_mark_history(f->s, hist)) {
+		free(hist);
+		hist = NULL;
+	}
+	*history = 0;
 	for (uint64_t i = 0; i < f->s->env->nsegs; i++)
 		for (unsigned b = 1; b < POG_SEG_BLOCKS; b++) {
 			uint64_t bno = i * POG_SEG_BLOCKS + b;
-			if (pog_bit(f->s->env->segs[i].used, b) && !pog_bit(f->claimed, bno))
+			if (!pog_bit(f->s->env->segs[i].used, b) || pog_bit(f->claimed, bno))
+				continue;
+			if (hist && pog_bit(hist, bno))
+				(*history)++;
+			else
 				unclaimed++;
 		}
+	free(hist);
 	return unclaimed;
 }
 
@@ -465,7 +478,11 @@ int pog_fsck(pog_store *s, unsigned flags, pog_fsck_fn fn, void *ctx,
 	err = pog_reachable(s, &s->env->committed, false, true, &f.reach);
 	if (!err)
 		check_links(&f);
-	uint64_t unclaimed = free_garbage_blocks(&f);
+	uint64_t history, unclaimed = free_garbage_blocks(&f, &history);
+	if (history)
+		report(&f, POG_FSCK_INFO, "history-blocks", 0,
+		       "%" PRIu64 " blocks held by retained commits only "
+		       "(.pog/history)", history);
 	if (unclaimed)
 		report(&f, POG_FSCK_INFO, "garbage-blocks", 0,
 		       "%" PRIu64 " blocks held by nothing (freed by gc)", unclaimed);

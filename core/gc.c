@@ -251,6 +251,13 @@ static int reachable_all(pog_store *s, struct pog_map64 *seen)
  */
 static int gc_run(pog_store *s, struct pog_gc_result *res)
 {
+	/* Commits that left the history (unsnapshot, keep lowered) are
+	 * still in the last record's list: a commit drops them first. */
+	if (s->env->hist.dirty) {
+		int err = pog_commit_locked(s, "gc: history released", NULL);
+		if (err)
+			return err;
+	}
 	uint64_t before = s->env->blocks_used;
 	struct pog_map64 seen = {0};
 	struct pog_vec dead = {0};

@@ -166,13 +166,13 @@ struct inoset {
 
 static bool inoset_has(const struct inoset *set, uint64_t ino)
 {
-	ino &= ~POG_COMMITTED_BIT;
+	ino &= POG_INO_MASK;
 	return ino / 64 < set->nw && (set->w[ino / 64] >> (ino % 64) & 1);
 }
 
 static int inoset_add(struct inoset *set, uint64_t ino)
 {
-	ino &= ~POG_COMMITTED_BIT;
+	ino &= POG_INO_MASK;
 	if (ino / 64 >= set->nw) {
 		size_t nw = set->nw ? set->nw : 64;
 		while (nw <= ino / 64)
@@ -526,7 +526,7 @@ static uint64_t mention(struct exporter *e, uint64_t ino)
 			e->err = err;
 		return 0;
 	}
-	uint64_t *v = pog_map64_get(&e->ids, ino & ~POG_COMMITTED_BIT);
+	uint64_t *v = pog_map64_get(&e->ids, ino & POG_INO_MASK);
 	if (!v) {
 		e->err = -ENOMEM;
 		return 0;

@@ -17,15 +17,22 @@
 
 struct marker {
 	pog_store *s;
+	uint64_t *bits;              /* NULL: the used bitmap; else this one */
 	bool index_pages;
 	struct pog_map64 small_seen; /* small node addresses visited */
 };
 
 /* Set the block's used bit; *was says whether it was set already. */
-static int mark_bno(pog_store *s, uint64_t bno, bool *was)
+static int mark_bno(struct marker *m, uint64_t bno, bool *was)
 {
+	pog_store *s = m->s;
 	if (!pog_bno_valid(s, bno))
 		return POG_ECORRUPT;
+	if (m->bits) {
+		*was = pog_bit(m->bits, bno);
+		m->bits[bno / 64] |= 1ULL << (bno % 64);
+		return 0;
+	}
 	struct pog_seg *g = &s->env->segs[bno / POG_SEG_BLOCKS];
 	uint64_t i = bno % POG_SEG_BLOCKS;
 	*was = pog_bit(g->used, i);
@@ -37,7 +44,7 @@ static int mark_bno(pog_store *s, uint64_t bno, bool *was)
 static int mark_page(struct marker *m, uint64_t bno)
 {
 	bool was;
-	return mark_bno(m->s, bno, &was);
+	return mark_bno(m, bno, &was);
 }
 
 typedef int (*entry_fn)(struct marker *m, const void *val, uint16_t vlen);
@@ -68,7 +75,7 @@ static int mark_tree_at(struct marker *m, uint64_t addr, int depth, entry_fn fn)
 	if (depth >= POG_BT_MAX_DEPTH || pog_node_check(s, addr, 0))
 		return POG_ECORRUPT;
 	bool was;
-	int err = mark_bno(s, pog_node_bno(addr), &was);
+	int err = mark_bno(m, pog_node_bno(addr), &was);
 	if (err)
 		return err;
 	if (addr & POG_NODE_SMALL) {
@@ -143,25 +150,31 @@ static int object_entry(struct marker *m, const void *val, uint16_t vlen)
 	return err;
 }
 
+/* Only the last commit's page index is used to share pages (older ones
+ * are never searched), so only its pages are held by the index: a page
+ * that an older index names but no object holds goes. */
 static int mark_commit(struct marker *m, uint64_t bno,
-		       const struct pog_state *st)
+		       const struct pog_state *st, bool last)
 {
 	bool was;
-	int err = mark_bno(m->s, bno, &was);
+	int err = mark_bno(m, bno, &was);
 	if (!err)
 		err = mark_tree(m, st->log_root, NULL);
-	if (!err)
-		err = mark_tree(m, st->dedup_root, m->index_pages ? index_entry : NULL);
+	if (!err && last && m->index_pages)
+		err = mark_tree(m, st->dedup_root, index_entry);
+	else if (!err)
+		err = mark_tree(m, st->dedup_root, NULL);
 	if (!err)
 		err = mark_tree(m, st->obj_root, object_entry);
 	return err;
 }
 
-/* Mark every pinned commit (and the latest); 0 or the first error. */
+/* Mark every pinned commit (and the latest unless bits are given);
+ * 0 or the first error. */
 static int mark_pinned(struct marker *m)
 {
 	pog_store *s = m->s;
-	int err = mark_commit(m, s->env->commit_bno, &s->env->committed);
+	int err = m->bits ? 0 : mark_commit(m, s->env->commit_bno, &s->env->committed, true);
 	struct pog_vec ids = {0};
 	if (!err)
 		err = pog_pins_list(s, &ids);
@@ -176,14 +189,8 @@ static int mark_pinned(struct marker *m)
 			bno = *v;
 		pthread_mutex_unlock(&s->env->cpins.lock);
 		err = bno ? pog_commit_state(s, ids.v[i], &st) : POG_ECORRUPT;
-		/* Only the latest commit's page index is ever used again (a
-		 * session at an older base commits by replaying onto the
-		 * latest), so only its pages are kept for the index. */
-		bool index_pages = m->index_pages;
-		m->index_pages = false;
 		if (!err)
-			err = mark_commit(m, bno, &st);
-		m->index_pages = index_pages;
+			err = mark_commit(m, bno, &st, false);
 	}
 	pog_vec_release(&ids);
 	return err;
@@ -209,5 +216,13 @@ int pog_mark_committed(pog_store *s, bool index_pages)
 	pog_map64_release(&m.small_seen);
 	if (!err)
 		pog_pins_after_mark(s);
+	return err;
+}
+
+int pog_mark_history(pog_store *s, uint64_t *bits)
+{
+	struct marker m = {.s = s, .bits = bits, .index_pages = false};
+	int err = mark_pinned(&m);
+	pog_map64_release(&m.small_seen);
 	return err;
 }

@@ -561,6 +561,16 @@ static int hash_of(pog_store *s, const struct pog_state *st, uint64_t ino,
 	return err;
 }
 
+int pog_hash_locked(pog_store *s, uint64_t ino, uint32_t *out)
+{
+	pthread_mutex_lock(&s->hash_lock);
+	int err = hash_of(s, &s->staged, ino & POG_INO_MASK, 0, out);
+	if (err)
+		reset_locked(s);
+	pthread_mutex_unlock(&s->hash_lock);
+	return err;
+}
+
 int pog_hash(pog_store *s, uint64_t ino, uint32_t *out)
 {
 	int err = pog_rdlock(s);

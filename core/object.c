@@ -110,7 +110,7 @@ static void fill_attr(pog_store *s, const struct pog_state *st, uint64_t ino,
 		      const struct pog_inode *in, struct pog_attr *a)
 {
 	memset(a, 0, sizeof(*a));
-	a->ino = ino | (st == &s->env->committed ? POG_COMMITTED_BIT : 0);
+	a->ino = ino | pog_view_bits(s, st);
 	a->type = in->type;
 	a->mode = in->mode;
 	a->uid = in->uid;
@@ -2597,4 +2597,10 @@ void pog_scalar_set(struct pog_inode *in, uint64_t bits, const char *text,
 		    size_t len)
 {
 	scalar_set(in, bits, text, len);
+}
+
+ssize_t pog_entry_name(uint32_t type, uint64_t key, const void *val,
+		       uint16_t vlen, char *buf, size_t size)
+{
+	return entry_name(type, key, val, vlen, buf, size);
 }

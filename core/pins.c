@@ -138,24 +138,12 @@ uint64_t pog_pins_oldest(const pog_store *s)
 	return oldest;
 }
 
-/* Let a block go now (it was committed; nothing readable uses it). */
-static void free_committed(pog_store *s, uint64_t bno)
-{
-	struct pog_seg *g = &s->env->segs[bno / POG_SEG_BLOCKS];
-	uint64_t i = bno % POG_SEG_BLOCKS, bit = 1ULL << (i % 64);
-	if (!(g->used[i / 64] & bit))
-		POG_BUG("freeing free block %llu", (unsigned long long)bno);
-	g->used[i / 64] &= ~bit;
-	g->nused--;
-	s->env->blocks_used--;
-}
-
 int pog_defer_free(pog_store *s, uint64_t id, uint64_t bno)
 {
 	struct pog_commit_pins *p = &s->env->cpins;
 	bool queued = p->deferred.n > p->deferred_head;
 	if (!queued && pog_pins_oldest(s) >= id) {
-		free_committed(s, bno);
+		pog_block_free_now(s, bno);
 		return 0;
 	}
 	if (queued && p->deferred.v[p->deferred.n - 2] > id)
@@ -193,7 +181,7 @@ void pog_deferred_release(pog_store *s)
 	pthread_mutex_unlock(pins_lock(s));
 	size_t h = p->deferred_head;
 	while (h + 1 < p->deferred.n && p->deferred.v[h] <= oldest) {
-		free_committed(s, p->deferred.v[h + 1]);
+		pog_block_free_now(s, p->deferred.v[h + 1]);
 		h += 2;
 	}
 	if (h >= p->deferred.n) {

@@ -53,7 +53,12 @@ typedef struct pog_store pog_store;
 
 #define POG_ROOT_INO ((uint64_t)1)
 #define POG_COMMITTED_BIT ((uint64_t)1 << 62)
-#define POG_INO_MASK (POG_COMMITTED_BIT - 1)
+/* A read-only view of a retained commit (history): POG_COMMITTED_BIT and
+ * a view slot (1 .. POG_VIEW_SLOTS - 1) in the bits from POG_VIEW_SHIFT
+ * up; slot 0 is the last commit. Identities stay below 2^48. */
+#define POG_VIEW_SHIFT 48
+#define POG_VIEW_SLOTS ((uint64_t)1 << 14)
+#define POG_INO_MASK (((uint64_t)1 << POG_VIEW_SHIFT) - 1)
 
 /* Limits (a kernel filesystem answers the same errnos). */
 #define POG_KEY_MAX 1024          /* bytes in a map key: -ENAMETOOLONG */
@@ -211,6 +216,47 @@ unsigned pog_session_count(pog_store *s);
 int pog_commit(pog_store *s, const char *message, uint64_t *id);
 
 /*
+ * What a commit changed, as pog_commit_report reports it: one change per
+ * line of pog_changes (the same A, M and D lines), with the path the new
+ * commit gives it (lists renumbered) and, for A and M, the object and its
+ * Merkle hash in the new commit (what user.pog.hash shows after it).
+ */
+struct pog_change {
+	char kind;       /* 'A', 'M' or 'D' */
+	int has_hash;    /* A and M: hash is set (0 for D, or when the
+			    object could not be hashed: damaged) */
+	uint32_t hash;
+	uint64_t ino;    /* A and M: the object; D: 0 */
+	char *path;      /* from the root, escaped names; "" is the root */
+};
+/* The hash, in the new commit, of a path the caller asked about. */
+struct pog_path_hash {
+	int found;       /* 0: nothing there (hash is 0) */
+	uint32_t hash;
+};
+struct pog_commit_report {
+	uint64_t id;
+	size_t nchanges;
+	struct pog_change *changes; /* sorted by path */
+	struct pog_path_hash *paths; /* one per path asked, in order */
+	int incomplete;  /* out of memory while collecting: some changes
+			    are missing (the commit stands) */
+};
+/*
+ * pog_commit, and what it changed, atomically: the changes are collected
+ * after the commit point under the same lock, so another commit cannot
+ * come in between; and the hash of each of the npaths paths (from the
+ * root, escaped names) in the new commit. On success *out (when not
+ * NULL) is a report to free with pog_commit_report_free; on failure it
+ * is NULL. Collecting costs what the commit changed (the paths of the
+ * changed objects, their hashes from the cache), never the store.
+ */
+int pog_commit_report(pog_store *s, const char *message, uint64_t *id,
+		      const char *const *paths, size_t npaths,
+		      struct pog_commit_report **out);
+void pog_commit_report_free(struct pog_commit_report *r);
+
+/*
  * The lists whose names the last successful pog_commit changed: after a
  * commit a list's names are 0..n-1 in order (inside a transaction names
  * never shift), so those where an entry was removed before others, or
@@ -267,6 +313,12 @@ struct pog_status {
 	uint64_t session_id;
 	uint64_t base_id;
 	uint64_t sessions;
+	/* History (SPEC 5a): commits kept readable, how many are retained
+	 * now (the last one included), and how often retention of unnamed
+	 * commits gave way to a full pool. */
+	uint64_t keep;
+	uint64_t retained;
+	uint64_t history_dropped;
 };
 int pog_status(pog_store *s, struct pog_status *out);
 
@@ -283,10 +335,68 @@ struct pog_log_entry {
 	struct pog_time time;
 	uint64_t changes;
 	const char *message; /* valid during the callback only */
+	const char *session; /* who committed ("" when not recorded) */
 };
+/* The name commits record as their session (the daemon's mount point);
+ * NULL: none. At most POG_SESSION_MAX bytes are kept. */
+#define POG_SESSION_MAX 200
+int pog_set_session_name(pog_store *s, const char *name);
 /* Call fn for each commit; fn returns non-zero to stop (returned). */
 int pog_log(pog_store *s, int (*fn)(void *ctx, const struct pog_log_entry *e),
 	    void *ctx);
+
+/* ---- history: retained commits, snapshots, diff (SPEC 5a) ------------ */
+/*
+ * The last pog_keep() commits and every named snapshot are retained: their
+ * trees stay whole (GC keeps what they reach) and can be read through a
+ * view (pog_history_root). When the pool is short of space, retention of
+ * commits no snapshot names gives way (status counts it).
+ */
+#define POG_KEEP_DEFAULT 16u
+#define POG_KEEP_MAX 128u
+unsigned pog_keep(pog_store *s);
+/* Persisted in the pool; 1 .. POG_KEEP_MAX (-EINVAL). */
+int pog_set_keep(pog_store *s, unsigned n);
+/* The retained commit ids, ascending (the last commit included);
+ * *ids is malloc'ed. */
+int pog_history(pog_store *s, uint64_t **ids, size_t *n);
+int pog_retained(pog_store *s, uint64_t id); /* 1 or 0 */
+/* The root map of retained commit id as a read-only view: an ino with
+ * view bits, stable while the commit is retained (-ENOENT otherwise). */
+int pog_history_root(pog_store *s, uint64_t id, uint64_t *root);
+/* The commit a view ino shows (0 for the staged view). */
+uint64_t pog_view_commit(pog_store *s, uint64_t ino);
+/* The Merkle hash of a retained commit's root (remembered once known). */
+int pog_commit_hash(pog_store *s, uint64_t id, uint32_t *hash);
+/* Name commit id (retained; 0: the last commit): -EEXIST, -ENOENT, -EINVAL
+ * for an empty name or one with '/' or NUL, -ENOSPC when the history has
+ * no room. Names are keys (bytes; the daemon escapes them as keys). */
+int pog_snapshot(pog_store *s, const char *name, size_t len, uint64_t id);
+int pog_unsnapshot(pog_store *s, const char *name, size_t len);
+int pog_snapshot_find(pog_store *s, const char *name, size_t len,
+		      uint64_t *id);
+/* Every snapshot, in name order; fn returns non-zero to stop. */
+int pog_snapshots(pog_store *s,
+		  int (*fn)(void *ctx, const char *name, size_t len, uint64_t id),
+		  void *ctx);
+/*
+ * What changed from commit a to commit b (retained ids; POG_DIFF_STAGED
+ * for the staged state): fn(kind 'A'/'M'/'D', path) sorted by path, in
+ * time proportional to what differs (subtrees both share are skipped).
+ */
+#define POG_DIFF_STAGED ((uint64_t)0)
+int pog_diff(pog_store *s, uint64_t a, uint64_t b,
+	     int (*fn)(void *ctx, char kind, const char *path), void *ctx);
+
+/*
+ * Stage the inverse of commit id (ZODB's undo): what it changed goes back
+ * to what the commit before it had (both must be retained). Where a later
+ * commit or a staged change changed the same object, xattrs, map key or
+ * list, nothing is staged: -ESTALE, and conflict(ctx, path) is called for
+ * each such path (the last error says how many).
+ */
+int pog_revert(pog_store *s, uint64_t id,
+	       int (*conflict)(void *ctx, const char *path), void *ctx);
 
 /* Staged changes: kind is 'A', 'M' or 'D'; path relative to the root. */
 int pog_changes(pog_store *s,

@@ -43,8 +43,9 @@ void pog_unlock(pog_store *s)
 const struct pog_state *pog_view(pog_store *s, uint64_t *ino)
 {
 	if (*ino & POG_COMMITTED_BIT) {
+		uint64_t slot = (*ino >> POG_VIEW_SHIFT) & (POG_VIEW_SLOTS - 1);
 		*ino &= POG_INO_MASK;
-		return &s->env->committed;
+		return slot ? pog_history_state(s, slot) : &s->env->committed;
 	}
 	return &s->staged;
 }
@@ -234,6 +235,8 @@ int pog_space_check(pog_store *s, enum pog_space kind, uint64_t need)
 		err = -ENOSPC;
 	if (!err)
 		err = pog_reserve(s, floor + need);
+	if (err == -ENOSPC)
+		pog_history_squeeze(s);
 	if (err == -ENOSPC && kind == POG_SPACE_GROW)
 		pog_set_error(s, "pool is full (free space is at the reserve, "
 			      "which only deleting, truncating, renaming, commit "
@@ -245,7 +248,7 @@ int pog_space_check(pog_store *s, enum pog_space kind, uint64_t need)
 	return err;
 }
 
-static void block_free_now(pog_store *s, uint64_t bno)
+void pog_block_free_now(pog_store *s, uint64_t bno)
 {
 	struct pog_seg *g = &s->env->segs[bno / POG_SEG_BLOCKS];
 	uint64_t i = bno % POG_SEG_BLOCKS, bit = 1ULL << (i % 64);
@@ -264,7 +267,7 @@ void pog_block_release(pog_store *s, uint64_t bno)
 		x->fresh[i / 64] &= ~bit;
 		x->node[i / 64] &= ~bit;
 		s->fresh_count--;
-		block_free_now(s, bno);
+		pog_block_free_now(s, bno);
 		return;
 	}
 	/* Still part of the last commit: free once the next one is durable. */
@@ -583,6 +586,7 @@ static void session_free(pog_store *s)
 	session_unpin(s);
 	changes_clear(s);
 	free(s->conflicts);
+	free(s->session_name);
 	free(s->removed_paths);
 	pog_vec_release(&s->freed);
 	pog_vec_release(&s->renumbered);
@@ -615,6 +619,14 @@ static pog_store *store_new(void)
 		return NULL;
 	}
 	pog_pins_init(s);
+	if (pog_history_init(s)) {
+		pog_history_free(s);
+		pog_pins_free(s);
+		session_free(s);
+		pthread_rwlock_destroy(&env->lock);
+		free(env);
+		return NULL;
+	}
 	return s;
 }
 
@@ -623,6 +635,7 @@ static void store_free(pog_store *s)
 {
 	struct pog_env *env = s->env;
 	session_unpin(s);
+	pog_history_free(s);
 	pog_pins_free(s);
 	session_free(s);
 	if (env->pop)
@@ -744,7 +757,7 @@ static int load_commit(pog_store *s)
 	int err = pog_pins_note_commit(s, rec.id, bno);
 	if (!err)
 		session_begin(s);
-	return err;
+	return err ? err : pog_history_load(s, &rec);
 }
 
 /* A segment slot names 8 MiB inside the pool file, 4 KiB aligned. */
@@ -1210,9 +1223,16 @@ static void fresh_clear(pog_store *s, bool discard)
 static int log_append(pog_store *s, uint64_t id, struct pog_time t,
 		      uint64_t changes, const char *message, uint64_t *root)
 {
-	char buf[sizeof(struct pog_log_rec) + POG_MESSAGE_MAX];
+	char buf[sizeof(struct pog_log_rec) + POG_MESSAGE_MAX + POG_SESSION_MAX];
+	/* Format 3: the session's name follows the message, reserved bytes
+	 * of it (0: none). */
+	const char *who = s->session_name;
+	size_t slen = who ? strlen(who) : 0;
+	if (slen > POG_SESSION_MAX)
+		slen = POG_SESSION_MAX;
 	struct pog_log_rec rec = {
 		.time_sec = t.sec, .time_nsec = t.nsec, .changes = changes,
+		.reserved = (uint32_t)slen,
 	};
 	size_t mlen = message ? strlen(message) : 0;
 	if (mlen > POG_MESSAGE_MAX)
@@ -1220,17 +1240,44 @@ static int log_append(pog_store *s, uint64_t id, struct pog_time t,
 	memcpy(buf, &rec, sizeof(rec));
 	if (mlen)
 		memcpy(buf + sizeof(rec), message, mlen);
+	if (slen)
+		memcpy(buf + sizeof(rec) + mlen, who, slen);
 	return pog_bt_put(s, POG_TREE_LOG, root, id, buf,
-			  (uint16_t)(sizeof(rec) + mlen));
+			  (uint16_t)(sizeof(rec) + mlen + slen));
 }
 
 int pog_commit(pog_store *s, const char *message, uint64_t *id_out)
 {
+	return pog_commit_report(s, message, id_out, NULL, 0, NULL);
+}
+
+int pog_commit_report(pog_store *s, const char *message, uint64_t *id_out,
+		      const char *const *paths, size_t npaths,
+		      struct pog_commit_report **report)
+{
+	if (report) {
+		*report = calloc(1, sizeof(**report));
+		if (!*report)
+			return -ENOMEM;
+	}
 	int err = pog_wrlock(s);
-	if (err)
+	if (err) {
+		if (report) {
+			free(*report);
+			*report = NULL;
+		}
 		return err;
+	}
 	bool removed = s->nremoved > 0;
+	s->report = report ? *report : NULL;
+	s->report_paths = paths;
+	s->report_npaths = npaths;
 	err = pog_commit_locked(s, message, id_out);
+	s->report = NULL;
+	if (err && report) {
+		pog_commit_report_free(*report);
+		*report = NULL;
+	}
 	/* Filling up: collect now, so that deleting and committing is
 	 * enough to get space back (the commit itself stands either way);
 	 * also when replaced small nodes hold 1/64 of the pool, or when the
@@ -1278,6 +1325,13 @@ int pog_commit_locked(pog_store *s, const char *message, uint64_t *id_out)
 		if (err)
 			return err; /* the reason is in the last error */
 	}
+	/* Space is short (less than a quarter of the pool free, or growth
+	 * was refused): retention of unnamed commits gives way, so that this
+	 * commit frees what it replaced and GC what was deleted (history.c). */
+	uint64_t total = s->env->super->max_segments * (uint64_t)(POG_SEG_BLOCKS - 1);
+	if (pog_free_blocks(s) < 2 * pog_reserve_blocks(s) ||
+	    pog_free_blocks(s) < total / 4)
+		pog_history_squeeze(s);
 	uint64_t id = s->env->commit_id + 1;
 	uint64_t changes = s->changes.n + s->nremoved;
 	struct pog_time t = pog_now();
@@ -1307,9 +1361,10 @@ int pog_commit_locked(pog_store *s, const char *message, uint64_t *id_out)
 		.logical_bytes = s->staged.logical_bytes,
 		.lists = s->env->list_counts ? POG_LISTS_COUNTED : 0,
 	};
-	rec.crc = pog_crc32(&rec, sizeof(rec));
 	void *cblock = pog_block(s, cbno);
 	memset(cblock, 0, POG_BLOCK_SIZE);
+	pog_history_fill(s, id, &rec, (void *)((char *)cblock + sizeof(rec)));
+	rec.crc = pog_crc32(&rec, sizeof(rec));
 	memcpy(cblock, &rec, sizeof(rec));
 
 	pog_lists_seal(s); /* nothing fails from here on */
@@ -1329,6 +1384,7 @@ int pog_commit_locked(pog_store *s, const char *message, uint64_t *id_out)
 	/* What the commit replaced waits for older pinned commits (pins.c);
 	 * out of memory there only leaves a block used until GC. */
 	(void)pog_pins_note_commit(s, id, cbno);
+	pog_history_committed(s);
 	for (size_t i = 0; i < s->freed.n; i++)
 		(void)pog_defer_free(s, id, s->freed.v[i]);
 	s->freed.n = 0;
@@ -1336,6 +1392,10 @@ int pog_commit_locked(pog_store *s, const char *message, uint64_t *id_out)
 		(void)pog_defer_free(s, id, old_commit);
 	session_begin(s);
 	pog_deferred_release(s);
+	if (s->report) {
+		s->report->id = id;
+		pog_report_collect(s);
+	}
 	changes_clear(s);
 	pog_edit_end(s);
 	if (id_out)
@@ -1392,6 +1452,9 @@ int pog_status(pog_store *s, struct pog_status *out)
 	out->session_id = s->session_id;
 	out->base_id = s->base_id;
 	out->sessions = s->env->nsessions;
+	out->keep = pog_keep(s);
+	out->retained = s->env->hist.nlist + (s->env->commit_id ? 1 : 0);
+	out->history_dropped = s->env->hist.dropped;
 	pthread_rwlock_unlock(&s->env->lock);
 	pthread_mutex_lock(&s->err_lock);
 	memcpy(out->last_error, s->last_error, sizeof(out->last_error));
@@ -1420,6 +1483,14 @@ int pog_log(pog_store *s, int (*fn)(void *ctx, const struct pog_log_entry *e),
 		}
 		memcpy(&rec, val, sizeof(rec));
 		size_t mlen = vlen - sizeof(rec);
+		char who[POG_SESSION_MAX + 1] = "";
+		if (rec.reserved <= POG_SESSION_MAX && rec.reserved <= mlen) {
+			mlen -= rec.reserved;
+			memcpy(who, (const char *)val + sizeof(rec) + mlen, rec.reserved);
+			who[rec.reserved] = '\0';
+		}
+		if (mlen > POG_MESSAGE_MAX)
+			mlen = POG_MESSAGE_MAX;
 		memcpy(msg, (const char *)val + sizeof(rec), mlen);
 		msg[mlen] = '\0';
 		struct pog_log_entry e = {
@@ -1427,6 +1498,7 @@ int pog_log(pog_store *s, int (*fn)(void *ctx, const struct pog_log_entry *e),
 			.time = {rec.time_sec, rec.time_nsec},
 			.changes = rec.changes,
 			.message = msg,
+			.session = who,
 		};
 		r = fn(ctx, &e);
 		if (r)
@@ -1437,30 +1509,19 @@ int pog_log(pog_store *s, int (*fn)(void *ctx, const struct pog_log_entry *e),
 	return r < 0 || r > 0 ? r : 0;
 }
 
-struct change_line {
-	char kind;
-	char *path;
-};
-
 static int cmp_change(const void *a, const void *b)
 {
-	const struct change_line *x = a, *y = b;
+	const struct pog_change_line *x = a, *y = b;
 	int c = strcmp(x->path, y->path);
 	return c ? c : x->kind - y->kind;
 }
 
-int pog_changes(pog_store *s,
-		int (*fn)(void *ctx, char kind, const char *path), void *ctx)
+int pog_change_lines(pog_store *s, struct pog_change_line **out, size_t *count)
 {
-	int err = pog_rdlock(s);
-	if (err)
-		return err;
 	size_t n = 0, cap = s->changes.n + s->nremoved;
-	struct change_line *lines = calloc(cap ? cap : 1, sizeof(*lines));
-	if (!lines) {
-		pog_unlock(s);
+	struct pog_change_line *lines = calloc(cap ? cap : 1, sizeof(*lines));
+	if (!lines)
 		return -ENOMEM;
-	}
 	char path[4096];
 	pog_map64_foreach(&s->changes, i) {
 		uint64_t ino = s->changes.keys[i];
@@ -1473,18 +1534,36 @@ int pog_changes(pog_store *s,
 			continue; /* no owning place: not a user-visible change */
 		path[len] = '\0';
 		lines[n].kind = added ? 'A' : 'M';
+		lines[n].ino = ino;
 		lines[n].path = strdup(path);
 		if (lines[n].path)
 			n++;
 	}
 	for (size_t i = 0; i < s->nremoved; i++) {
 		lines[n].kind = 'D';
+		lines[n].ino = 0;
 		lines[n].path = strdup(s->removed_paths[i]);
 		if (lines[n].path)
 			n++;
 	}
-	pog_unlock(s);
 	qsort(lines, n, sizeof(*lines), cmp_change);
+	*out = lines;
+	*count = n;
+	return 0;
+}
+
+int pog_changes(pog_store *s,
+		int (*fn)(void *ctx, char kind, const char *path), void *ctx)
+{
+	int err = pog_rdlock(s);
+	if (err)
+		return err;
+	struct pog_change_line *lines;
+	size_t n;
+	err = pog_change_lines(s, &lines, &n);
+	pog_unlock(s);
+	if (err)
+		return err;
 	int r = 0;
 	for (size_t i = 0; i < n; i++) {
 		if (!r)

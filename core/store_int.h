@@ -98,6 +98,34 @@ struct pog_commit_pins {
 	size_t deferred_head;        /* pairs before it are gone */
 };
 
+/* history.c's state. */
+struct pog_hview {                   /* a read-only view of a commit */
+	struct pog_state st;         /* empty once the commit is gone */
+	uint64_t id;
+	uint64_t bits;               /* POG_COMMITTED_BIT | slot << shift */
+};
+struct pog_snap {
+	uint64_t id;
+	size_t len;
+	char *name;                  /* key bytes, NUL-terminated copy */
+};
+struct pog_history {
+	/* The latest record's list: retained older commits (each pinned
+	 * once), ascending, and the list the commit being made will write. */
+	struct pog_history_ent list[POG_HISTORY_MAX], next[POG_HISTORY_MAX];
+	size_t nlist, nnext;
+	struct pog_snap *snaps;      /* sorted by name */
+	size_t nsnaps;
+	bool dirty;                  /* retention shrank since the last commit */
+	bool squeeze;                /* keep only named commits (full pool) */
+	uint64_t dropped;            /* times retention gave way */
+	pthread_mutex_t view_lock;   /* views, nviews, view_of, hashes */
+	struct pog_hview **views;    /* [POG_VIEW_SLOTS], slot 0 unused */
+	uint64_t nviews;
+	struct pog_map64 view_of;    /* commit id -> slot */
+	struct pog_map64 hashes;     /* commit id -> root hash | 1 << 32 */
+};
+
 /*
  * The store is split as LMDB splits MDB_env and MDB_txn. struct pog_env
  * is the pool: what every session shares (the pool file, the segments and
@@ -139,6 +167,7 @@ struct pog_env {
 	bool list_counts;
 
 	struct pog_commit_pins cpins; /* pins.c */
+	struct pog_history hist;      /* history.c */
 
 	/* Sessions (pog_session_open adds, pog_close removes). */
 	struct pog_store *sessions;
@@ -183,6 +212,12 @@ struct pog_store {
 	struct pog_edits *edits;     /* edit.c's records (NULL until used) */
 	char **conflicts;            /* paths of the last commit's ESTALE */
 	size_t nconflicts;
+	/* pog_commit_report: the report being collected (report.c), and
+	 * the paths asked about; NULL outside such a commit. */
+	struct pog_commit_report *report;
+	const char *const *report_paths;
+	size_t report_npaths;
+	char *session_name;          /* recorded in the log as who committed */
 
 	pthread_mutex_t pin_lock;    /* protects pins */
 	struct pog_map64 pins;
@@ -304,6 +339,9 @@ int pog_gc_locked(pog_store *s, struct pog_gc_result *res);
 void pog_abort_locked(pog_store *s);
 /* Commit with the write lock held. */
 int pog_commit_locked(pog_store *s, const char *message, uint64_t *id);
+/* Let a committed block go now: nothing readable uses it any more
+ * (commit pins, pins.c). */
+void pog_block_free_now(pog_store *s, uint64_t bno);
 /* Let a block go: a fresh one at once, a committed one after commit. */
 void pog_block_release(pog_store *s, uint64_t bno);
 void pog_note_change(pog_store *s, uint64_t ino, unsigned kind);
@@ -363,6 +401,26 @@ int pog_pins_list(pog_store *s, struct pog_vec *ids);
  * forget queued blocks no longer in use and records no longer readable. */
 void pog_pins_after_mark(pog_store *s);
 void pog_state_from_rec(struct pog_state *st, const struct pog_commit_rec *rec);
+
+/* ---- history.c: retention, snapshots, views --------------------------- */
+int pog_history_init(pog_store *s);
+void pog_history_free(pog_store *s);
+/* On open, after the latest commit is loaded: pin the commits its record
+ * lists, read the snapshot names. */
+int pog_history_load(pog_store *s, const struct pog_commit_rec *rec);
+/* While commit id is made: fill rec's history fields and write the list
+ * into the record's block (ents). Never fails. */
+void pog_history_fill(pog_store *s, uint64_t id, struct pog_commit_rec *rec,
+		      struct pog_history_ent *ents);
+/* After the commit point: pin what the new list holds, let go of the rest,
+ * empty the views of commits that left. */
+void pog_history_committed(pog_store *s);
+/* The state behind a view slot (an empty one when it is gone). */
+const struct pog_state *pog_history_state(pog_store *s, uint64_t slot);
+/* The view bits of a state pog_view returned. */
+uint64_t pog_view_bits(pog_store *s, const struct pog_state *st);
+/* Space is short: the next commit keeps only named commits. */
+void pog_history_squeeze(pog_store *s);
 
 /* ---- btree.c ------------------------------------------------------------ */
 
@@ -464,6 +522,9 @@ int pog_page_read(pog_store *s, uint64_t bno, uint32_t crc, const void **data);
 /* Read a string's bytes (lock held). */
 ssize_t pog_data_read(pog_store *s, const struct pog_inode *in, uint64_t off,
 		      void *buf, size_t len);
+/* The file name of a directory entry (key, value as stored). */
+ssize_t pog_entry_name(uint32_t type, uint64_t key, const void *val,
+		       uint16_t vlen, char *buf, size_t size);
 /* pog_path with the store lock already held (staged view). */
 ssize_t pog_path_locked(pog_store *s, const struct pog_state *st, uint64_t ino,
 			char *buf, size_t size);
@@ -488,6 +549,10 @@ int pog_root_init(pog_store *s);
 /* gc.c: recompute the in-use bitmap from the committed state; with
  * index_pages the pages the page index names count as used. */
 int pog_mark_committed(pog_store *s, bool index_pages);
+
+/* mark.c: set in bits (one per bno) the blocks of the pinned commits
+ * other than the last one (fsck: what history holds). */
+int pog_mark_history(pog_store *s, uint64_t *bits);
 
 /* ---- edit.c: real tools keep the graph -------------------------------- */
 /*
@@ -622,6 +687,21 @@ void pog_hash_entry_changed(pog_store *s, uint64_t dir, uint64_t key);
 void pog_hash_rekeyed(pog_store *s, uint64_t ino);
 /* Forget every cached hash (abort, gc, close). */
 void pog_hash_reset(pog_store *s);
+/* pog_hash of a staged ino with the store lock held. */
+int pog_hash_locked(pog_store *s, uint64_t ino, uint32_t *out);
+
+/* ---- report.c: what a commit changed ---------------------------------- */
+/* One line of the staged changes: kind, ino (0 for D), path. */
+struct pog_change_line {
+	char kind;
+	uint64_t ino;
+	char *path;
+};
+/* The staged changes (pog_changes's lines), unsorted, lock held: *out
+ * is malloc'd (free each path, then it). -ENOMEM. */
+int pog_change_lines(pog_store *s, struct pog_change_line **out, size_t *n);
+/* In a commit, after its commit point (lock held): fill s->report. */
+void pog_report_collect(pog_store *s);
 
 /* ---- value.c: typed scalars ------------------------------------------- */
 /* Parse text (white space around it allowed) as a scalar of type. */

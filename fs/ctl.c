@@ -1,6 +1,7 @@
-/* ctl.c - the .pog control directory: ctl, status, changes, log, committed/, objects/. */
+/* ctl.c - the .pog control directory: ctl, status, changes, log, committed/, objects/ (events: events.c). */
 #include "pogfs.h"
 #include "spool.h"
+#include "coherence.h"
 
 #include <cjson/cJSON.h>
 #include <ctype.h>
@@ -96,10 +97,13 @@ static const struct vnode pog_children[] = {
 	{ VINO_STATUS, "status", S_IFREG | 0444 },
 	{ VINO_CHANGES, "changes", S_IFREG | 0444 },
 	{ VINO_LOG, "log", S_IFREG | 0444 },
-	{ VINO_CONFLICTS, "conflicts", S_IFREG | 0444 },
-	{ VINO_SESSIONS, "sessions", S_IFREG | 0444 },
+	{ VINO_EVENTS, "events", S_IFREG | 0666 },
 	{ VINO_COMMITTED_ROOT, "committed", S_IFDIR | 0555 },
 	{ VINO_OBJECTS, "objects", S_IFDIR | 0555 },
+	{ VINO_HISTORY, "history", S_IFDIR | 0555 },
+	{ VINO_SNAPSHOTS, "snapshots", S_IFDIR | 0555 },
+	{ VINO_CONFLICTS, "conflicts", S_IFREG | 0444 },
+	{ VINO_SESSIONS, "sessions", S_IFREG | 0444 },
 };
 #define N_POG_CHILDREN (sizeof(pog_children) / sizeof(pog_children[0]))
 
@@ -113,7 +117,7 @@ bool ctl_stat(struct pogfs *fs, uint64_t ino, struct stat *st)
 	st->st_blksize = 4096;
 	if (ino == VINO_POG) {
 		st->st_mode = S_IFDIR | 0755;
-		st->st_nlink = 4; /* ., .., committed, objects */
+		st->st_nlink = 6; /* ., .., committed, objects, history, snapshots */
 		return true;
 	}
 	for (size_t i = 0; i < N_POG_CHILDREN; i++) {
@@ -195,6 +199,10 @@ void ctl_lookup(fuse_req_t req, uint64_t parent, const char *name)
 		fuse_reply_err(req, ENOENT);
 		return;
 	}
+	if (parent == VINO_HISTORY || parent == VINO_SNAPSHOTS) {
+		history_lookup(req, parent, name);
+		return;
+	}
 	if (parent == VINO_OBJECTS && parse_ino(name, &ino)) {
 		rc = pog_getattr(fs->store, ino, &a);
 		if (rc < 0)
@@ -230,6 +238,8 @@ size_t ctl_readdir(fuse_req_t req, uint64_t ino, char *buf, size_t size,
 	} list[2 + N_POG_CHILDREN];
 	size_t n = 0, used = 0;
 
+	if (ino == VINO_HISTORY || ino == VINO_SNAPSHOTS)
+		return history_readdir(req, ino, buf, size, off, plus);
 	list[n].name = ".";
 	list[n++].ino = ino;
 	list[n].name = "..";
@@ -312,18 +322,55 @@ static void pending_import_release(struct pending_import *p)
 	pogfs_spool_init(&p->spool);
 }
 
+/*
+ * A .pog/log line: ID TIME SESSION CHANGES HASH RETAINED MESSAGE. The
+ * session is the mount point that committed ("-" when not recorded; a
+ * space in it is written \040, a newline \n, a backslash \\); the hash
+ * the root's Merkle hash (8 hex digits) of a retained commit, "-" for
+ * one no longer kept; RETAINED "retained" or "gone".
+ */
+struct log_ctx {
+	struct pogfs *fs;
+	struct text *t;
+};
+
+static void add_session(struct text *t, const char *who)
+{
+	if (!who || !who[0]) {
+		text_addn(t, "-", 1);
+		return;
+	}
+	for (const char *p = who; *p; p++) {
+		if (*p == ' ')
+			text_addn(t, "\\040", 4);
+		else if (*p == '\n')
+			text_addn(t, "\\n", 2);
+		else if (*p == '\\')
+			text_addn(t, "\\\\", 2);
+		else
+			text_addn(t, p, 1);
+	}
+}
+
 static int log_line(void *ctx, const struct pog_log_entry *e)
 {
-	struct text *t = ctx;
-	char when[64];
+	struct log_ctx *l = ctx;
+	struct text *t = l->t;
+	char when[64], hash[16] = "-";
 	struct tm tm;
 	time_t sec = (time_t)e->time.sec;
+	bool kept = pog_retained(l->fs->store, e->id);
+	uint32_t h;
 
 	if (!gmtime_r(&sec, &tm) ||
 	    strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
 		snprintf(when, sizeof(when), "%" PRId64, e->time.sec);
-	text_addf(t, "%" PRIu64 " %s %" PRIu64 " %s\n", e->id, when, e->changes,
-		  e->message ? e->message : "");
+	if (kept && pog_commit_hash(l->fs->store, e->id, &h) == 0)
+		snprintf(hash, sizeof(hash), "%08" PRIx32, h);
+	text_addf(t, "%" PRIu64 " %s ", e->id, when);
+	add_session(t, e->session);
+	text_addf(t, " %" PRIu64 " %s %s %s\n", e->changes, hash,
+		  kept ? "retained" : "gone", e->message ? e->message : "");
 	return 0;
 }
 
@@ -356,19 +403,6 @@ static int change_line(void *ctx, char kind, const char *path)
 }
 
 /* .pog/conflicts: a path a line, escaped as in .pog/changes. */
-static int conflict_line(void *ctx, const char *path)
-{
-	struct text *t = ctx;
-	size_t start = t->len;
-	change_line(t, '?', path);
-	/* drop the "? " head change_line wrote */
-	if (!t->failed && t->len >= start + 2) {
-		memmove(t->data + start, t->data + start + 2, t->len - start - 2);
-		t->len -= 2;
-	}
-	return 0;
-}
-
 /* .pog/sessions: one line a session of this daemon: its mount point, the
  * commit its view is based on, its staged changes (tab-separated). */
 static int session_line(void *ctx, struct pogfs *fs)
@@ -450,6 +484,17 @@ static int make_status(struct pogfs *fs, struct text *t)
 		add_number(gc, "time", (uint64_t)ps->discarded_time.sec);
 	}
 	cJSON_AddBoolToObject(o, "autocommit", fs->autocommit);
+	struct events_stats es;
+	events_stats(fs, &es);
+	gc = cJSON_AddObjectToObject(o, "events");
+	if (gc) { /* .pog/events: readers, and what the ring took and let go */
+		add_number(gc, "readers", es.readers);
+		add_number(gc, "blocked", es.blocked);
+		add_number(gc, "commits", es.commits);
+		add_number(gc, "lines", es.lines);
+		add_number(gc, "held", es.held);
+		add_number(gc, "dropped", es.dropped);
+	}
 	json = cJSON_Print(o);
 	if (!json)
 		goto out;
@@ -476,15 +521,24 @@ static int make_content(struct pogfs *fs, uint64_t ino, struct text *t)
 	case VINO_CHANGES:
 		rc = pog_changes(fs->store, change_line, t);
 		break;
-	case VINO_LOG:
-		rc = pog_log(fs->store, log_line, t);
+	case VINO_CONFLICTS: {
+		size_t len;
+		char *text = history_conflicts_get(fs, &len);
+		if (!text)
+			return -ENOMEM;
+		text_addn(t, text, len);
+		free(text);
+		rc = 0;
 		break;
-	case VINO_CONFLICTS:
-		rc = pog_conflicts(fs->store, conflict_line, t);
-		break;
+	}
 	case VINO_SESSIONS:
 		rc = make_sessions(fs, t);
 		break;
+	case VINO_LOG: {
+		struct log_ctx l = { fs, t };
+		rc = pog_log(fs->store, log_line, &l);
+		break;
+	}
 	default:
 		return -ENOENT;
 	}
@@ -568,7 +622,8 @@ void ctl_open(fuse_req_t req, uint64_t ino, struct fuse_file_info *fi)
 	struct vfile *vf;
 	int rc;
 
-	if (ino == VINO_POG || ino == VINO_OBJECTS) {
+	if (ino == VINO_POG || ino == VINO_OBJECTS || ino == VINO_HISTORY ||
+	    ino == VINO_SNAPSHOTS) {
 		fuse_reply_err(req, EISDIR);
 		return;
 	}
@@ -728,6 +783,23 @@ static int core_failed(struct pogfs *fs, struct text *answer, int rc,
 	return rc;
 }
 
+/* One conflict path: a line as .pog/changes writes it, with kind C. */
+static int conflict_line(void *ctx, const char *path)
+{
+	struct text *t = ctx;
+	return change_line(t, 'C', path);
+}
+
+/* .pog/conflicts after a commit: the paths of its ESTALE, or nothing. */
+static void commit_conflicts(struct pogfs *fs, int rc)
+{
+	struct text paths = { 0 };
+	if (rc == -ESTALE)
+		(void)pog_conflicts(fs->store, conflict_line, &paths);
+	history_conflicts_set(fs, paths.data ? paths.data : "", paths.len);
+	text_release(&paths);
+}
+
 static int cmd_commit(struct pogfs *fs, const char *message, struct text *answer)
 {
 	uint64_t staged = pog_staged_count(fs->store);
@@ -742,7 +814,8 @@ static int cmd_commit(struct pogfs *fs, const char *message, struct text *answer
 	bool behind = pog_status(fs->store, &before) == 0 &&
 		      before.base_id != before.commit_id;
 	pog_set_error(fs->store, NULL);
-	rc = pog_commit(fs->store, message[0] ? message : NULL, &id);
+	rc = pogfs_commit(fs, message[0] ? message : NULL, &id);
+	commit_conflicts(fs, rc);
 	if (rc < 0) /* a failed commit changed no name (core/list.c) */
 		return core_failed(fs, answer, rc, "commit");
 	text_addf(answer, "commit %" PRIu64 " %" PRIu64 "\n", id, staged);
@@ -762,6 +835,7 @@ static int cmd_abort(struct pogfs *fs, struct text *answer)
 	if (rc < 0)
 		return command_failed(fs, answer, rc, "abort: %s",
 				      pog_strerror(rc));
+	history_conflicts_set(fs, "", 0);
 	text_addf(answer, "abort %" PRIu64 "\n", staged);
 	pogfs_invalidate(fs, false);
 	return 0;
@@ -800,13 +874,31 @@ static int export_sink(void *ctx, const void *buf, size_t len)
  * its view, without leading slashes ("" is the root); *committed tells
  * whether it named ".pog/committed/...", the last commit.
  */
+static const char *view_path_root(struct pogfs *fs, const char *path,
+				  uint64_t *root);
+
 static const char *view_path(struct pogfs *fs, const char *path, bool *committed)
 {
-	static const char committed_dir[] = POG_CTL_NAME "/committed";
-	const size_t n = sizeof(committed_dir) - 1;
-	const char *rel = path;
+	uint64_t root;
+	const char *rel = view_path_root(fs, path, &root);
 
-	*committed = false;
+	*committed = root != POG_ROOT_INO;
+	return rel;
+}
+
+/*
+ * view_path, and the root of the view: POG_ROOT_INO, VINO_COMMITTED_ROOT,
+ * or a retained commit's (".pog/history/ID/...", ".pog/snapshots/NAME/...").
+ */
+static const char *view_path_root(struct pogfs *fs, const char *path,
+				  uint64_t *root)
+{
+	static const char committed_dir[] = POG_CTL_NAME "/committed";
+	static const char pog_dir[] = POG_CTL_NAME "/";
+	const size_t n = sizeof(committed_dir) - 1;
+	const char *rel = path, *rest;
+
+	*root = POG_ROOT_INO;
 	if (path[0] == '/' && fs->mountpoint_len &&
 	    strncmp(path, fs->mountpoint, fs->mountpoint_len) == 0 &&
 	    (path[fs->mountpoint_len] == '/' || path[fs->mountpoint_len] == '\0'))
@@ -814,10 +906,13 @@ static const char *view_path(struct pogfs *fs, const char *path, bool *committed
 	while (*rel == '/')
 		rel++;
 	if (strncmp(rel, committed_dir, n) == 0 && (rel[n] == '/' || rel[n] == '\0')) {
-		*committed = true;
+		*root = VINO_COMMITTED_ROOT;
 		rel += n;
 		while (*rel == '/')
 			rel++;
+	} else if (strncmp(rel, pog_dir, sizeof(pog_dir) - 1) == 0 &&
+		   history_view_path(fs, rel + sizeof(pog_dir) - 1, root, &rest) == 0) {
+		rel = rest;
 	}
 	return rel;
 }
@@ -825,16 +920,15 @@ static const char *view_path(struct pogfs *fs, const char *path, bool *committed
 /* The object an export PATH names (pogfs.h); shared with serve.c. */
 int ctl_export_resolve(struct pogfs *fs, const char *path, uint64_t *ino)
 {
-	bool committed;
-	const char *rel = view_path(fs, path, &committed);
-	uint64_t dir = committed ? VINO_COMMITTED_ROOT : POG_ROOT_INO;
+	uint64_t dir;
+	const char *rel = view_path_root(fs, path, &dir);
 	int rc;
 
 	*ino = dir;
 	rc = rel[0] ? pog_resolve(fs->store, dir, rel, ino) : 0;
 	/* pog_resolve answers staged numbers even from the committed view */
-	if (rc == 0 && committed)
-		*ino |= POG_COMMITTED_BIT;
+	if (rc == 0)
+		*ino |= dir & ~POG_INO_MASK;
 	return rc;
 }
 
@@ -869,9 +963,9 @@ static int cmd_export(struct pogfs *fs, const char *path, struct text *answer)
 static int stat_resolve(struct pogfs *fs, const char *path, uint64_t *ino)
 {
 	static const char objects[] = POG_CTL_NAME "/objects/";
-	bool committed;
-	const char *rel = view_path(fs, path, &committed);
-	uint64_t root = committed ? VINO_COMMITTED_ROOT : POG_ROOT_INO;
+	uint64_t root;
+	const char *rel = view_path_root(fs, path, &root);
+	bool committed = root != POG_ROOT_INO;
 	struct pog_attr a;
 	int rc;
 
@@ -880,7 +974,7 @@ static int stat_resolve(struct pogfs *fs, const char *path, uint64_t *ino)
 		const char *num = rel + sizeof(objects) - 1;
 		errno = 0;
 		unsigned long long v = strtoull(num, &end, 10);
-		if (errno || end == num || v == 0 || v >= POG_COMMITTED_BIT)
+		if (errno || end == num || v == 0 || v > POG_INO_MASK)
 			return -ENOENT;
 		uint64_t base = v;
 		rc = pog_resolve(fs->store, base, *end == '/' ? end + 1 : end, ino);
@@ -889,8 +983,8 @@ static int stat_resolve(struct pogfs *fs, const char *path, uint64_t *ino)
 	rc = rel[0] ? pog_resolve(fs->store, root, rel, ino) : 0;
 	if (rc == 0 && !rel[0])
 		*ino = root;
-	if (rc == 0 && committed)
-		*ino |= POG_COMMITTED_BIT;
+	if (rc == 0)
+		*ino |= root & ~POG_INO_MASK;
 	return rc;
 }
 
@@ -1287,6 +1381,105 @@ static int import_continue(struct pogfs *fs, struct vfile *vf, const char *buf,
  * Run one command (the whole of one write). Returns 0 or -errno; the
  * answer (or the reason of a failure) is left in *answer.
  */
+/* ---- history: snapshot, unsnapshot, diff (SPEC 5a) ----------------------- */
+
+/* snapshot NAME names the last commit (this session's base); unsnapshot
+ * NAME lets the name go. NAME is a file name, escaped as keys are. */
+static int cmd_snapshot(struct pogfs *fs, const char *verb, const char *name,
+			struct text *answer)
+{
+	char key[POG_KEY_MAX + 1];
+	ssize_t kl = -EINVAL;
+	bool make = strcmp(verb, "snapshot") == 0;
+	int rc;
+
+	if (name[0] && strlen(name) <= POGFS_NAME_MAX && !strchr(name, '/') &&
+	    strcmp(name, ".") != 0 && strcmp(name, "..") != 0)
+		kl = pog_name_unescape(name, strlen(name), key, sizeof(key));
+	if (kl <= 0)
+		return command_failed(fs, answer, -EINVAL,
+				      "%s: NAME must be a file name (no '/', not . or ..)",
+				      verb);
+	rc = make ? pog_snapshot(fs->store, key, (size_t)kl, 0)
+		  : pog_unsnapshot(fs->store, key, (size_t)kl);
+	if (rc == -EEXIST)
+		return command_failed(fs, answer, rc, "snapshot: %.200s exists", name);
+	if (rc == -ENOENT)
+		return command_failed(fs, answer, rc, "%s: no snapshot %.200s", verb, name);
+	if (rc < 0)
+		return command_failed(fs, answer, rc, "%s: %.200s: %s", verb, name,
+				      pog_strerror(rc));
+	if (make) {
+		uint64_t id = 0;
+		pog_snapshot_find(fs->store, key, (size_t)kl, &id);
+		text_addf(answer, "snapshot %s %" PRIu64 "\n", name, id);
+	} else {
+		text_addf(answer, "unsnapshot %s\n", name);
+	}
+	return 0;
+}
+
+/* revert ID: stage the inverse of commit ID; ESTALE names the paths a
+ * later change touched in .pog/conflicts (lines "C path"). */
+static int cmd_revert(struct pogfs *fs, const char *arg, struct text *answer)
+{
+	struct text paths = { 0 };
+	uint64_t id;
+	int rc = history_commit_arg(fs, arg, &id);
+
+	if (rc < 0 || id == POG_DIFF_STAGED)
+		return command_failed(fs, answer, rc < 0 ? rc : -EINVAL,
+				      "revert: %.100s: not a retained commit", arg);
+	pog_set_error(fs->store, NULL);
+	rc = pog_revert(fs->store, id, conflict_line, &paths);
+	if (rc == -ESTALE || rc == 0)
+		history_conflicts_set(fs, paths.data ? paths.data : "", paths.len);
+	if (rc < 0) {
+		rc = core_failed(fs, answer, rc, "revert");
+		if (paths.len)
+			text_addn(answer, paths.data, paths.len);
+		text_release(&paths);
+		return rc;
+	}
+	text_release(&paths);
+	text_addf(answer, "revert %" PRIu64 " %" PRIu64 "\n", id,
+		  pog_staged_count(fs->store));
+	pogfs_invalidate(fs, false);
+	pogfs_touch(fs);
+	return 0;
+}
+
+/* diff A B: the answer is change lines as in .pog/changes. */
+static int cmd_diff(struct pogfs *fs, char *args, struct text *answer)
+{
+	char *b = args;
+	uint64_t ida, idb;
+	int rc;
+
+	while (*b && !is_blank(*b))
+		b++;
+	if (*b)
+		*b++ = '\0';
+	while (is_blank(*b))
+		b++;
+	if (!args[0] || !b[0] || strpbrk(b, " \t"))
+		return command_failed(fs, answer, -EINVAL,
+				      "diff: takes two commits (ids, snapshot names or staged)");
+	rc = history_commit_arg(fs, args, &ida);
+	if (rc == 0)
+		rc = history_commit_arg(fs, b, &idb);
+	if (rc < 0)
+		return command_failed(fs, answer, rc,
+				      "diff: %.100s %.100s: not retained commits (see ls .pog/history, .pog/snapshots)",
+				      args, b);
+	rc = pog_diff(fs->store, ida, idb, change_line, answer);
+	if (rc < 0) {
+		text_release(answer);
+		return command_failed(fs, answer, rc, "diff: %s", pog_strerror(rc));
+	}
+	return answer->failed ? -ENOMEM : 0;
+}
+
 static int run_command(struct pogfs *fs, const char *buf, size_t size,
 		       struct text *answer)
 {
@@ -1338,9 +1531,15 @@ static int run_command(struct pogfs *fs, const char *buf, size_t size,
 		rc = cmd_export(fs, args, answer);
 	else if (strcmp(verb, "stat") == 0)
 		rc = cmd_stat(fs, args, answer);
+	else if (strcmp(verb, "snapshot") == 0 || strcmp(verb, "unsnapshot") == 0)
+		rc = cmd_snapshot(fs, verb, args, answer);
+	else if (strcmp(verb, "diff") == 0)
+		rc = cmd_diff(fs, args, answer);
+	else if (strcmp(verb, "revert") == 0)
+		rc = cmd_revert(fs, args, answer);
 	else
 		rc = command_failed(fs, answer, -EINVAL,
-				    "unknown command \"%.64s\" (commit [message], abort, gc, export PATH, import LENGTH PATH, stat PATH)",
+				    "unknown command \"%.64s\" (commit [message], abort, gc, export PATH, import LENGTH PATH, stat PATH, snapshot NAME, unsnapshot NAME, diff A B, revert ID)",
 				    verb);
 	free(cmd);
 	return rc;
@@ -1379,6 +1578,7 @@ void ctl_write(fuse_req_t req, uint64_t ino, const char *buf, size_t size,
 		fuse_reply_err(req, pogfs_errno(rc));
 	else
 		fuse_reply_write(req, size);
+	events_notify(fs); /* readers of a commit, after its writer */
 }
 
 /* ---- kernel cache invalidation ---------------------------------------- */
@@ -1390,7 +1590,7 @@ static int want_staged(uint64_t ino)
 
 static int want_committed(uint64_t ino)
 {
-	return ino_is_committed(ino);
+	return ino_is_committed(ino) && !ino_is_history(ino);
 }
 
 /*
@@ -1481,14 +1681,19 @@ void pogfs_invalidate(struct pogfs *fs, bool committed_view)
 		pogfs_log(fs, LOG_ERR, "invalidate: out of memory");
 		return;
 	}
-	for (size_t i = 0; i < v->nnames; i++) {
-		if (v->names[i].parent)
-			fuse_lowlevel_notify_inval_entry(fs->se, v->names[i].parent,
-							 v->names[i].name,
-							 v->names[i].len);
+	if (committed_view) {
+		for (size_t i = 0; i < v->nnames; i++) {
+			if (v->names[i].parent)
+				fuse_lowlevel_notify_inval_entry(fs->se, v->names[i].parent,
+								 v->names[i].name,
+								 v->names[i].len);
+		}
+		for (size_t i = 0; i < v->ninos; i++)
+			fuse_lowlevel_notify_inval_inode(fs->se, v->inos[i], 0, 0);
+	} else {
+		/* names the abort took away are deleted (inotify) */
+		pogfs_view_moved(fs, v);
 	}
-	for (size_t i = 0; i < v->ninos; i++)
-		fuse_lowlevel_notify_inval_inode(fs->se, v->inos[i], 0, 0);
 	/* the root's attributes too (never in the table) */
 	if (!committed_view)
 		fuse_lowlevel_notify_inval_inode(fs->se, POG_ROOT_INO, 0, 0);

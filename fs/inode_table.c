@@ -145,6 +145,7 @@ static char *name_take(struct inode_table *t, struct inode_name *n,
 {
 	struct inode_dentry *d = &v->names[v->nnames++];
 	d->parent = n->parent;
+	d->child = n->owner->ino;
 	d->len = n->len;
 	d->name = text;
 	memcpy(text, n->name, n->len + 1);

@@ -45,6 +45,7 @@ struct inode_table {
 /* One name of an inode, as handed out by inode_table_take. */
 struct inode_dentry {
 	uint64_t parent;
+	uint64_t child;   /* the inode the name was given for */
 	const char *name; /* NUL-terminated, inside the inode_inval block */
 	size_t len;
 };

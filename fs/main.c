@@ -29,8 +29,10 @@ struct pogfs_opts {
 	int nonempty;
 	char *log_file;
 	unsigned max_read;  /* also passed on to FUSE */
+	unsigned events_ring; /* lines .pog/events keeps (0: default) */
 	int fsname_set;     /* also passed on */
 	int subtype_set;    /* also passed on */
+	unsigned keep;      /* -o keep=N: commits kept readable (0: as set) */
 };
 
 enum { KEY_MAX_READ, KEY_FSNAME, KEY_SUBTYPE };
@@ -45,6 +47,8 @@ static const struct fuse_opt pogfs_opt_spec[] = {
 	POGFS_OPT("timeout=", timeout_set),
 	POGFS_OPT("nonempty", nonempty),
 	{ "log=%s", offsetof(struct pogfs_opts, log_file), 0 },
+	{ "events_ring=%u", offsetof(struct pogfs_opts, events_ring), 0 },
+	{ "keep=%u", offsetof(struct pogfs_opts, keep), 0 },
 	FUSE_OPT_KEY("max_read=", KEY_MAX_READ),
 	FUSE_OPT_KEY("fsname=", KEY_FSNAME),
 	FUSE_OPT_KEY("subtype=", KEY_SUBTYPE),
@@ -158,6 +162,10 @@ static void usage(FILE *out, const char *prog)
 		"    -o showpog             list .pog in the root directory\n"
 		"    -o timeout=S           kernel entry/attribute cache (default 1.0)\n"
 		"    -o nonempty            allow mounting over a non-empty directory\n"
+		"    -o events_ring=N       lines .pog/events keeps for slow readers\n"
+		"                           (default 8192; 8 MiB at most)\n"
+		"    -o keep=N              keep the last N commits readable under\n"
+		"                           .pog/history (default 16; remembered in the pool)\n"
 		"    -o log=FILE            append the daemon's messages to FILE\n"
 		"                           (else syslog in the background, stderr with -f)\n"
 		"\n",
@@ -191,7 +199,8 @@ static void *autocommit_main(void *arg)
 		if (staged == 0)
 			continue;
 		uint64_t id = 0;
-		int rc = pog_commit(fs->store, "autocommit", &id);
+		int rc = pogfs_commit(fs, "autocommit", &id);
+		events_notify(fs);
 		if (rc < 0) {
 			pogfs_note_error(fs, "autocommit: %s", pog_strerror(rc));
 			pogfs_touch(fs); /* try again after another quiet period */
@@ -233,7 +242,8 @@ void pogfs_close_store(struct pogfs *fs)
 	if (fs->autocommit && pog_staged_count(fs->store) > 0) {
 		uint64_t id = 0;
 		uint64_t staged = pog_staged_count(fs->store);
-		int rc = pog_commit(fs->store, "autocommit at unmount", &id);
+		int rc = pogfs_commit(fs, "autocommit at unmount", &id);
+		events_notify(fs);
 		if (rc < 0)
 			pogfs_log(fs, LOG_ERR, "unmount: commit failed: %s",
 				  pog_strerror(rc));
@@ -577,6 +587,7 @@ static int pogfs_main(int argc, char *argv[])
 	struct fuse_cmdline_opts opts;
 	struct pogfs_opts own = { .autocommit_delay = 5, .timeout = 1.0 };
 	struct pogfs fs;
+	struct pogfs_events events;
 	const char *pool = NULL;
 	char *fsname = NULL, reason[256];
 	int notify_fd = -1;
@@ -584,6 +595,8 @@ static int pogfs_main(int argc, char *argv[])
 
 	memset(&opts, 0, sizeof(opts));
 	memset(&fs, 0, sizeof(fs));
+	memset(&events, 0, sizeof(events));
+	fs.events = &events;
 	fs.ready_fd = -1;
 	pthread_mutex_init(&fs.close_lock, NULL);
 	pthread_mutex_init(&fs.ctl_lock, NULL);
@@ -665,6 +678,10 @@ static int pogfs_main(int argc, char *argv[])
 		pogfs_log(NULL, LOG_ERR, "inode table: out of memory");
 		goto out_args;
 	}
+	if (events_init(fs.events, own.events_ring) != 0) {
+		pogfs_log(NULL, LOG_ERR, "events: out of memory");
+		goto out_table;
+	}
 
 	if (pog_holder(fs.pool_path) == POG_HOLDER_SERVING) {
 		ret = attach_session(&fs, &args, pool);
@@ -683,6 +700,16 @@ static int pogfs_main(int argc, char *argv[])
 	}
 	if (pog_set_holder(fs.store, POG_HOLDER_SERVING) != 0)
 		pogfs_log(&fs, LOG_WARNING, "%s: cannot mark the pool as served", pool);
+	if (own.keep && (rc = pog_set_keep(fs.store, own.keep)) == -EROFS) {
+		pogfs_log(&fs, LOG_WARNING, "-o keep=%u: a read-only mount keeps "
+			  "the pool's setting (%u)", own.keep, pog_keep(fs.store));
+	} else if (own.keep && rc < 0) {
+		pogfs_log(NULL, LOG_ERR, "-o keep=%u: between 1 and %u", own.keep,
+			  POG_KEEP_MAX);
+		goto out_store;
+	}
+	/* Commits name their session: this mount (.pog/log). */
+	(void)pog_set_session_name(fs.store, fs.mountpoint);
 	pogfs_sessions_set_first(&fs);
 
 	fs.se = fuse_session_new(&args, &pogfs_ops, sizeof(pogfs_ops), &fs);
@@ -706,11 +733,18 @@ static int pogfs_main(int argc, char *argv[])
 	fs.ready_fd = notify_fd;
 	notify_fd = -1;
 	pogfs_serve_start(&fs); /* logs why when it cannot */
+	rc = events_start(&fs);
+	if (rc < 0)
+		pogfs_log(&fs, LOG_ERR, "events: cannot start: %s", strerror(-rc));
 
 	ret = loop_status(run_loop(&fs, &opts));
+	/* Blocked readers of .pog/events on this mount get end of file while
+	 * the kernel still listens. */
+	events_end_mount(&fs);
 	/* The pool stays open while mounts added to this daemon live. */
 	pogfs_sessions_wait();
 	pogfs_sessions_set_first(NULL);
+	events_close(&fs);
 	/* Unmounted: a new daemon may wait for this one from now on. */
 	if (fs.store)
 		pog_set_holder(fs.store, POG_HOLDER_FINISHING);
@@ -732,8 +766,10 @@ out_notify:
 	if (notify_fd >= 0)
 		daemon_failed(notify_fd);
 out_table:
+	events_release(fs.events);
 	inode_table_release(&fs.inodes);
 out_args:
+	free(fs.conflicts);
 	free(fs.mountpoint);
 	free(fs.pool_path);
 	free(fsname);

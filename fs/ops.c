@@ -6,6 +6,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <limits.h>
+#include <poll.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -331,9 +332,13 @@ static int parent_of(struct pogfs *fs, uint64_t ino, uint64_t *parent)
 		*parent = VINO_POG;
 		return 0;
 	}
+	if (ino_is_history(ino) && (ino & POG_INO_MASK) == POG_ROOT_INO) {
+		*parent = VINO_HISTORY;
+		return 0;
+	}
 	int rc = pog_resolve(fs->store, ino, "..", parent);
 	if (rc == 0 && ino_is_committed(ino))
-		*parent |= POG_COMMITTED_BIT;
+		*parent |= ino & ~POG_INO_MASK; /* the same view */
 	return rc;
 }
 
@@ -916,6 +921,10 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	bool writing = (fi->flags & O_ACCMODE) != O_RDONLY;
 	int rc;
 
+	if (ino == VINO_EVENTS) {
+		events_open(req, fi);
+		return;
+	}
 	if (ino_is_virtual(ino)) {
 		ctl_open(req, ino, fi);
 		return;
@@ -972,6 +981,10 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 {
 	struct pogfs *fs = fs_of(req);
 
+	if (ino == VINO_EVENTS) {
+		events_read(req, size, fi);
+		return;
+	}
 	if (ino_is_virtual(ino)) {
 		ctl_read(req, ino, size, off, fi);
 		return;
@@ -998,6 +1011,10 @@ static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf,
 {
 	struct pogfs *fs = fs_of(req);
 
+	if (ino == VINO_EVENTS) {
+		events_write(req, buf, size, fi);
+		return;
+	}
 	if (ino_is_virtual(ino)) {
 		ctl_write(req, ino, buf, size, off, fi);
 		return;
@@ -1037,6 +1054,10 @@ static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf,
 
 static void op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
+	if (ino == VINO_EVENTS) {
+		fuse_reply_err(req, 0);
+		return;
+	}
 	if (ino_is_virtual(ino)) {
 		ctl_flush(req, ino, fi);
 		return;
@@ -1047,6 +1068,10 @@ static void op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 static void op_release(fuse_req_t req, fuse_ino_t ino,
 		       struct fuse_file_info *fi)
 {
+	if (ino == VINO_EVENTS) {
+		events_release_file(req, fi);
+		return;
+	}
 	if (ino_is_virtual(ino)) {
 		ctl_release(req, ino, fi);
 		return;
@@ -1661,6 +1686,20 @@ static void op_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
 	fuse_reply_err(req, pogfs_errno(rc));
 }
 
+/* Only .pog/events waits for anything; every other file is ready (an
+ * ENOSYS here would turn poll off for the whole mount). */
+static void op_poll(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi,
+		    struct fuse_pollhandle *ph)
+{
+	if (ino == VINO_EVENTS) {
+		events_poll(req, fi, ph);
+		return;
+	}
+	if (ph)
+		fuse_pollhandle_destroy(ph);
+	fuse_reply_poll(req, POLLIN | POLLOUT | POLLRDNORM | POLLWRNORM);
+}
+
 const struct fuse_lowlevel_ops pogfs_ops = {
 	.init = op_init,
 	.destroy = op_destroy,
@@ -1697,4 +1736,5 @@ const struct fuse_lowlevel_ops pogfs_ops = {
 	.fallocate = op_fallocate,
 	.lseek = op_lseek,
 	.copy_file_range = op_copy_file_range,
+	.poll = op_poll,
 };

@@ -15,6 +15,7 @@
 
 #include "pog.h"
 #include "inode_table.h"
+#include "events.h"
 
 /*
  * Inode numbers. Core identities are below 2^63: the staged view below
@@ -29,8 +30,11 @@
 #define VINO_CHANGES (VINO_BASE | 4) /* .pog/changes */
 #define VINO_LOG (VINO_BASE | 5)     /* .pog/log */
 #define VINO_OBJECTS (VINO_BASE | 6) /* .pog/objects/ */
-#define VINO_CONFLICTS (VINO_BASE | 0x20) /* .pog/conflicts */
-#define VINO_SESSIONS (VINO_BASE | 0x21)  /* .pog/sessions */
+#define VINO_EVENTS (VINO_BASE | 7)  /* .pog/events (events.c) */
+#define VINO_HISTORY (VINO_BASE | 10)   /* .pog/history/ */
+#define VINO_SNAPSHOTS (VINO_BASE | 8) /* .pog/snapshots/ */
+#define VINO_CONFLICTS (VINO_BASE | 9) /* .pog/conflicts */
+#define VINO_SESSIONS (VINO_BASE | 11) /* .pog/sessions */
 #define VINO_COMMITTED_ROOT (POG_ROOT_INO | POG_COMMITTED_BIT)
 
 #define POG_CTL_NAME ".pog"
@@ -44,6 +48,13 @@ static inline bool ino_is_virtual(uint64_t ino)
 static inline bool ino_is_committed(uint64_t ino)
 {
 	return !ino_is_virtual(ino) && (ino & POG_COMMITTED_BIT) != 0;
+}
+
+/* An ino of a retained commit's view (.pog/history, .pog/snapshots):
+ * committed, with a view slot. Those never change. */
+static inline bool ino_is_history(uint64_t ino)
+{
+	return ino_is_committed(ino) && (ino & ~POG_COMMITTED_BIT) > POG_INO_MASK;
 }
 
 /* The daemon. One per process; fuse_req_userdata() returns it. */
@@ -84,6 +95,11 @@ struct pogfs {
 	struct pogfs_server *server; /* control socket (serve.c), or NULL */
 	bool secondary;            /* a mount added to the daemon (sessions.c) */
 	struct pogfs *next_mount;  /* sessions.c's list */
+	/* .pog/events: the store's stream of commits (events.c). One per
+	 * store: every session's commits feed it, every session reads it. */
+	struct pogfs_events *events; /* the first mount's */
+	char *conflicts;             /* .pog/conflicts (history.c) */
+	size_t conflicts_len;
 };
 
 /* ---- more mounts of the pool (sessions.c) ----------------------------- */
@@ -182,6 +198,23 @@ void ctl_release(fuse_req_t req, uint64_t ino, struct fuse_file_info *fi);
  */
 size_t ctl_readdir(fuse_req_t req, uint64_t ino, char *buf, size_t size,
 		   off_t off, bool plus);
+
+/* ---- .pog/history and .pog/snapshots (history.c) -------------------- */
+/* lookup and readdir in VINO_HISTORY / VINO_SNAPSHOTS. */
+void history_lookup(fuse_req_t req, uint64_t parent, const char *name);
+size_t history_readdir(fuse_req_t req, uint64_t ino, char *buf, size_t size,
+		       off_t off, bool plus);
+/* "history/ID[/...]" or "snapshots/NAME[/...]" (after ".pog/"): the
+ * view's root and the rest of the path; -ENOENT when it names none. */
+int history_view_path(struct pogfs *fs, const char *rel, uint64_t *root,
+		      const char **rest);
+/* .pog/conflicts: the paths of the last revert that failed with ESTALE
+ * (set replaces; get returns a malloc'ed copy, "" when none). */
+int history_conflicts_set(struct pogfs *fs, const char *text, size_t len);
+char *history_conflicts_get(struct pogfs *fs, size_t *len);
+/* A commit named by a diff/revert argument: an id, a snapshot name, or
+ * "staged" (POG_DIFF_STAGED). */
+int history_commit_arg(struct pogfs *fs, const char *arg, uint64_t *id);
 
 /* The ops table (ops.c). */
 extern const struct fuse_lowlevel_ops pogfs_ops;

@@ -49,6 +49,7 @@ static void session_free(struct pogfs *fs)
 	inode_table_release(&fs->inodes);
 	pthread_mutex_destroy(&fs->close_lock);
 	pthread_mutex_destroy(&fs->ctl_lock);
+	free(fs->conflicts);
 	free(fs->mountpoint);
 	free(fs->pool_path);
 	free(fs);
@@ -81,6 +82,7 @@ static void *session_main(void *arg)
 		fuse_session_loop(fs->se);
 	}
 	pogfs_log(fs, LOG_INFO, "%s: unmounted", fs->mountpoint);
+	events_end_mount(fs);
 	fuse_session_unmount(fs->se);
 	fuse_session_destroy(fs->se); /* destroy: closes the session */
 	fs->se = NULL;
@@ -135,6 +137,7 @@ int pogfs_session_add(struct pogfs *first, const char *mnt, const char *opts,
 	fs->timeout = first->timeout;
 	fs->foreground = first->foreground;
 	fs->autocommit_delay = first->autocommit_delay;
+	fs->events = first->events; /* one stream for the pool */
 	parse_opts(fs, opts);
 	clock_gettime(CLOCK_REALTIME, &fs->start_time);
 	fs->pool_path = strdup(first->pool_path);
@@ -152,6 +155,8 @@ int pogfs_session_add(struct pogfs *first, const char *mnt, const char *opts,
 		fs->mountpoint_len = 0;
 	pogfs_touch(fs);
 	rc = pog_session_open(first->store, &fs->store);
+	if (!rc) /* commits name their session: this mount (.pog/log) */
+		(void)pog_set_session_name(fs->store, fs->mountpoint);
 	if (rc < 0) {
 		session_free(fs);
 		close(fd);
@@ -169,6 +174,9 @@ int pogfs_session_add(struct pogfs *first, const char *mnt, const char *opts,
 	pthread_attr_t attr;
 	pthread_attr_init(&attr);
 	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+	if (!rc && events_attach(fs) < 0)
+		pogfs_log(fs, LOG_WARNING, "%s: events: out of memory: a lazy "
+			  "unmount does not end this mount's event streams", mnt);
 	if (!rc) {
 		pthread_mutex_lock(&reg_lock);
 		fs->next_mount = reg_list;
@@ -179,6 +187,7 @@ int pogfs_session_add(struct pogfs *first, const char *mnt, const char *opts,
 	}
 	pthread_attr_destroy(&attr);
 	if (rc) {
+		events_end_mount(fs);
 		if (fs->se)
 			fuse_session_destroy(fs->se); /* closes fd when mounted */
 		if (!mounted)

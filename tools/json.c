@@ -170,10 +170,24 @@ static int export_pool(const struct tool_args *a, struct sink *k,
 	int status = tool_open_or_ask(a, &s, &remote, e, TOOL_EXIT_FAIL);
 	if (status)
 		return status;
+	if (remote >= 0 && a->commit) {
+		close(remote);
+		return tool_fail(e, TOOL_EXIT_FAIL, "export", "%s: a pogfs daemon "
+				 "holds the pool: export MNT --commit %s instead",
+				 a->operands[0], a->commit);
+	}
 	if (remote >= 0)
 		return export_remote(a, remote, k, e);
+	uint64_t root = POG_ROOT_INO | POG_COMMITTED_BIT;
+	int err = a->commit ? tool_commit_root(s, a->commit, &root) : 0;
+	if (err) {
+		tool_close_pool(a, s, e, TOOL_EXIT_FAIL);
+		return tool_fail(e, TOOL_EXIT_FAIL, "export", "%s: --commit %s: "
+				 "no such retained commit or snapshot",
+				 a->operands[0], a->commit);
+	}
 	tool_progress_begin(&progress, "export", a->quiet);
-	int err = pog_export(s, POG_ROOT_INO | POG_COMMITTED_BIT, sink_write, k);
+	err = pog_export(s, root, sink_write, k);
 	tool_progress_end(&progress, err == 0);
 	tool_close_pool(a, s, e, TOOL_EXIT_FAIL);
 	if (err)
@@ -287,6 +301,20 @@ int tool_export(const struct tool_args *a, struct tool_error *e)
 		return tool_fail(e, TOOL_EXIT_FAIL, "export", "%s: %s",
 				 a->output ? a->output : "standard output",
 				 strerror(-err));
+	/* --commit in a mount: the same path in that commit's tree. */
+	if (mounted && a->commit && rel) {
+		bool id = a->commit[0] && strspn(a->commit, "0123456789") ==
+						  strlen(a->commit);
+		size_t n = strlen(a->commit) + strlen(rel) + 32;
+		char *view = malloc(n);
+		if (view)
+			snprintf(view, n, ".pog/%s/%s/%s", id ? "history" : "snapshots",
+				 a->commit, rel);
+		free(rel);
+		rel = view;
+		if (!rel)
+			mounted = false;
+	}
 	int status = mounted ? export_mount(a, mnt, rel, &k, e)
 			     : export_pool(a, &k, e);
 	err = sink_close(a, &k, tmp, status == 0);

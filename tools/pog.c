@@ -116,7 +116,7 @@ static const char usage_export[] =
 	"    pog export - write a store or a subtree as JSON\n"
 	"\n"
 	"SYNOPSIS\n"
-	"    pog export POOL|MNTPATH [--gzip] [-o FILE] [-q]\n"
+	"    pog export POOL|MNTPATH [--commit ID|NAME] [--gzip] [-o FILE] [-q]\n"
 	"\n"
 	"DESCRIPTION\n"
 	"    Writes one JSON document (format: README, section JSON). Given a\n"
@@ -130,6 +130,10 @@ static const char usage_export[] =
 	"    Importing the document and exporting again gives the same bytes.\n"
 	"\n"
 	"OPTIONS\n"
+	"    --commit ID|NAME  export a retained commit (an id of ls\n"
+	"                 MNT/.pog/history, or a snapshot's name) instead of\n"
+	"                 the last commit (POOL) or the staged state (MNTPATH:\n"
+	"                 the same path in that commit).\n"
 	"    --gzip       compress with zlib's gzip format (also when FILE\n"
 	"                 ends in .gz).\n"
 	"    -o FILE      write FILE (through a temporary file renamed into\n"
@@ -251,6 +255,82 @@ static const char usage_stat[] =
 	"EXIT STATUS\n"
 	"    0 success, 1 failed, 2 bad usage.\n";
 
+static const char usage_watch[] =
+	"NAME\n"
+	"    pog watch - print the commits that change a subtree\n"
+	"\n"
+	"SYNOPSIS\n"
+	"    pog watch MNT [PATH...] [--json]\n"
+	"\n"
+	"DESCRIPTION\n"
+	"    Follows MNT/.pog/events and prints, for each commit of the\n"
+	"    store (from any session of its daemon) that moved the Merkle\n"
+	"    hash (user.pog.hash) of a PATH, the changes under that PATH,\n"
+	"    one line each: 'COMMIT CHANGE PATH', CHANGE being A (added),\n"
+	"    M (modified) or D (deleted), paths from the mount's root\n"
+	"    ('.' is the root; a newline in a name is written \\n and a\n"
+	"    backslash \\\\). A commit that changed something under a PATH\n"
+	"    but left its hash as it was (the same bytes written again, a\n"
+	"    chmod) prints nothing, as flok's watch tells nobody of a write\n"
+	"    that leaves a page's hash unchanged. PATH is relative to MNT's\n"
+	"    root, or absolute under it; without PATH the whole store is\n"
+	"    watched. It starts at the next commit, and exits 0 when the\n"
+	"    mount goes away: an open .pog/events keeps the mount busy like\n"
+	"    any open file, so unmount with fusermount3 -u -z (lazy) or stop\n"
+	"    the daemon; the daemon then ends the stream. When it falls so far\n"
+	"    behind that the daemon's ring of events dropped some, it says\n"
+	"    how many on standard error and goes on.\n"
+	"\n"
+	"OPTIONS\n"
+	"    --json       print the daemon's JSON lines as they are:\n"
+	"                 {\"commit\":12,\"session\":\"MNT\",\"change\":\"M\",\n"
+	"                 \"path\":\"a/b\",\"hash\":\"0a1b2c3d\"} (hash null for D),\n"
+	"                 and {\"lost\":N} lines.\n"
+	"    -h, --help   show this page.\n"
+	"\n"
+	"EXIT STATUS\n"
+	"    0 the mount went away, 1 failed, 2 bad usage.\n";
+static const char usage_keep[] =
+	"NAME\n"
+	"    pog keep - show or set how many commits stay readable\n"
+	"\n"
+	"SYNOPSIS\n"
+	"    pog keep POOL [N]\n"
+	"\n"
+	"DESCRIPTION\n"
+	"    The last N commits (default 16) and every named snapshot stay\n"
+	"    whole and readable under MNT/.pog/history/ID (README, History).\n"
+	"    With N (1 to 128) it is recorded in the pool, as pogfs -o keep=N\n"
+	"    does; commits beyond it leave the history at the next commit.\n"
+	"    Without N it prints the setting and the retained commits.\n"
+	"\n"
+	"EXIT STATUS\n"
+	"    0 success, 1 failed, 2 bad usage.\n";
+
+static const char usage_diff[] =
+	"NAME\n"
+	"    pog diff - what changed between two retained commits\n"
+	"\n"
+	"SYNOPSIS\n"
+	"    pog diff MNT|POOL A B [PATH] [--json]\n"
+	"\n"
+	"DESCRIPTION\n"
+	"    Prints 'A path', 'M path', 'D path' lines, sorted by path, for\n"
+	"    what changed from A to B: commit ids (ls MNT/.pog/history),\n"
+	"    snapshot names, or 'staged' (a mount's staged state; for a\n"
+	"    POOL the last commit). Equal subtrees are skipped unread, so it\n"
+	"    takes time in proportion to what differs. With PATH, only lines\n"
+	"    at or under PATH. Names with a newline or a backslash are\n"
+	"    escaped as in .pog/changes. A mount is asked through\n"
+	"    MNT/.pog/ctl ('diff A B').\n"
+	"\n"
+	"OPTIONS\n"
+	"    --json       one JSON array of {\"change\": \"A\", \"path\": ...}.\n"
+	"    -h, --help   show this page.\n"
+	"\n"
+	"EXIT STATUS\n"
+	"    0 success, 1 failed, 2 bad usage.\n";
+
 static const struct tool_command commands[] = {
 	{ "mkfs", "create a store", usage_mkfs, TOOL_OPT_SIZE, 1, 1,
 	  tool_mkfs },
@@ -261,7 +341,8 @@ static const struct tool_command commands[] = {
 	{ "gc", "collect garbage offline", usage_gc, TOOL_OPT_QUIET, 1, 1,
 	  tool_gc },
 	{ "export", "write a store or subtree as JSON", usage_export,
-	  TOOL_OPT_GZIP | TOOL_OPT_OUTPUT | TOOL_OPT_QUIET, 1, 1, tool_export },
+	  TOOL_OPT_GZIP | TOOL_OPT_OUTPUT | TOOL_OPT_QUIET | TOOL_OPT_COMMIT, 1, 1,
+	  tool_export },
 	{ "import", "load JSON into a store or under a path", usage_import,
 	  TOOL_OPT_QUIET, 2, 2, tool_import },
 	{ "commit", "commit a mounted store's staged changes", usage_commit,
@@ -272,6 +353,12 @@ static const struct tool_command commands[] = {
 	  tool_status },
 	{ "stat", "show an object's type, identity, hash, ref target",
 	  usage_stat, TOOL_OPT_JSON, 1, 1, tool_stat },
+	{ "watch", "print the commits that change a subtree", usage_watch,
+	  TOOL_OPT_JSON, 1, -1, tool_watch },
+	{ "keep", "show or set how many commits stay readable", usage_keep,
+	  0, 1, 2, tool_keep },
+	{ "diff", "what changed between two retained commits", usage_diff,
+	  TOOL_OPT_JSON, 3, 4, tool_diff },
 };
 #define COMMAND_COUNT (sizeof(commands) / sizeof(commands[0]))
 
@@ -354,6 +441,13 @@ static int parse_args(const struct tool_command *c, int argc, char **argv,
 		} else if ((c->options & TOOL_OPT_JSON) &&
 			   strcmp(arg, "--json") == 0) {
 			a->json = true;
+		} else if ((c->options & TOOL_OPT_COMMIT) &&
+			   strcmp(arg, "--commit") == 0) {
+			if (i + 1 == argc)
+				return tool_fail(e, TOOL_EXIT_USAGE, c->name,
+						 "--commit needs an id or a snapshot "
+						 "name (see pog %s --help)", c->name);
+			a->commit = argv[++i];
 		} else if ((c->options & TOOL_OPT_GZIP) &&
 			   strcmp(arg, "--gzip") == 0) {
 			a->gzip = true;

@@ -36,6 +36,7 @@ int tool_fail(struct tool_error *e, int status, const char *what,
 #define TOOL_OPT_OUTPUT (1u << 3) /* -o FILE */
 #define TOOL_OPT_QUIET (1u << 4)  /* -q, --quiet: no progress line */
 #define TOOL_OPT_JSON (1u << 5)   /* --json */
+#define TOOL_OPT_COMMIT (1u << 6) /* --commit ID|NAME */
 
 /* A subcommand's command line after option parsing. */
 struct tool_args {
@@ -46,6 +47,7 @@ struct tool_args {
 	const char *output;   /* -o FILE, NULL when not given */
 	bool quiet;           /* -q, --quiet */
 	bool json;            /* --json */
+	const char *commit;   /* --commit ID|NAME, NULL when not given */
 	int operand_count;
 	char **operands;      /* borrowed from argv; the array is owned */
 };
@@ -61,6 +63,11 @@ int tool_status(const struct tool_args *a, struct tool_error *e);
 int tool_export(const struct tool_args *a, struct tool_error *e);
 int tool_import(const struct tool_args *a, struct tool_error *e);
 int tool_stat(const struct tool_args *a, struct tool_error *e);
+int tool_watch(const struct tool_args *a, struct tool_error *e);
+int tool_keep(const struct tool_args *a, struct tool_error *e);
+int tool_diff(const struct tool_args *a, struct tool_error *e);
+/* history.c: the view root of --commit ID|NAME in an open store. */
+int tool_commit_root(pog_store *s, const char *arg, uint64_t *root);
 
 /* The last_error of MNT/.pog/status into buf ("" when none or unknown). */
 void tool_last_error(const char *mnt, char *buf, size_t size);

@@ -90,7 +90,7 @@ def test_conflicting_edits_estale(mount, two):
     with pytest.raises(OSError) as e:
         two.commit()
     assert e.value.errno == errno.ESTALE
-    assert (two.path / ".pog" / "conflicts").read_text() == "f\n"
+    assert (two.path / ".pog" / "conflicts").read_text() == "C f\n"
     assert "conflicts" in two.status()["last_error"]
     assert (two.path / "f").read_text() == "two"     # still staged
     assert (two.path / "g").read_text() == "g"

@@ -18,8 +18,8 @@ def test_pog_hidden_but_reachable(mount):
                         check=True).stdout.split()
     assert ".pog" not in ls
     assert sorted(os.listdir(mnt / ".pog")) == sorted(
-        ["ctl", "status", "changes", "log", "committed", "objects",
-         "conflicts", "sessions"])
+        ["ctl", "status", "changes", "log", "events", "committed", "objects",
+         "history", "snapshots", "conflicts", "sessions"])
     assert (mnt / ".pog").is_dir()
     with pytest.raises(OSError):
         (mnt / ".pog").rmdir()
@@ -45,7 +45,8 @@ def test_commit_survives_remount(mount):
     assert st["staged"] == 0
     assert st["commit_id"] >= 1
     log = (mnt / ".pog" / "log").read_text().splitlines()
-    assert log and log[-1].split(" ", 3)[3] == "first"
+    # ID TIME SESSION CHANGES HASH RETAINED MESSAGE
+    assert log and log[-1].split(" ", 6)[6] == "first"
     mount.remount()
     assert (mnt / "dir" / "f").read_text() == "committed"
 
@@ -268,7 +269,9 @@ def test_daemon_mode(pool, tmp_path):
 def test_gc_returns_space(tmp_path):
     pool = tmp_path / "gc.pool"
     mkfs(pool, "256M")
-    mount = Mount(pool, tmp_path / "mnt").start()
+    # keep=1: the commit that held the data is not kept as history
+    # (test_history.py covers GC of what history held)
+    mount = Mount(pool, tmp_path / "mnt").start("-o", "keep=1")
     try:
         check_gc_returns_space(mount)
     finally:

@@ -14,7 +14,12 @@
 
 static int setup(void **state)
 {
-	return tu_state_setup(state, NULL, POOL_SIZE);
+	/* Space and sharing are measured without history (one commit kept:
+	 * test_history.c covers retention). */
+	int r = tu_state_setup(state, NULL, POOL_SIZE);
+	if (!r && pog_set_keep(((struct tu_ctx *)*state)->s, 1))
+		r = -1;
+	return r;
 }
 
 static uint64_t blocks_used(pog_store *s)

@@ -209,6 +209,7 @@ static void test_old_base_and_gc(void **state)
 	/* closing the first-opened session first leaves the pool open */
 	assert_ok(pog_close(one, 0));
 	ctx->s = two;
+	assert_ok(pog_set_keep(two, 1)); /* history holds no older commit */
 	assert_ok(pog_gc(two, &gc));
 	tu_assert_fsck_clean(two);
 	struct pog_status st;

@@ -274,7 +274,12 @@ static void test_format_upgrade(void **state)
 
 static int setup(void **state)
 {
-	return tu_state_setup(state, NULL, 256u << 20);
+	/* Space and sharing are measured without history (one commit kept:
+	 * test_history.c covers retention). */
+	int r = tu_state_setup(state, NULL, 256u << 20);
+	if (!r && pog_set_keep(((struct tu_ctx *)*state)->s, 1))
+		r = -1;
+	return r;
 }
 
 int main(void)
