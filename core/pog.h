@@ -42,6 +42,7 @@
  */
 
 #include <stddef.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <sys/types.h>
 
@@ -266,6 +267,37 @@ void pog_commit_report_free(struct pog_commit_report *r);
  */
 int pog_renumbered(pog_store *s, int (*fn)(void *ctx, uint64_t dir),
 		   void *ctx);
+
+/*
+ * For the daemon's kernel caches: with pog_track_moves(s, true), each
+ * time the session's view moves (pog_abort, a pog_commit onto commits
+ * made since its base, GC moving an idle session) the core collects what
+ * differs between the view before and the view after, in time
+ * proportional to that: the objects whose records differ, the map
+ * entries that differ (child: the inode the old view gave, or the new one
+ * when the name is new; removed: the new view has no such name), and the
+ * lists whose names (ranks) may all have moved. all: too much or out of
+ * memory, drop every cache. pog_take_moved hands it over (free it with
+ * pog_moved_clear) and starts a new collection.
+ */
+struct pog_moved_name {
+	uint64_t dir, child;
+	bool removed;
+	char *name;  /* escaped as readdir shows it, NUL-terminated */
+	size_t len;
+};
+struct pog_moved {
+	uint64_t *inos;
+	size_t ninos, inos_cap;
+	uint64_t *lists;
+	size_t nlists, lists_cap;
+	struct pog_moved_name *names;
+	size_t nnames, names_cap;
+	bool all;
+};
+void pog_track_moves(pog_store *s, bool on);
+void pog_take_moved(pog_store *s, struct pog_moved *out);
+void pog_moved_clear(struct pog_moved *m);
 
 /*
  * The paths the last pog_commit that failed with -ESTALE found changed on

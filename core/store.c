@@ -587,6 +587,7 @@ static void session_free(pog_store *s)
 	changes_clear(s);
 	free(s->conflicts);
 	free(s->session_name);
+	pog_moved_clear(&s->moved);
 	free(s->removed_paths);
 	pog_vec_release(&s->freed);
 	pog_vec_release(&s->renumbered);
@@ -1324,6 +1325,8 @@ int pog_commit_locked(pog_store *s, const char *message, uint64_t *id_out)
 		err = pog_merge_locked(s);
 		if (err)
 			return err; /* the reason is in the last error */
+		/* the view moves past the commits made since the base */
+		pog_moved_collect(s, &s->base, &s->env->committed);
 	}
 	/* Space is short (less than a quarter of the pool free, or growth
 	 * was refused): retention of unnamed commits gives way, so that this
@@ -1405,6 +1408,7 @@ int pog_commit_locked(pog_store *s, const char *message, uint64_t *id_out)
 
 void pog_abort_locked(pog_store *s)
 {
+	pog_moved_collect(s, &s->staged, &s->env->committed);
 	pog_hash_reset(s);
 	fresh_clear(s, true);
 	s->freed.n = 0;

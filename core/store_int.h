@@ -218,6 +218,8 @@ struct pog_store {
 	const char *const *report_paths;
 	size_t report_npaths;
 	char *session_name;          /* recorded in the log as who committed */
+	bool track_moves;            /* moved.c collects into moved */
+	struct pog_moved moved;
 
 	pthread_mutex_t pin_lock;    /* protects pins */
 	struct pog_map64 pins;
@@ -689,6 +691,11 @@ void pog_hash_rekeyed(pog_store *s, uint64_t ino);
 void pog_hash_reset(pog_store *s);
 /* pog_hash of a staged ino with the store lock held. */
 int pog_hash_locked(pog_store *s, uint64_t ino, uint32_t *out);
+
+/* ---- moved.c: what a moving view changed ----------------------------- */
+/* Add what differs between from and to to s->moved (when tracked). */
+void pog_moved_collect(pog_store *s, const struct pog_state *from,
+		       const struct pog_state *to);
 
 /* ---- report.c: what a commit changed ---------------------------------- */
 /* One line of the staged changes: kind, ino (0 for D), path. */

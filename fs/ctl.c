@@ -810,9 +810,6 @@ static int cmd_commit(struct pogfs *fs, const char *message, struct text *answer
 		return command_failed(fs, answer, -E2BIG,
 				      "commit: message longer than %d bytes",
 				      POG_MESSAGE_MAX);
-	struct pog_status before;
-	bool behind = pog_status(fs->store, &before) == 0 &&
-		      before.base_id != before.commit_id;
 	pog_set_error(fs->store, NULL);
 	rc = pogfs_commit(fs, message[0] ? message : NULL, &id);
 	commit_conflicts(fs, rc);
@@ -820,9 +817,7 @@ static int cmd_commit(struct pogfs *fs, const char *message, struct text *answer
 		return core_failed(fs, answer, rc, "commit");
 	text_addf(answer, "commit %" PRIu64 " %" PRIu64 "\n", id, staged);
 	pogfs_invalidate(fs, true);
-	/* Committed onto others' commits: the view moved past them. */
-	if (behind)
-		pogfs_invalidate(fs, false);
+	pogfs_moved(fs); /* committed onto others' commits: past them */
 	pogfs_sessions_committed(fs);
 	return 0;
 }
@@ -837,7 +832,7 @@ static int cmd_abort(struct pogfs *fs, struct text *answer)
 				      pog_strerror(rc));
 	history_conflicts_set(fs, "", 0);
 	text_addf(answer, "abort %" PRIu64 "\n", staged);
-	pogfs_invalidate(fs, false);
+	pogfs_moved(fs);
 	return 0;
 }
 
@@ -1665,6 +1660,12 @@ static void invalidate_renumbered(struct pogfs *fs)
 		fuse_lowlevel_notify_inval_inode(fs->se, dirs.v[i], 0, 0);
 	free(v);
 	free(dirs.v);
+}
+
+void pogfs_moved(struct pogfs *fs)
+{
+	if (!pogfs_tell_moved(fs))
+		pogfs_invalidate(fs, false);
 }
 
 void pogfs_invalidate(struct pogfs *fs, bool committed_view)

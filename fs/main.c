@@ -210,6 +210,7 @@ static void *autocommit_main(void *arg)
 		pogfs_log(fs, LOG_INFO, "autocommit: commit %" PRIu64 " (%" PRIu64 " changes)",
 			  id, staged);
 		pogfs_invalidate(fs, true);
+		pogfs_moved(fs);
 	}
 	return NULL;
 }
@@ -221,6 +222,16 @@ static void unpin_one(void *ctx, uint64_t ino, uint64_t nlookup)
 	struct pogfs *fs = ctx;
 	if (!ino_is_committed(ino))
 		pog_unpin(fs->store, ino, nlookup);
+}
+
+void pogfs_autocommit_start(struct pogfs *fs)
+{
+	if (!fs->autocommit)
+		return;
+	if (pthread_create(&fs->autocommit_thread, NULL, autocommit_main, fs) == 0)
+		fs->autocommit_running = true;
+	else
+		pogfs_log(fs, LOG_ERR, "autocommit: cannot start its thread");
 }
 
 void pogfs_close_store(struct pogfs *fs)
@@ -563,8 +574,10 @@ static int attach_session(struct pogfs *fs, struct fuse_args *args,
 		fuse_session_destroy(fs->se);
 		return 1;
 	}
-	snprintf(opts, sizeof(opts), "autocommit=%d showpog=%d follow=%d timeout=%g",
-		 fs->autocommit, fs->showpog, fs->follow, fs->timeout);
+	snprintf(opts, sizeof(opts),
+		 "autocommit=%d showpog=%d follow=%d timeout=%g delay=%u",
+		 fs->autocommit, fs->showpog, fs->follow, fs->timeout,
+		 fs->autocommit_delay);
 	rc = pogfs_session_attach(fs->pool_path, fs->mountpoint,
 				  fuse_session_fd(fs->se), opts, why, sizeof(why));
 	/* No daemon answers (it is going), or it is finishing: unmount and
@@ -710,6 +723,7 @@ static int pogfs_main(int argc, char *argv[])
 	}
 	/* Commits name their session: this mount (.pog/log). */
 	(void)pog_set_session_name(fs.store, fs.mountpoint);
+	pog_track_moves(fs.store, true); /* the kernel is told what a moving view changed */
 	pogfs_sessions_set_first(&fs);
 
 	fs.se = fuse_session_new(&args, &pogfs_ops, sizeof(pogfs_ops), &fs);
@@ -723,12 +737,7 @@ static int pogfs_main(int argc, char *argv[])
 		goto out_signals;
 	}
 
-	if (fs.autocommit) {
-		if (pthread_create(&fs.autocommit_thread, NULL, autocommit_main, &fs) == 0)
-			fs.autocommit_running = true;
-		else
-			pogfs_log(&fs, LOG_ERR, "autocommit: cannot start its thread");
-	}
+	pogfs_autocommit_start(&fs);
 	/* op_init releases the parent once the kernel's INIT is answered. */
 	fs.ready_fd = notify_fd;
 	notify_fd = -1;

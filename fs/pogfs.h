@@ -181,6 +181,10 @@ bool ctl_stat(struct pogfs *fs, uint64_t ino, struct stat *st);
 /* Kernel cache invalidation after abort (staged view) or commit
  * (committed view). */
 void pogfs_invalidate(struct pogfs *fs, bool committed_view);
+/* The session's view moved (abort, a commit onto others' commits, -o
+ * follow): the kernel is told what changed (coherence.c), or everything
+ * is invalidated when the core could not say. */
+void pogfs_moved(struct pogfs *fs);
 
 /* ---- .pog virtual directory (ctl.c) --------------------------------- */
 void ctl_lookup(fuse_req_t req, uint64_t parent, const char *name);
@@ -219,6 +223,9 @@ int history_commit_arg(struct pogfs *fs, const char *arg, uint64_t *id);
 /* The ops table (ops.c). */
 extern const struct fuse_lowlevel_ops pogfs_ops;
 
+/* -o autocommit: commit after each quiet period (a thread; stopped by
+ * pogfs_close_store). */
+void pogfs_autocommit_start(struct pogfs *fs);
 /* Store teardown at unmount (main.c): autocommit or discard, close. */
 void pogfs_close_store(struct pogfs *fs);
 

@@ -92,7 +92,7 @@ static void *session_main(void *arg)
 	return NULL;
 }
 
-/* "autocommit=0|1 showpog=0|1 timeout=SECONDS" */
+/* "autocommit=0|1 showpog=0|1 follow=0|1 timeout=SECONDS delay=SECONDS" */
 static void parse_opts(struct pogfs *fs, const char *opts)
 {
 	const char *p;
@@ -105,6 +105,10 @@ static void parse_opts(struct pogfs *fs, const char *opts)
 		fs->follow = p[7] == '1';
 	if ((p = strstr(opts, "timeout=")))
 		fs->timeout = strtod(p + 8, NULL);
+	if ((p = strstr(opts, "delay="))) {
+		unsigned long d = strtoul(p + 6, NULL, 10);
+		fs->autocommit_delay = d >= 1 && d <= 86400 ? (unsigned)d : 1;
+	}
 }
 
 int pogfs_session_add(struct pogfs *first, const char *mnt, const char *opts,
@@ -157,6 +161,8 @@ int pogfs_session_add(struct pogfs *first, const char *mnt, const char *opts,
 	rc = pog_session_open(first->store, &fs->store);
 	if (!rc) /* commits name their session: this mount (.pog/log) */
 		(void)pog_set_session_name(fs->store, fs->mountpoint);
+	if (!rc)
+		pog_track_moves(fs->store, true);
 	if (rc < 0) {
 		session_free(fs);
 		close(fd);
@@ -182,6 +188,7 @@ int pogfs_session_add(struct pogfs *first, const char *mnt, const char *opts,
 		fs->next_mount = reg_list;
 		reg_list = fs;
 		pthread_mutex_unlock(&reg_lock);
+		pogfs_autocommit_start(fs);
 		if (pthread_create(&thread, &attr, session_main, fs) != 0)
 			rc = -EAGAIN;
 	}
@@ -208,7 +215,7 @@ static void follow_one(struct pogfs *fs, struct pogfs *by)
 	    pog_staged_count(fs->store) > 0)
 		return;
 	if (pog_abort(fs->store) == 0)
-		pogfs_invalidate(fs, false);
+		pogfs_moved(fs);
 }
 
 void pogfs_sessions_committed(struct pogfs *by)

@@ -280,3 +280,99 @@ def test_pog_export_import_reach_the_named_mount(mount, two, tmp_path):
     assert r.returncode == 0, r.stderr
     assert (two.path / "m" / "sub" / "imported").read_text() == "yes"
     assert not (one.path / "m" / "sub").exists()
+
+
+def test_four_sessions_stress_serializable(mount, tmp_path):
+    """Four sessions edit keys of one map with random overlaps and commit
+    in turns. A commit whose keys no other commit touched since its base
+    must land; one that overlaps must fail with ESTALE and apply nothing.
+    After every commit the committer's view equals the model, and every
+    session that aborts sees it too (its kernel caches were told)."""
+    import random
+    rnd = random.Random(20261130)
+    keys = [f"k{i}" for i in range(6)]
+    (mount.path / "m").mkdir()
+    model = {}
+    for k in keys[:3]:
+        (mount.path / "m" / k).write_text(f"{k}=init")
+        model[k] = f"{k}=init"
+    mount.commit("init")
+    sessions = [Session(mount.pool, tmp_path / f"s{i}").start()
+                for i in (1, 2, 3)]
+    everyone = [mount] + sessions
+    version = 0
+    outcomes = {True: 0, False: 0}
+    changed_at = {}                        # key -> version that changed it
+    base = [version] * 4                   # each session's base
+    staged = [dict() for _ in range(4)]    # key -> value or None (removed)
+
+    def view(s):
+        d = s.path / "m"
+        return {n: (d / n).read_text() for n in os.listdir(d)}
+
+    try:
+        for _ in range(48):
+            i = rnd.randrange(4)
+            s = everyone[i]
+            for _ in range(rnd.randint(1, 2)):
+                k = rnd.choice(keys)
+                exists = (s.path / "m" / k).exists()
+                if exists and rnd.random() < 0.3:
+                    os.unlink(s.path / "m" / k)
+                    staged[i][k] = None
+                else:
+                    v = f"{k}=s{i}v{rnd.randrange(1000)}"
+                    (s.path / "m" / k).write_text(v)
+                    staged[i][k] = v
+            if rnd.random() < 0.5:
+                continue
+            overlap = any(changed_at.get(k, -1) > base[i] for k in staged[i])
+            try:
+                s.ctl("commit\n")
+                landed = True
+            except OSError as e:
+                assert e.errno == errno.ESTALE, e
+                landed = False
+            assert landed == (not overlap), (i, staged[i], base[i], changed_at)
+            outcomes[landed] += 1
+            if landed:
+                version += 1
+                for k, v in staged[i].items():
+                    changed_at[k] = version
+                    if v is None:
+                        model.pop(k, None)
+                    else:
+                        model[k] = v
+                assert view(s) == model
+            else:
+                s.ctl("abort\n")
+                assert view(s) == model
+            staged[i] = {}
+            base[i] = version
+            # another session, with nothing staged, moves on by abort
+            j = rnd.randrange(4)
+            if not staged[j]:
+                everyone[j].ctl("abort\n")
+                base[j] = version
+                assert view(everyone[j]) == model
+        assert outcomes[True] >= 5 and outcomes[False] >= 2, outcomes
+    finally:
+        for s in sessions:
+            s.stop()
+
+
+def test_added_mount_autocommits_after_quiet_period(mount, tmp_path):
+    auto = Session(mount.pool, tmp_path / "auto").start(
+        "-o", "autocommit,autocommit_delay=1")
+    try:
+        (auto.path / "note").write_text("saved by itself")
+        deadline = time.time() + 20
+        while auto.status()["staged"] and time.time() < deadline:
+            time.sleep(0.2)
+        assert auto.status()["staged"] == 0
+        mount.abort()                  # the first mount moves to it
+        assert (mount.path / "note").read_text() == "saved by itself"
+        log = (mount.path / ".pog" / "log").read_text().splitlines()
+        assert "autocommit" in log[-1] and str(auto.path) in log[-1]
+    finally:
+        auto.stop()
