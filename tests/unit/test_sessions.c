@@ -415,6 +415,94 @@ static void test_close_orders(void **state)
 	}
 }
 
+/* What a moving view changed (pog_track_moves): the objects whose records
+ * differ, the names removed (with the inode the old view gave) and added,
+ * every name under a removed map, and nothing else. */
+static const struct pog_moved_name *moved_name(const struct pog_moved *m,
+					       uint64_t dir, const char *name)
+{
+	for (size_t i = 0; i < m->nnames; i++)
+		if (m->names[i].dir == dir && strcmp(m->names[i].name, name) == 0)
+			return &m->names[i];
+	return NULL;
+}
+
+static bool moved_ino(const struct pog_moved *m, uint64_t ino)
+{
+	for (size_t i = 0; i < m->ninos; i++)
+		if (m->inos[i] == ino)
+			return true;
+	return false;
+}
+
+static void test_moved(void **state)
+{
+	struct tu_ctx *ctx = *state;
+	pog_store *one = ctx->s;
+	uint64_t f = tu_mkfile(one, POG_ROOT_INO, "f", "1", 1);
+	uint64_t same = tu_mkfile(one, POG_ROOT_INO, "same", "s", 1);
+	uint64_t gone = tu_mkfile(one, POG_ROOT_INO, "gone", "g", 1);
+	uint64_t d = tu_mk(one, POG_ROOT_INO, "d", POG_MAP);
+	uint64_t in = tu_mkfile(one, d, "in", "i", 1);
+	tu_commit_check(one, "base");
+	pog_store *two = session(one);
+	pog_track_moves(two, true);
+	tu_write(one, f, 0, "2", 1);
+	assert_ok(pog_remove(one, POG_ROOT_INO, "gone", 4, 0));
+	assert_ok(pog_remove(one, d, "in", 2, 0));
+	assert_ok(pog_remove(one, POG_ROOT_INO, "d", 1, POG_REMOVE_DIR));
+	uint64_t added = tu_mkfile(one, POG_ROOT_INO, "added", "a", 1);
+	tu_commit_check(one, "changes");
+	/* two's own staged file goes with the abort too */
+	uint64_t mine = tu_mkfile(two, POG_ROOT_INO, "mine", "m", 1);
+	assert_ok(pog_abort(two));
+	struct pog_moved m;
+	pog_take_moved(two, &m);
+	assert_false(m.all);
+	assert_true(moved_ino(&m, f));
+	assert_true(moved_ino(&m, POG_ROOT_INO));
+	assert_true(moved_ino(&m, added));
+	assert_true(moved_ino(&m, mine));
+	assert_false(moved_ino(&m, same));
+	const struct pog_moved_name *n = moved_name(&m, POG_ROOT_INO, "gone");
+	assert_non_null(n);
+	assert_true(n->removed);
+	assert_int_equal(n->child, gone);
+	n = moved_name(&m, POG_ROOT_INO, "mine");
+	assert_non_null(n);
+	assert_true(n->removed);
+	assert_int_equal(n->child, mine);
+	n = moved_name(&m, POG_ROOT_INO, "added");
+	assert_non_null(n);
+	assert_false(n->removed);
+	assert_int_equal(n->child, added);
+	n = moved_name(&m, d, "in");              /* under the removed map */
+	assert_non_null(n);
+	assert_true(n->removed);
+	assert_int_equal(n->child, in);
+	assert_null(moved_name(&m, POG_ROOT_INO, "same"));
+	assert_null(moved_name(&m, POG_ROOT_INO, "f"));
+	pog_moved_clear(&m);
+	/* nothing moved since: nothing to tell; a commit at the latest
+	 * does not move the view */
+	pog_take_moved(two, &m);
+	assert_int_equal(m.ninos + m.nnames + m.nlists, 0);
+	tu_mkfile(two, POG_ROOT_INO, "two", "t", 1);
+	tu_commit_check(two, "two");
+	pog_take_moved(two, &m);
+	assert_int_equal(m.ninos + m.nnames + m.nlists, 0);
+	/* a commit onto one's newer commit: what one changed, not two's own */
+	tu_write(one, f, 0, "3", 1);
+	tu_commit_check(one, "one again");
+	tu_mkfile(two, POG_ROOT_INO, "two2", "t", 1);
+	tu_commit_check(two, "two again");
+	pog_take_moved(two, &m);
+	assert_true(moved_ino(&m, f));
+	assert_null(moved_name(&m, POG_ROOT_INO, "two2"));
+	pog_moved_clear(&m);
+	assert_ok(pog_close(two, POG_CLOSE_NOGC));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -427,6 +515,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_old_base_and_gc, setup,
 						tu_state_teardown),
 		cmocka_unit_test_setup_teardown(test_random_sessions, setup,
+						tu_state_teardown),
+		cmocka_unit_test_setup_teardown(test_moved, setup,
 						tu_state_teardown),
 		cmocka_unit_test_setup_teardown(test_close_orders, setup,
 						tu_state_teardown),
