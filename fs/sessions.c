@@ -253,30 +253,6 @@ int pogfs_sessions_each(int (*fn)(void *ctx, struct pogfs *fs), void *ctx)
 
 /* ---- the client: hand a new mount to the daemon ----------------------- */
 
-static int connect_daemon(const char *pool)
-{
-	char paths[POG_SOCKET_PLACES][PATH_MAX];
-	int n = pog_socket_paths(pool, paths, POG_SOCKET_PLACES);
-
-	for (int i = 0; i < n; i++) {
-		struct sockaddr_un addr;
-		int dirfd, fd;
-
-		if (pog_socket_addr(paths[i], &addr, &dirfd) < 0)
-			continue;
-		fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-		int ok = fd >= 0 && connect(fd, (struct sockaddr *)&addr,
-					    sizeof(addr)) == 0;
-		if (dirfd >= 0)
-			close(dirfd);
-		if (ok)
-			return fd;
-		if (fd >= 0)
-			close(fd);
-	}
-	return -ENOENT;
-}
-
 /* The daemon's answer: frames "T LEN\n" + bytes, up to "E rc msg". */
 static int read_answer(int fd, char *msg, size_t size)
 {
@@ -319,7 +295,7 @@ static int read_answer(int fd, char *msg, size_t size)
 int pogfs_session_attach(const char *pool, const char *mnt, int fuse_fd,
 			 const char *opts, char *why, size_t why_size)
 {
-	int sock = connect_daemon(pool);
+	int sock = pog_socket_connect(pool);
 	char line[PATH_MAX + 256];
 	char cbuf[CMSG_SPACE(sizeof(int))];
 	struct iovec iov;

@@ -555,3 +555,32 @@ def test_follow_deletions_reach_inotify(mount, mnt, tmp_path):
     finally:
         ino.close()
         dash.stop()
+
+
+def test_pog_watch_on_another_mount(mount, mnt, tmp_path):
+    """pog watch on an added mount prints the first mount's commits."""
+    from test_sessions import Session
+    (mnt / "a").mkdir()
+    mount.commit()
+    two = Session(mount.pool, tmp_path / "two").start()
+    w = subprocess.Popen([POG, "watch", str(two.path), "a"],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         text=True)
+    try:
+        wait_in_read(w.pid)
+        (mnt / "elsewhere").write_text("not under a")
+        mount.commit()
+        (mnt / "a" / "x").write_text("1")
+        mount.commit()
+        c = mount.status()["commit_id"]
+        time.sleep(0.5)
+        # busy (pog watch reads .pog/events): a lazy unmount ends it
+        subprocess.run(["fusermount3", "-u", "-z", str(two.path)], check=True)
+        out, err = w.communicate(timeout=20)
+    finally:
+        if w.poll() is None:
+            w.kill()
+            w.wait()
+        two.stop()
+    assert w.returncode == 0, err
+    assert out.splitlines() == [f"{c} M a", f"{c} A a/x"]
