@@ -47,7 +47,7 @@ static size_t leaf_free(const struct pog_node_hdr *h)
 /* A list tree's branch nodes count the entries under each child. */
 static bool counted(const pog_store *s, const struct pog_node_hdr *h)
 {
-	return h->tree == POG_TREE_LIST && s->list_counts;
+	return h->tree == POG_TREE_LIST && s->env->list_counts;
 }
 
 static unsigned branch_max(const pog_store *s, const struct pog_node_hdr *h)
@@ -192,7 +192,7 @@ static int node_readable(pog_store *s, uint64_t addr)
 	if (pog_node_fresh(s, addr))
 		return 0;
 	uint64_t bno = pog_node_bno(addr), i = bno % POG_SEG_BLOCKS;
-	struct pog_seg *g = &s->segs[bno / POG_SEG_BLOCKS];
+	struct pog_seg *g = &s->env->segs[bno / POG_SEG_BLOCKS];
 	bool small = addr & POG_NODE_SMALL;
 	uint64_t *word = &g->checked[i / 64], bit = 1ULL << (i % 64);
 	uint16_t *slots = &g->checked_slots[i];
@@ -204,7 +204,7 @@ static int node_readable(pog_store *s, uint64_t addr)
 	if (pog_node_crc(h, pog_node_size(addr)) != h->crc) {
 		if (damage_is_inline(s, addr))
 			return 0; /* each file there checks its own bytes */
-		atomic_fetch_add(&s->checksum_errors, 1);
+		atomic_fetch_add(&s->env->checksum_errors, 1);
 		pog_set_error(s, "checksum mismatch in tree node %llu%s",
 			      (unsigned long long)bno,
 			      small ? " (a small node)" : "");
@@ -227,7 +227,7 @@ static int node_writable(pog_store *s, uint64_t *addr)
 	const struct pog_node_hdr *h = HDR(s, *addr);
 	uint32_t size = pog_node_size(*addr);
 	if (pog_node_crc(h, size) != h->crc && !damage_is_inline(s, *addr)) {
-		atomic_fetch_add(&s->checksum_errors, 1);
+		atomic_fetch_add(&s->env->checksum_errors, 1);
 		pog_set_error(s, "checksum mismatch in tree node %llu%s",
 			      (unsigned long long)pog_node_bno(*addr),
 			      *addr & POG_NODE_SMALL ? " (a small node)" : "");

@@ -183,7 +183,7 @@ uint64_t pog_dedup_prune(pog_store *s)
 		pog_bt_cur(&it, &key, &val, NULL);
 		memcpy(&bno, val, sizeof(bno));
 		if (pog_bno_valid(s, bno) &&
-		    pog_bit(s->segs[bno / POG_SEG_BLOCKS].used, bno % POG_SEG_BLOCKS)) {
+		    pog_bit(s->env->segs[bno / POG_SEG_BLOCKS].used, bno % POG_SEG_BLOCKS)) {
 			if (pog_vec_push(&keep, key) || pog_vec_push(&keep, bno))
 				r = -ENOMEM;
 		} else if (pog_vec_push(&dead, key)) {

@@ -182,8 +182,8 @@ static int side(pog_store *s, uint64_t id, struct pog_state *st)
 		*st = s->staged;
 		return 0;
 	}
-	if (id == s->commit_id) {
-		*st = s->committed;
+	if (id == s->env->commit_id) {
+		*st = s->env->committed;
 		return 0;
 	}
 	return pog_commit_state(s, id, st);

@@ -63,7 +63,7 @@ static int claim(struct fsck *f, uint64_t bno, const char *what, bool page)
 	}
 	f->claimed[bno / 64] |= 1ULL << (bno % 64);
 	f->res.blocks_used++;
-	struct pog_seg *g = &f->s->segs[bno / POG_SEG_BLOCKS];
+	struct pog_seg *g = &f->s->env->segs[bno / POG_SEG_BLOCKS];
 	if (!pog_bit(g->used, bno % POG_SEG_BLOCKS))
 		report(f, POG_FSCK_ERROR, "block-marked-free", f->cur_ino,
 		       "block %" PRIu64 " is in use but marked free", bno);
@@ -127,7 +127,7 @@ static int check_page(void *c, uint64_t bno, int is_node)
 static const char *where(struct fsck *f, uint64_t ino, char *buf, size_t size)
 {
 	char path[3000];
-	ssize_t n = pog_path_locked(f->s, &f->s->committed, ino, path,
+	ssize_t n = pog_path_locked(f->s, &f->s->env->committed, ino, path,
 				    sizeof(path) - 1);
 	if (n < 0 || (size_t)n >= sizeof(path) - 1) {
 		buf[0] = '\0';
@@ -191,7 +191,7 @@ static void check_pages(struct fsck *f, uint64_t ino, const struct pog_inode *in
 static void check_list_entry(struct fsck *f, uint64_t ino, uint64_t key,
 			     uint16_t vlen, uint64_t n)
 {
-	if (!f->s->list_counts) {
+	if (!f->s->env->list_counts) {
 		if (key != n - 1)
 			report(f, POG_FSCK_ERROR, "list-gap", ino,
 			       "list index %" PRIu64 " out of order", key);
@@ -221,7 +221,7 @@ static void check_dir(struct fsck *f, uint64_t ino, const struct pog_inode *in)
 		n++;
 		if (in->type == POG_LIST)
 			check_list_entry(f, ino, key, vlen, n);
-		if (pog_inode_get(f->s, &f->s->committed, child, &c)) {
+		if (pog_inode_get(f->s, &f->s->env->committed, child, &c)) {
 			report(f, POG_FSCK_ERROR, "dangling-entry", ino,
 			       "entry points at missing object %" PRIu64, child);
 			pog_vec_push(&f->dangling, ino);
@@ -240,7 +240,7 @@ static void check_dir(struct fsck *f, uint64_t ino, const struct pog_inode *in)
 	}
 	if (r < 0)
 		report(f, POG_FSCK_ERROR, "bad-tree", ino, "entry tree is damaged");
-	else if (in->type == POG_LIST && f->s->list_counts &&
+	else if (in->type == POG_LIST && f->s->env->list_counts &&
 		 pog_bt_check_counts(f->s, in->content))
 		report(f, POG_FSCK_ERROR, "list-counts", ino,
 		       "entry counts of the list's tree do not add up");
@@ -306,7 +306,7 @@ static void check_object(struct fsck *f, uint64_t ino, const struct pog_inode *i
 			       "an empty %s has no value", pog_type_name(in->type));
 	} else if (in->type == POG_REF) {
 		const struct pog_inode *t;
-		if (pog_inode_get(f->s, &f->s->committed, in->content, &t))
+		if (pog_inode_get(f->s, &f->s->env->committed, in->content, &t))
 			report(f, POG_FSCK_ERROR, "dangling-ref", ino,
 			       "ref points at missing object %" PRIu64, in->content);
 	}
@@ -316,7 +316,7 @@ static void check_object(struct fsck *f, uint64_t ino, const struct pog_inode *i
 static void check_links(struct fsck *f)
 {
 	struct pog_bt_iter it;
-	int r = pog_bt_seek(&it, f->s, f->s->committed.obj_root, 0);
+	int r = pog_bt_seek(&it, f->s, f->s->env->committed.obj_root, 0);
 	while (r > 0) {
 		uint64_t ino;
 		const void *val;
@@ -359,16 +359,16 @@ static void check_links(struct fsck *f)
 static uint64_t free_garbage_blocks(struct fsck *f, uint64_t *history)
 {
 	uint64_t unclaimed = 0;
-	uint64_t *hist = calloc(f->s->nsegs * POG_WORDS_PER_SEG + 1, sizeof(uint64_t));
+	uint64_t *hist = calloc(f->s->env->nsegs * POG_WORDS_PER_SEG + 1, sizeof(uint64_t));
 	if (hist && pog_mark_history(f->s, hist)) {
 		free(hist);
 		hist = NULL;
 	}
 	*history = 0;
-	for (uint64_t i = 0; i < f->s->nsegs; i++)
+	for (uint64_t i = 0; i < f->s->env->nsegs; i++)
 		for (unsigned b = 1; b < POG_SEG_BLOCKS; b++) {
 			uint64_t bno = i * POG_SEG_BLOCKS + b;
-			if (!pog_bit(f->s->segs[i].used, b) || pog_bit(f->claimed, bno))
+			if (!pog_bit(f->s->env->segs[i].used, b) || pog_bit(f->claimed, bno))
 				continue;
 			if (hist && pog_bit(hist, bno))
 				(*history)++;
@@ -439,24 +439,24 @@ int pog_fsck(pog_store *s, unsigned flags, pog_fsck_fn fn, void *ctx,
 	if (err)
 		return err;
 	struct fsck f = {.s = s, .fn = fn, .ctx = ctx};
-	f.claimed = calloc(s->nsegs * POG_WORDS_PER_SEG + 1, sizeof(uint64_t));
-	f.page_bits = calloc(s->nsegs * POG_WORDS_PER_SEG + 1, sizeof(uint64_t));
+	f.claimed = calloc(s->env->nsegs * POG_WORDS_PER_SEG + 1, sizeof(uint64_t));
+	f.page_bits = calloc(s->env->nsegs * POG_WORDS_PER_SEG + 1, sizeof(uint64_t));
 	if (!f.claimed || !f.page_bits) {
 		free(f.claimed);
 		free(f.page_bits);
 		pog_unlock(s);
 		return -ENOMEM;
 	}
-	for (uint64_t i = 0; i < s->nsegs; i++)
+	for (uint64_t i = 0; i < s->env->nsegs; i++)
 		f.claimed[i * POG_WORDS_PER_SEG] |= 1;
-	claim(&f, s->commit_bno, "commit record", false);
-	pog_bt_walk(s, s->committed.log_root, check_node, &f);
-	pog_bt_walk(s, s->committed.dedup_root, check_node, &f);
-	err = pog_bt_walk(s, s->committed.obj_root, check_node, &f);
+	claim(&f, s->env->commit_bno, "commit record", false);
+	pog_bt_walk(s, s->env->committed.log_root, check_node, &f);
+	pog_bt_walk(s, s->env->committed.dedup_root, check_node, &f);
+	err = pog_bt_walk(s, s->env->committed.obj_root, check_node, &f);
 	if (err)
 		report(&f, POG_FSCK_ERROR, "bad-tree", 0, "object table is damaged");
 	struct pog_bt_iter it;
-	int r = err ? 0 : pog_bt_seek(&it, s, s->committed.obj_root, 0);
+	int r = err ? 0 : pog_bt_seek(&it, s, s->env->committed.obj_root, 0);
 	while (r > 0) {
 		uint64_t ino;
 		const void *val;
@@ -466,16 +466,16 @@ int pog_fsck(pog_store *s, unsigned flags, pog_fsck_fn fn, void *ctx,
 			report(&f, POG_FSCK_ERROR, "bad-inode", ino, "record size %u", vlen);
 		else
 			check_object(&f, ino, val);
-		pog_progress_note("objects", f.res.objects, s->committed.nobjects);
+		pog_progress_note("objects", f.res.objects, s->env->committed.nobjects);
 		r = pog_bt_next(&it);
 	}
 	f.cur_ino = 0;
 	const struct pog_inode *root;
-	if (pog_inode_get(s, &s->committed, POG_ROOT_INO, &root) ||
+	if (pog_inode_get(s, &s->env->committed, POG_ROOT_INO, &root) ||
 	    root->type != POG_MAP)
 		report(&f, POG_FSCK_ERROR, "no-root", POG_ROOT_INO,
 		       "the root map is missing");
-	err = pog_reachable(s, &s->committed, false, true, &f.reach);
+	err = pog_reachable(s, &s->env->committed, false, true, &f.reach);
 	if (!err)
 		check_links(&f);
 	uint64_t history, unclaimed = free_garbage_blocks(&f, &history);

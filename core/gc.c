@@ -100,7 +100,13 @@ static int gc_commit(pog_store *s, uint64_t *batch, const char *what)
 	char msg[80];
 	snprintf(msg, sizeof(msg), "gc: %" PRIu64 " %s", *batch, what);
 	*batch = 0;
-	return pog_commit_locked(s, msg, NULL);
+	int err = pog_commit_locked(s, msg, NULL);
+	/* GC's commits change nothing a view shows: sessions with nothing
+	 * staged move past them at once, so their old bases (pinned) do not
+	 * keep what GC frees. */
+	if (!err)
+		pog_sessions_catch_up(s);
+	return err;
 }
 
 /* Make room for one more step of the batch, committing it first when the
@@ -217,24 +223,45 @@ static int compact_objects(pog_store *s)
 	}
 }
 
-int pog_gc_locked(pog_store *s, struct pog_gc_result *res)
+/* What any session's view (its staged state and the kernel's pins on it)
+ * reaches: each view walked on its own, the results together. */
+static int reachable_all(pog_store *s, struct pog_map64 *seen)
 {
-	if (s->changes.n || s->nremoved) {
-		pog_set_error(s, "gc: changes are staged; commit or abort first");
-		return -EBUSY;
+	int err = 0;
+	for (pog_store *p = s->env->sessions; p && !err; p = p->next_session) {
+		struct pog_map64 one = {0};
+		err = pog_reachable(p, &p->staged, true, false, &one);
+		pog_map64_foreach(&one, i) {
+			uint64_t *v = err ? NULL : pog_map64_get(seen, one.keys[i]);
+			if (!err && !v)
+				err = -ENOMEM;
+			else if (v)
+				*v = 1;
+		}
+		pog_map64_release(&one);
 	}
-	pog_abort_locked(s); /* blocks left by failed operations; hashes */
+	return err;
+}
+
+/*
+ * GC runs in a session of its own at the latest commit, so that the
+ * sessions' staged changes stay staged: it keeps every object any
+ * session's view reaches, and every block any session's base or staged
+ * state holds (pog_mark_sessions).
+ */
+static int gc_run(pog_store *s, struct pog_gc_result *res)
+{
 	/* Commits that left the history (unsnapshot, keep lowered) are
 	 * still in the last record's list: a commit drops them first. */
-	if (s->hist.dirty) {
+	if (s->env->hist.dirty) {
 		int err = pog_commit_locked(s, "gc: history released", NULL);
 		if (err)
 			return err;
 	}
-	uint64_t before = s->blocks_used;
+	uint64_t before = s->env->blocks_used;
 	struct pog_map64 seen = {0};
 	struct pog_vec dead = {0};
-	int err = pog_reachable(s, &s->staged, true, false, &seen);
+	int err = reachable_all(s, &seen);
 	if (!err)
 		err = unreachable_objects(s, &seen, &dead);
 	uint64_t damaged = 0;
@@ -252,12 +279,12 @@ int pog_gc_locked(pog_store *s, struct pog_gc_result *res)
 	if (!err) {
 		res->objects_live = seen.n;
 		res->objects_freed = dead.n - damaged;
-		res->blocks_live = s->blocks_used - s->nsegs;
-		res->blocks_freed = before > s->blocks_used ? before - s->blocks_used : 0;
+		res->blocks_live = s->env->blocks_used - s->env->nsegs;
+		res->blocks_freed = before > s->env->blocks_used ? before - s->env->blocks_used : 0;
 		res->bytes_freed = res->blocks_freed * POG_BLOCK_SIZE;
-		s->gc_runs++;
-		s->gc_freed_blocks = res->blocks_freed;
-		s->gc_freed_objects = res->objects_freed;
+		s->env->gc_runs++;
+		s->env->gc_freed_blocks = res->blocks_freed;
+		s->env->gc_freed_objects = res->objects_freed;
 	} else {
 		/* What was committed stands; the rest stays for the next run. */
 		pog_abort_locked(s);
@@ -266,6 +293,20 @@ int pog_gc_locked(pog_store *s, struct pog_gc_result *res)
 	}
 	pog_map64_release(&seen);
 	pog_vec_release(&dead);
+	return err;
+}
+
+int pog_gc_locked(pog_store *s, struct pog_gc_result *res)
+{
+	pog_store *g = pog_session_new_locked(s->env);
+	if (!g)
+		return -ENOMEM;
+	int err = gc_run(g, res);
+	pthread_mutex_lock(&g->err_lock);
+	if (g->last_error[0])
+		pog_set_error(s, "%s", g->last_error);
+	pthread_mutex_unlock(&g->err_lock);
+	pog_session_free_locked(g);
 	return err;
 }
 

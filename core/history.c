@@ -23,13 +23,13 @@
 
 static unsigned keep_of(const pog_store *s)
 {
-	unsigned k = s->super->keep;
+	unsigned k = s->env->super->keep;
 	return k ? k : POG_KEEP_DEFAULT;
 }
 
 int pog_history_init(pog_store *s)
 {
-	struct pog_history *h = &s->hist;
+	struct pog_history *h = &s->env->hist;
 	pthread_mutex_init(&h->view_lock, NULL);
 	h->views = calloc(POG_VIEW_SLOTS, sizeof(*h->views));
 	return h->views ? 0 : -ENOMEM;
@@ -44,7 +44,7 @@ static void snaps_free(struct pog_snap *v, size_t n)
 
 void pog_history_free(pog_store *s)
 {
-	struct pog_history *h = &s->hist;
+	struct pog_history *h = &s->env->hist;
 	if (h->views)
 		for (uint64_t i = 0; i <= h->nviews; i++)
 			free(h->views[i]);
@@ -52,7 +52,6 @@ void pog_history_free(pog_store *s)
 	pog_map64_release(&h->view_of);
 	pog_map64_release(&h->hashes);
 	snaps_free(h->snaps, h->nsnaps);
-	free(h->session);
 	pthread_mutex_destroy(&h->view_lock);
 }
 
@@ -75,15 +74,15 @@ static int snap_cmp(const void *a, const void *b)
  * when its crc is wrong). */
 static int snaps_load(pog_store *s)
 {
-	struct pog_history *h = &s->hist;
-	PMEMoid o = s->super->snapshots;
+	struct pog_history *h = &s->env->hist;
+	PMEMoid o = s->env->super->snapshots;
 	if (OID_IS_NULL(o))
 		return 0;
 	/* Trust nothing of a damaged superblock: the object must lie in this
 	 * pool's file, whole. */
 	struct stat st;
-	if (fstat(s->lock_fd, &st) < 0 ||
-	    o.pool_uuid_lo != pmemobj_oid(s->super).pool_uuid_lo ||
+	if (fstat(s->env->lock_fd, &st) < 0 ||
+	    o.pool_uuid_lo != pmemobj_oid(s->env->super).pool_uuid_lo ||
 	    o.off < POG_BLOCK_SIZE || o.off % 8 ||
 	    o.off > (uint64_t)st.st_size - sizeof(struct pog_snap_table))
 		return 0;
@@ -121,9 +120,9 @@ static int snaps_load(pog_store *s)
 static int snaps_tx(pog_store *s, const unsigned char *buf, size_t bytes,
 		    size_t n)
 {
-	struct pog_super *sb = s->super;
+	struct pog_super *sb = s->env->super;
 	volatile int err = 0;
-	TX_BEGIN(s->pop) {
+	TX_BEGIN(s->env->pop) {
 		pmemobj_tx_add_range_direct(&sb->snapshots, sizeof(sb->snapshots));
 		if (!OID_IS_NULL(sb->snapshots))
 			pmemobj_tx_free(sb->snapshots);
@@ -136,7 +135,7 @@ static int snaps_tx(pog_store *s, const unsigned char *buf, size_t bytes,
 			t->bytes = bytes;
 			t->crc = pog_crc32(buf, bytes);
 			memcpy(t + 1, buf, bytes);
-			pmemobj_persist(s->pop, t, sizeof(*t) + bytes);
+			pmemobj_persist(s->env->pop, t, sizeof(*t) + bytes);
 			sb->snapshots = o;
 		}
 	} TX_ONABORT {
@@ -170,30 +169,30 @@ static int snaps_store(pog_store *s, const struct pog_snap *v, size_t n)
 static struct pog_snap *snap_find(pog_store *s, const char *name, size_t len)
 {
 	struct pog_snap key = {0, len, (char *)name};
-	if (!s->hist.nsnaps)
+	if (!s->env->hist.nsnaps)
 		return NULL;
-	return bsearch(&key, s->hist.snaps, s->hist.nsnaps, sizeof(key), snap_cmp);
+	return bsearch(&key, s->env->hist.snaps, s->env->hist.nsnaps, sizeof(key), snap_cmp);
 }
 
 static bool named(const pog_store *s, uint64_t id)
 {
-	for (size_t i = 0; i < s->hist.nsnaps; i++)
-		if (s->hist.snaps[i].id == id)
+	for (size_t i = 0; i < s->env->hist.nsnaps; i++)
+		if (s->env->hist.snaps[i].id == id)
 			return true;
 	return false;
 }
 
 static bool listed(const pog_store *s, uint64_t id)
 {
-	for (size_t i = 0; i < s->hist.nlist; i++)
-		if (s->hist.list[i].id == id)
+	for (size_t i = 0; i < s->env->hist.nlist; i++)
+		if (s->env->hist.list[i].id == id)
 			return true;
 	return false;
 }
 
 static bool retained_locked(const pog_store *s, uint64_t id)
 {
-	return id && (id == s->commit_id || listed(s, id));
+	return id && (id == s->env->commit_id || listed(s, id));
 }
 
 /* ---- the list in commit records ------------------------------------------- */
@@ -202,7 +201,7 @@ static void snaps_drop_gone(pog_store *s);
 
 int pog_history_load(pog_store *s, const struct pog_commit_rec *rec)
 {
-	struct pog_history *h = &s->hist;
+	struct pog_history *h = &s->env->hist;
 	int err = snaps_load(s);
 	if (err)
 		return err;
@@ -211,7 +210,7 @@ int pog_history_load(pog_store *s, const struct pog_commit_rec *rec)
 		return 0;
 	}
 	const struct pog_history_ent *ents =
-		(const void *)((const char *)pog_block(s, s->commit_bno) + sizeof(*rec));
+		(const void *)((const char *)pog_block(s, s->env->commit_bno) + sizeof(*rec));
 	if (rec->history_count > POG_HISTORY_MAX ||
 	    pog_crc32(ents, rec->history_count * sizeof(*ents)) != rec->history_crc)
 		return POG_EDAMAGED;
@@ -220,7 +219,7 @@ int pog_history_load(pog_store *s, const struct pog_commit_rec *rec)
 		/* A record that does not check is left out (and its blocks
 		 * with it); the rest of the history stands. */
 		if (pog_commit_rec_read(s, ents[i].bno, &old) || old.id != ents[i].id ||
-		    ents[i].id >= s->commit_id) {
+		    ents[i].id >= s->env->commit_id) {
 			h->dirty = true;
 			continue;
 		}
@@ -240,7 +239,7 @@ int pog_history_load(pog_store *s, const struct pog_commit_rec *rec)
  * rewritten by the next snapshot or unsnapshot). */
 static void snaps_drop_gone(pog_store *s)
 {
-	struct pog_history *h = &s->hist;
+	struct pog_history *h = &s->env->hist;
 	size_t k = 0;
 	for (size_t i = 0; i < h->nsnaps; i++) {
 		if (retained_locked(s, h->snaps[i].id))
@@ -261,12 +260,12 @@ static bool keep_in_next(pog_store *s, uint64_t id, uint64_t new_id)
 {
 	if (named(s, id))
 		return true;
-	return !s->hist.squeeze && id + keep_of(s) > new_id;
+	return !s->env->hist.squeeze && id + keep_of(s) > new_id;
 }
 
 static void next_add(pog_store *s, uint64_t id, uint64_t bno)
 {
-	struct pog_history *h = &s->hist;
+	struct pog_history *h = &s->env->hist;
 	for (size_t i = 0; i < h->nnext; i++)
 		if (h->next[i].id == id)
 			return;
@@ -277,28 +276,28 @@ static void next_add(pog_store *s, uint64_t id, uint64_t bno)
 void pog_history_fill(pog_store *s, uint64_t id, struct pog_commit_rec *rec,
 		      struct pog_history_ent *ents)
 {
-	struct pog_history *h = &s->hist;
+	struct pog_history *h = &s->env->hist;
 	h->nnext = 0;
 	/* Named first, so that they always find room. */
 	for (size_t i = 0; i < h->nsnaps; i++) {
 		uint64_t sid = h->snaps[i].id, bno = 0;
-		if (sid == s->commit_id) {
-			bno = s->commit_bno;
+		if (sid == s->env->commit_id) {
+			bno = s->env->commit_bno;
 		} else if (listed(s, sid)) {
 			for (size_t j = 0; j < h->nlist; j++)
 				if (h->list[j].id == sid)
 					bno = h->list[j].bno;
 		} else { /* a session's base, readable but not listed yet */
-			pthread_mutex_lock(&s->cpins.lock);
-			uint64_t *v = pog_map64_find(&s->cpins.recs, sid);
+			pthread_mutex_lock(&s->env->cpins.lock);
+			uint64_t *v = pog_map64_find(&s->env->cpins.recs, sid);
 			bno = v ? *v : 0;
-			pthread_mutex_unlock(&s->cpins.lock);
+			pthread_mutex_unlock(&s->env->cpins.lock);
 		}
 		if (bno && sid < id)
 			next_add(s, sid, bno);
 	}
-	if (s->commit_bno && keep_in_next(s, s->commit_id, id))
-		next_add(s, s->commit_id, s->commit_bno);
+	if (s->env->commit_bno && keep_in_next(s, s->env->commit_id, id))
+		next_add(s, s->env->commit_id, s->env->commit_bno);
 	for (size_t i = h->nlist; i-- > 0;)
 		if (keep_in_next(s, h->list[i].id, id))
 			next_add(s, h->list[i].id, h->list[i].bno);
@@ -314,7 +313,7 @@ void pog_history_fill(pog_store *s, uint64_t id, struct pog_commit_rec *rec,
  * from now on); write lock held. */
 static void views_refresh(pog_store *s)
 {
-	struct pog_history *h = &s->hist;
+	struct pog_history *h = &s->env->hist;
 	pthread_mutex_lock(&h->view_lock);
 	for (uint64_t i = 1; i <= h->nviews; i++) {
 		struct pog_hview *v = h->views[i];
@@ -326,7 +325,7 @@ static void views_refresh(pog_store *s)
 
 void pog_history_committed(pog_store *s)
 {
-	struct pog_history *h = &s->hist;
+	struct pog_history *h = &s->env->hist;
 	for (size_t i = 0; i < h->nnext; i++)
 		if (!listed(s, h->next[i].id))
 			(void)pog_commit_pin(s, h->next[i].id);
@@ -340,7 +339,7 @@ void pog_history_committed(pog_store *s)
 	/* Squeezed: count the commit if it left out an unnamed one that
 	 * keep would have kept. */
 	if (h->squeeze) {
-		uint64_t id = s->commit_id;
+		uint64_t id = s->env->commit_id;
 		bool left = false;
 		for (size_t i = 0; i < h->nlist; i++)
 			left |= !named(s, h->list[i].id) && h->list[i].id + keep_of(s) > id;
@@ -357,7 +356,7 @@ void pog_history_committed(pog_store *s)
 
 void pog_history_squeeze(pog_store *s)
 {
-	s->hist.squeeze = true;
+	s->env->hist.squeeze = true;
 }
 
 /* ---- views ------------------------------------------------------------------ */
@@ -367,7 +366,7 @@ static const struct pog_state empty_state;
 const struct pog_state *pog_history_state(pog_store *s, uint64_t slot)
 {
 	struct pog_hview *v = slot < POG_VIEW_SLOTS ?
-		__atomic_load_n(&s->hist.views[slot], __ATOMIC_ACQUIRE) : NULL;
+		__atomic_load_n(&s->env->hist.views[slot], __ATOMIC_ACQUIRE) : NULL;
 	return v ? &v->st : &empty_state;
 }
 
@@ -375,11 +374,11 @@ uint64_t pog_view_bits(pog_store *s, const struct pog_state *st)
 {
 	if (st == &s->staged)
 		return 0;
-	if (st == &s->committed)
+	if (st == &s->env->committed)
 		return POG_COMMITTED_BIT;
-	uint64_t n = __atomic_load_n(&s->hist.nviews, __ATOMIC_ACQUIRE);
+	uint64_t n = __atomic_load_n(&s->env->hist.nviews, __ATOMIC_ACQUIRE);
 	for (uint64_t i = 1; i <= n; i++) {
-		struct pog_hview *v = __atomic_load_n(&s->hist.views[i], __ATOMIC_ACQUIRE);
+		struct pog_hview *v = __atomic_load_n(&s->env->hist.views[i], __ATOMIC_ACQUIRE);
 		if (v && &v->st == st)
 			return v->bits;
 	}
@@ -389,7 +388,7 @@ uint64_t pog_view_bits(pog_store *s, const struct pog_state *st)
 /* The slot showing commit id, made if needed (read lock held). */
 static int view_slot(pog_store *s, uint64_t id, uint64_t *bits)
 {
-	struct pog_history *h = &s->hist;
+	struct pog_history *h = &s->env->hist;
 	int err = 0;
 	pthread_mutex_lock(&h->view_lock);
 	uint64_t *slot = pog_map64_find(&h->view_of, id);
@@ -459,10 +458,10 @@ uint64_t pog_view_commit(pog_store *s, uint64_t ino)
 		return 0;
 	uint64_t slot = (ino >> POG_VIEW_SHIFT) & (POG_VIEW_SLOTS - 1);
 	if (!slot)
-		return s->commit_id;
-	pthread_mutex_lock(&s->hist.view_lock);
-	uint64_t id = slot <= s->hist.nviews ? s->hist.views[slot]->id : 0;
-	pthread_mutex_unlock(&s->hist.view_lock);
+		return s->env->commit_id;
+	pthread_mutex_lock(&s->env->hist.view_lock);
+	uint64_t id = slot <= s->env->hist.nviews ? s->env->hist.views[slot]->id : 0;
+	pthread_mutex_unlock(&s->env->hist.view_lock);
 	return id;
 }
 
@@ -481,9 +480,9 @@ int pog_set_keep(pog_store *s, unsigned n)
 	if (err)
 		return err;
 	if (n < keep_of(s))
-		s->hist.dirty = true;
-	s->super->keep = n;
-	pmemobj_persist(s->pop, &s->super->keep, sizeof(s->super->keep));
+		s->env->hist.dirty = true;
+	s->env->super->keep = n;
+	pmemobj_persist(s->env->pop, &s->env->super->keep, sizeof(s->env->super->keep));
 	pog_unlock(s);
 	return 0;
 }
@@ -493,13 +492,13 @@ int pog_history(pog_store *s, uint64_t **ids, size_t *n)
 	int err = pog_rdlock(s);
 	if (err)
 		return err;
-	uint64_t *v = malloc((s->hist.nlist + 1) * sizeof(*v));
+	uint64_t *v = malloc((s->env->hist.nlist + 1) * sizeof(*v));
 	size_t k = 0;
 	if (v) {
-		for (size_t i = 0; i < s->hist.nlist; i++)
-			v[k++] = s->hist.list[i].id;
-		if (s->commit_id)
-			v[k++] = s->commit_id;
+		for (size_t i = 0; i < s->env->hist.nlist; i++)
+			v[k++] = s->env->hist.list[i].id;
+		if (s->env->commit_id)
+			v[k++] = s->env->commit_id;
 	}
 	pog_unlock(s);
 	if (!v)
@@ -520,10 +519,10 @@ int pog_retained(pog_store *s, uint64_t id)
 
 int pog_commit_hash(pog_store *s, uint64_t id, uint32_t *hash)
 {
-	pthread_mutex_lock(&s->hist.view_lock);
-	uint64_t *v = pog_map64_find(&s->hist.hashes, id);
+	pthread_mutex_lock(&s->env->hist.view_lock);
+	uint64_t *v = pog_map64_find(&s->env->hist.hashes, id);
 	uint64_t known = v ? *v : 0;
-	pthread_mutex_unlock(&s->hist.view_lock);
+	pthread_mutex_unlock(&s->env->hist.view_lock);
 	if (known) {
 		*hash = (uint32_t)known;
 		return 0;
@@ -532,7 +531,7 @@ int pog_commit_hash(pog_store *s, uint64_t id, uint32_t *hash)
 	int err = 0;
 	/* The last commit with nothing staged: the staged view's hash, which
 	 * the hash cache keeps up to date. */
-	if (id == s->commit_id && pog_staged_count(s) == 0)
+	if (id == s->env->commit_id && pog_staged_count(s) == 0)
 		root = POG_ROOT_INO;
 	else
 		err = pog_history_root(s, id, &root);
@@ -540,11 +539,11 @@ int pog_commit_hash(pog_store *s, uint64_t id, uint32_t *hash)
 		err = pog_hash(s, root, hash);
 	if (err)
 		return err;
-	pthread_mutex_lock(&s->hist.view_lock);
-	v = pog_map64_get(&s->hist.hashes, id);
+	pthread_mutex_lock(&s->env->hist.view_lock);
+	v = pog_map64_get(&s->env->hist.hashes, id);
 	if (v)
 		*v = *hash | (uint64_t)1 << 32;
-	pthread_mutex_unlock(&s->hist.view_lock);
+	pthread_mutex_unlock(&s->env->hist.view_lock);
 	return 0;
 }
 
@@ -563,9 +562,9 @@ int pog_snapshot(pog_store *s, const char *name, size_t len, uint64_t id)
 	err = pog_wrlock(s);
 	if (err)
 		return err;
-	struct pog_history *h = &s->hist;
+	struct pog_history *h = &s->env->hist;
 	if (!id)
-		id = s->commit_id;
+		id = s->env->commit_id;
 	struct pog_state st;
 	if (snap_find(s, name, len))
 		err = -EEXIST;
@@ -606,7 +605,7 @@ int pog_unsnapshot(pog_store *s, const char *name, size_t len)
 	err = pog_wrlock(s);
 	if (err)
 		return err;
-	struct pog_history *h = &s->hist;
+	struct pog_history *h = &s->env->hist;
 	struct pog_snap *p = snap_find(s, name, len);
 	if (!p) {
 		pog_unlock(s);
@@ -653,7 +652,7 @@ int pog_snapshots(pog_store *s,
 	int err = pog_rdlock(s);
 	if (err)
 		return err;
-	struct pog_history *h = &s->hist;
+	struct pog_history *h = &s->env->hist;
 	size_t n = h->nsnaps;
 	struct pog_snap *v = calloc(n ? n : 1, sizeof(*v));
 	for (size_t i = 0; v && i < n; i++) {
@@ -681,9 +680,9 @@ int pog_set_session_name(pog_store *s, const char *name)
 	char *copy = name ? strndup(name, POG_SESSION_MAX) : NULL;
 	if (name && !copy)
 		return -ENOMEM;
-	pthread_rwlock_wrlock(&s->lock);
-	free(s->hist.session);
-	s->hist.session = copy;
-	pthread_rwlock_unlock(&s->lock);
+	pthread_rwlock_wrlock(&s->env->lock);
+	free(s->session_name);
+	s->session_name = copy;
+	pthread_rwlock_unlock(&s->env->lock);
 	return 0;
 }

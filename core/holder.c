@@ -42,7 +42,12 @@ static int range_locked(int fd, off_t start, bool exact)
 		return -errno;
 	if (fl.l_type == F_UNLCK)
 		return 0;
-	return !exact || (fl.l_start == start && fl.l_len == 1);
+	/* The holder's own lock on byte 0 and its mark on byte 1 are one
+	 * range to the kernel (one open file description's adjacent locks
+	 * merge): a mark is any bounded lock over its byte; a whole-file
+	 * lock (an older pogfs) has l_len 0. */
+	return !exact || (fl.l_len > 0 && fl.l_start <= start &&
+			  start < fl.l_start + fl.l_len);
 }
 
 int pog_holder(const char *path)
@@ -73,24 +78,24 @@ int pog_set_holder(pog_store *s, int state)
 {
 	int err = 0;
 
-	if (s->lock_fd < 0 || (s->open_flags & POG_OPEN_NOLOCK))
+	if (s->env->lock_fd < 0 || (s->env->open_flags & POG_OPEN_NOLOCK))
 		return -EBADF;
 	switch (state) {
 	case POG_HOLDER_SERVING:
-		err = set_range(s->lock_fd, F_WRLCK, MARK_SERVING);
+		err = set_range(s->env->lock_fd, F_WRLCK, MARK_SERVING);
 		if (!err)
-			err = set_range(s->lock_fd, F_UNLCK, MARK_FINISHING);
+			err = set_range(s->env->lock_fd, F_UNLCK, MARK_FINISHING);
 		break;
 	case POG_HOLDER_FINISHING:
 		/* Finishing before serving ends: never neither in between. */
-		err = set_range(s->lock_fd, F_WRLCK, MARK_FINISHING);
+		err = set_range(s->env->lock_fd, F_WRLCK, MARK_FINISHING);
 		if (!err)
-			err = set_range(s->lock_fd, F_UNLCK, MARK_SERVING);
+			err = set_range(s->env->lock_fd, F_UNLCK, MARK_SERVING);
 		break;
 	case POG_HOLDER_OTHER:
-		err = set_range(s->lock_fd, F_UNLCK, MARK_SERVING);
+		err = set_range(s->env->lock_fd, F_UNLCK, MARK_SERVING);
 		if (!err)
-			err = set_range(s->lock_fd, F_UNLCK, MARK_FINISHING);
+			err = set_range(s->env->lock_fd, F_UNLCK, MARK_FINISHING);
 		break;
 	default:
 		err = -EINVAL;

@@ -2398,9 +2398,9 @@ static int export_format(struct importer *im, size_t *v)
  */
 static void importing(pog_store *s, int delta)
 {
-	pthread_rwlock_wrlock(&s->lock);
+	pthread_rwlock_wrlock(&s->env->lock);
 	s->importing += (unsigned)delta;
-	pthread_rwlock_unlock(&s->lock);
+	pthread_rwlock_unlock(&s->env->lock);
 }
 
 static void importer_release(struct importer *im)

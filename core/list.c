@@ -93,14 +93,14 @@ int pog_list_names_init(struct pog_list_names *nm, pog_store *s,
 	memset(nm, 0, sizeof(*nm));
 	nm->s = s;
 	nm->ino = ino;
-	nm->legacy = !s->list_counts;
+	nm->legacy = !s->env->list_counts;
 	if (st != &s->staged) {
 		/* a committed state: no entry carries a name */
 		nm->base = in->content;
 		return 0;
 	}
 	const struct pog_inode *old;
-	int err = pog_inode_get(s, &s->committed, ino, &old);
+	int err = pog_inode_get(s, &s->base, ino, &old);
 	if (err == 0 && old->type == POG_LIST)
 		nm->base = old->content;
 	return err == -ENOENT ? 0 : err;
@@ -714,7 +714,7 @@ static int upgrade_list(pog_store *s, uint64_t ino)
 	if (err)
 		return err;
 	struct pog_vec kv = {0};
-	s->list_counts = false;
+	s->env->list_counts = false;
 	struct pog_bt_iter it;
 	int r = pog_bt_seek(&it, s, in.content, 0);
 	while (r > 0 && !err) {
@@ -735,7 +735,7 @@ static int upgrade_list(pog_store *s, uint64_t ino)
 		err = r;
 	if (!err)
 		pog_bt_release(s, in.content);
-	s->list_counts = true;
+	s->env->list_counts = true;
 	if (!err)
 		err = pog_reserve(s, kv.n / 200 + 4 * POG_BT_MAX_DEPTH);
 	uint64_t root = 0;

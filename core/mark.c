@@ -33,7 +33,7 @@ static int mark_bno(struct marker *m, uint64_t bno, bool *was)
 		m->bits[bno / 64] |= 1ULL << (bno % 64);
 		return 0;
 	}
-	struct pog_seg *g = &s->segs[bno / POG_SEG_BLOCKS];
+	struct pog_seg *g = &s->env->segs[bno / POG_SEG_BLOCKS];
 	uint64_t i = bno % POG_SEG_BLOCKS;
 	*was = pog_bit(g->used, i);
 	if (!*was)
@@ -174,20 +174,20 @@ static int mark_commit(struct marker *m, uint64_t bno,
 static int mark_pinned(struct marker *m)
 {
 	pog_store *s = m->s;
-	int err = m->bits ? 0 : mark_commit(m, s->commit_bno, &s->committed, true);
+	int err = m->bits ? 0 : mark_commit(m, s->env->commit_bno, &s->env->committed, true);
 	struct pog_vec ids = {0};
 	if (!err)
 		err = pog_pins_list(s, &ids);
 	for (size_t i = 0; !err && i < ids.n; i++) {
-		if (ids.v[i] == s->commit_id)
+		if (ids.v[i] == s->env->commit_id)
 			continue;
 		struct pog_state st;
 		uint64_t bno = 0;
-		pthread_mutex_lock(&s->cpins.lock);
-		uint64_t *v = pog_map64_find(&s->cpins.recs, ids.v[i]);
+		pthread_mutex_lock(&s->env->cpins.lock);
+		uint64_t *v = pog_map64_find(&s->env->cpins.recs, ids.v[i]);
 		if (v)
 			bno = *v;
-		pthread_mutex_unlock(&s->cpins.lock);
+		pthread_mutex_unlock(&s->env->cpins.lock);
 		err = bno ? pog_commit_state(s, ids.v[i], &st) : POG_ECORRUPT;
 		if (!err)
 			err = mark_commit(m, bno, &st, false);
@@ -199,18 +199,20 @@ static int mark_pinned(struct marker *m)
 /* Recompute the in-use bitmap from the pinned commits. */
 int pog_mark_committed(pog_store *s, bool index_pages)
 {
-	s->blocks_used = 0;
-	s->small_garbage = 0;
+	s->env->blocks_used = 0;
+	s->env->small_garbage = 0;
 	pog_small_forget(s);
-	for (uint64_t i = 0; i < s->nsegs; i++) {
-		struct pog_seg *g = &s->segs[i];
+	for (uint64_t i = 0; i < s->env->nsegs; i++) {
+		struct pog_seg *g = &s->env->segs[i];
 		memset(g->used, 0, sizeof(g->used));
 		g->used[0] = 1;
 		g->nused = 1;
-		s->blocks_used++;
+		s->env->blocks_used++;
 	}
 	struct marker m = {.s = s, .index_pages = index_pages};
 	int err = mark_pinned(&m);
+	if (!err)
+		err = pog_mark_sessions(s);
 	pog_map64_release(&m.small_seen);
 	if (!err)
 		pog_pins_after_mark(s);

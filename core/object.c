@@ -145,7 +145,7 @@ int pog_root_init(pog_store *s)
 	int err = inode_store(s, POG_ROOT_INO, &in);
 	if (err)
 		return err;
-	s->staged.next_ino = POG_ROOT_INO + 1;
+	s->env->next_ino = POG_ROOT_INO + 1;
 	s->staged.nobjects = 1;
 	return 0;
 }
@@ -437,7 +437,7 @@ int pog_page_read(pog_store *s, uint64_t bno, uint32_t crc, const void **data)
 		return POG_ECORRUPT;
 	const void *p = pog_block(s, bno);
 	if (!pog_bno_fresh(s, bno) && pog_crc32(p, PAGE) != crc) {
-		atomic_fetch_add(&s->checksum_errors, 1);
+		atomic_fetch_add(&s->env->checksum_errors, 1);
 		pog_set_error(s, "checksum mismatch in block %" PRIu64, bno);
 		return POG_ECORRUPT;
 	}
@@ -598,8 +598,9 @@ static void page_run_fill(pog_store *s, struct page_run *run)
 		return;
 	char *dst = pog_block(s, run->bno);
 	size_t len = run->n * PAGE;
-	off_t at = (off_t)(dst - (char *)s->pop);
-	if (s->lock_fd < 0 || pwrite(s->lock_fd, run->src, len, at) != (ssize_t)len)
+	off_t at = (off_t)(dst - (char *)s->env->pop);
+	if (s->env->lock_fd < 0 ||
+	    pwrite(s->env->lock_fd, run->src, len, at) != (ssize_t)len)
 		memcpy(dst, run->src, len);
 	run->n = 0;
 }
@@ -634,7 +635,7 @@ static int inline_check(pog_store *s, const struct pog_inode *in)
 {
 	if (pog_crc32(in->inline_data, in->size) == in->direct_crc)
 		return 0;
-	atomic_fetch_add(&s->checksum_errors, 1);
+	atomic_fetch_add(&s->env->checksum_errors, 1);
 	pog_set_error(s, "checksum mismatch in inline data");
 	return POG_ECORRUPT;
 }
@@ -1379,7 +1380,7 @@ int pog_mknode(pog_store *s, uint64_t dir, const char *name, size_t len,
 	if (err)
 		return err;
 	struct pog_inode d, c;
-	uint64_t key, ino = s->staged.next_ino;
+	uint64_t key, ino = s->env->next_ino;
 	err = inode_load(s, &s->staged, dir, &d);
 	if (!err)
 		err = entry_slot(s, dir, &d, name, len, &key);
@@ -1406,7 +1407,7 @@ int pog_mknode(pog_store *s, uint64_t dir, const char *name, size_t len,
 		err = inode_store(s, dir, &d);
 	}
 	if (!err) {
-		s->staged.next_ino++;
+		s->env->next_ino++;
 		s->staged.nobjects++;
 		pog_hash_entry_changed(s, dir, key);
 		pog_note_added(s, ino, dir);

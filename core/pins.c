@@ -22,21 +22,21 @@
 
 static pthread_mutex_t *pins_lock(const pog_store *s)
 {
-	return (pthread_mutex_t *)&s->cpins.lock;
+	return (pthread_mutex_t *)&s->env->cpins.lock;
 }
 
 void pog_pins_init(pog_store *s)
 {
-	memset(&s->cpins, 0, sizeof(s->cpins));
-	pthread_mutex_init(&s->cpins.lock, NULL);
+	memset(&s->env->cpins, 0, sizeof(s->env->cpins));
+	pthread_mutex_init(&s->env->cpins.lock, NULL);
 }
 
 void pog_pins_free(pog_store *s)
 {
-	pog_map64_release(&s->cpins.refs);
-	pog_map64_release(&s->cpins.recs);
-	pog_vec_release(&s->cpins.deferred);
-	pthread_mutex_destroy(&s->cpins.lock);
+	pog_map64_release(&s->env->cpins.refs);
+	pog_map64_release(&s->env->cpins.recs);
+	pog_vec_release(&s->env->cpins.deferred);
+	pthread_mutex_destroy(&s->env->cpins.lock);
 }
 
 void pog_state_from_rec(struct pog_state *st, const struct pog_commit_rec *rec)
@@ -70,7 +70,7 @@ int pog_pins_note_commit(pog_store *s, uint64_t id, uint64_t bno)
 	if (!id)
 		return -EINVAL;
 	pthread_mutex_lock(pins_lock(s));
-	uint64_t *v = pog_map64_get(&s->cpins.recs, id);
+	uint64_t *v = pog_map64_get(&s->env->cpins.recs, id);
 	if (v)
 		*v = bno;
 	pthread_mutex_unlock(pins_lock(s));
@@ -80,7 +80,7 @@ int pog_pins_note_commit(pog_store *s, uint64_t id, uint64_t bno)
 int pog_commit_state(pog_store *s, uint64_t id, struct pog_state *st)
 {
 	pthread_mutex_lock(pins_lock(s));
-	uint64_t *v = id ? pog_map64_find(&s->cpins.recs, id) : NULL;
+	uint64_t *v = id ? pog_map64_find(&s->env->cpins.recs, id) : NULL;
 	uint64_t bno = v ? *v : 0;
 	pthread_mutex_unlock(pins_lock(s));
 	if (!bno)
@@ -99,8 +99,8 @@ int pog_commit_pin(pog_store *s, uint64_t id)
 {
 	int err = -ENOENT;
 	pthread_mutex_lock(pins_lock(s));
-	if (id && pog_map64_find(&s->cpins.recs, id)) {
-		uint64_t *v = pog_map64_get(&s->cpins.refs, id);
+	if (id && pog_map64_find(&s->env->cpins.recs, id)) {
+		uint64_t *v = pog_map64_get(&s->env->cpins.refs, id);
 		if (v) {
 			(*v)++;
 			err = 0;
@@ -115,18 +115,18 @@ int pog_commit_pin(pog_store *s, uint64_t id)
 void pog_commit_unpin(pog_store *s, uint64_t id)
 {
 	pthread_mutex_lock(pins_lock(s));
-	uint64_t *v = id ? pog_map64_find(&s->cpins.refs, id) : NULL;
+	uint64_t *v = id ? pog_map64_find(&s->env->cpins.refs, id) : NULL;
 	if (v && --*v == 0)
-		pog_map64_del(&s->cpins.refs, id);
+		pog_map64_del(&s->env->cpins.refs, id);
 	pthread_mutex_unlock(pins_lock(s));
 }
 
 static uint64_t oldest_locked(const pog_store *s)
 {
-	uint64_t oldest = s->commit_id;
-	pog_map64_foreach(&s->cpins.refs, i)
-		if (s->cpins.refs.keys[i] < oldest)
-			oldest = s->cpins.refs.keys[i];
+	uint64_t oldest = s->env->commit_id;
+	pog_map64_foreach(&s->env->cpins.refs, i)
+		if (s->env->cpins.refs.keys[i] < oldest)
+			oldest = s->env->cpins.refs.keys[i];
 	return oldest;
 }
 
@@ -140,7 +140,7 @@ uint64_t pog_pins_oldest(const pog_store *s)
 
 int pog_defer_free(pog_store *s, uint64_t id, uint64_t bno)
 {
-	struct pog_commit_pins *p = &s->cpins;
+	struct pog_commit_pins *p = &s->env->cpins;
 	bool queued = p->deferred.n > p->deferred_head;
 	if (!queued && pog_pins_oldest(s) >= id) {
 		pog_block_free_now(s, bno);
@@ -162,10 +162,10 @@ int pog_defer_free(pog_store *s, uint64_t id, uint64_t bno)
  * were queued under a later commit, which is now released). */
 static void forget_records(pog_store *s, uint64_t oldest)
 {
-	struct pog_map64 *recs = &s->cpins.recs;
+	struct pog_map64 *recs = &s->env->cpins.recs;
 	for (size_t i = 0; i < recs->cap; i++) {
 		uint64_t id = recs->keys[i];
-		if (id && id < oldest && !pog_map64_find(&s->cpins.refs, id)) {
+		if (id && id < oldest && !pog_map64_find(&s->env->cpins.refs, id)) {
 			pog_map64_del(recs, id);
 			i = (size_t)-1; /* deletion may move entries: rescan */
 		}
@@ -174,7 +174,7 @@ static void forget_records(pog_store *s, uint64_t oldest)
 
 void pog_deferred_release(pog_store *s)
 {
-	struct pog_commit_pins *p = &s->cpins;
+	struct pog_commit_pins *p = &s->env->cpins;
 	pthread_mutex_lock(pins_lock(s));
 	uint64_t oldest = oldest_locked(s);
 	forget_records(s, oldest);
@@ -198,12 +198,12 @@ void pog_deferred_release(pog_store *s)
 
 void pog_pins_after_mark(pog_store *s)
 {
-	struct pog_commit_pins *p = &s->cpins;
+	struct pog_commit_pins *p = &s->env->cpins;
 	size_t out = 0;
 	for (size_t i = p->deferred_head; i + 1 < p->deferred.n; i += 2) {
 		uint64_t bno = p->deferred.v[i + 1];
 		if (!pog_bno_valid(s, bno) ||
-		    !pog_bit(s->segs[bno / POG_SEG_BLOCKS].used, bno % POG_SEG_BLOCKS))
+		    !pog_bit(s->env->segs[bno / POG_SEG_BLOCKS].used, bno % POG_SEG_BLOCKS))
 			continue;
 		p->deferred.v[out++] = p->deferred.v[i];
 		p->deferred.v[out++] = bno;
@@ -212,10 +212,10 @@ void pog_pins_after_mark(pog_store *s)
 	p->deferred_head = 0;
 	/* Only the pinned commits and the latest were marked. */
 	pthread_mutex_lock(pins_lock(s));
-	struct pog_map64 *recs = &s->cpins.recs;
+	struct pog_map64 *recs = &s->env->cpins.recs;
 	for (size_t i = 0; i < recs->cap; i++) {
 		uint64_t id = recs->keys[i];
-		if (id && id != s->commit_id && !pog_map64_find(&p->refs, id)) {
+		if (id && id != s->env->commit_id && !pog_map64_find(&p->refs, id)) {
 			pog_map64_del(recs, id);
 			i = (size_t)-1;
 		}
@@ -234,11 +234,11 @@ int pog_pins_list(pog_store *s, struct pog_vec *ids)
 	int err = 0;
 	ids->n = 0;
 	pthread_mutex_lock(pins_lock(s));
-	if (s->commit_id)
-		err = pog_vec_push(ids, s->commit_id);
-	pog_map64_foreach(&s->cpins.refs, i)
-		if (!err && s->cpins.refs.keys[i] != s->commit_id)
-			err = pog_vec_push(ids, s->cpins.refs.keys[i]);
+	if (s->env->commit_id)
+		err = pog_vec_push(ids, s->env->commit_id);
+	pog_map64_foreach(&s->env->cpins.refs, i)
+		if (!err && s->env->cpins.refs.keys[i] != s->env->commit_id)
+			err = pog_vec_push(ids, s->env->cpins.refs.keys[i]);
 	pthread_mutex_unlock(pins_lock(s));
 	if (!err && ids->n > 1)
 		qsort(ids->v, ids->n, sizeof(uint64_t), cmp_u64);

@@ -11,6 +11,18 @@
  *   pog_commit(s, "message", &id);   or   pog_abort(s);
  *   pog_close(s);                  (discards what is still staged)
  *
+ * Sessions (as LMDB's MDB_env and MDB_txn, MagLev's sessions): the pool
+ * is shared by the sessions opened on it; a pog_store handle is one
+ * session, with its own transaction. pog_open / pog_create open the pool
+ * and its first session; more are added with
+ *   pog_session_open(s, &s2);       (s2 begins at the latest commit)
+ * Each session reads the commit it began from plus its own staged changes
+ * (snapshot isolation); pog_commit makes them the new latest commit (first
+ * committer wins: see pog_commit), pog_abort moves the session to the
+ * latest commit. pog_close closes a session; closing the last one closes
+ * the pool (GC first). All sessions of a pool are used from one process;
+ * writers of all sessions are serialised.
+ *
  * Every function returns 0 (or a non-negative count where documented) on
  * success and a negative value on failure: either -errno, or one of the
  * store-specific POG_E* codes below. pog_strerror() names any of them.
@@ -30,6 +42,7 @@
  */
 
 #include <stddef.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <sys/types.h>
 
@@ -177,6 +190,13 @@ enum pog_holder_state {
 int pog_holder(const char *path);
 int pog_set_holder(pog_store *s, int state);
 
+/* ---- sessions ------------------------------------------------------- */
+
+/* A new session on the pool any belongs to, at the latest commit. */
+int pog_session_open(pog_store *any, pog_store **out);
+/* Sessions open on s's pool. */
+unsigned pog_session_count(pog_store *s);
+
 /* ---- transactions ---------------------------------------------------- */
 
 /*
@@ -186,6 +206,13 @@ int pog_set_holder(pog_store *s, int state);
  * still records a commit (ids grow by one per commit).
  * On failure (-ENOSPC, -EIO) nothing was committed and everything staged
  * is still staged.
+ * When other sessions committed since this session's base, its changes
+ * are replayed onto the latest commit (in time proportional to them):
+ * first committer wins. An object both changed (content, attributes,
+ * xattrs, the same map key, the same list) fails the commit with -ESTALE,
+ * nothing applied, everything still staged, the paths in pog_conflicts;
+ * a map both changed at different keys merges. After a successful
+ * commit the session's base is the new commit.
  */
 int pog_commit(pog_store *s, const char *message, uint64_t *id);
 
@@ -241,6 +268,45 @@ void pog_commit_report_free(struct pog_commit_report *r);
 int pog_renumbered(pog_store *s, int (*fn)(void *ctx, uint64_t dir),
 		   void *ctx);
 
+/*
+ * For the daemon's kernel caches: with pog_track_moves(s, true), each
+ * time the session's view moves (pog_abort, a pog_commit onto commits
+ * made since its base, GC moving an idle session) the core collects what
+ * differs between the view before and the view after, in time
+ * proportional to that: the objects whose records differ, the map
+ * entries that differ (child: the inode the old view gave, or the new one
+ * when the name is new; removed: the new view has no such name), and the
+ * lists whose names (ranks) may all have moved. all: too much or out of
+ * memory, drop every cache. pog_take_moved hands it over (free it with
+ * pog_moved_clear) and starts a new collection.
+ */
+struct pog_moved_name {
+	uint64_t dir, child;
+	bool removed;
+	char *name;  /* escaped as readdir shows it, NUL-terminated */
+	size_t len;
+};
+struct pog_moved {
+	uint64_t *inos;
+	size_t ninos, inos_cap;
+	uint64_t *lists;
+	size_t nlists, lists_cap;
+	struct pog_moved_name *names;
+	size_t nnames, names_cap;
+	bool all;
+};
+void pog_track_moves(pog_store *s, bool on);
+void pog_take_moved(pog_store *s, struct pog_moved *out);
+void pog_moved_clear(struct pog_moved *m);
+
+/*
+ * The paths the last pog_commit that failed with -ESTALE found changed on
+ * both sides (this session's staged changes and a commit made since its
+ * base): fn(ctx, path) each; empty after a successful commit or abort.
+ */
+int pog_conflicts(pog_store *s, int (*fn)(void *ctx, const char *path),
+		  void *ctx);
+
 /* Throw away everything staged; the view returns to the last commit. */
 int pog_abort(pog_store *s);
 
@@ -273,6 +339,12 @@ struct pog_status {
 	 * (0 and {0, 0} when none was recorded). */
 	uint64_t discarded_changes;
 	struct pog_time discarded_time;
+	/* This session: its number (1, 2, ... in the order opened), the
+	 * commit its view is based on (commit_id is the latest), and the
+	 * sessions open on the pool. */
+	uint64_t session_id;
+	uint64_t base_id;
+	uint64_t sessions;
 	/* History (SPEC 5a): commits kept readable, how many are retained
 	 * now (the last one included), and how often retention of unnamed
 	 * commits gave way to a full pool. */
@@ -642,7 +714,9 @@ struct pog_gc_result {
 /*
  * Collect garbage: remove objects nothing reaches (from the root, refs
  * and pins), commit that, and return unreachable blocks to the free
- * space. -EBUSY while changes are staged (commit or abort first).
+ * space. It keeps what any session's view reaches (its base, its staged
+ * changes, its pins) and runs in a session of its own: staged changes
+ * stay staged (other sessions then commit onto GC's commits).
  */
 int pog_gc(pog_store *s, struct pog_gc_result *out);
 

@@ -349,8 +349,8 @@ int pog_revert(pog_store *s, uint64_t id,
 	if (!err) {
 		/* Blocks P shares with the staged state again may wait in the
 		 * queue of pins.c: GC's mark decides instead. */
-		s->cpins.deferred.n = 0;
-		s->cpins.deferred_head = 0;
+		s->env->cpins.deferred.n = 0;
+		s->env->cpins.deferred_head = 0;
 	}
 	bool started = !err;
 	/* D lines first, while what goes still has its place. */

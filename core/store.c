@@ -13,9 +13,9 @@
 
 int pog_rdlock(pog_store *s)
 {
-	pthread_rwlock_rdlock(&s->lock);
-	if (s->fatal) {
-		pthread_rwlock_unlock(&s->lock);
+	pthread_rwlock_rdlock(&s->env->lock);
+	if (s->env->fatal) {
+		pthread_rwlock_unlock(&s->env->lock);
 		return POG_EFATAL;
 	}
 	return 0;
@@ -23,13 +23,13 @@ int pog_rdlock(pog_store *s)
 
 int pog_wrlock(pog_store *s)
 {
-	pthread_rwlock_wrlock(&s->lock);
-	if (s->fatal) {
-		pthread_rwlock_unlock(&s->lock);
+	pthread_rwlock_wrlock(&s->env->lock);
+	if (s->env->fatal) {
+		pthread_rwlock_unlock(&s->env->lock);
 		return POG_EFATAL;
 	}
-	if (s->open_flags & POG_OPEN_READONLY) {
-		pthread_rwlock_unlock(&s->lock);
+	if (s->env->open_flags & POG_OPEN_READONLY) {
+		pthread_rwlock_unlock(&s->env->lock);
 		return -EROFS;
 	}
 	return 0;
@@ -37,7 +37,7 @@ int pog_wrlock(pog_store *s)
 
 void pog_unlock(pog_store *s)
 {
-	pthread_rwlock_unlock(&s->lock);
+	pthread_rwlock_unlock(&s->env->lock);
 }
 
 const struct pog_state *pog_view(pog_store *s, uint64_t *ino)
@@ -45,7 +45,7 @@ const struct pog_state *pog_view(pog_store *s, uint64_t *ino)
 	if (*ino & POG_COMMITTED_BIT) {
 		uint64_t slot = (*ino >> POG_VIEW_SHIFT) & (POG_VIEW_SLOTS - 1);
 		*ino &= POG_INO_MASK;
-		return slot ? pog_history_state(s, slot) : &s->committed;
+		return slot ? pog_history_state(s, slot) : &s->env->committed;
 	}
 	return &s->staged;
 }
@@ -55,20 +55,35 @@ const struct pog_state *pog_view(pog_store *s, uint64_t *ino)
 bool pog_bno_valid(const pog_store *s, uint64_t bno)
 {
 	uint64_t seg = bno / POG_SEG_BLOCKS;
-	return seg < s->nsegs && bno % POG_SEG_BLOCKS != 0;
+	return seg < s->env->nsegs && bno % POG_SEG_BLOCKS != 0;
 }
 
 bool pog_bno_fresh(const pog_store *s, uint64_t bno)
 {
-	const struct pog_seg *g = &s->segs[bno / POG_SEG_BLOCKS];
-	return pog_bit(g->fresh, bno % POG_SEG_BLOCKS);
+	uint64_t seg = bno / POG_SEG_BLOCKS;
+	return seg < s->ntx && pog_bit(s->tx[seg].fresh, bno % POG_SEG_BLOCKS);
+}
+
+/* Room in the session's fresh bitmaps for segment seg. */
+static int tx_grow(pog_store *s, uint64_t seg)
+{
+	if (seg < s->ntx)
+		return 0;
+	uint64_t n = s->env->nsegs > seg ? s->env->nsegs : seg + 1;
+	struct pog_txseg *grown = realloc(s->tx, n * sizeof(*grown));
+	if (!grown)
+		return -ENOMEM;
+	memset(grown + s->ntx, 0, (n - s->ntx) * sizeof(*grown));
+	s->tx = grown;
+	s->ntx = n;
+	return 0;
 }
 
 static void seg_dram_init(pog_store *s, uint64_t i)
 {
-	struct pog_seg *g = &s->segs[i];
+	struct pog_seg *g = &s->env->segs[i];
 	memset(g, 0, sizeof(*g));
-	g->base = (char *)s->pop + s->segtab[i].base;
+	g->base = (char *)s->env->pop + s->env->segtab[i].base;
 	g->used[0] = 1; /* the header block */
 	g->nused = 1;
 }
@@ -77,24 +92,24 @@ static void seg_dram_init(pog_store *s, uint64_t i)
  * counted is picked up again next time). */
 static int seg_add(pog_store *s)
 {
-	struct pog_super *sb = s->super;
+	struct pog_super *sb = s->env->super;
 	uint64_t n = sb->nsegments;
 	if (n >= sb->max_segments)
 		return -ENOSPC;
-	struct pog_seg *grown = realloc(s->segs, (n + 1) * sizeof(*grown));
+	struct pog_seg *grown = realloc(s->env->segs, (n + 1) * sizeof(*grown));
 	if (!grown)
 		return -ENOMEM;
-	s->segs = grown;
-	struct pog_seg_slot *slot = &s->segtab[n];
+	s->env->segs = grown;
+	struct pog_seg_slot *slot = &s->env->segtab[n];
 	if (OID_IS_NULL(slot->oid) &&
-	    pmemobj_alloc(s->pop, &slot->oid, POG_SEG_BYTES + POG_BLOCK_SIZE, 0,
+	    pmemobj_alloc(s->env->pop, &slot->oid, POG_SEG_BYTES + POG_BLOCK_SIZE, 0,
 			  NULL, NULL)) {
 		/* libpmemobj has no room for another: the pool holds n, and
 		 * says so from now on (free space and the reserve count on
 		 * max_segments). */
 		if (errno == ENOMEM) {
 			sb->max_segments = n;
-			pmemobj_persist(s->pop, &sb->max_segments,
+			pmemobj_persist(s->env->pop, &sb->max_segments,
 					sizeof(sb->max_segments));
 		}
 		return -ENOSPC;
@@ -102,18 +117,18 @@ static int seg_add(pog_store *s)
 	uint64_t base = (slot->oid.off + POG_BLOCK_SIZE - 1) &
 			~(uint64_t)(POG_BLOCK_SIZE - 1);
 	slot->base = base;
-	pmemobj_persist(s->pop, &slot->base, sizeof(slot->base));
-	struct pog_seg_header *hdr = (void *)((char *)s->pop + base);
+	pmemobj_persist(s->env->pop, &slot->base, sizeof(slot->base));
+	struct pog_seg_header *hdr = (void *)((char *)s->env->pop + base);
 	memset(hdr, 0, sizeof(*hdr));
 	hdr->magic = POG_SEG_MAGIC;
 	hdr->index = n;
 	hdr->bitmap[0] = 1;
-	pmemobj_persist(s->pop, hdr, sizeof(*hdr));
+	pmemobj_persist(s->env->pop, hdr, sizeof(*hdr));
 	sb->nsegments = n + 1;
-	pmemobj_persist(s->pop, &sb->nsegments, sizeof(sb->nsegments));
-	s->nsegs = n + 1;
+	pmemobj_persist(s->env->pop, &sb->nsegments, sizeof(sb->nsegments));
+	s->env->nsegs = n + 1;
 	seg_dram_init(s, n);
-	s->blocks_used++; /* its header */
+	s->env->blocks_used++; /* its header */
 	return 0;
 }
 
@@ -121,7 +136,7 @@ static int find_free(pog_store *s, uint64_t from_seg, uint64_t to_seg,
 		     uint64_t *bno)
 {
 	for (uint64_t i = from_seg; i < to_seg; i++) {
-		struct pog_seg *g = &s->segs[i];
+		struct pog_seg *g = &s->env->segs[i];
 		if (g->nused >= POG_SEG_BLOCKS)
 			continue;
 		for (unsigned w = 0; w < POG_WORDS_PER_SEG; w++) {
@@ -137,29 +152,33 @@ static int find_free(pog_store *s, uint64_t from_seg, uint64_t to_seg,
 
 int pog_block_alloc(pog_store *s, bool node, uint64_t *bno)
 {
-	uint64_t start = s->alloc_cursor / POG_SEG_BLOCKS;
-	if (start >= s->nsegs)
+	uint64_t start = s->env->alloc_cursor / POG_SEG_BLOCKS;
+	if (start >= s->env->nsegs)
 		start = 0;
-	int err = find_free(s, start, s->nsegs, bno);
+	int err = find_free(s, start, s->env->nsegs, bno);
 	if (err)
 		err = find_free(s, 0, start, bno);
 	if (err) {
 		err = seg_add(s);
 		if (err)
 			return err;
-		*bno = (s->nsegs - 1) * POG_SEG_BLOCKS + 1;
+		*bno = (s->env->nsegs - 1) * POG_SEG_BLOCKS + 1;
 	}
 	uint64_t seg = *bno / POG_SEG_BLOCKS, i = *bno % POG_SEG_BLOCKS;
-	struct pog_seg *g = &s->segs[seg];
+	err = tx_grow(s, seg);
+	if (err)
+		return err;
+	struct pog_seg *g = &s->env->segs[seg];
+	struct pog_txseg *x = &s->tx[seg];
 	uint64_t bit = 1ULL << (i % 64);
 	g->used[i / 64] |= bit;
-	g->fresh[i / 64] |= bit;
+	x->fresh[i / 64] |= bit;
 	if (node)
-		g->node[i / 64] |= bit;
+		x->node[i / 64] |= bit;
 	else
-		g->node[i / 64] &= ~bit;
+		x->node[i / 64] &= ~bit;
 	g->nused++;
-	s->blocks_used++;
+	s->env->blocks_used++;
 	if (s->fresh_count++ == 0) {
 		s->fresh_min_seg = s->fresh_max_seg = seg;
 	} else {
@@ -168,15 +187,15 @@ int pog_block_alloc(pog_store *s, bool node, uint64_t *bno)
 		if (seg > s->fresh_max_seg)
 			s->fresh_max_seg = seg;
 	}
-	s->alloc_cursor = *bno + 1;
+	s->env->alloc_cursor = *bno + 1;
 	return 0;
 }
 
 int pog_reserve(pog_store *s, uint64_t blocks)
 {
 	for (;;) {
-		uint64_t capacity = s->nsegs * (uint64_t)POG_SEG_BLOCKS;
-		if (capacity - s->blocks_used >= blocks)
+		uint64_t capacity = s->env->nsegs * (uint64_t)POG_SEG_BLOCKS;
+		if (capacity - s->env->blocks_used >= blocks)
 			return 0;
 		int err = seg_add(s);
 		if (err)
@@ -186,14 +205,14 @@ int pog_reserve(pog_store *s, uint64_t blocks)
 
 uint64_t pog_free_blocks(const pog_store *s)
 {
-	uint64_t total = s->super->max_segments * (uint64_t)(POG_SEG_BLOCKS - 1);
-	uint64_t used = s->blocks_used - s->nsegs;
+	uint64_t total = s->env->super->max_segments * (uint64_t)(POG_SEG_BLOCKS - 1);
+	uint64_t used = s->env->blocks_used - s->env->nsegs;
 	return total > used ? total - used : 0;
 }
 
 uint64_t pog_reserve_blocks(const pog_store *s)
 {
-	uint64_t r = s->super->max_segments * (uint64_t)(POG_SEG_BLOCKS - 1) / 32;
+	uint64_t r = s->env->super->max_segments * (uint64_t)(POG_SEG_BLOCKS - 1) / 32;
 	return r > POG_RESERVE_MIN ? r : POG_RESERVE_MIN;
 }
 
@@ -231,22 +250,22 @@ int pog_space_check(pog_store *s, enum pog_space kind, uint64_t need)
 
 void pog_block_free_now(pog_store *s, uint64_t bno)
 {
-	struct pog_seg *g = &s->segs[bno / POG_SEG_BLOCKS];
+	struct pog_seg *g = &s->env->segs[bno / POG_SEG_BLOCKS];
 	uint64_t i = bno % POG_SEG_BLOCKS, bit = 1ULL << (i % 64);
 	if (!(g->used[i / 64] & bit))
 		POG_BUG("freeing free block %llu", (unsigned long long)bno);
 	g->used[i / 64] &= ~bit;
 	g->nused--;
-	s->blocks_used--;
+	s->env->blocks_used--;
 }
 
 void pog_block_release(pog_store *s, uint64_t bno)
 {
-	struct pog_seg *g = &s->segs[bno / POG_SEG_BLOCKS];
 	uint64_t i = bno % POG_SEG_BLOCKS, bit = 1ULL << (i % 64);
-	if (g->fresh[i / 64] & bit) {
-		g->fresh[i / 64] &= ~bit;
-		g->node[i / 64] &= ~bit;
+	if (pog_bno_fresh(s, bno)) {
+		struct pog_txseg *x = &s->tx[bno / POG_SEG_BLOCKS];
+		x->fresh[i / 64] &= ~bit;
+		x->node[i / 64] &= ~bit;
 		s->fresh_count--;
 		pog_block_free_now(s, bno);
 		return;
@@ -264,13 +283,13 @@ void pog_page_release(pog_store *s, uint64_t bno)
 
 void pog_mark_used(pog_store *s, uint64_t bno)
 {
-	struct pog_seg *g = &s->segs[bno / POG_SEG_BLOCKS];
+	struct pog_seg *g = &s->env->segs[bno / POG_SEG_BLOCKS];
 	uint64_t i = bno % POG_SEG_BLOCKS, bit = 1ULL << (i % 64);
 	if (g->used[i / 64] & bit)
 		return;
 	g->used[i / 64] |= bit;
 	g->nused++;
-	s->blocks_used++;
+	s->env->blocks_used++;
 }
 
 /* ---- tree nodes: whole blocks and small slots ------------------------------- */
@@ -364,7 +383,7 @@ void pog_node_release(pog_store *s, uint64_t addr)
 		return;
 	}
 	if (!pog_node_fresh(s, addr)) {
-		s->small_garbage += pog_node_size(addr);
+		s->env->small_garbage += pog_node_size(addr);
 		return;
 	}
 	/* Out of memory only means the slot stays unused until commit. */
@@ -390,7 +409,7 @@ static void small_seal(pog_store *s)
 		struct pog_node_hdr *h = pog_node(s, addr);
 		if (h->magic == POG_NODE_MAGIC)
 			h->crc = pog_node_crc(h, pog_node_size(addr));
-		pmemobj_flush(s->pop, h, pog_node_size(addr));
+		pmemobj_flush(s->env->pop, h, pog_node_size(addr));
 	}
 }
 
@@ -406,7 +425,7 @@ static void small_end(pog_store *s, bool committed)
 	for (unsigned c = 0; c < POG_SMALL_CLASSES; c++) {
 		struct pog_small_alloc *a = &s->small[c];
 		if (committed) {
-			s->small_garbage += a->free.n * (POG_SMALL_MIN << c);
+			s->env->small_garbage += a->free.n * (POG_SMALL_MIN << c);
 			a->start = a->next;
 		} else if (a->bno && pog_bno_fresh(s, a->bno)) {
 			a->bno = 0;
@@ -432,7 +451,7 @@ void pog_small_forget(pog_store *s)
 /* Made in this transaction (identities only grow, never come back). */
 bool pog_ino_new(const pog_store *s, uint64_t ino)
 {
-	return ino >= s->committed.next_ino;
+	return ino >= s->base.next_ino;
 }
 
 void pog_note_change(pog_store *s, uint64_t ino, unsigned kind)
@@ -484,6 +503,7 @@ void pog_note_removed(pog_store *s, uint64_t ino)
 static void changes_clear(pog_store *s)
 {
 	pog_map64_release(&s->changes);
+	pog_conflicts_clear(s);
 	pog_lists_clear(s);
 	for (size_t i = 0; i < s->nremoved; i++)
 		free(s->removed_paths[i]);
@@ -492,9 +512,9 @@ static void changes_clear(pog_store *s)
 
 uint64_t pog_staged_count(pog_store *s)
 {
-	pthread_rwlock_rdlock(&s->lock);
+	pthread_rwlock_rdlock(&s->env->lock);
 	uint64_t n = s->changes.n + s->nremoved;
-	pthread_rwlock_unlock(&s->lock);
+	pthread_rwlock_unlock(&s->env->lock);
 	return n;
 }
 
@@ -516,51 +536,165 @@ void pog_set_error(pog_store *s, const char *fmt, ...)
 
 /* ---- open, create, close ---------------------------------------------------- */
 
-static pog_store *store_new(void)
+static pog_store *session_new(struct pog_env *env)
 {
 	pog_store *s = calloc(1, sizeof(*s));
 	if (!s)
 		return NULL;
-	s->lock_fd = -1;
-	s->list_counts = true; /* load_commit says for an existing pool */
-	pthread_rwlock_init(&s->lock, NULL);
+	s->env = env;
 	pthread_mutex_init(&s->pin_lock, NULL);
 	pthread_mutex_init(&s->err_lock, NULL);
 	pthread_mutex_init(&s->hash_lock, NULL);
-	pog_pins_init(s);
-	if (pog_history_init(s)) {
-		pog_history_free(s);
-		pog_pins_free(s);
-		free(s);
-		return NULL;
-	}
+	s->session_id = ++env->session_seq;
+	s->next_session = env->sessions;
+	env->sessions = s;
+	env->nsessions++;
 	return s;
 }
 
-static void store_free(pog_store *s)
+/* The session begins at the latest commit, which it pins (its blocks
+ * stay while the session reads them: pins.c). */
+static void session_begin(pog_store *s)
 {
-	if (s->pop)
-		pmemobj_close(s->pop);
-	if (s->lock_fd >= 0)
-		close(s->lock_fd);
+	uint64_t old = s->base_pinned ? s->base_id : 0;
+	s->base = s->env->committed;
+	s->base_id = s->env->commit_id;
+	s->staged = s->base;
+	s->base_pinned = pog_commit_pin(s, s->base_id) == 0;
+	if (old)
+		pog_commit_unpin(s, old);
+}
+
+/* The session no longer reads its base. */
+static void session_unpin(pog_store *s)
+{
+	if (s->base_pinned)
+		pog_commit_unpin(s, s->base_id);
+	s->base_pinned = false;
+}
+
+static void session_free(pog_store *s)
+{
+	struct pog_env *env = s->env;
+	for (pog_store **p = &env->sessions; *p; p = &(*p)->next_session) {
+		if (*p == s) {
+			*p = s->next_session;
+			env->nsessions--;
+			break;
+		}
+	}
+	session_unpin(s);
 	changes_clear(s);
+	free(s->conflicts);
+	free(s->session_name);
+	pog_moved_clear(&s->moved);
 	free(s->removed_paths);
 	pog_vec_release(&s->freed);
 	pog_vec_release(&s->renumbered);
 	pog_small_forget(s);
 	for (unsigned c = 0; c < POG_SMALL_CLASSES; c++)
 		pog_vec_release(&s->small[c].free);
+	free(s->tx);
 	pog_map64_release(&s->pins);
-	pog_history_free(s);
-	pog_pins_free(s);
 	pog_edit_free(s);
 	pog_hash_reset(s);
 	pthread_mutex_destroy(&s->hash_lock);
-	free(s->segs);
-	pthread_rwlock_destroy(&s->lock);
 	pthread_mutex_destroy(&s->pin_lock);
 	pthread_mutex_destroy(&s->err_lock);
 	free(s);
+}
+
+/* A new env (no pool yet) and its first session. */
+static pog_store *store_new(void)
+{
+	struct pog_env *env = calloc(1, sizeof(*env));
+	if (!env)
+		return NULL;
+	env->lock_fd = -1;
+	env->list_counts = true; /* load_commit says for an existing pool */
+	pthread_rwlock_init(&env->lock, NULL);
+	pog_store *s = session_new(env);
+	if (!s) {
+		pthread_rwlock_destroy(&env->lock);
+		free(env);
+		return NULL;
+	}
+	pog_pins_init(s);
+	if (pog_history_init(s)) {
+		pog_history_free(s);
+		pog_pins_free(s);
+		session_free(s);
+		pthread_rwlock_destroy(&env->lock);
+		free(env);
+		return NULL;
+	}
+	return s;
+}
+
+/* Free the last session and its env (closing the pool). */
+static void store_free(pog_store *s)
+{
+	struct pog_env *env = s->env;
+	session_unpin(s);
+	pog_history_free(s);
+	pog_pins_free(s);
+	session_free(s);
+	if (env->pop)
+		pmemobj_close(env->pop);
+	if (env->lock_fd >= 0)
+		close(env->lock_fd);
+	free(env->segs);
+	pthread_rwlock_destroy(&env->lock);
+	free(env);
+}
+
+pog_store *pog_session_new_locked(struct pog_env *env)
+{
+	pog_store *s = session_new(env);
+	if (s)
+		session_begin(s);
+	return s;
+}
+
+void pog_session_free_locked(pog_store *s)
+{
+	struct pog_env *env = s->env;
+	pog_abort_locked(s);
+	session_free(s);
+	if (env->sessions)
+		pog_deferred_release(env->sessions);
+}
+
+void pog_sessions_catch_up(pog_store *s)
+{
+	for (pog_store *p = s->env->sessions; p; p = p->next_session)
+		if (p->base_id != s->env->commit_id && !p->changes.n &&
+		    !p->nremoved)
+			pog_abort_locked(p);
+}
+
+int pog_session_open(pog_store *any, pog_store **out)
+{
+	struct pog_env *env = any->env;
+	pthread_rwlock_wrlock(&env->lock);
+	int err = env->fatal ? POG_EFATAL : 0;
+	pog_store *s = err ? NULL : session_new(env);
+	if (s)
+		session_begin(s);
+	else if (!err)
+		err = -ENOMEM;
+	pthread_rwlock_unlock(&env->lock);
+	if (!err)
+		*out = s;
+	return err;
+}
+
+unsigned pog_session_count(pog_store *s)
+{
+	pthread_rwlock_rdlock(&s->env->lock);
+	unsigned n = s->env->nsessions;
+	pthread_rwlock_unlock(&s->env->lock);
+	return n;
 }
 
 /* Lock the pool file with an open-file-description lock, which neither
@@ -571,8 +705,8 @@ static void store_free(pog_store *s)
  * daemon marks the mount it serves on byte 1 (fs/main.c). */
 static int lock_pool(pog_store *s, const char *path)
 {
-	s->lock_fd = open(path, O_RDWR | O_CLOEXEC);
-	if (s->lock_fd < 0)
+	s->env->lock_fd = open(path, O_RDWR | O_CLOEXEC);
+	if (s->env->lock_fd < 0)
 		return -errno;
 	struct flock fl = {
 		.l_type = F_WRLCK,
@@ -580,7 +714,7 @@ static int lock_pool(pog_store *s, const char *path)
 		.l_start = 0,
 		.l_len = 1,
 	};
-	if (fcntl(s->lock_fd, F_OFD_SETLK, &fl) < 0)
+	if (fcntl(s->env->lock_fd, F_OFD_SETLK, &fl) < 0)
 		return (errno == EAGAIN || errno == EACCES) ? POG_ELOCKED
 							    : -errno;
 	return 0;
@@ -599,7 +733,7 @@ static int check_signature(int fd)
 
 static int load_commit(pog_store *s)
 {
-	uint64_t bno = s->super->commit_block;
+	uint64_t bno = s->env->super->commit_block;
 	if (!pog_bno_valid(s, bno))
 		return POG_EDAMAGED;
 	struct pog_commit_rec rec;
@@ -608,7 +742,7 @@ static int load_commit(pog_store *s)
 	rec.crc = 0;
 	if (rec.magic != POG_COMMIT_MAGIC || pog_crc32(&rec, sizeof(rec)) != crc)
 		return POG_EDAMAGED;
-	s->committed = (struct pog_state){
+	s->env->committed = (struct pog_state){
 		.obj_root = rec.obj_root,
 		.log_root = rec.log_root,
 		.next_ino = rec.next_ino,
@@ -616,12 +750,14 @@ static int load_commit(pog_store *s)
 		.dedup_root = rec.dedup_root,
 		.logical_bytes = rec.logical_bytes,
 	};
-	s->staged = s->committed;
-	s->commit_id = rec.id;
-	s->commit_bno = bno;
-	s->list_counts = rec.lists == POG_LISTS_COUNTED;
-	s->commit_time = (struct pog_time){rec.time_sec, rec.time_nsec};
+	s->env->next_ino = rec.next_ino;
+	s->env->commit_id = rec.id;
+	s->env->commit_bno = bno;
+	s->env->list_counts = rec.lists == POG_LISTS_COUNTED;
+	s->env->commit_time = (struct pog_time){rec.time_sec, rec.time_nsec};
 	int err = pog_pins_note_commit(s, rec.id, bno);
+	if (!err)
+		session_begin(s);
 	return err ? err : pog_history_load(s, &rec);
 }
 
@@ -634,9 +770,9 @@ static bool slot_in_pool(const struct pog_seg_slot *slot, uint64_t file_size)
 
 static int load_segments(pog_store *s)
 {
-	struct pog_super *sb = s->super;
+	struct pog_super *sb = s->env->super;
 	struct stat st;
-	if (fstat(s->lock_fd, &st) < 0)
+	if (fstat(s->env->lock_fd, &st) < 0)
 		return -errno;
 	uint64_t file_size = (uint64_t)st.st_size;
 	if (sb->nsegments > sb->max_segments ||
@@ -645,56 +781,56 @@ static int load_segments(pog_store *s)
 	    sb->max_segments * sizeof(struct pog_seg_slot) >
 		    file_size - sb->segtab.off)
 		return POG_EDAMAGED;
-	s->segtab = pmemobj_direct(sb->segtab);
-	if (!s->segtab)
+	s->env->segtab = pmemobj_direct(sb->segtab);
+	if (!s->env->segtab)
 		return POG_EDAMAGED;
-	s->nsegs = sb->nsegments;
-	s->segs = calloc(s->nsegs ? s->nsegs : 1, sizeof(*s->segs));
-	if (!s->segs)
+	s->env->nsegs = sb->nsegments;
+	s->env->segs = calloc(s->env->nsegs ? s->env->nsegs : 1, sizeof(*s->env->segs));
+	if (!s->env->segs)
 		return -ENOMEM;
-	s->blocks_used = 0;
-	for (uint64_t i = 0; i < s->nsegs; i++) {
-		if (!slot_in_pool(&s->segtab[i], file_size))
+	s->env->blocks_used = 0;
+	for (uint64_t i = 0; i < s->env->nsegs; i++) {
+		if (!slot_in_pool(&s->env->segtab[i], file_size))
 			return POG_EDAMAGED;
 		seg_dram_init(s, i);
-		struct pog_seg_header *h = (void *)s->segs[i].base;
+		struct pog_seg_header *h = (void *)s->env->segs[i].base;
 		if (h->magic != POG_SEG_MAGIC || h->index != i)
 			return POG_EDAMAGED;
 		if (sb->clean) {
-			memcpy(s->segs[i].used, h->bitmap, sizeof(h->bitmap));
-			s->segs[i].used[0] |= 1;
+			memcpy(s->env->segs[i].used, h->bitmap, sizeof(h->bitmap));
+			s->env->segs[i].used[0] |= 1;
 			uint32_t n = 0;
 			for (unsigned w = 0; w < POG_WORDS_PER_SEG; w++)
-				n += (uint32_t)__builtin_popcountll(s->segs[i].used[w]);
-			s->segs[i].nused = n;
+				n += (uint32_t)__builtin_popcountll(s->env->segs[i].used[w]);
+			s->env->segs[i].nused = n;
 		}
-		s->blocks_used += s->segs[i].nused;
+		s->env->blocks_used += s->env->segs[i].nused;
 	}
 	return 0;
 }
 
 static int open_pool(pog_store *s, const char *path)
 {
-	int err = check_signature(s->lock_fd);
+	int err = check_signature(s->env->lock_fd);
 	if (!err) /* libpmemobj crashes on some damage: refuse it first */
-		err = pog_pool_precheck(s->lock_fd, NULL, 0);
+		err = pog_pool_precheck(s->env->lock_fd, NULL, 0);
 	if (err)
 		return err;
-	s->pop = pmemobj_open(path, POG_LAYOUT);
-	if (!s->pop) {
+	s->env->pop = pmemobj_open(path, POG_LAYOUT);
+	if (!s->env->pop) {
 		if (errno == EWOULDBLOCK)
 			return POG_ELOCKED; /* libpmemobj's own flock */
 		return errno == EINVAL ? POG_ENOTPOOL : -errno;
 	}
-	if (pmemobj_root_size(s->pop) < sizeof(struct pog_super))
+	if (pmemobj_root_size(s->env->pop) < sizeof(struct pog_super))
 		return POG_EDAMAGED;
-	s->super = pmemobj_direct(pmemobj_root(s->pop, sizeof(struct pog_super)));
-	if (s->super->magic != POG_SUPER_MAGIC)
+	s->env->super = pmemobj_direct(pmemobj_root(s->env->pop, sizeof(struct pog_super)));
+	if (s->env->super->magic != POG_SUPER_MAGIC)
 		return POG_ENOTPOOL;
-	if (s->super->format_version > POG_FORMAT_VERSION)
+	if (s->env->super->format_version > POG_FORMAT_VERSION)
 		return POG_ENEWER;
-	if (s->super->block_size != POG_BLOCK_SIZE ||
-	    s->super->seg_blocks != POG_SEG_BLOCKS)
+	if (s->env->super->block_size != POG_BLOCK_SIZE ||
+	    s->env->super->seg_blocks != POG_SEG_BLOCKS)
 		return POG_EDAMAGED;
 	err = load_segments(s);
 	if (err)
@@ -702,7 +838,7 @@ static int open_pool(pog_store *s, const char *path)
 	err = load_commit(s);
 	if (err)
 		return err;
-	if (!s->super->clean) {
+	if (!s->env->super->clean) {
 		err = pog_mark_committed(s, true);
 		if (err)
 			return err;
@@ -745,31 +881,31 @@ int pog_open(const char *path, unsigned flags, pog_store **out)
 	pog_store *s = store_new();
 	if (!s)
 		return -ENOMEM;
-	s->open_flags = flags;
+	s->env->open_flags = flags;
 	bool ro = flags & POG_OPEN_READONLY;
 	int err = 0;
 	if (flags & POG_OPEN_NOLOCK) {
-		s->lock_fd = open(path, O_RDONLY | O_CLOEXEC);
-		if (s->lock_fd < 0)
+		s->env->lock_fd = open(path, O_RDONLY | O_CLOEXEC);
+		if (s->env->lock_fd < 0)
 			err = -errno;
 	} else {
 		err = lock_pool(s, path);
 	}
 	if (!err)
 		err = open_pool(s, path);
-	if (!err && !ro && s->super->clean) {
-		s->super->clean = 0;
-		pmemobj_persist(s->pop, &s->super->clean, sizeof(s->super->clean));
+	if (!err && !ro && s->env->super->clean) {
+		s->env->super->clean = 0;
+		pmemobj_persist(s->env->pop, &s->env->super->clean, sizeof(s->env->super->clean));
 	}
 	/* Format 1 (no small nodes) is valid format 2 as it is; format 2's
 	 * list trees are rebuilt with counts, in one commit (list.c). Then
 	 * the new version is recorded, one persisted store. */
-	if (!err && !ro && !s->list_counts)
+	if (!err && !ro && !s->env->list_counts)
 		err = pog_lists_upgrade_commit(s);
-	if (!err && !ro && s->super->format_version < POG_FORMAT_VERSION) {
-		s->super->format_version = POG_FORMAT_VERSION;
-		pmemobj_persist(s->pop, &s->super->format_version,
-				sizeof(s->super->format_version));
+	if (!err && !ro && s->env->super->format_version < POG_FORMAT_VERSION) {
+		s->env->super->format_version = POG_FORMAT_VERSION;
+		pmemobj_persist(s->env->pop, &s->env->super->format_version,
+				sizeof(s->env->super->format_version));
 	}
 	if (err) {
 		store_free(s);
@@ -791,13 +927,13 @@ int pog_open(const char *path, unsigned flags, pog_store **out)
 
 static int init_super(pog_store *s, uint64_t size)
 {
-	PMEMoid root = pmemobj_root(s->pop, sizeof(struct pog_super));
+	PMEMoid root = pmemobj_root(s->env->pop, sizeof(struct pog_super));
 	if (OID_IS_NULL(root))
 		return -ENOMEM;
 	struct pog_super *sb = pmemobj_direct(root);
 	uint64_t max = (size - POOL_OVERHEAD) / SEG_FOOTPRINT;
 	int err = 0;
-	TX_BEGIN(s->pop) {
+	TX_BEGIN(s->env->pop) {
 		pmemobj_tx_add_range_direct(sb, sizeof(*sb));
 		memset(sb, 0, sizeof(*sb));
 		sb->magic = POG_SUPER_MAGIC;
@@ -815,7 +951,7 @@ static int init_super(pog_store *s, uint64_t size)
 	} TX_END
 	if (err)
 		return err;
-	s->super = sb;
+	s->env->super = sb;
 	return load_segments(s);
 }
 
@@ -832,8 +968,8 @@ int pog_create(const char *path, uint64_t size, pog_store **out)
 	if (!s)
 		return -ENOMEM;
 	int err = 0;
-	s->pop = pmemobj_create(path, POG_LAYOUT, size, 0644);
-	if (!s->pop)
+	s->env->pop = pmemobj_create(path, POG_LAYOUT, size, 0644);
+	if (!s->env->pop)
 		err = -errno;
 	if (!err)
 		err = lock_pool(s, path);
@@ -855,24 +991,24 @@ int pog_create(const char *path, uint64_t size, pog_store **out)
 /* Write the exact free-space bitmaps and mark the pool clean. */
 static void write_bitmaps(pog_store *s)
 {
-	for (uint64_t i = 0; i < s->nsegs; i++) {
-		struct pog_seg_header *h = (void *)s->segs[i].base;
-		memcpy(h->bitmap, s->segs[i].used, sizeof(h->bitmap));
-		pmemobj_flush(s->pop, h, sizeof(*h));
+	for (uint64_t i = 0; i < s->env->nsegs; i++) {
+		struct pog_seg_header *h = (void *)s->env->segs[i].base;
+		memcpy(h->bitmap, s->env->segs[i].used, sizeof(h->bitmap));
+		pmemobj_flush(s->env->pop, h, sizeof(*h));
 	}
-	pmemobj_drain(s->pop);
-	s->super->clean = 1;
-	pmemobj_persist(s->pop, &s->super->clean, sizeof(s->super->clean));
+	pmemobj_drain(s->env->pop);
+	s->env->super->clean = 1;
+	pmemobj_persist(s->env->pop, &s->env->super->clean, sizeof(s->env->super->clean));
 }
 
 /* Remember in the superblock that a close discarded n staged changes. */
 static void record_discard(pog_store *s, uint64_t n)
 {
-	struct pog_super *sb = s->super;
+	struct pog_super *sb = s->env->super;
 
 	sb->discarded_changes = n;
 	sb->discarded_time = pog_now().sec;
-	pmemobj_persist(s->pop, &sb->discarded_changes,
+	pmemobj_persist(s->env->pop, &sb->discarded_changes,
 			sizeof(sb->discarded_changes) + sizeof(sb->discarded_time));
 }
 
@@ -881,16 +1017,31 @@ int pog_close(pog_store *s, unsigned flags)
 	if (!s)
 		return 0;
 	int staged = (int)pog_staged_count(s);
-	bool ro = s->open_flags & POG_OPEN_READONLY;
-	if (!ro && !s->fatal) {
+	bool ro = s->env->open_flags & POG_OPEN_READONLY;
+	struct pog_env *env = s->env;
+	pthread_rwlock_wrlock(&env->lock);
+	if (env->nsessions > 1) {
+		/* Not the last session: its transaction goes, the pool stays. */
+		if (!ro && !env->fatal) {
+			if (staged > 0)
+				record_discard(s, (uint64_t)staged);
+			pog_abort_locked(s);
+		}
+		session_free(s);
+		pog_deferred_release(env->sessions);
+		pthread_rwlock_unlock(&env->lock);
+		return staged;
+	}
+	pthread_rwlock_unlock(&env->lock);
+	if (!ro && !s->env->fatal) {
 		if (staged > 0)
 			record_discard(s, (uint64_t)staged);
 		pog_abort(s);
 		if (!(flags & POG_CLOSE_NOGC))
 			pog_gc(s, NULL);
-		pthread_rwlock_wrlock(&s->lock);
+		pthread_rwlock_wrlock(&s->env->lock);
 		write_bitmaps(s);
-		pthread_rwlock_unlock(&s->lock);
+		pthread_rwlock_unlock(&s->env->lock);
 	}
 	store_free(s);
 	return staged;
@@ -898,36 +1049,87 @@ int pog_close(pog_store *s, unsigned flags)
 
 /* ---- commit and abort --------------------------------------------------------- */
 
-/* Segments whose fresh ranges are at most this far apart in the mapping
- * are flushed by one call (the clean pages in between cost a page-cache
- * lookup on a file, a cache-line flush each on pmem). */
+/* Fresh ranges at most this far apart in the mapping are flushed by one
+ * call (the clean pages in between cost a page-cache lookup on a file, a
+ * cache-line flush each on pmem), when no other session's staged block
+ * lies in between: a commit writes only its own blocks. */
 #define FLUSH_GAP ((size_t)1 << 20)
 
-/*
- * CRC every fresh node and flush every fresh range, with one call for
- * segments that lie together (the allocator fills them in order, and
- * libpmemobj places them one after the other): the number of flushes
- * does not grow with the number of pages.
- */
-static void seal_fresh(pog_store *s)
+/* Does a session other than s hold a fresh block in [from, to) of seg? */
+static bool others_fresh(const pog_store *s, uint64_t seg, unsigned from,
+			 unsigned to)
 {
-	small_seal(s);
-	if (!s->fresh_count) {
-		pmemobj_drain(s->pop);
-		return;
+	for (const pog_store *p = s->env->sessions; p; p = p->next_session) {
+		if (p == s || seg >= p->ntx)
+			continue;
+		const uint64_t *f = p->tx[seg].fresh;
+		for (unsigned b = from; b < to;) {
+			unsigned w = b / 64, lo = b % 64;
+			unsigned hi = to - w * 64 < 64 ? to - w * 64 : 64;
+			uint64_t mask = (hi == 64 ? ~0ULL : (1ULL << hi) - 1) &
+					~((1ULL << lo) - 1);
+			if (f[w] & mask)
+				return true;
+			b = w * 64 + hi;
+		}
 	}
-	char *lo = NULL, *hi = NULL;
+	return false;
+}
+
+/* Runs of this session's fresh blocks gathered into address ranges. */
+struct fresh_spans {
+	pog_store *s;
+	void (*emit)(pog_store *s, char *lo, char *hi);
+	char *lo, *hi;      /* the range at hand (lo NULL: none) */
+	uint64_t seg;       /* where it ends: segment and block after it */
+	unsigned end;
+};
+
+static bool spans_gap_clean(const struct fresh_spans *sp, uint64_t seg,
+			    unsigned first)
+{
+	if (sp->s->env->nsessions < 2)
+		return true;
+	if (sp->seg == seg)
+		return !others_fresh(sp->s, seg, sp->end, first);
+	return !others_fresh(sp->s, sp->seg, sp->end, POG_SEG_BLOCKS) &&
+	       !others_fresh(sp->s, seg, 0, first);
+}
+
+/* The run of blocks [first, end) of segment seg. */
+static void spans_add(struct fresh_spans *sp, uint64_t seg, unsigned first,
+		      unsigned end)
+{
+	char *base = sp->s->env->segs[seg].base;
+	char *from = base + (uint64_t)first * POG_BLOCK_SIZE;
+	char *to = base + (uint64_t)end * POG_BLOCK_SIZE;
+	if (sp->lo && from >= sp->hi && (size_t)(from - sp->hi) <= FLUSH_GAP &&
+	    spans_gap_clean(sp, seg, first)) {
+		sp->hi = to;
+	} else {
+		if (sp->lo)
+			sp->emit(sp->s, sp->lo, sp->hi);
+		sp->lo = from;
+		sp->hi = to;
+	}
+	sp->seg = seg;
+	sp->end = end;
+}
+
+/* Every run of this session's fresh blocks, in segment order, to emit
+ * (ranges that lie together in one call); with crc, the CRC of every
+ * fresh node first. */
+static void fresh_spans(pog_store *s, bool crc,
+			void (*emit)(pog_store *s, char *lo, char *hi))
+{
+	struct fresh_spans sp = {.s = s, .emit = emit};
 	for (uint64_t i = s->fresh_min_seg; i <= s->fresh_max_seg; i++) {
-		struct pog_seg *g = &s->segs[i];
-		int first = -1, last = -1;
+		struct pog_seg *g = &s->env->segs[i];
+		struct pog_txseg *x = &s->tx[i];
+		int first = -1, last = -1; /* the run of fresh blocks at hand */
 		for (unsigned w = 0; w < POG_WORDS_PER_SEG; w++) {
-			uint64_t bits = g->fresh[w];
-			if (!bits)
-				continue;
-			if (first < 0)
-				first = (int)(w * 64 + (unsigned)__builtin_ctzll(bits));
-			last = (int)(w * 64 + 63 - (unsigned)__builtin_clzll(bits));
-			uint64_t nodes = bits & g->node[w];
+			uint64_t bits = x->fresh[w];
+			uint64_t nodes = crc ? bits & x->node[w] : 0;
 			while (nodes) {
 				unsigned b = (unsigned)__builtin_ctzll(nodes);
 				nodes &= nodes - 1;
@@ -935,23 +1137,44 @@ static void seal_fresh(pog_store *s)
 					(uint64_t)(w * 64 + b) * POG_BLOCK_SIZE);
 				h->crc = pog_node_crc(h, POG_BLOCK_SIZE);
 			}
+			while (bits) {
+				int b = (int)(w * 64 + (unsigned)__builtin_ctzll(bits));
+				bits &= bits - 1;
+				if (first >= 0 && b == last + 1) {
+					last = b;
+					continue;
+				}
+				if (first >= 0)
+					spans_add(&sp, i, (unsigned)first,
+						  (unsigned)last + 1);
+				first = last = b;
+			}
 		}
-		if (first < 0)
-			continue;
-		char *from = g->base + (uint64_t)first * POG_BLOCK_SIZE;
-		char *to = g->base + (uint64_t)(last + 1) * POG_BLOCK_SIZE;
-		if (lo && from >= hi && (size_t)(from - hi) <= FLUSH_GAP) {
-			hi = to;
-			continue;
-		}
-		if (lo)
-			pmemobj_flush(s->pop, lo, (size_t)(hi - lo));
-		lo = from;
-		hi = to;
+		if (first >= 0)
+			spans_add(&sp, i, (unsigned)first, (unsigned)last + 1);
 	}
-	if (lo)
-		pmemobj_flush(s->pop, lo, (size_t)(hi - lo));
-	pmemobj_drain(s->pop);
+	if (sp.lo)
+		emit(s, sp.lo, sp.hi);
+}
+
+static void flush_span(pog_store *s, char *lo, char *hi)
+{
+	pmemobj_flush(s->env->pop, lo, (size_t)(hi - lo));
+}
+
+/*
+ * CRC every fresh node and flush every fresh range of this session (not
+ * another session's staged blocks), with one call for ranges that lie
+ * together (the allocator fills segments in order, and libpmemobj places
+ * them one after the other): the number of flushes does not grow with the
+ * number of pages.
+ */
+static void seal_fresh(pog_store *s)
+{
+	small_seal(s);
+	if (s->fresh_count)
+		fresh_spans(s, true, flush_span);
+	pmemobj_drain(s->env->pop);
 }
 
 /*
@@ -962,29 +1185,18 @@ static void seal_fresh(pog_store *s)
  */
 #define WRITEBACK_MIN_BLOCKS 1024u
 
+static void writeback_span(pog_store *s, char *lo, char *hi)
+{
+	/* A hint: where it cannot be had, the flush does it all. */
+	(void)sync_file_range(s->env->lock_fd, (off_t)(lo - (char *)s->env->pop),
+			      (off_t)(hi - lo), SYNC_FILE_RANGE_WRITE);
+}
+
 static void fresh_writeback(pog_store *s)
 {
-	if (s->fresh_count < WRITEBACK_MIN_BLOCKS || s->lock_fd < 0)
+	if (s->fresh_count < WRITEBACK_MIN_BLOCKS || s->env->lock_fd < 0)
 		return;
-	for (uint64_t i = s->fresh_min_seg; i <= s->fresh_max_seg; i++) {
-		struct pog_seg *g = &s->segs[i];
-		int first = -1, last = -1;
-		for (unsigned w = 0; w < POG_WORDS_PER_SEG; w++) {
-			if (!g->fresh[w])
-				continue;
-			if (first < 0)
-				first = (int)(w * 64 + (unsigned)__builtin_ctzll(g->fresh[w]));
-			last = (int)(w * 64 + 63 - (unsigned)__builtin_clzll(g->fresh[w]));
-		}
-		if (first < 0)
-			continue;
-		off_t at = (off_t)(g->base - (char *)s->pop) +
-			   (off_t)first * POG_BLOCK_SIZE;
-		/* A hint: where it cannot be had, the flush does it all. */
-		(void)sync_file_range(s->lock_fd, at,
-				      (off_t)(last - first + 1) * POG_BLOCK_SIZE,
-				      SYNC_FILE_RANGE_WRITE);
-	}
+	fresh_spans(s, false, writeback_span);
 }
 
 static void fresh_clear(pog_store *s, bool discard)
@@ -993,16 +1205,17 @@ static void fresh_clear(pog_store *s, bool discard)
 	if (!s->fresh_count)
 		return;
 	for (uint64_t i = s->fresh_min_seg; i <= s->fresh_max_seg; i++) {
-		struct pog_seg *g = &s->segs[i];
+		struct pog_seg *g = &s->env->segs[i];
+		struct pog_txseg *x = &s->tx[i];
 		for (unsigned w = 0; w < POG_WORDS_PER_SEG; w++) {
-			if (discard && g->fresh[w]) {
-				unsigned n = (unsigned)__builtin_popcountll(g->fresh[w]);
-				g->used[w] &= ~g->fresh[w];
+			if (discard && x->fresh[w]) {
+				unsigned n = (unsigned)__builtin_popcountll(x->fresh[w]);
+				g->used[w] &= ~x->fresh[w];
 				g->nused -= n;
-				s->blocks_used -= n;
+				s->env->blocks_used -= n;
 			}
-			g->fresh[w] = 0;
-			g->node[w] = 0;
+			x->fresh[w] = 0;
+			x->node[w] = 0;
 		}
 	}
 	s->fresh_count = 0;
@@ -1014,7 +1227,7 @@ static int log_append(pog_store *s, uint64_t id, struct pog_time t,
 	char buf[sizeof(struct pog_log_rec) + POG_MESSAGE_MAX + POG_SESSION_MAX];
 	/* Format 3: the session's name follows the message, reserved bytes
 	 * of it (0: none). */
-	const char *who = s->hist.session;
+	const char *who = s->session_name;
 	size_t slen = who ? strlen(who) : 0;
 	if (slen > POG_SESSION_MAX)
 		slen = POG_SESSION_MAX;
@@ -1071,11 +1284,11 @@ int pog_commit_report(pog_store *s, const char *message, uint64_t *id_out,
 	 * also when replaced small nodes hold 1/64 of the pool, or when the
 	 * pool is in its reserve (truncated pages, replaced small nodes and
 	 * removed xattrs come back only through GC). */
-	uint64_t capacity = s->super->max_segments * (uint64_t)POG_SEG_BLOCKS;
-	bool idle_slots = s->small_garbage * 64 > capacity * POG_BLOCK_SIZE;
+	uint64_t capacity = s->env->super->max_segments * (uint64_t)POG_SEG_BLOCKS;
+	bool idle_slots = s->env->small_garbage * 64 > capacity * POG_BLOCK_SIZE;
 	bool in_reserve = pog_free_blocks(s) < pog_reserve_blocks(s) + POG_OP_NEED;
 	if (!err && (removed || idle_slots || in_reserve) &&
-	    s->blocks_used * 4 > capacity * 3) {
+	    s->env->blocks_used * 4 > capacity * 3) {
 		struct pog_gc_result res;
 		(void)pog_gc_locked(s, &res);
 	}
@@ -1108,14 +1321,21 @@ int pog_commit_locked(pog_store *s, const char *message, uint64_t *id_out)
 		pog_set_error(s, "commit: %s", pog_strerror(err));
 		return err;
 	}
+	if (s->base_id != s->env->commit_id) {
+		err = pog_merge_locked(s);
+		if (err)
+			return err; /* the reason is in the last error */
+		/* the view moves past the commits made since the base */
+		pog_moved_collect(s, &s->base, &s->env->committed);
+	}
 	/* Space is short (less than a quarter of the pool free, or growth
 	 * was refused): retention of unnamed commits gives way, so that this
 	 * commit frees what it replaced and GC what was deleted (history.c). */
-	uint64_t total = s->super->max_segments * (uint64_t)(POG_SEG_BLOCKS - 1);
+	uint64_t total = s->env->super->max_segments * (uint64_t)(POG_SEG_BLOCKS - 1);
 	if (pog_free_blocks(s) < 2 * pog_reserve_blocks(s) ||
 	    pog_free_blocks(s) < total / 4)
 		pog_history_squeeze(s);
-	uint64_t id = s->commit_id + 1;
+	uint64_t id = s->env->commit_id + 1;
 	uint64_t changes = s->changes.n + s->nremoved;
 	struct pog_time t = pog_now();
 	uint64_t log_root = s->staged.log_root, cbno;
@@ -1136,13 +1356,13 @@ int pog_commit_locked(pog_store *s, const char *message, uint64_t *id_out)
 		.time_nsec = t.nsec,
 		.obj_root = s->staged.obj_root,
 		.log_root = log_root,
-		.next_ino = s->staged.next_ino,
+		.next_ino = s->env->next_ino,
 		.nobjects = s->staged.nobjects,
-		.prev_commit = s->commit_bno,
+		.prev_commit = s->env->commit_bno,
 		.changes = changes,
 		.dedup_root = s->staged.dedup_root,
 		.logical_bytes = s->staged.logical_bytes,
-		.lists = s->list_counts ? POG_LISTS_COUNTED : 0,
+		.lists = s->env->list_counts ? POG_LISTS_COUNTED : 0,
 	};
 	void *cblock = pog_block(s, cbno);
 	memset(cblock, 0, POG_BLOCK_SIZE);
@@ -1153,16 +1373,17 @@ int pog_commit_locked(pog_store *s, const char *message, uint64_t *id_out)
 	pog_lists_seal(s); /* nothing fails from here on */
 	seal_fresh(s);
 	/* The commit point: one aligned 8-byte store, then persisted. */
-	__atomic_store_n(&s->super->commit_block, cbno, __ATOMIC_RELEASE);
-	pmemobj_persist(s->pop, &s->super->commit_block, sizeof(uint64_t));
+	__atomic_store_n(&s->env->super->commit_block, cbno, __ATOMIC_RELEASE);
+	pmemobj_persist(s->env->pop, &s->env->super->commit_block, sizeof(uint64_t));
 
-	uint64_t old_commit = s->commit_bno;
-	s->last_commit_fresh = s->fresh_count;
+	uint64_t old_commit = s->env->commit_bno;
+	s->env->last_commit_fresh = s->fresh_count;
 	fresh_clear(s, false);
-	s->committed = s->staged;
-	s->commit_id = id;
-	s->commit_bno = cbno;
-	s->commit_time = t;
+	s->staged.next_ino = s->env->next_ino;
+	s->env->committed = s->staged;
+	s->env->commit_id = id;
+	s->env->commit_bno = cbno;
+	s->env->commit_time = t;
 	/* What the commit replaced waits for older pinned commits (pins.c);
 	 * out of memory there only leaves a block used until GC. */
 	(void)pog_pins_note_commit(s, id, cbno);
@@ -1172,6 +1393,7 @@ int pog_commit_locked(pog_store *s, const char *message, uint64_t *id_out)
 	s->freed.n = 0;
 	if (old_commit)
 		(void)pog_defer_free(s, id, old_commit);
+	session_begin(s);
 	pog_deferred_release(s);
 	if (s->report) {
 		s->report->id = id;
@@ -1186,14 +1408,14 @@ int pog_commit_locked(pog_store *s, const char *message, uint64_t *id_out)
 
 void pog_abort_locked(pog_store *s)
 {
+	pog_moved_collect(s, &s->staged, &s->env->committed);
 	pog_hash_reset(s);
-	uint64_t next = s->staged.next_ino;
 	fresh_clear(s, true);
 	s->freed.n = 0;
-	s->staged = s->committed;
-	s->staged.next_ino = next; /* identities are never reused */
+	session_begin(s);
 	changes_clear(s);
 	pog_edit_end(s);
+	pog_deferred_release(s);
 }
 
 int pog_abort(pog_store *s)
@@ -1211,30 +1433,33 @@ int pog_abort(pog_store *s)
 int pog_status(pog_store *s, struct pog_status *out)
 {
 	memset(out, 0, sizeof(*out));
-	pthread_rwlock_rdlock(&s->lock);
-	out->format_version = s->super->format_version;
-	out->commit_id = s->commit_id;
-	out->commit_time = s->commit_time;
+	pthread_rwlock_rdlock(&s->env->lock);
+	out->format_version = s->env->super->format_version;
+	out->commit_id = s->env->commit_id;
+	out->commit_time = s->env->commit_time;
 	out->staged = s->changes.n + s->nremoved;
-	out->pool_size = s->super->pool_size;
+	out->pool_size = s->env->super->pool_size;
 	out->block_size = POG_BLOCK_SIZE;
-	out->blocks_total = s->super->max_segments * (POG_SEG_BLOCKS - 1);
-	out->blocks_used = s->blocks_used - s->nsegs; /* headers are overhead */
+	out->blocks_total = s->env->super->max_segments * (POG_SEG_BLOCKS - 1);
+	out->blocks_used = s->env->blocks_used - s->env->nsegs; /* headers are overhead */
 	out->blocks_reserved = pog_reserve_blocks(s);
 	out->pool_used = out->blocks_used * POG_BLOCK_SIZE;
 	out->objects = s->staged.nobjects;
 	out->logical_bytes = s->staged.logical_bytes;
-	out->next_ino = s->staged.next_ino;
-	out->gc_runs = s->gc_runs;
-	out->gc_freed_blocks = s->gc_freed_blocks;
-	out->gc_freed_objects = s->gc_freed_objects;
-	out->checksum_errors = atomic_load(&s->checksum_errors);
-	out->discarded_changes = s->super->discarded_changes;
-	out->discarded_time.sec = s->super->discarded_time;
+	out->next_ino = s->env->next_ino;
+	out->gc_runs = s->env->gc_runs;
+	out->gc_freed_blocks = s->env->gc_freed_blocks;
+	out->gc_freed_objects = s->env->gc_freed_objects;
+	out->checksum_errors = atomic_load(&s->env->checksum_errors);
+	out->discarded_changes = s->env->super->discarded_changes;
+	out->discarded_time.sec = s->env->super->discarded_time;
+	out->session_id = s->session_id;
+	out->base_id = s->base_id;
+	out->sessions = s->env->nsessions;
 	out->keep = pog_keep(s);
-	out->retained = s->hist.nlist + (s->commit_id ? 1 : 0);
-	out->history_dropped = s->hist.dropped;
-	pthread_rwlock_unlock(&s->lock);
+	out->retained = s->env->hist.nlist + (s->env->commit_id ? 1 : 0);
+	out->history_dropped = s->env->hist.dropped;
+	pthread_rwlock_unlock(&s->env->lock);
 	pthread_mutex_lock(&s->err_lock);
 	memcpy(out->last_error, s->last_error, sizeof(out->last_error));
 	pthread_mutex_unlock(&s->err_lock);
@@ -1248,7 +1473,7 @@ int pog_log(pog_store *s, int (*fn)(void *ctx, const struct pog_log_entry *e),
 	if (err)
 		return err;
 	struct pog_bt_iter it;
-	int r = pog_bt_seek(&it, s, s->committed.log_root, 0);
+	int r = pog_bt_seek(&it, s, s->env->committed.log_root, 0);
 	while (r > 0) {
 		uint64_t key;
 		const void *val;

@@ -59,13 +59,17 @@ struct pog_time pog_now(void);
 struct pog_seg {
 	char *base;                          /* address of block 0 */
 	uint64_t used[POG_WORDS_PER_SEG];    /* in use (DRAM truth) */
-	uint64_t fresh[POG_WORDS_PER_SEG];   /* allocated by this txn */
-	uint64_t node[POG_WORDS_PER_SEG];    /* fresh block is a tree node */
 	/* Committed nodes whose CRC was checked (btree.c; readers set the
 	 * bits atomically): whole blocks, and small-node slots by block. */
 	uint64_t checked[POG_WORDS_PER_SEG];
 	uint16_t checked_slots[POG_SEG_BLOCKS];
 	uint32_t nused;
+};
+
+/* A session's blocks in one segment. */
+struct pog_txseg {
+	uint64_t fresh[POG_WORDS_PER_SEG];   /* allocated by this txn */
+	uint64_t node[POG_WORDS_PER_SEG];    /* fresh block is a tree node */
 };
 
 struct pog_state {
@@ -120,10 +124,18 @@ struct pog_history {
 	uint64_t nviews;
 	struct pog_map64 view_of;    /* commit id -> slot */
 	struct pog_map64 hashes;     /* commit id -> root hash | 1 << 32 */
-	char *session;               /* recorded in the log (write lock) */
 };
 
-struct pog_store {
+/*
+ * The store is split as LMDB splits MDB_env and MDB_txn. struct pog_env
+ * is the pool: what every session shares (the pool file, the segments and
+ * their in-use bitmap, the allocator, the latest commit, the counters).
+ * struct pog_store (the handle callers hold) is one session: its base
+ * commit and its staged transaction on top of it (fresh blocks, the
+ * replaced blocks, small-node allocation, the change table, edit records,
+ * the kernel's pins, the hash cache of its view).
+ */
+struct pog_env {
 	PMEMobjpool *pop;
 	struct pog_super *super;
 	struct pog_seg_slot *segtab;
@@ -131,21 +143,52 @@ struct pog_store {
 	unsigned open_flags;
 
 	/* Writers hold it exclusively, readers shared. Protects everything
-	 * below except what names another lock. */
+	 * of the env and of its sessions except what names another lock. */
 	pthread_rwlock_t lock;
 
 	struct pog_seg *segs;
 	uint64_t nsegs;
 	uint64_t alloc_cursor;
 	uint64_t blocks_used;
-	uint64_t fresh_count;
 	uint64_t last_commit_fresh;  /* blocks the last commit sealed */
-	uint64_t fresh_min_seg, fresh_max_seg;
 
-	struct pog_state staged, committed;
+	struct pog_state committed;  /* the latest commit */
 	uint64_t commit_id;
 	uint64_t commit_bno;
 	struct pog_time commit_time;
+	uint64_t next_ino;           /* identities: one counter for all */
+
+	uint64_t small_garbage;      /* committed slot bytes let go */
+	atomic_uint_fast64_t checksum_errors;
+	uint64_t gc_runs, gc_freed_blocks, gc_freed_objects;
+	int fatal;
+	/* List trees count entries (format 3); false only while a format-2
+	 * store is read (read-only, or before pog_open rebuilds them). */
+	bool list_counts;
+
+	struct pog_commit_pins cpins; /* pins.c */
+	struct pog_history hist;      /* history.c */
+
+	/* Sessions (pog_session_open adds, pog_close removes). */
+	struct pog_store *sessions;
+	unsigned nsessions;
+	uint64_t session_seq;        /* numbers sessions: 1, 2, ... */
+};
+
+struct pog_store {
+	struct pog_env *env;
+	struct pog_store *next_session;
+	uint64_t session_id;
+
+	/* The commit this session reads from, and its staged state on it. */
+	struct pog_state base, staged;
+	uint64_t base_id;
+	bool base_pinned;            /* holds a pin on base_id (pins.c) */
+
+	struct pog_txseg *tx;        /* fresh blocks, by segment */
+	uint64_t ntx;
+	uint64_t fresh_count;
+	uint64_t fresh_min_seg, fresh_max_seg;
 
 	struct pog_vec freed;        /* committed blocks replaced by this txn */
 	struct pog_small_alloc {     /* small nodes (format.h), per class */
@@ -157,7 +200,6 @@ struct pog_store {
 	} small[POG_SMALL_CLASSES];
 	struct pog_map64 small_fresh; /* bno -> class + 1 of fresh slot blocks */
 	struct pog_map64 small_slots; /* fresh slots of a carried block */
-	uint64_t small_garbage;      /* committed slot bytes let go */
 	struct pog_map64 changes;    /* ino -> POG_CHG_* */
 	struct pog_map64 list_dirty; /* list ino -> 1 + first key whose name
 					the commit may change (list.c) */
@@ -168,11 +210,16 @@ struct pog_store {
 	size_t nremoved, removed_cap;
 
 	struct pog_edits *edits;     /* edit.c's records (NULL until used) */
+	char **conflicts;            /* paths of the last commit's ESTALE */
+	size_t nconflicts;
 	/* pog_commit_report: the report being collected (report.c), and
 	 * the paths asked about; NULL outside such a commit. */
 	struct pog_commit_report *report;
 	const char *const *report_paths;
 	size_t report_npaths;
+	char *session_name;          /* recorded in the log as who committed */
+	bool track_moves;            /* moved.c collects into moved */
+	struct pog_moved moved;
 
 	pthread_mutex_t pin_lock;    /* protects pins */
 	struct pog_map64 pins;
@@ -180,22 +227,13 @@ struct pog_store {
 	pthread_mutex_t hash_lock;   /* protects hashes */
 	struct pog_map64 hashes;     /* ino -> struct hcache * (merkle.c) */
 
-	struct pog_commit_pins cpins; /* pins.c */
-	struct pog_history hist;      /* history.c */
-
 	pthread_mutex_t err_lock;    /* protects last_error */
 	char last_error[256];
-	atomic_uint_fast64_t checksum_errors;
-	uint64_t gc_runs, gc_freed_blocks, gc_freed_objects;
-	int fatal;
-	/* List trees count entries (format 3); false only while a format-2
-	 * store is read (read-only, or before pog_open rebuilds them). */
-	bool list_counts;
 };
 
 static inline void *pog_block(const pog_store *s, uint64_t bno)
 {
-	return s->segs[bno / POG_SEG_BLOCKS].base +
+	return s->env->segs[bno / POG_SEG_BLOCKS].base +
 	       (bno % POG_SEG_BLOCKS) * (uint64_t)POG_BLOCK_SIZE;
 }
 
@@ -282,6 +320,21 @@ int pog_space_check(pog_store *s, enum pog_space kind, uint64_t need);
  */
 int pog_reachable(pog_store *s, const struct pog_state *st, bool pins,
 		  bool tolerant, struct pog_map64 *seen);
+/* A session of the env's own (GC's), at the latest commit, and its end
+ * (its staged changes discarded). Write lock held. */
+pog_store *pog_session_new_locked(struct pog_env *env);
+void pog_session_free_locked(pog_store *s);
+/* Move every session with nothing staged to the latest commit. */
+void pog_sessions_catch_up(pog_store *s);
+/* session.c: mark in use what every session's staged state holds (its
+ * fresh blocks, the small-node blocks it fills); mark.c marks the bases
+ * (pinned commits). */
+int pog_mark_sessions(pog_store *s);
+/* Replay the session's changes onto the latest commit (its base is
+ * older): -ESTALE with the paths in conflicts, nothing changed; else the
+ * staged state is the latest plus this session's changes. */
+int pog_merge_locked(pog_store *s);
+void pog_conflicts_clear(pog_store *s);
 /* GC with the write lock held (-EBUSY while changes are staged). */
 int pog_gc_locked(pog_store *s, struct pog_gc_result *res);
 /* Abort with the write lock held. */
@@ -638,6 +691,11 @@ void pog_hash_rekeyed(pog_store *s, uint64_t ino);
 void pog_hash_reset(pog_store *s);
 /* pog_hash of a staged ino with the store lock held. */
 int pog_hash_locked(pog_store *s, uint64_t ino, uint32_t *out);
+
+/* ---- moved.c: what a moving view changed ----------------------------- */
+/* Add what differs between from and to to s->moved (when tracked). */
+void pog_moved_collect(pog_store *s, const struct pog_state *from,
+		       const struct pog_state *to);
 
 /* ---- report.c: what a commit changed ---------------------------------- */
 /* One line of the staged changes: kind, ino (0 for D), path. */

@@ -125,3 +125,70 @@ out:
 	free(removed);
 	free(changed);
 }
+
+static int want_list(void *ctx, uint64_t parent)
+{
+	const struct pog_moved *m = ctx;
+
+	for (size_t i = 0; i < m->nlists; i++)
+		if (m->lists[i] == parent)
+			return 1;
+	return 0;
+}
+
+/* The names the kernel was given in the lists whose ranks moved. */
+static void tell_lists(struct pogfs *fs, struct pog_moved *m)
+{
+	struct inode_inval *v = NULL;
+
+	if (!m->nlists)
+		return;
+	if (inode_table_take_names(&fs->inodes, want_list, m, &v) < 0)
+		return; /* out of memory: the list inodes are told below */
+	pogfs_view_moved(fs, v);
+	free(v);
+}
+
+bool pogfs_tell_moved(struct pogfs *fs)
+{
+	struct pog_moved m;
+	struct inode_dentry *d = NULL;
+	uint64_t *inos = NULL;
+	size_t nremoved = 0, nchanged = 0, ninos = 0;
+
+	pog_take_moved(fs->store, &m);
+	if (m.nnames)
+		d = malloc(m.nnames * sizeof(*d));
+	if (m.ninos)
+		inos = malloc(m.ninos * sizeof(*inos));
+	if (m.all || (m.nnames && !d) || (m.ninos && !inos)) {
+		free(d);
+		free(inos);
+		pog_moved_clear(&m);
+		return false;
+	}
+	/* removed names first in d, the changed ones from its end */
+	for (size_t i = 0; i < m.nnames; i++) {
+		const struct pog_moved_name *n = &m.names[i];
+		struct inode_dentry e = {
+			.parent = n->dir, .child = n->child,
+			.name = n->name, .len = n->len,
+		};
+		inode_table_unname(&fs->inodes, n->dir, n->name, n->len);
+		if (n->removed)
+			d[nremoved++] = e;
+		else
+			d[m.nnames - ++nchanged] = e;
+	}
+	for (size_t i = 0; i < m.ninos; i++)
+		if (m.inos[i] == POG_ROOT_INO || /* never in the table */
+		    inode_table_has(&fs->inodes, m.inos[i]))
+			inos[ninos++] = m.inos[i];
+	tell_lists(fs, &m);
+	pogfs_tell_kernel(fs, d, nremoved, d + m.nnames - nchanged, nchanged,
+			  inos, ninos);
+	free(d);
+	free(inos);
+	pog_moved_clear(&m);
+	return true;
+}

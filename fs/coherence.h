@@ -2,6 +2,7 @@
 #ifndef POGFS_COHERENCE_H
 #define POGFS_COHERENCE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -35,5 +36,11 @@ void pogfs_tell_kernel(struct pogfs *fs, const struct inode_dentry *removed,
  * name the kernel holds.
  */
 void pogfs_view_moved(struct pogfs *fs, const struct inode_inval *v);
+
+/* The session's view moved (abort, a commit onto others' commits, -o
+ * follow): tell the kernel what the core found different between the two
+ * views (pog_take_moved), in time proportional to that. false: the core
+ * could not say (the caller drops every cache). */
+bool pogfs_tell_moved(struct pogfs *fs);
 
 #endif /* POGFS_COHERENCE_H */

@@ -103,6 +103,7 @@ static const struct vnode pog_children[] = {
 	{ VINO_HISTORY, "history", S_IFDIR | 0555 },
 	{ VINO_SNAPSHOTS, "snapshots", S_IFDIR | 0555 },
 	{ VINO_CONFLICTS, "conflicts", S_IFREG | 0444 },
+	{ VINO_SESSIONS, "sessions", S_IFREG | 0444 },
 };
 #define N_POG_CHILDREN (sizeof(pog_children) / sizeof(pog_children[0]))
 
@@ -135,7 +136,7 @@ bool ctl_stat(struct pogfs *fs, uint64_t ino, struct stat *st)
 static bool has_content(uint64_t ino)
 {
 	return ino == VINO_CTL || ino == VINO_STATUS || ino == VINO_CHANGES ||
-	       ino == VINO_LOG || ino == VINO_CONFLICTS;
+	       ino == VINO_LOG || ino == VINO_CONFLICTS || ino == VINO_SESSIONS;
 }
 
 static void sized_stat(fuse_req_t req, uint64_t ino, struct stat *st,
@@ -401,6 +402,26 @@ static int change_line(void *ctx, char kind, const char *path)
 	return 0;
 }
 
+/* .pog/conflicts: a path a line, escaped as in .pog/changes. */
+/* .pog/sessions: one line a session of this daemon: its mount point, the
+ * commit its view is based on, its staged changes (tab-separated). */
+static int session_line(void *ctx, struct pogfs *fs)
+{
+	struct pog_status ps;
+	int rc = pog_status(fs->store, &ps);
+	if (rc < 0)
+		return rc;
+	text_addf(ctx, "%s\t%" PRIu64 "\t%" PRIu64 "\n", fs->mountpoint,
+		  ps.base_id, ps.staged);
+	return 0;
+}
+
+static int make_sessions(struct pogfs *fs, struct text *t)
+{
+	(void)fs;
+	return pogfs_sessions_each(session_line, t);
+}
+
 static void add_number(cJSON *o, const char *name, uint64_t v)
 {
 	cJSON_AddNumberToObject(o, name, (double)v);
@@ -444,6 +465,9 @@ static int make_status(struct pogfs *fs, struct text *t)
 	add_number(o, "objects", ps->objects);
 	add_number(o, "logical_bytes", ps->logical_bytes);
 	add_number(o, "next_ino", ps->next_ino);
+	add_number(o, "session", ps->session_id);
+	add_number(o, "base_commit", ps->base_id);
+	add_number(o, "sessions", ps->sessions);
 	ps->last_error[sizeof(ps->last_error) - 1] = '\0';
 	cJSON_AddStringToObject(o, "last_error", ps->last_error);
 	gc = cJSON_AddObjectToObject(o, "gc");
@@ -499,7 +523,7 @@ static int make_content(struct pogfs *fs, uint64_t ino, struct text *t)
 		break;
 	case VINO_CONFLICTS: {
 		size_t len;
-		char *text = history_conflicts_get(&len);
+		char *text = history_conflicts_get(fs, &len);
 		if (!text)
 			return -ENOMEM;
 		text_addn(t, text, len);
@@ -507,6 +531,9 @@ static int make_content(struct pogfs *fs, uint64_t ino, struct text *t)
 		rc = 0;
 		break;
 	}
+	case VINO_SESSIONS:
+		rc = make_sessions(fs, t);
+		break;
 	case VINO_LOG: {
 		struct log_ctx l = { fs, t };
 		rc = pog_log(fs->store, log_line, &l);
@@ -756,6 +783,23 @@ static int core_failed(struct pogfs *fs, struct text *answer, int rc,
 	return rc;
 }
 
+/* One conflict path: a line as .pog/changes writes it, with kind C. */
+static int conflict_line(void *ctx, const char *path)
+{
+	struct text *t = ctx;
+	return change_line(t, 'C', path);
+}
+
+/* .pog/conflicts after a commit: the paths of its ESTALE, or nothing. */
+static void commit_conflicts(struct pogfs *fs, int rc)
+{
+	struct text paths = { 0 };
+	if (rc == -ESTALE)
+		(void)pog_conflicts(fs->store, conflict_line, &paths);
+	history_conflicts_set(fs, paths.data ? paths.data : "", paths.len);
+	text_release(&paths);
+}
+
 static int cmd_commit(struct pogfs *fs, const char *message, struct text *answer)
 {
 	uint64_t staged = pog_staged_count(fs->store);
@@ -768,10 +812,13 @@ static int cmd_commit(struct pogfs *fs, const char *message, struct text *answer
 				      POG_MESSAGE_MAX);
 	pog_set_error(fs->store, NULL);
 	rc = pogfs_commit(fs, message[0] ? message : NULL, &id);
+	commit_conflicts(fs, rc);
 	if (rc < 0) /* a failed commit changed no name (core/list.c) */
 		return core_failed(fs, answer, rc, "commit");
 	text_addf(answer, "commit %" PRIu64 " %" PRIu64 "\n", id, staged);
 	pogfs_invalidate(fs, true);
+	pogfs_moved(fs); /* committed onto others' commits: past them */
+	pogfs_sessions_committed(fs);
 	return 0;
 }
 
@@ -783,8 +830,9 @@ static int cmd_abort(struct pogfs *fs, struct text *answer)
 	if (rc < 0)
 		return command_failed(fs, answer, rc, "abort: %s",
 				      pog_strerror(rc));
+	history_conflicts_set(fs, "", 0);
 	text_addf(answer, "abort %" PRIu64 "\n", staged);
-	pogfs_invalidate(fs, false);
+	pogfs_moved(fs);
 	return 0;
 }
 
@@ -1366,13 +1414,6 @@ static int cmd_snapshot(struct pogfs *fs, const char *verb, const char *name,
 	return 0;
 }
 
-/* One conflict path: a line as .pog/changes writes it, with kind C. */
-static int conflict_line(void *ctx, const char *path)
-{
-	struct text *t = ctx;
-	return change_line(t, 'C', path);
-}
-
 /* revert ID: stage the inverse of commit ID; ESTALE names the paths a
  * later change touched in .pog/conflicts (lines "C path"). */
 static int cmd_revert(struct pogfs *fs, const char *arg, struct text *answer)
@@ -1387,7 +1428,7 @@ static int cmd_revert(struct pogfs *fs, const char *arg, struct text *answer)
 	pog_set_error(fs->store, NULL);
 	rc = pog_revert(fs->store, id, conflict_line, &paths);
 	if (rc == -ESTALE || rc == 0)
-		history_conflicts_set(paths.data ? paths.data : "", paths.len);
+		history_conflicts_set(fs, paths.data ? paths.data : "", paths.len);
 	if (rc < 0) {
 		rc = core_failed(fs, answer, rc, "revert");
 		if (paths.len)
@@ -1619,6 +1660,12 @@ static void invalidate_renumbered(struct pogfs *fs)
 		fuse_lowlevel_notify_inval_inode(fs->se, dirs.v[i], 0, 0);
 	free(v);
 	free(dirs.v);
+}
+
+void pogfs_moved(struct pogfs *fs)
+{
+	if (!pogfs_tell_moved(fs))
+		pogfs_invalidate(fs, false);
 }
 
 void pogfs_invalidate(struct pogfs *fs, bool committed_view)

@@ -49,6 +49,15 @@ struct events_reader {
 	size_t nwatch;
 	struct events_watch *watch[WATCH_MAX];
 	struct fuse_pollhandle *ph; /* a poller waiting for a line */
+	const struct pogfs *fs; /* the mount it was opened on */
+	bool closed;         /* that mount went away: end of file */
+};
+
+/* A mount whose readers' streams end when it leaves the mount table. */
+struct events_mount {
+	struct events_mount *next;
+	const struct pogfs *fs;
+	unsigned long id;    /* in /proc/self/mountinfo */
 };
 
 struct events_pending {
@@ -114,6 +123,11 @@ void events_release(struct pogfs_events *ev)
 		return;
 	while (ev->first_seq < ev->next_seq)
 		drop_oldest(ev);
+	while (ev->mounts) {
+		struct events_mount *m = ev->mounts;
+		ev->mounts = m->next;
+		free(m);
+	}
 	while (ev->watches) {
 		struct events_watch *w = ev->watches;
 		ev->watches = w->next;
@@ -141,6 +155,12 @@ void events_release(struct pogfs_events *ev)
 }
 
 /* ---- reading the ring (lock held) --------------------------------------- */
+
+/* The stream ended for this reader: every stream, or its mount's. */
+static bool ended(const struct pogfs_events *ev, const struct events_reader *r)
+{
+	return ev->closed || r->closed;
+}
 
 static bool path_under(const char *path, const char *top)
 {
@@ -270,7 +290,7 @@ static struct answer *take_answers(struct pogfs_events *ev)
 			a = NULL;
 		}
 		size_t n = buf ? reader_fill(ev, p->reader, buf, p->size) : 0;
-		if (!a || (n == 0 && !ev->closed)) {
+		if (!a || (n == 0 && !ended(ev, p->reader))) {
 			free(buf);
 			free(a);
 			pp = &p->next;
@@ -297,7 +317,7 @@ static struct poll_wake *take_pollers(struct pogfs_events *ev)
 	struct poll_wake *out = NULL;
 
 	for (struct events_reader *r = ev->readers; r; r = r->next) {
-		if (!r->ph || (!ev->closed && !reader_ready(ev, r)))
+		if (!r->ph || (!ended(ev, r) && !reader_ready(ev, r)))
 			continue;
 		struct poll_wake *w = malloc(sizeof(*w));
 		if (!w)
@@ -361,11 +381,31 @@ static void kick(struct pogfs_events *ev)
 
 /* ---- the end of the streams: unmount ------------------------------------ */
 
-static void end_streams(struct pogfs_events *ev)
+/* End the streams of fs's readers, or all of them (fs NULL), and stop
+ * watching fs's mount (lock held). */
+static void end_streams_locked(struct pogfs_events *ev, const struct pogfs *fs)
+{
+	if (!fs)
+		ev->closed = true;
+	for (struct events_reader *r = ev->readers; r; r = r->next)
+		if (r->fs == fs)
+			r->closed = true;
+	for (struct events_mount **mp = &ev->mounts; *mp;) {
+		struct events_mount *m = *mp;
+		if (!fs || m->fs == fs) {
+			*mp = m->next;
+			free(m);
+		} else {
+			mp = &m->next;
+		}
+	}
+	kick(ev);
+}
+
+static void end_streams(struct pogfs_events *ev, const struct pogfs *fs)
 {
 	pthread_mutex_lock(&ev->lock);
-	ev->closed = true;
-	kick(ev);
+	end_streams_locked(ev, fs);
 	pthread_mutex_unlock(&ev->lock);
 }
 
@@ -470,21 +510,28 @@ static unsigned long find_mount(const char *table, const char *mountpoint,
 	return found;
 }
 
+/* Mounts that left the table: their readers' streams end (lock held). */
+static void check_mounts(struct pogfs_events *ev, const char *table)
+{
+	for (struct events_mount *m = ev->mounts, *next; m; m = next) {
+		next = m->next;
+		if (find_mount(table, m->fs->mountpoint, m->id) != 0)
+			continue;
+		pogfs_log((struct pogfs *)m->fs, LOG_INFO,
+			  "events: %s was unmounted: its event streams end",
+			  m->fs->mountpoint);
+		end_streams_locked(ev, m->fs);
+	}
+}
+
 static void *mount_watcher_main(void *arg)
 {
-	struct pogfs *fs = arg;
-	struct pogfs_events *ev = &fs->events;
+	struct pogfs_events *ev = arg;
 	int fd = open("/proc/self/mountinfo", O_RDONLY | O_CLOEXEC);
-	unsigned long id = 0;
-	char *table;
 
 	if (fd < 0)
 		return NULL;
-	table = read_all(fd);
-	if (table)
-		id = find_mount(table, fs->mountpoint, 0);
-	free(table);
-	while (id) {
+	for (;;) {
 		struct pollfd pfd[2] = {
 			{ .fd = fd, .events = POLLPRI },
 			{ .fd = ev->stop_pipe[0], .events = POLLIN },
@@ -498,14 +545,11 @@ static void *mount_watcher_main(void *arg)
 			break;
 		if (!(pfd[0].revents & (POLLPRI | POLLERR)))
 			continue;
-		table = read_all(fd);
-		if (table && find_mount(table, fs->mountpoint, id) == 0) {
-			free(table);
-			pogfs_log(fs, LOG_INFO,
-				  "events: %s was unmounted: the event streams end",
-				  fs->mountpoint);
-			end_streams(ev);
-			break;
+		char *table = read_all(fd);
+		if (table) {
+			pthread_mutex_lock(&ev->lock);
+			check_mounts(ev, table);
+			pthread_mutex_unlock(&ev->lock);
 		}
 		free(table);
 	}
@@ -513,9 +557,37 @@ static void *mount_watcher_main(void *arg)
 	return NULL;
 }
 
+int events_attach(struct pogfs *fs)
+{
+	struct pogfs_events *ev = fs->events;
+	int fd = open("/proc/self/mountinfo", O_RDONLY | O_CLOEXEC);
+	char *table = fd >= 0 ? read_all(fd) : NULL;
+	unsigned long id = table ? find_mount(table, fs->mountpoint, 0) : 0;
+	struct events_mount *m = id ? malloc(sizeof(*m)) : NULL;
+
+	free(table);
+	if (fd >= 0)
+		close(fd);
+	if (!m)
+		return id ? -ENOMEM : 0; /* not in the table: nothing to watch */
+	m->fs = fs;
+	m->id = id;
+	pthread_mutex_lock(&ev->lock);
+	m->next = ev->mounts;
+	ev->mounts = m;
+	pthread_mutex_unlock(&ev->lock);
+	return 0;
+}
+
+void events_end_mount(struct pogfs *fs)
+{
+	if (fs->events && fs->events->ring)
+		end_streams(fs->events, fs);
+}
+
 int events_start(struct pogfs *fs)
 {
-	struct pogfs_events *ev = &fs->events;
+	struct pogfs_events *ev = fs->events;
 	int err;
 
 	ev->se = fs->se;
@@ -525,7 +597,10 @@ int events_start(struct pogfs *fs)
 	ev->notifier_running = true;
 	if (pipe2(ev->stop_pipe, O_CLOEXEC) != 0)
 		return -errno;
-	err = pthread_create(&ev->mount_watcher, NULL, mount_watcher_main, fs);
+	err = events_attach(fs);
+	if (err)
+		return err;
+	err = pthread_create(&ev->mount_watcher, NULL, mount_watcher_main, ev);
 	if (err)
 		return -err;
 	ev->mount_watcher_running = true;
@@ -534,11 +609,11 @@ int events_start(struct pogfs *fs)
 
 void events_close(struct pogfs *fs)
 {
-	struct pogfs_events *ev = &fs->events;
+	struct pogfs_events *ev = fs->events;
 
 	if (!ev->ring)
 		return;
-	end_streams(ev);
+	end_streams(ev, NULL);
 	if (ev->mount_watcher_running) {
 		char c = 0;
 		if (write(ev->stop_pipe[1], &c, 1) != 1) {
@@ -730,7 +805,7 @@ static struct events_commit *moved_of(struct pogfs_events *ev,
 static void feed(struct pogfs *fs, const struct pog_commit_report *rep,
 		 const struct watch_snapshot *snap)
 {
-	struct pogfs_events *ev = &fs->events;
+	struct pogfs_events *ev = fs->events;
 	const char *session = fs->mountpoint ? fs->mountpoint : "";
 	struct events_line **lines = calloc(rep->nchanges ? rep->nchanges : 1,
 					    sizeof(*lines));
@@ -774,7 +849,7 @@ static void feed(struct pogfs *fs, const struct pog_commit_report *rep,
 
 void events_stats(struct pogfs *fs, struct events_stats *out)
 {
-	struct pogfs_events *ev = &fs->events;
+	struct pogfs_events *ev = fs->events;
 
 	memset(out, 0, sizeof(*out));
 	if (!ev->ring)
@@ -792,7 +867,7 @@ void events_stats(struct pogfs *fs, struct events_stats *out)
 
 void events_notify(struct pogfs *fs)
 {
-	struct pogfs_events *ev = &fs->events;
+	struct pogfs_events *ev = fs->events;
 
 	if (!ev->ring)
 		return;
@@ -804,7 +879,7 @@ void events_notify(struct pogfs *fs)
 
 int pogfs_commit(struct pogfs *fs, const char *message, uint64_t *id)
 {
-	struct pogfs_events *ev = &fs->events;
+	struct pogfs_events *ev = fs->events;
 	struct pog_commit_report *rep = NULL;
 	struct watch_snapshot snap = { 0 };
 	bool wanted;
@@ -837,7 +912,7 @@ int pogfs_commit(struct pogfs *fs, const char *message, uint64_t *id)
 
 void events_open(fuse_req_t req, struct fuse_file_info *fi)
 {
-	struct pogfs_events *ev = &fs_of(req)->events;
+	struct pogfs_events *ev = fs_of(req)->events;
 	struct events_reader *r = calloc(1, sizeof(*r));
 
 	if (!r) {
@@ -848,6 +923,7 @@ void events_open(fuse_req_t req, struct fuse_file_info *fi)
 	pthread_mutex_lock(&ev->commit_lock);
 	pthread_mutex_lock(&ev->lock);
 	r->next_seq = ev->next_seq;
+	r->fs = fs_of(req);
 	r->next = ev->readers;
 	ev->readers = r;
 	ev->nreaders++;
@@ -885,7 +961,7 @@ static void events_interrupted(fuse_req_t req, void *data)
 
 void events_read(fuse_req_t req, size_t size, struct fuse_file_info *fi)
 {
-	struct pogfs_events *ev = &fs_of(req)->events;
+	struct pogfs_events *ev = fs_of(req)->events;
 	struct events_reader *r = reader_of(fi);
 	struct events_pending *p = calloc(1, sizeof(*p));
 	char *buf = malloc(size ? size : 1);
@@ -901,7 +977,7 @@ void events_read(fuse_req_t req, size_t size, struct fuse_file_info *fi)
 	fuse_req_interrupt_func(req, events_interrupted, ev);
 	pthread_mutex_lock(&ev->lock);
 	n = reader_fill(ev, r, buf, size);
-	if (n > 0 || ev->closed) {
+	if (n > 0 || ended(ev, r)) {
 		pthread_mutex_unlock(&ev->lock);
 		fuse_reply_buf(req, buf, n);
 	} else if (fi->flags & O_NONBLOCK) {
@@ -978,7 +1054,7 @@ static void committed_hash(struct pogfs *fs, const char *path,
 /* "watch PATH": add PATH to what the reader watches. */
 static int add_watch(struct pogfs *fs, struct events_reader *r, const char *arg)
 {
-	struct pogfs_events *ev = &fs->events;
+	struct pogfs_events *ev = fs->events;
 	char *path = watch_path_of(fs, arg);
 	struct events_watch *w;
 	int rc = 0;
@@ -1114,14 +1190,14 @@ void events_release_file(fuse_req_t req, struct fuse_file_info *fi)
 	struct events_reader *r = reader_of(fi);
 
 	if (r)
-		reader_close(&fs_of(req)->events, r);
+		reader_close(fs_of(req)->events, r);
 	fuse_reply_err(req, 0);
 }
 
 void events_poll(fuse_req_t req, struct fuse_file_info *fi,
 		 struct fuse_pollhandle *ph)
 {
-	struct pogfs_events *ev = &fs_of(req)->events;
+	struct pogfs_events *ev = fs_of(req)->events;
 	struct events_reader *r = reader_of(fi);
 	struct fuse_pollhandle *old = NULL;
 	unsigned revents = 0;
@@ -1137,7 +1213,7 @@ void events_poll(fuse_req_t req, struct fuse_file_info *fi,
 		old = r->ph;
 		r->ph = ph;
 	}
-	if (ev->closed || reader_ready(ev, r))
+	if (ended(ev, r) || reader_ready(ev, r))
 		revents = POLLIN | POLLRDNORM;
 	pthread_mutex_unlock(&ev->lock);
 	if (old)

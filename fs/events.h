@@ -38,6 +38,7 @@ struct events_line;
 struct events_reader;
 struct events_pending;
 struct events_watch;
+struct events_mount;
 
 #define EVENTS_RING_LINES 8192u
 #define EVENTS_RING_BYTES ((size_t)8 << 20)
@@ -64,6 +65,7 @@ struct pogfs_events {
 	pthread_t mount_watcher;       /* ends the streams at a lazy unmount */
 	bool mount_watcher_running;
 	int stop_pipe[2];              /* wakes the mount watcher */
+	struct events_mount *mounts;   /* the mounts it watches */
 	struct fuse_session *se;
 	uint64_t commits_fed, lines_fed, lines_dropped; /* .pog/status */
 };
@@ -89,6 +91,11 @@ int events_start(struct pogfs *fs);
 /* End every stream (blocked reads answer end of file), then stop the
  * threads. After the session loop, before the session is destroyed. */
 void events_close(struct pogfs *fs);
+/* Watch fs's mount too (a mount added to the daemon): when it leaves the
+ * mount table, its readers' streams end. 0 or -ENOMEM. */
+int events_attach(struct pogfs *fs);
+/* fs's mount is gone: its readers get end of file, the rest go on. */
+void events_end_mount(struct pogfs *fs);
 /* Free everything (after events_close). */
 void events_release(struct pogfs_events *ev);
 

@@ -10,10 +10,8 @@
 #include "pogfs.h"
 
 static pthread_mutex_t conflicts_lock = PTHREAD_MUTEX_INITIALIZER;
-static char *conflicts;
-static size_t conflicts_len;
 
-int history_conflicts_set(const char *text, size_t len)
+int history_conflicts_set(struct pogfs *fs, const char *text, size_t len)
 {
 	char *copy = malloc(len + 1);
 	if (!copy)
@@ -21,22 +19,22 @@ int history_conflicts_set(const char *text, size_t len)
 	memcpy(copy, text, len);
 	copy[len] = '\0';
 	pthread_mutex_lock(&conflicts_lock);
-	free(conflicts);
-	conflicts = copy;
-	conflicts_len = len;
+	free(fs->conflicts);
+	fs->conflicts = copy;
+	fs->conflicts_len = len;
 	pthread_mutex_unlock(&conflicts_lock);
 	return 0;
 }
 
-char *history_conflicts_get(size_t *len)
+char *history_conflicts_get(struct pogfs *fs, size_t *len)
 {
 	pthread_mutex_lock(&conflicts_lock);
-	char *copy = malloc(conflicts_len + 1);
+	char *copy = malloc(fs->conflicts_len + 1);
 	if (copy) {
-		if (conflicts_len)
-			memcpy(copy, conflicts, conflicts_len);
-		copy[conflicts_len] = '\0';
-		*len = conflicts_len;
+		if (fs->conflicts_len)
+			memcpy(copy, fs->conflicts, fs->conflicts_len);
+		copy[fs->conflicts_len] = '\0';
+		*len = fs->conflicts_len;
 	}
 	pthread_mutex_unlock(&conflicts_lock);
 	return copy;

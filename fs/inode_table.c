@@ -308,6 +308,14 @@ int inode_table_remember(struct inode_table *t, uint64_t ino, uint64_t parent,
 	return 0;
 }
 
+bool inode_table_has(struct inode_table *t, uint64_t ino)
+{
+	pthread_mutex_lock(&t->lock);
+	bool has = *find(t, ino) != NULL;
+	pthread_mutex_unlock(&t->lock);
+	return has;
+}
+
 uint64_t inode_table_forget(struct inode_table *t, uint64_t ino, uint64_t n)
 {
 	uint64_t dropped = 0;

@@ -74,6 +74,9 @@ int inode_table_remember(struct inode_table *t, uint64_t ino,
 
 /* Drop n lookups of ino, and its names with the last; returns how many
  * were held (<= n). */
+/* Does the kernel hold ino (looked up and not forgotten)? */
+bool inode_table_has(struct inode_table *t, uint64_t ino);
+
 uint64_t inode_table_forget(struct inode_table *t, uint64_t ino, uint64_t n);
 
 /* name in parent is gone (unlink, rmdir): forget it. */

@@ -22,6 +22,7 @@
 struct pogfs_opts {
 	int autocommit;
 	int showpog;
+	int follow;
 	unsigned autocommit_delay;
 	double timeout;
 	int timeout_set;
@@ -40,6 +41,7 @@ enum { KEY_MAX_READ, KEY_FSNAME, KEY_SUBTYPE };
 static const struct fuse_opt pogfs_opt_spec[] = {
 	POGFS_OPT("autocommit", autocommit),
 	POGFS_OPT("showpog", showpog),
+	POGFS_OPT("follow", follow),
 	{ "autocommit_delay=%u", offsetof(struct pogfs_opts, autocommit_delay), 0 },
 	{ "timeout=%lf", offsetof(struct pogfs_opts, timeout), 0 },
 	POGFS_OPT("timeout=", timeout_set),
@@ -156,6 +158,7 @@ static void usage(FILE *out, const char *prog)
 		"pogfs options:\n"
 		"    -o autocommit          commit on unmount and after a quiet period\n"
 		"    -o autocommit_delay=S  quiet period in seconds (default 5)\n"
+		"    -o follow              with nothing staged, move to each new commit\n"
 		"    -o showpog             list .pog in the root directory\n"
 		"    -o timeout=S           kernel entry/attribute cache (default 1.0)\n"
 		"    -o nonempty            allow mounting over a non-empty directory\n"
@@ -203,9 +206,11 @@ static void *autocommit_main(void *arg)
 			pogfs_touch(fs); /* try again after another quiet period */
 			continue;
 		}
+		pogfs_sessions_committed(fs);
 		pogfs_log(fs, LOG_INFO, "autocommit: commit %" PRIu64 " (%" PRIu64 " changes)",
 			  id, staged);
 		pogfs_invalidate(fs, true);
+		pogfs_moved(fs);
 	}
 	return NULL;
 }
@@ -219,6 +224,16 @@ static void unpin_one(void *ctx, uint64_t ino, uint64_t nlookup)
 		pog_unpin(fs->store, ino, nlookup);
 }
 
+void pogfs_autocommit_start(struct pogfs *fs)
+{
+	if (!fs->autocommit)
+		return;
+	if (pthread_create(&fs->autocommit_thread, NULL, autocommit_main, fs) == 0)
+		fs->autocommit_running = true;
+	else
+		pogfs_log(fs, LOG_ERR, "autocommit: cannot start its thread");
+}
+
 void pogfs_close_store(struct pogfs *fs)
 {
 	pogfs_serve_stop(fs); /* its requests use the store */
@@ -228,7 +243,8 @@ void pogfs_close_store(struct pogfs *fs)
 		return;
 	}
 	/* Unmounted: a new daemon may wait for this one from now on. */
-	pog_set_holder(fs->store, POG_HOLDER_FINISHING);
+	if (!fs->secondary)
+		pog_set_holder(fs->store, POG_HOLDER_FINISHING);
 	if (fs->autocommit_running) {
 		atomic_store(&fs->stopping, true);
 		pthread_join(fs->autocommit_thread, NULL);
@@ -539,12 +555,52 @@ static int open_log_file(const char *path)
 	return 0;
 }
 
+/*
+ * A daemon serves the pool already: mount here, with our rights and
+ * options, and hand the mount to it as a new session (sessions.c says
+ * why). Returns the exit status.
+ */
+static int attach_session(struct pogfs *fs, struct fuse_args *args,
+			  const char *shown)
+{
+	char opts[128], why[256];
+	int rc;
+
+	fs->se = fuse_session_new(args, &pogfs_ops, sizeof(pogfs_ops), fs);
+	if (!fs->se)
+		return 1;
+	if (fuse_session_mount(fs->se, fs->mountpoint) != 0) {
+		pogfs_log(NULL, LOG_ERR, "%s: mount failed", fs->mountpoint);
+		fuse_session_destroy(fs->se);
+		return 1;
+	}
+	snprintf(opts, sizeof(opts),
+		 "autocommit=%d showpog=%d follow=%d timeout=%g delay=%u",
+		 fs->autocommit, fs->showpog, fs->follow, fs->timeout,
+		 fs->autocommit_delay);
+	rc = pogfs_session_attach(fs->pool_path, fs->mountpoint,
+				  fuse_session_fd(fs->se), opts, why, sizeof(why));
+	/* No daemon answers (it is going), or it is finishing: unmount and
+	 * open the pool as the first mount, waiting for it (-1). */
+	bool going = rc == -EBUSY || rc == -ENOENT || rc == -EPIPE ||
+		     rc == -ECONNREFUSED;
+	if (rc < 0 && !going)
+		pogfs_log(NULL, LOG_ERR, "%s: the daemon serving it refused a "
+			  "new session: %s", shown, why[0] ? why : pog_strerror(rc));
+	if (rc < 0)
+		fuse_session_unmount(fs->se);
+	fuse_session_destroy(fs->se); /* the daemon has its own descriptor */
+	fs->se = NULL;
+	return rc < 0 ? (going ? -1 : 1) : 0;
+}
+
 static int pogfs_main(int argc, char *argv[])
 {
 	struct fuse_args args = FUSE_ARGS_INIT(0, NULL);
 	struct fuse_cmdline_opts opts;
 	struct pogfs_opts own = { .autocommit_delay = 5, .timeout = 1.0 };
 	struct pogfs fs;
+	struct pogfs_events events;
 	const char *pool = NULL;
 	char *fsname = NULL, reason[256];
 	int notify_fd = -1;
@@ -552,6 +608,8 @@ static int pogfs_main(int argc, char *argv[])
 
 	memset(&opts, 0, sizeof(opts));
 	memset(&fs, 0, sizeof(fs));
+	memset(&events, 0, sizeof(events));
+	fs.events = &events;
 	fs.ready_fd = -1;
 	pthread_mutex_init(&fs.close_lock, NULL);
 	pthread_mutex_init(&fs.ctl_lock, NULL);
@@ -621,6 +679,7 @@ static int pogfs_main(int argc, char *argv[])
 	fs.timeout = own.timeout;
 	fs.showpog = own.showpog;
 	fs.autocommit = own.autocommit;
+	fs.follow = own.follow;
 	fs.autocommit_delay = own.autocommit_delay ? own.autocommit_delay : 1;
 	fs.foreground = opts.foreground;
 	fs.max_read = own.max_read;
@@ -632,11 +691,17 @@ static int pogfs_main(int argc, char *argv[])
 		pogfs_log(NULL, LOG_ERR, "inode table: out of memory");
 		goto out_args;
 	}
-	if (events_init(&fs.events, own.events_ring) != 0) {
+	if (events_init(fs.events, own.events_ring) != 0) {
 		pogfs_log(NULL, LOG_ERR, "events: out of memory");
 		goto out_table;
 	}
 
+	if (pog_holder(fs.pool_path) == POG_HOLDER_SERVING) {
+		ret = attach_session(&fs, &args, pool);
+		if (ret >= 0)
+			goto out_table;
+		/* that daemon is finishing: wait for it as below */
+	}
 	if (!opts.foreground && daemon_start(&notify_fd) != 0)
 		goto out_table;
 
@@ -658,6 +723,8 @@ static int pogfs_main(int argc, char *argv[])
 	}
 	/* Commits name their session: this mount (.pog/log). */
 	(void)pog_set_session_name(fs.store, fs.mountpoint);
+	pog_track_moves(fs.store, true); /* the kernel is told what a moving view changed */
+	pogfs_sessions_set_first(&fs);
 
 	fs.se = fuse_session_new(&args, &pogfs_ops, sizeof(pogfs_ops), &fs);
 	if (!fs.se)
@@ -670,12 +737,7 @@ static int pogfs_main(int argc, char *argv[])
 		goto out_signals;
 	}
 
-	if (fs.autocommit) {
-		if (pthread_create(&fs.autocommit_thread, NULL, autocommit_main, &fs) == 0)
-			fs.autocommit_running = true;
-		else
-			pogfs_log(&fs, LOG_ERR, "autocommit: cannot start its thread");
-	}
+	pogfs_autocommit_start(&fs);
 	/* op_init releases the parent once the kernel's INIT is answered. */
 	fs.ready_fd = notify_fd;
 	notify_fd = -1;
@@ -685,8 +747,12 @@ static int pogfs_main(int argc, char *argv[])
 		pogfs_log(&fs, LOG_ERR, "events: cannot start: %s", strerror(-rc));
 
 	ret = loop_status(run_loop(&fs, &opts));
-	/* Blocked readers of .pog/events get end of file while the
-	 * kernel still listens. */
+	/* Blocked readers of .pog/events on this mount get end of file while
+	 * the kernel still listens. */
+	events_end_mount(&fs);
+	/* The pool stays open while mounts added to this daemon live. */
+	pogfs_sessions_wait();
+	pogfs_sessions_set_first(NULL);
 	events_close(&fs);
 	/* Unmounted: a new daemon may wait for this one from now on. */
 	if (fs.store)
@@ -709,9 +775,10 @@ out_notify:
 	if (notify_fd >= 0)
 		daemon_failed(notify_fd);
 out_table:
-	events_release(&fs.events);
+	events_release(fs.events);
 	inode_table_release(&fs.inodes);
 out_args:
+	free(fs.conflicts);
 	free(fs.mountpoint);
 	free(fs.pool_path);
 	free(fsname);

@@ -34,6 +34,7 @@
 #define VINO_HISTORY (VINO_BASE | 10)   /* .pog/history/ */
 #define VINO_SNAPSHOTS (VINO_BASE | 8) /* .pog/snapshots/ */
 #define VINO_CONFLICTS (VINO_BASE | 9) /* .pog/conflicts */
+#define VINO_SESSIONS (VINO_BASE | 11) /* .pog/sessions */
 #define VINO_COMMITTED_ROOT (POG_ROOT_INO | POG_COMMITTED_BIT)
 
 #define POG_CTL_NAME ".pog"
@@ -66,6 +67,7 @@ struct pogfs {
 	double timeout;            /* entry and attr cache, seconds */
 	bool showpog;              /* list .pog in the root */
 	bool autocommit;           /* commit on unmount and when quiet */
+	bool follow;               /* -o follow: nothing staged, move on */
 	unsigned autocommit_delay; /* seconds without changes */
 	bool foreground;
 	uid_t uid;                 /* the daemon's, owner of .pog */
@@ -91,10 +93,34 @@ struct pogfs {
 	pthread_mutex_t ctl_lock;
 	struct vfile *ctl_files;
 	struct pogfs_server *server; /* control socket (serve.c), or NULL */
+	bool secondary;            /* a mount added to the daemon (sessions.c) */
+	struct pogfs *next_mount;  /* sessions.c's list */
 	/* .pog/events: the store's stream of commits (events.c). One per
 	 * store: every session's commits feed it, every session reads it. */
-	struct pogfs_events events;
+	struct pogfs_events *events; /* the first mount's */
+	char *conflicts;             /* .pog/conflicts (history.c) */
+	size_t conflicts_len;
 };
+
+/* ---- more mounts of the pool (sessions.c) ----------------------------- */
+/* The daemon's first mount (for .pog/sessions). */
+void pogfs_sessions_set_first(struct pogfs *fs);
+/* Serve a mount the client made (FUSE descriptor fd, owned from now on)
+ * at mnt as a new session of first's pool; opts: "autocommit=0|1
+ * showpog=0|1 timeout=S". 0 or -errno. */
+int pogfs_session_add(struct pogfs *first, const char *mnt, const char *opts,
+		      int fd);
+/* fs committed: the mounts with -o follow and nothing staged move to the
+ * new commit (their kernel caches are told). */
+void pogfs_sessions_committed(struct pogfs *fs);
+/* Wait until every added mount is unmounted and closed. */
+void pogfs_sessions_wait(void);
+/* fn for the first mount and each added one (a non-zero return stops). */
+int pogfs_sessions_each(int (*fn)(void *ctx, struct pogfs *fs), void *ctx);
+/* The client side: hand the mount at mnt (FUSE descriptor fuse_fd) to the
+ * daemon serving pool; 0, or the daemon's error with why filled. */
+int pogfs_session_attach(const char *pool, const char *mnt, int fuse_fd,
+			 const char *opts, char *why, size_t why_size);
 
 /* Map a core return code to a positive errno for fuse_reply_err. */
 int pogfs_errno(long rc);
@@ -155,6 +181,10 @@ bool ctl_stat(struct pogfs *fs, uint64_t ino, struct stat *st);
 /* Kernel cache invalidation after abort (staged view) or commit
  * (committed view). */
 void pogfs_invalidate(struct pogfs *fs, bool committed_view);
+/* The session's view moved (abort, a commit onto others' commits, -o
+ * follow): the kernel is told what changed (coherence.c), or everything
+ * is invalidated when the core could not say. */
+void pogfs_moved(struct pogfs *fs);
 
 /* ---- .pog virtual directory (ctl.c) --------------------------------- */
 void ctl_lookup(fuse_req_t req, uint64_t parent, const char *name);
@@ -184,8 +214,8 @@ int history_view_path(struct pogfs *fs, const char *rel, uint64_t *root,
 		      const char **rest);
 /* .pog/conflicts: the paths of the last revert that failed with ESTALE
  * (set replaces; get returns a malloc'ed copy, "" when none). */
-int history_conflicts_set(const char *text, size_t len);
-char *history_conflicts_get(size_t *len);
+int history_conflicts_set(struct pogfs *fs, const char *text, size_t len);
+char *history_conflicts_get(struct pogfs *fs, size_t *len);
 /* A commit named by a diff/revert argument: an id, a snapshot name, or
  * "staged" (POG_DIFF_STAGED). */
 int history_commit_arg(struct pogfs *fs, const char *arg, uint64_t *id);
@@ -193,6 +223,9 @@ int history_commit_arg(struct pogfs *fs, const char *arg, uint64_t *id);
 /* The ops table (ops.c). */
 extern const struct fuse_lowlevel_ops pogfs_ops;
 
+/* -o autocommit: commit after each quiet period (a thread; stopped by
+ * pogfs_close_store). */
+void pogfs_autocommit_start(struct pogfs *fs);
 /* Store teardown at unmount (main.c): autocommit or discard, close. */
 void pogfs_close_store(struct pogfs *fs);
 

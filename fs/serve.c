@@ -31,8 +31,14 @@
  *      sends its LENGTH bytes now, then reads the frames that follow,
  *   E  the end: "RC MESSAGE", RC the core call's return value.
  * The pool's lock stays with the daemon. Only import changes the store:
- * it stages the document in the mount's session as ctl's import does,
- * holding it in an unlinked temporary file (spool.h), not in memory.
+ * it stages the document in a session as ctl's import does, holding it in
+ * an unlinked temporary file (spool.h), not in memory. A request does
+ * not name a mount, so export-path and import are answered only while
+ * the daemon serves one mount (its session is the one the client named);
+ * with several, they answer -EINVAL before anything, and pog asks the
+ * named mount's MNT/.pog/ctl instead (which spools an import the same
+ * way). "session MNT<TAB>OPTS" (with a FUSE descriptor) adds a mount
+ * (sessions.c).
  */
 
 #define MAX_CLIENTS 64
@@ -55,6 +61,7 @@ struct client {
 	struct pogfs_server *server;
 	int fd;
 	int err;               /* first write error: the client is gone */
+	int passed_fd;         /* a descriptor sent with the request, or -1 */
 	struct timespec last_progress;
 	char message[1024];    /* the end's message, when not strerror's */
 };
@@ -193,10 +200,29 @@ static int answer_fsck(struct client *c)
  * views (ctl_export_resolve), written in frames as pog_export makes the
  * bytes: the daemon holds no more of the document than one buffer.
  */
+static int count_mount(void *ctx, struct pogfs *fs)
+{
+	(void)fs;
+	(*(unsigned *)ctx)++;
+	return 0;
+}
+
+/* The mount a client names is this daemon's only one (see above). */
+static bool one_mount(struct pogfs *fs)
+{
+	unsigned n = 0;
+
+	(void)pogfs_sessions_each(count_mount, &n);
+	return n == 1 && fs->store && !fs->closed;
+}
+
 static int answer_export_path(struct client *c, const char *path)
 {
 	struct pogfs *fs = c->server->fs;
 	uint64_t ino;
+
+	if (!one_mount(fs))
+		return -EINVAL; /* pog asks the mount's ctl */
 	int rc = ctl_export_resolve(fs, path, &ino);
 
 	if (rc < 0)
@@ -204,6 +230,23 @@ static int answer_export_path(struct client *c, const char *path)
 	rc = pog_export(fs->store, ino, data_frame, c);
 	/* a client gone mid-document ends it; its error is ours to tell */
 	return rc < 0 && c->err ? c->err : rc;
+}
+
+/* session MNT<TAB>OPTS, with the FUSE descriptor of the mount at MNT
+ * (made by the client, with its rights): serve it as a new session. */
+static int answer_session(struct client *c, const char *args)
+{
+	char mnt[PATH_MAX];
+	const char *tab = strchr(args, '\t');
+	size_t len = tab ? (size_t)(tab - args) : strlen(args);
+
+	if (c->passed_fd < 0 || len == 0 || len >= sizeof(mnt) || args[0] != '/')
+		return -EINVAL;
+	memcpy(mnt, args, len);
+	mnt[len] = '\0';
+	int fd = c->passed_fd;
+	c->passed_fd = -1; /* pogfs_session_add owns it now */
+	return pogfs_session_add(c->server->fs, mnt, tab ? tab + 1 : "", fd);
 }
 
 /* ---- import ---------------------------------------------------------- */
@@ -279,6 +322,8 @@ static int answer_import(struct client *c, const char *args)
 	char why[768];
 	int rc;
 
+	if (!one_mount(fs))
+		return -EINVAL; /* pog sends it to the mount's ctl */
 	if (!may_import(fs, c->fd, &cred)) {
 		snprintf(c->message, sizeof(c->message), "import: permission "
 			 "denied (only root and the daemon's user may import)");
@@ -340,6 +385,8 @@ static int answer(struct client *c, const char *request)
 		rc = answer_fsck(c);
 	else if (strcmp(request, "ping") == 0)
 		rc = 0;
+	else if (strncmp(request, "session ", 8) == 0)
+		rc = answer_session(c, request + 8);
 	else
 		rc = -EINVAL;
 	pog_set_progress(NULL, NULL);
@@ -371,13 +418,38 @@ static bool may_ask(struct pogfs *fs, int fd)
 	return (st.st_mode & S_IROTH) != 0;
 }
 
+/* One byte, and a descriptor passed with it (SCM_RIGHTS) into *passed. */
+static ssize_t recv_byte(int fd, char *byte, int *passed)
+{
+	char cbuf[CMSG_SPACE(sizeof(int))];
+	struct iovec iov = { byte, 1 };
+	struct msghdr msg;
+
+	memset(&msg, 0, sizeof(msg));
+	msg.msg_iov = &iov;
+	msg.msg_iovlen = 1;
+	msg.msg_control = cbuf;
+	msg.msg_controllen = sizeof(cbuf);
+	ssize_t n = recvmsg(fd, &msg, MSG_CMSG_CLOEXEC);
+	for (struct cmsghdr *cm = n > 0 ? CMSG_FIRSTHDR(&msg) : NULL; cm;
+	     cm = CMSG_NXTHDR(&msg, cm)) {
+		if (cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SCM_RIGHTS &&
+		    cm->cmsg_len == CMSG_LEN(sizeof(int))) {
+			if (*passed >= 0)
+				close(*passed);
+			memcpy(passed, CMSG_DATA(cm), sizeof(int));
+		}
+	}
+	return n;
+}
+
 /* One request line, without its newline; -errno on failure. */
-static int read_request(int fd, char *buf, size_t size)
+static int read_request(int fd, char *buf, size_t size, int *passed)
 {
 	size_t used = 0;
 
 	while (used + 1 < size) {
-		ssize_t n = recv(fd, buf + used, 1, 0);
+		ssize_t n = recv_byte(fd, buf + used, passed);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n <= 0)
@@ -400,6 +472,8 @@ static void client_done(struct client *c)
 		if (sv->clients[i] == c->fd)
 			sv->clients[i] = -1;
 	close(c->fd);
+	if (c->passed_fd >= 0)
+		close(c->passed_fd);
 	sv->active--;
 	pthread_cond_broadcast(&sv->idle);
 	pthread_mutex_unlock(&sv->lock);
@@ -417,7 +491,8 @@ static void *client_main(void *arg)
 	setsockopt(c->fd, SOL_SOCKET, SO_SNDTIMEO, &timeout, sizeof(timeout));
 	if (!may_ask(c->server->fs, c->fd))
 		framef(c, 'E', "%d permission denied", -EACCES);
-	else if ((rc = read_request(c->fd, request, sizeof(request))) == 0) {
+	else if ((rc = read_request(c->fd, request, sizeof(request),
+				    &c->passed_fd)) == 0) {
 		rc = answer(c, request);
 		framef(c, 'E', "%d %s", rc, c->message[0] ? c->message
 		       : rc < 0 ? pog_strerror(rc) : "ok");
@@ -450,6 +525,7 @@ static void client_start(struct pogfs_server *sv, int fd)
 	}
 	c->server = sv;
 	c->fd = fd;
+	c->passed_fd = -1;
 	pthread_attr_init(&attr);
 	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
 	if (pthread_create(&thread, &attr, client_main, c) != 0)

@@ -81,3 +81,28 @@ int pog_socket_addr(const char *path, struct sockaddr_un *addr, int *dirfd)
 	}
 	return 0;
 }
+
+int pog_socket_connect(const char *pool)
+{
+	char paths[POG_SOCKET_PLACES][PATH_MAX];
+	int n = pog_socket_paths(pool, paths, POG_SOCKET_PLACES);
+
+	for (int i = 0; i < n; i++) {
+		struct sockaddr_un addr;
+		int dirfd, fd;
+
+		if (pog_socket_addr(paths[i], &addr, &dirfd) < 0)
+			continue;
+		fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		/* ENOENT: not here; ECONNREFUSED: stale; EACCES: not ours */
+		int ok = fd >= 0 && connect(fd, (struct sockaddr *)&addr,
+					    sizeof(addr)) == 0;
+		if (dirfd >= 0)
+			close(dirfd);
+		if (ok)
+			return fd;
+		if (fd >= 0)
+			close(fd);
+	}
+	return -ENOENT;
+}

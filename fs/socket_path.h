@@ -33,4 +33,9 @@ int pog_socket_paths(const char *pool, char paths[][PATH_MAX], int max);
  */
 int pog_socket_addr(const char *path, struct sockaddr_un *addr, int *dirfd);
 
+/* Connect to the daemon serving the pool at absolute path pool: the
+ * socket (close-on-exec), or -ENOENT when none answers (a refused
+ * connection is a stale socket left by a daemon killed with -9). */
+int pog_socket_connect(const char *pool);
+
 #endif /* POGFS_SOCKET_PATH_H */

@@ -13,36 +13,17 @@
 
 int tool_remote_connect(const char *pool, int *fd_out)
 {
-	char paths[POG_SOCKET_PLACES][PATH_MAX];
 	char *real = realpath(pool, NULL);
-	int n, err = -ENOENT;
+	int fd;
 
 	if (!real)
 		return -errno;
-	n = pog_socket_paths(real, paths, POG_SOCKET_PLACES);
+	fd = pog_socket_connect(real);
 	free(real);
-	for (int i = 0; i < n; i++) {
-		struct sockaddr_un addr;
-		int dirfd, fd;
-
-		if (pog_socket_addr(paths[i], &addr, &dirfd) < 0)
-			continue;
-		fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-		if (fd >= 0 && connect(fd, (struct sockaddr *)&addr,
-				       sizeof(addr)) == 0) {
-			if (dirfd >= 0)
-				close(dirfd);
-			*fd_out = fd;
-			return 0;
-		}
-		/* ENOENT: not here; ECONNREFUSED: a stale socket left by a
-		 * daemon that was killed; EACCES: not ours to use. */
-		if (fd >= 0)
-			close(fd);
-		if (dirfd >= 0)
-			close(dirfd);
-	}
-	return err;
+	if (fd < 0)
+		return fd;
+	*fd_out = fd;
+	return 0;
 }
 
 /* A mountinfo field in place: the kernel writes space, tab, newline and

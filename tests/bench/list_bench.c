@@ -79,7 +79,7 @@ static int change_and_commit(pog_store *s, uint64_t list, enum step what,
 	double t2 = now();
 	printf("%-34s change %8.3f ms (%5" PRIu64 " blocks)  commit %9.3f ms  "
 	       "blocks written in all %8" PRIu64 "\n", label, (t1 - t0) * 1e3,
-	       by_remove, (t2 - t1) * 1e3, s->last_commit_fresh);
+	       by_remove, (t2 - t1) * 1e3, s->env->last_commit_fresh);
 	return 0;
 }
 

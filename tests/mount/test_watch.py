@@ -469,3 +469,118 @@ def test_abort_deletions_reach_inotify(mount, mnt):
         assert os.listdir(mnt / "dir") == []
     finally:
         ino.close()
+
+
+# ---- two sessions of one daemon (SPEC 5 and 5b) ----------------------------
+
+def test_events_from_another_session(mount, mnt, tmp_path):
+    """One stream for the pool: readers on either mount see the commits of
+    both, in order, each line naming the mount that committed."""
+    from test_sessions import Session
+    two = Session(mount.pool, tmp_path / "two").start()
+    r1, r2 = Reader(mnt), Reader(two.path)
+    try:
+        (two.path / "t").write_text("from two\n")
+        two.commit()
+        c2 = two.status()["commit_id"]
+        h = hash_of(two.path / "t")
+        (mnt / "o").write_text("from one\n")
+        mount.commit()                  # onto two's commit: it merges
+        c1 = mount.status()["commit_id"]
+        assert c1 > c2
+        for r in (r1, r2):
+            first, second = r.lines(2), r.lines(2)
+            assert set(by_path(first)) == {("M", "."), ("A", "t")}
+            assert all(l["commit"] == c2 and l["session"] == str(two.path)
+                       for l in first)
+            assert by_path(first)[("A", "t")]["hash"] == h
+            assert set(by_path(second)) == {("M", "."), ("A", "o")}
+            assert all(l["commit"] == c1 and l["session"] == str(mnt)
+                       for l in second)
+            assert r.quiet()
+        assert not (two.path / "o").exists()   # two's view did not move
+    finally:
+        r1.close()
+        r2.close()
+        two.stop()
+
+
+def test_lazy_unmount_ends_only_that_mounts_streams(mount, mnt, tmp_path):
+    from test_sessions import Session
+    two = Session(mount.pool, tmp_path / "two").start()
+    fd = os.open(two.path / EVENTS, os.O_RDONLY)
+    result = {}
+    r1 = Reader(mnt)
+    try:
+        t = reader_thread(fd, result)
+        wait_blocked(mount)
+        subprocess.run(["fusermount3", "-u", "-z", str(two.path)], check=True)
+        t.join(60)
+        assert not t.is_alive()
+        assert result["data"] == b"" and "error" not in result
+        (mnt / "after").write_text("a")
+        mount.commit()
+        assert set(by_path(r1.lines(2))) == {("M", "."), ("A", "after")}
+    finally:
+        r1.close()
+        os.close(fd)
+        two.stop()
+
+
+def test_follow_deletions_reach_inotify(mount, mnt, tmp_path):
+    """A follower's view moves past another session's commit: what that
+    commit removed is deleted in the follower's kernel (notify_delete),
+    and only that: a watch on a file that stays hears nothing."""
+    from test_sessions import Session
+    (mnt / "gone").write_text("g")
+    (mnt / "stays").write_text("s")
+    (mnt / "d").mkdir()
+    (mnt / "d" / "in").write_text("i")
+    mount.commit()
+    dash = Session(mount.pool, tmp_path / "dash").start("-o", "follow")
+    ino = Inotify()
+    try:
+        gone = ino.watch(dash.path / "gone", IN_DELETE_SELF)
+        inner = ino.watch(dash.path / "d" / "in", IN_DELETE_SELF)
+        stays = ino.watch(dash.path / "stays", IN_DELETE_SELF)
+        os.unlink(mnt / "gone")
+        os.unlink(mnt / "d" / "in")
+        os.rmdir(mnt / "d")
+        mount.commit()
+        got = ino.events()
+        for wd in (gone, inner):
+            assert (wd, IN_DELETE_SELF, "") in got
+        assert not any(wd == stays for wd, _, _ in got)
+        assert sorted(os.listdir(dash.path)) == ["stays"]
+    finally:
+        ino.close()
+        dash.stop()
+
+
+def test_pog_watch_on_another_mount(mount, mnt, tmp_path):
+    """pog watch on an added mount prints the first mount's commits."""
+    from test_sessions import Session
+    (mnt / "a").mkdir()
+    mount.commit()
+    two = Session(mount.pool, tmp_path / "two").start()
+    w = subprocess.Popen([POG, "watch", str(two.path), "a"],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         text=True)
+    try:
+        wait_in_read(w.pid)
+        (mnt / "elsewhere").write_text("not under a")
+        mount.commit()
+        (mnt / "a" / "x").write_text("1")
+        mount.commit()
+        c = mount.status()["commit_id"]
+        time.sleep(0.5)
+        # busy (pog watch reads .pog/events): a lazy unmount ends it
+        subprocess.run(["fusermount3", "-u", "-z", str(two.path)], check=True)
+        out, err = w.communicate(timeout=20)
+    finally:
+        if w.poll() is None:
+            w.kill()
+            w.wait()
+        two.stop()
+    assert w.returncode == 0, err
+    assert out.splitlines() == [f"{c} M a", f"{c} A a/x"]

@@ -217,7 +217,7 @@ static void test_front_removal(void **state)
 	assert_rc(pog_lookup(s, list, "0", 1, &a), -ENOENT);
 	model_check(s, list, &m, 0);
 	tu_commit_check(s, "front");
-	assert_true(s->last_commit_fresh <= 16);
+	assert_true(s->env->last_commit_fresh <= 16);
 	assert_int_equal(renumbered_lists(s), 1);
 	model_renumber(&m);
 	model_check(s, list, &m, 0);
@@ -226,7 +226,7 @@ static void test_front_removal(void **state)
 	assert_ok(pog_remove(s, list, "2998", 4, 0));
 	model_remove(&m, 2998);
 	tu_commit_check(s, "back");
-	assert_true(s->last_commit_fresh <= 16);
+	assert_true(s->env->last_commit_fresh <= 16);
 	assert_int_equal(renumbered_lists(s), 0);
 	model_check(s, list, &m, 0);
 	tu_reopen(ctx);

@@ -74,11 +74,11 @@ static void test_pin_keeps_old_commit(void **state)
 	assert_ok(pog_gc(s, NULL));
 	uint64_t pinned = blocks_used(s);
 	assert_old_content(s, id1, "a", old, MiB);
-	assert_old_content(s, s->commit_id, "a", new, MiB);
+	assert_old_content(s, s->env->commit_id, "a", new, MiB);
 	tu_assert_content(s, f, new, MiB);
 
 	pog_commit_unpin(s, id1);
-	assert_int_equal(pog_pins_oldest(s), s->commit_id);
+	assert_int_equal(pog_pins_oldest(s), s->env->commit_id);
 	assert_ok(pog_gc(s, NULL));
 	uint64_t after = blocks_used(s);
 	print_message("    pinned %llu blocks, unpinned %llu\n",
@@ -115,7 +115,7 @@ static void test_deferred_release(void **state)
 	tu_commit_check(s, "one");
 	uint64_t unpinned_growth = blocks_used(s) - b0;
 
-	base = s->commit_id;
+	base = s->env->commit_id;
 	assert_ok(pog_commit_pin(s, base));
 	uint64_t b1 = blocks_used(s), prev = b1;
 	for (int i = 1; i <= 10; i++) {
