@@ -1,6 +1,7 @@
 /* events.c - .pog/events: committed changes as JSON lines, a bounded ring, blocked reads answered from the commit path. */
 #include "pogfs.h"
 #include "events.h"
+#include "text.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -646,58 +647,31 @@ void events_close(struct pogfs *fs)
 
 /* ---- feeding the ring from a commit ------------------------------------- */
 
-struct text {
-	char *data;
-	size_t len, cap;
-	bool failed;
-};
-
-static void text_add(struct text *t, const char *s, size_t n)
-{
-	if (t->failed)
-		return;
-	if (t->len + n + 1 > t->cap) {
-		size_t cap = t->cap ? t->cap : 256;
-		while (cap < t->len + n + 1)
-			cap *= 2;
-		char *p = realloc(t->data, cap);
-		if (!p) {
-			t->failed = true;
-			return;
-		}
-		t->data = p;
-		t->cap = cap;
-	}
-	memcpy(t->data + t->len, s, n);
-	t->len += n;
-	t->data[t->len] = '\0';
-}
-
 static void text_str(struct text *t, const char *s)
 {
-	text_add(t, s, strlen(s));
+	text_addn(t, s, strlen(s));
 }
 
 /* A JSON string: quotes, backslashes and control characters escaped;
  * other bytes as they are (names are bytes: not always UTF-8). */
 static void text_json(struct text *t, const char *s)
 {
-	text_add(t, "\"", 1);
+	text_addn(t, "\"", 1);
 	for (; *s; s++) {
 		unsigned char c = (unsigned char)*s;
 		char esc[8];
 		if (c == '"' || c == '\\') {
 			esc[0] = '\\';
 			esc[1] = (char)c;
-			text_add(t, esc, 2);
+			text_addn(t, esc, 2);
 		} else if (c < 0x20) {
 			snprintf(esc, sizeof(esc), "\\u%04x", c);
-			text_add(t, esc, 6);
+			text_addn(t, esc, 6);
 		} else {
-			text_add(t, s, 1);
+			text_addn(t, s, 1);
 		}
 	}
-	text_add(t, "\"", 1);
+	text_addn(t, "\"", 1);
 }
 
 static struct events_line *make_line(uint64_t commit, const char *session,
