@@ -157,6 +157,10 @@ int pog_open(const char *path, unsigned flags, pog_store **out);
  */
 int pog_check_pool_file(const char *path, char *why, size_t why_size);
 
+/* Discard the session's staged changes as closing it would (recorded in
+ * the pool: pog_status's discarded_changes), and move it to the latest
+ * commit; the session stays open. Returns how many were discarded. */
+int pog_discard(pog_store *s);
 /*
  * Close: discards staged changes (returns how many there were, >= 0) and,
  * unless POG_CLOSE_NOGC, collects garbage first. A writable store records

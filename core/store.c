@@ -1012,6 +1012,20 @@ static void record_discard(pog_store *s, uint64_t n)
 			sizeof(sb->discarded_changes) + sizeof(sb->discarded_time));
 }
 
+int pog_discard(pog_store *s)
+{
+	int staged = (int)pog_staged_count(s);
+	pthread_rwlock_wrlock(&s->env->lock);
+	bool ro = s->env->open_flags & POG_OPEN_READONLY;
+	if (!ro && !s->env->fatal) {
+		if (staged > 0)
+			record_discard(s, (uint64_t)staged);
+		pog_abort_locked(s);
+	}
+	pthread_rwlock_unlock(&s->env->lock);
+	return staged;
+}
+
 int pog_close(pog_store *s, unsigned flags)
 {
 	if (!s)

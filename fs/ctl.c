@@ -358,6 +358,13 @@ static int make_sessions(struct pogfs *fs, struct text *t)
 	return pogfs_sessions_each(session_line, t);
 }
 
+static int count_session(void *ctx, struct pogfs *fs)
+{
+	(void)fs;
+	(*(uint64_t *)ctx)++;
+	return 0;
+}
+
 static void add_number(cJSON *o, const char *name, uint64_t v)
 {
 	cJSON_AddNumberToObject(o, name, (double)v);
@@ -403,7 +410,10 @@ static int make_status(struct pogfs *fs, struct text *t)
 	add_number(o, "next_ino", ps->next_ino);
 	add_number(o, "session", ps->session_id);
 	add_number(o, "base_commit", ps->base_id);
-	add_number(o, "sessions", ps->sessions);
+	/* the mounts (.pog/sessions), not the daemon's own handle */
+	uint64_t mounts = 0;
+	(void)pogfs_sessions_each(count_session, &mounts);
+	add_number(o, "sessions", mounts ? mounts : ps->sessions);
 	ps->last_error[sizeof(ps->last_error) - 1] = '\0';
 	cJSON_AddStringToObject(o, "last_error", ps->last_error);
 	gc = cJSON_AddObjectToObject(o, "gc");

@@ -234,17 +234,10 @@ void pogfs_autocommit_start(struct pogfs *fs)
 		pogfs_log(fs, LOG_ERR, "autocommit: cannot start its thread");
 }
 
-void pogfs_close_store(struct pogfs *fs)
+/* The mount is gone: stop its autocommit thread and, with -o autocommit,
+ * commit what it staged (close_lock held). */
+static void finish_staged(struct pogfs *fs)
 {
-	pogfs_serve_stop(fs); /* its requests use the store */
-	pthread_mutex_lock(&fs->close_lock);
-	if (fs->closed || !fs->store) {
-		pthread_mutex_unlock(&fs->close_lock);
-		return;
-	}
-	/* Unmounted: a new daemon may wait for this one from now on. */
-	if (!fs->secondary)
-		pog_set_holder(fs->store, POG_HOLDER_FINISHING);
 	if (fs->autocommit_running) {
 		atomic_store(&fs->stopping, true);
 		pthread_join(fs->autocommit_thread, NULL);
@@ -265,7 +258,10 @@ void pogfs_close_store(struct pogfs *fs)
 	}
 	/* The kernel holds nothing any more: drop its pins before GC. */
 	inode_table_drain(&fs->inodes, unpin_one, fs);
-	int n = pog_close(fs->store, 0);
+}
+
+static void log_discarded(struct pogfs *fs, int n)
+{
 	if (n < 0)
 		pogfs_log(fs, LOG_ERR, "unmount: closing %s: %s", fs->pool_path,
 			  pog_strerror(n));
@@ -273,6 +269,33 @@ void pogfs_close_store(struct pogfs *fs)
 		pogfs_log(fs, LOG_WARNING,
 			  "unmount: discarded %d staged change%s (not committed)",
 			  n, n == 1 ? "" : "s");
+}
+
+void pogfs_session_leave(struct pogfs *fs)
+{
+	pthread_mutex_lock(&fs->close_lock);
+	if (!fs->closed && fs->store && !fs->unmounted) {
+		finish_staged(fs);
+		pog_track_moves(fs->store, false); /* no kernel to tell */
+		log_discarded(fs, pog_discard(fs->store));
+		fs->unmounted = true;
+	}
+	pthread_mutex_unlock(&fs->close_lock);
+}
+
+void pogfs_close_store(struct pogfs *fs)
+{
+	pogfs_serve_stop(fs); /* its requests use the store */
+	pthread_mutex_lock(&fs->close_lock);
+	if (fs->closed || !fs->store) {
+		pthread_mutex_unlock(&fs->close_lock);
+		return;
+	}
+	/* Unmounted: a new daemon may wait for this one from now on. */
+	if (!fs->secondary)
+		pog_set_holder(fs->store, POG_HOLDER_FINISHING);
+	finish_staged(fs);
+	log_discarded(fs, pog_close(fs->store, 0));
 	fs->store = NULL;
 	fs->closed = true;
 	pthread_mutex_unlock(&fs->close_lock);
@@ -750,7 +773,11 @@ static int pogfs_main(int argc, char *argv[])
 	/* Blocked readers of .pog/events on this mount get end of file while
 	 * the kernel still listens. */
 	events_end_mount(&fs);
-	/* The pool stays open while mounts added to this daemon live. */
+	/* The pool stays open while mounts added to this daemon live; this
+	 * mount's session ends now (its changes committed or discarded), and
+	 * stays only as the daemon's handle on the pool, unlisted, moving to
+	 * each new commit so that it pins nothing old. */
+	pogfs_session_leave(&fs);
 	pogfs_sessions_wait();
 	pogfs_sessions_set_first(NULL);
 	events_close(&fs);

@@ -82,6 +82,7 @@ struct pogfs {
 	pthread_t autocommit_thread;
 	bool autocommit_running;
 	bool closed;               /* store closed at destroy */
+	bool unmounted;            /* first mount gone, others live (main.c) */
 	pthread_mutex_t close_lock;
 
 	unsigned max_read;         /* -o max_read (0: none), for init */
@@ -226,6 +227,10 @@ extern const struct fuse_lowlevel_ops pogfs_ops;
 /* -o autocommit: commit after each quiet period (a thread; stopped by
  * pogfs_close_store). */
 void pogfs_autocommit_start(struct pogfs *fs);
+/* The first mount is unmounted while added ones live: its staged
+ * changes are committed (-o autocommit) or discarded now; its session
+ * stays open, unlisted, as the daemon's handle on the pool. */
+void pogfs_session_leave(struct pogfs *fs);
 /* Store teardown at unmount (main.c): autocommit or discard, close. */
 void pogfs_close_store(struct pogfs *fs);
 

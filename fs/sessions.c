@@ -211,8 +211,13 @@ int pogfs_session_add(struct pogfs *first, const char *mnt, const char *opts,
 
 static void follow_one(struct pogfs *fs, struct pogfs *by)
 {
-	if (fs == by || !fs->follow || !fs->store || fs->closed ||
-	    pog_staged_count(fs->store) > 0)
+	if (fs == by || !fs->store || fs->closed)
+		return;
+	if (fs->unmounted) { /* the daemon's handle: pins nothing old */
+		(void)pog_abort(fs->store);
+		return;
+	}
+	if (!fs->follow || pog_staged_count(fs->store) > 0)
 		return;
 	if (pog_abort(fs->store) == 0)
 		pogfs_moved(fs);
@@ -242,7 +247,8 @@ int pogfs_sessions_each(int (*fn)(void *ctx, struct pogfs *fs), void *ctx)
 	int rc = 0;
 
 	pthread_mutex_lock(&reg_lock);
-	if (reg_first && reg_first->store && !reg_first->closed)
+	if (reg_first && reg_first->store && !reg_first->closed &&
+	    !reg_first->unmounted)
 		rc = fn(ctx, reg_first);
 	for (struct pogfs *fs = reg_list; fs && !rc; fs = fs->next_mount)
 		if (fs->store && !fs->closed)

@@ -376,3 +376,42 @@ def test_added_mount_autocommits_after_quiet_period(mount, tmp_path):
         assert "autocommit" in log[-1] and str(auto.path) in log[-1]
     finally:
         auto.stop()
+
+
+def test_first_mount_leaves_while_another_lives(pool, tmp_path):
+    """Unmounting the daemon's first mount ends its session at once (its
+    staged changes are discarded and counted) although the daemon goes on
+    serving the other mount; mounting it again adds a session."""
+    first = Mount(pool, tmp_path / "m0").start()
+    two = Session(pool, tmp_path / "m1").start()
+    try:
+        (first.path / "staged-in-first").write_text("x")
+        subprocess.run(["fusermount3", "-u", str(first.path)], check=True)
+        deadline = time.time() + 20    # the daemon hears it a moment later
+        while True:
+            lines = (two.path / ".pog" / "sessions").read_text().splitlines()
+            if len(lines) == 1 or time.time() > deadline:
+                break
+            time.sleep(0.05)
+        assert [l.split("\t")[0] for l in lines] == [str(two.path)]
+        st = two.status()
+        assert st["sessions"] == 1
+        assert first.proc.poll() is None     # the daemon serves two
+        (two.path / "kept").write_text("k")
+        two.commit()
+        again = Session(pool, tmp_path / "m0").start()
+        try:
+            assert sorted(os.listdir(again.path)) == ["kept"]
+            assert len((again.path / ".pog" / "sessions").read_text()
+                       .splitlines()) == 2
+        finally:
+            again.stop()
+        two.stop()
+        first.proc.wait(timeout=60)
+        first.proc = None
+        first.stderr_file.close()
+    finally:
+        two.stop()
+        first.stop()
+    r = subprocess.run([POG, "fsck", str(pool)], capture_output=True, text=True)
+    assert r.returncode == 0, r.stdout + r.stderr
