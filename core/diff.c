@@ -12,7 +12,8 @@
  *   its place in a;
  * - a map whose entry tree differs: its entry trees are compared the same
  *   way: a name only in b is "A", only in a "D", re-pointed "M" (renames
- *   and moves are a D and an A, a hard link an A);
+ *   and moves are a D and an A, a hard link an A), and the map itself is
+ *   "M" (the root is "."), as in .pog/changes and .pog/events;
  * - a list whose entries differ: "M" for the list (its order is its
  *   content);
  * - a record whose own content differs (type, mode, owner, size, bytes,
@@ -135,7 +136,11 @@ static int map_entries(struct differ *d, uint64_t ino,
 	e->type = y->type;
 	e->la = place(d, d->a, ino, e->prefix_a, sizeof(e->prefix_a));
 	e->lb = place(d, d->b, ino, e->prefix_b, sizeof(e->prefix_b));
+	size_t before = d->n;
 	int err = pog_bt_diff(d->s, x->content, y->content, entry_diff, e);
+	if (!err && d->n > before && e->lb >= 0)
+		err = e->lb ? add_line(d, 'M', e->prefix_b, (size_t)e->lb)
+			    : add_line(d, 'M', ".", 1);
 	free(e);
 	return err;
 }

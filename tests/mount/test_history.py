@@ -153,9 +153,10 @@ def test_diff_of_known_edits(mount):
     (mnt / "lst" / "3").write_text("d")
     os.setxattr(mnt / "x", "user.tag", b"t")
     os.link(mnt / "keep", mnt / "keep-link")
-    # a list's order is its content: M for the list, A for a new element
-    expected = ["A keep-link", "A new", "A new-name", "D gone", "M lst",
-                "A lst/3", "M num", "D old-name", "M x"]
+    # a list's order is its content: M for the list, A for a new element;
+    # a map whose names changed is M (the root is "."), as in .pog/changes
+    expected = ["M .", "A keep-link", "A new", "A new-name", "D gone",
+                "M lst", "A lst/3", "M num", "D old-name", "M x"]
     expected.sort(key=lambda l: (l[2:], l[0]))
     assert diff(mount, base, "staged") == expected
     mount.commit("edits")
@@ -199,7 +200,7 @@ def test_diff_offline_and_export_commit(pool, tmp_path):
     assert json.loads(doc) == {"d": {"f": "old"}}
     out = subprocess.run([POG, "diff", str(pool), "v1", "staged"],
                          capture_output=True, text=True, check=True).stdout
-    assert out.splitlines() == ["M d/f", "A e"]
+    assert out.splitlines() == ["M .", "M d/f", "A e"]
     r = subprocess.run([POG, "export", str(pool), "--commit", "nosuch"],
                        capture_output=True, text=True)
     assert r.returncode == 1 and "nosuch" in r.stderr

@@ -170,12 +170,12 @@ static void test_diff_and_revert(void **state)
 	assert_ok(pog_rename(s, d, "x", 1, POG_ROOT_INO, "x", 1, 0));
 	struct lines l = {{0}, 0};
 	assert_ok(pog_diff(s, base, POG_DIFF_STAGED, add_line, &l));
-	assert_string_equal(l.buf, "M a\nD b\nD d/x\nA d/y\nA x\n");
+	assert_string_equal(l.buf, "M .\nM a\nD b\nM d\nD d/x\nA d/y\nA x\n");
 	uint64_t edits = tu_commit_check(s, "edits");
 	l.len = 0;
 	l.buf[0] = '\0';
 	assert_ok(pog_diff(s, base, edits, add_line, &l));
-	assert_string_equal(l.buf, "M a\nD b\nD d/x\nA d/y\nA x\n");
+	assert_string_equal(l.buf, "M .\nM a\nD b\nM d\nD d/x\nA d/y\nA x\n");
 	assert_ok(pog_gc(s, NULL)); /* b is collected */
 	assert_ok(pog_revert(s, edits, NULL, NULL));
 	tu_commit_check(s, "undo");
