@@ -1614,35 +1614,40 @@ void pogfs_moved(struct pogfs *fs)
 		pogfs_invalidate(fs, false);
 }
 
-void pogfs_invalidate(struct pogfs *fs, bool committed_view)
+void pogfs_invalidate_committed(struct pogfs *fs)
 {
-	if (committed_view)
-		invalidate_renumbered(fs);
-
 	struct inode_inval *v;
-	int rc = inode_table_take(&fs->inodes,
-				  committed_view ? want_committed : want_staged,
-				  &v);
 
-	if (rc < 0) {
+	if (inode_table_take(&fs->inodes, want_committed, &v) < 0) {
 		pogfs_log(fs, LOG_ERR, "invalidate: out of memory");
 		return;
 	}
-	if (committed_view) {
-		for (size_t i = 0; i < v->nnames; i++) {
-			if (v->names[i].parent)
-				fuse_lowlevel_notify_inval_entry(fs->se, v->names[i].parent,
-								 v->names[i].name,
-								 v->names[i].len);
-		}
-		for (size_t i = 0; i < v->ninos; i++)
-			fuse_lowlevel_notify_inval_inode(fs->se, v->inos[i], 0, 0);
-	} else {
-		/* names the abort took away are deleted (inotify) */
-		pogfs_view_moved(fs, v);
+	for (size_t i = 0; i < v->nnames; i++) {
+		if (v->names[i].parent)
+			fuse_lowlevel_notify_inval_entry(fs->se, v->names[i].parent,
+							 v->names[i].name,
+							 v->names[i].len);
 	}
+	for (size_t i = 0; i < v->ninos; i++)
+		fuse_lowlevel_notify_inval_inode(fs->se, v->inos[i], 0, 0);
+	free(v);
+}
+
+void pogfs_invalidate(struct pogfs *fs, bool committed_view)
+{
+	if (committed_view) {
+		invalidate_renumbered(fs);
+		pogfs_invalidate_committed(fs);
+		return;
+	}
+	struct inode_inval *v;
+	if (inode_table_take(&fs->inodes, want_staged, &v) < 0) {
+		pogfs_log(fs, LOG_ERR, "invalidate: out of memory");
+		return;
+	}
+	/* names the abort took away are deleted (inotify) */
+	pogfs_view_moved(fs, v);
 	/* the root's attributes too (never in the table) */
-	if (!committed_view)
-		fuse_lowlevel_notify_inval_inode(fs->se, POG_ROOT_INO, 0, 0);
+	fuse_lowlevel_notify_inval_inode(fs->se, POG_ROOT_INO, 0, 0);
 	free(v);
 }

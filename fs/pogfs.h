@@ -111,8 +111,9 @@ void pogfs_sessions_set_first(struct pogfs *fs);
  * showpog=0|1 timeout=S". 0 or -errno. */
 int pogfs_session_add(struct pogfs *first, const char *mnt, const char *opts,
 		      int fd);
-/* fs committed: the mounts with -o follow and nothing staged move to the
- * new commit (their kernel caches are told). */
+/* fs committed: the other mounts' kernels forget .pog/committed (the
+ * latest commit); those with -o follow and nothing staged move to the new
+ * commit (their kernel caches are told what changed). */
 void pogfs_sessions_committed(struct pogfs *fs);
 /* Wait until every added mount is unmounted and closed. */
 void pogfs_sessions_wait(void);
@@ -182,6 +183,8 @@ bool ctl_stat(struct pogfs *fs, uint64_t ino, struct stat *st);
 /* Kernel cache invalidation after abort (staged view) or commit
  * (committed view). */
 void pogfs_invalidate(struct pogfs *fs, bool committed_view);
+/* Another session committed: .pog/committed (the latest) changed. */
+void pogfs_invalidate_committed(struct pogfs *fs);
 /* The session's view moved (abort, a commit onto others' commits, -o
  * follow): the kernel is told what changed (coherence.c), or everything
  * is invalidated when the core could not say. */

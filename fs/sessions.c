@@ -217,6 +217,7 @@ static void follow_one(struct pogfs *fs, struct pogfs *by)
 		(void)pog_abort(fs->store);
 		return;
 	}
+	pogfs_invalidate_committed(fs);
 	if (!fs->follow || pog_staged_count(fs->store) > 0)
 		return;
 	if (pog_abort(fs->store) == 0)

@@ -68,10 +68,13 @@ def test_maglev_tutorial(mount, two):
     one.commit()
     two.abort()                       # Two's view: the latest commit
     assert (two.path / "hat").read_text() == "old"
+    committed = two.path / ".pog" / "committed" / "hat"
+    assert committed.read_text() == "old"
     (one.path / "hat").write_text("rabbit")
     assert (two.path / "hat").read_text() == "old"   # staged in One
     one.commit()
     assert (two.path / "hat").read_text() == "old"   # committed by One
+    assert committed.read_text() == "rabbit"         # the latest commit
     assert two.status()["base_commit"] < one.status()["commit_id"]
     two.abort()
     assert (two.path / "hat").read_text() == "rabbit"
