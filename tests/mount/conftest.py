@@ -16,6 +16,10 @@ REPO = Path(__file__).resolve().parents[2]
 BUILD = Path(os.environ.get("POGFS_BUILD_DIR", REPO / "build")).absolute()
 POGFS = os.environ.get("POGFS_BIN", str(BUILD / "fs" / "pogfs"))
 POG = os.environ.get("POG_BIN", str(BUILD / "tools" / "pog"))
+# The sanitizer pass: libfuse's own leak in `pogfs POOL MNT2` (tests/lsan.supp).
+os.environ["LSAN_OPTIONS"] = ":".join(
+    o for o in (os.environ.get("LSAN_OPTIONS"),
+                f"suppressions={REPO / 'tests' / 'lsan.supp'}") if o)
 # Pool files are allocated for real: keep them small and remove them.
 POOL_SIZE = os.environ.get("POGFS_TEST_POOL_SIZE", "128M")
 
