@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include "store_int.h"
+#include "object_int.h"
 
 #define KEY_HASH_MASK 0x0FFFFFFFFFFFFFF0ULL
 #define KEY_SEQS 16
@@ -35,49 +36,46 @@ size_t pog_inode_len(const struct pog_inode *in)
 	return POG_INODE_FIXED;
 }
 
-static int inode_load(pog_store *s, const struct pog_state *st, uint64_t ino,
-		      struct pog_inode *copy)
+int pog_inode_load(pog_store *s, uint64_t ino, struct pog_inode *copy)
 {
 	const struct pog_inode *in;
-	int err = pog_inode_get(s, st, ino, &in);
+	int err = pog_inode_get(s, &s->staged, ino, &in);
 	if (!err)
 		memcpy(copy, in, pog_inode_len(in));
 	return err;
 }
 
 /* Bytes an object adds to the store's logical size. */
-static uint64_t logical_size(const struct pog_inode *in)
+uint64_t pog_logical_size(const struct pog_inode *in)
 {
 	bool file = in->type == POG_STRING || in->type == POG_SYMLINK ||
 		    pog_type_is_scalar(in->type);
 	return file ? in->size : 0;
 }
 
-static int inode_store(pog_store *s, uint64_t ino, const struct pog_inode *in)
+int pog_inode_put(pog_store *s, uint64_t ino, const struct pog_inode *in)
 {
 	const struct pog_inode *old;
 	uint64_t before = 0;
 	if (pog_inode_get(s, &s->staged, ino, &old) == 0)
-		before = logical_size(old);
+		before = pog_logical_size(old);
 	int err = pog_bt_put(s, POG_TREE_OBJECTS, &s->staged.obj_root, ino, in,
 			     (uint16_t)pog_inode_len(in));
 	if (!err)
-		s->staged.logical_bytes += logical_size(in) - before;
+		s->staged.logical_bytes += pog_logical_size(in) - before;
 	return err;
 }
-
-static void stamp(struct pog_inode *in, bool mtime);
 
 /*
  * Store an object whose record the caller changed: ctime (and with mtime
  * the mtime) become now, the change is noted, and with content its hash
  * goes stale.
  */
-static int object_changed(pog_store *s, uint64_t ino, struct pog_inode *in,
-			  bool mtime, bool content)
+int pog_object_changed(pog_store *s, uint64_t ino, struct pog_inode *in,
+		       bool mtime, bool content)
 {
-	stamp(in, mtime);
-	int err = inode_store(s, ino, in);
+	pog_stamp(in, mtime);
+	int err = pog_inode_put(s, ino, in);
 	if (err)
 		return err;
 	if (content)
@@ -86,12 +84,12 @@ static int object_changed(pog_store *s, uint64_t ino, struct pog_inode *in,
 	return 0;
 }
 
-static bool is_dir_type(uint32_t type)
+bool pog_is_dir_type(uint32_t type)
 {
 	return type == POG_MAP || type == POG_LIST;
 }
 
-static void stamp(struct pog_inode *in, bool mtime)
+void pog_stamp(struct pog_inode *in, bool mtime)
 {
 	struct pog_time t = pog_now();
 	in->ctime_sec = t.sec;
@@ -102,12 +100,8 @@ static void stamp(struct pog_inode *in, bool mtime)
 	}
 }
 
-static ssize_t readlink_locked(pog_store *s, const struct pog_state *st,
-			       uint64_t ino, const struct pog_inode *in,
-			       char *buf, size_t size);
-
-static void fill_attr(pog_store *s, const struct pog_state *st, uint64_t ino,
-		      const struct pog_inode *in, struct pog_attr *a)
+void pog_fill_attr(pog_store *s, const struct pog_state *st, uint64_t ino,
+		   const struct pog_inode *in, struct pog_attr *a)
 {
 	memset(a, 0, sizeof(*a));
 	a->ino = ino | pog_view_bits(s, st);
@@ -122,11 +116,11 @@ static void fill_attr(pog_store *s, const struct pog_state *st, uint64_t ino,
 	a->atime = (struct pog_time){in->atime_sec, in->atime_nsec};
 	a->mtime = (struct pog_time){in->mtime_sec, in->mtime_nsec};
 	a->ctime = (struct pog_time){in->ctime_sec, in->ctime_nsec};
-	if (is_dir_type(in->type))
+	if (pog_is_dir_type(in->type))
 		a->size = POG_BLOCK_SIZE;
 	if (in->type == POG_REF) {
 		char tmp[8192];
-		ssize_t n = readlink_locked(s, st, ino, in, tmp, sizeof(tmp));
+		ssize_t n = pog_readlink_locked(s, st, ino, in, tmp, sizeof(tmp));
 		a->size = n > 0 ? (uint64_t)n : 0;
 	}
 }
@@ -142,7 +136,7 @@ int pog_root_init(pog_store *s)
 	in.nlink = 2;
 	in.atime_sec = in.mtime_sec = in.ctime_sec = t.sec;
 	in.atime_nsec = in.mtime_nsec = in.ctime_nsec = t.nsec;
-	int err = inode_store(s, POG_ROOT_INO, &in);
+	int err = pog_inode_put(s, POG_ROOT_INO, &in);
 	if (err)
 		return err;
 	s->env->next_ino = POG_ROOT_INO + 1;
@@ -159,21 +153,8 @@ struct dirent_val {
 
 /* Find name in a map: *key and *child when found; else -ENOENT and *key is
  * a free key for the name (or -ENOSPC when its hash bucket is full). */
-/*
- * Trees keyed by name (maps, xattrs) use the key hash(name) | seq, seq
- * 0..15 telling apart names whose hashes collide. Each kind of value
- * stores the name its own way: a map entry after the child's identity, an
- * xattr after a length byte.
- */
-struct named {
-	const char *name;
-	size_t len;
-	bool xattr;
-	uint64_t region; /* high key bits: POG_LIST_NAMED in a list */
-};
-
 /* Where the name in a value starts and how long it is (-1: damaged). */
-static int value_name(const struct named *n, const void *val, uint16_t vlen,
+static int value_name(const struct pog_named *n, const void *val, uint16_t vlen,
 		      const char **name, size_t *len)
 {
 	const unsigned char *v = val;
@@ -193,9 +174,9 @@ static int value_name(const struct named *n, const void *val, uint16_t vlen,
 
 /* Find n in its hash bucket: 0 with *key, *val, *vlen; else -ENOENT and,
  * when free_key is given, a free key for it (-ENOSPC: bucket full). */
-static int bucket_find(pog_store *s, uint64_t root, const struct named *n,
-		       uint64_t *key, const void **val, uint16_t *vlen,
-		       uint64_t *free_key)
+int pog_bucket_find(pog_store *s, uint64_t root, const struct pog_named *n,
+		    uint64_t *key, const void **val, uint16_t *vlen,
+		    uint64_t *free_key)
 {
 	uint64_t base = n->region | (pog_hash_bytes(n->name, n->len) & KEY_HASH_MASK);
 	unsigned taken = 0;
@@ -235,11 +216,11 @@ static int bucket_find(pog_store *s, uint64_t root, const struct named *n,
 static int map_find(pog_store *s, const struct pog_inode *dir, const char *name,
 		    size_t len, uint64_t *key, uint64_t *child, uint64_t *free_key)
 {
-	struct named n = {name, len, false,
+	struct pog_named n = {name, len, false,
 			  dir->type == POG_LIST ? POG_LIST_NAMED : 0};
 	const void *val;
 	uint16_t vlen;
-	int err = bucket_find(s, dir->content, &n, key, &val, &vlen, free_key);
+	int err = pog_bucket_find(s, dir->content, &n, key, &val, &vlen, free_key);
 	if (!err)
 		memcpy(child, val, sizeof(*child));
 	return err;
@@ -250,8 +231,8 @@ static int map_find(pog_store *s, const struct pog_inode *dir, const char *name,
  * form does not fit a file name, "%~" and the entry's 16-hex-digit tree
  * key (found again by map_find_long).
  */
-static ssize_t entry_name(uint32_t dtype, uint64_t key, const void *val,
-			  uint16_t vlen, char *name, size_t size)
+ssize_t pog_entry_name(uint32_t dtype, uint64_t key, const void *val,
+		       uint16_t vlen, char *name, size_t size)
 {
 	(void)dtype;
 	ssize_t n = pog_name_escape((const char *)val + 8, vlen - 8u, name, size);
@@ -262,14 +243,14 @@ static ssize_t entry_name(uint32_t dtype, uint64_t key, const void *val,
 
 /* The name a list entry shows: its position, or its escaped temporary
  * name. */
-static ssize_t list_entry_name(const struct pog_list_names *nm, uint64_t key,
-			       const void *val, uint16_t vlen, char *name,
-			       size_t size)
+ssize_t pog_list_entry_name(const struct pog_list_names *nm, uint64_t key,
+			    const void *val, uint16_t vlen, char *name,
+			    size_t size)
 {
 	if (key < POG_LIST_NAMED)
 		return pog_list_name_of(nm, key, val, vlen, name, size);
 	return vlen < 8 ? POG_ECORRUPT
-			: entry_name(POG_LIST, key, val, vlen, name, size);
+			: pog_entry_name(POG_LIST, key, val, vlen, name, size);
 }
 
 /* A "%~<key>" name of an entry whose key is too long to show. */
@@ -305,9 +286,9 @@ static int map_find_long(pog_store *s, const struct pog_inode *dir,
  * -ENOENT, -ENOTDIR. In a list a number is a position (list.c); a
  * temporary name is found as a map key is.
  */
-static int dir_find(pog_store *s, uint64_t ino, const struct pog_state *st,
-		    const struct pog_inode *dir, const char *name, size_t len,
-		    uint64_t *key, uint64_t *child)
+int pog_dir_find(pog_store *s, uint64_t ino, const struct pog_state *st,
+		 const struct pog_inode *dir, const char *name, size_t len,
+		 uint64_t *key, uint64_t *child)
 {
 	if (dir->type == POG_MAP) {
 		int err = map_find(s, dir, name, len, key, child, NULL);
@@ -340,8 +321,8 @@ static int map_put(pog_store *s, struct pog_inode *dir, uint64_t key,
 }
 
 /* Re-point an existing entry at another child, keeping its name. */
-static int entry_set_child(pog_store *s, struct pog_inode *dir, uint64_t key,
-			   uint64_t child)
+int pog_entry_set_child(pog_store *s, struct pog_inode *dir, uint64_t key,
+			uint64_t child)
 {
 	void *val;
 	int err = pog_bt_get_mut(s, &dir->content, key, &val, NULL);
@@ -365,8 +346,8 @@ static void list_entry_leaves(pog_store *s, uint64_t ino,
 
 /* Remove entry key from dir (ino). A list's other names stay as they
  * are (names are ranks only from the commit on). */
-static int entry_remove(pog_store *s, uint64_t ino, struct pog_inode *dir,
-			uint64_t key)
+int pog_entry_remove(pog_store *s, uint64_t ino, struct pog_inode *dir,
+		     uint64_t key)
 {
 	int err = dir->type == POG_LIST ? pog_list_touched(s, ino) : 0;
 	if (err)
@@ -381,8 +362,8 @@ static int entry_remove(pog_store *s, uint64_t ino, struct pog_inode *dir,
 }
 
 /* Where a new entry for name goes: -EEXIST when taken. */
-static int entry_slot(pog_store *s, uint64_t ino, struct pog_inode *dir,
-		      const char *name, size_t len, uint64_t *key)
+int pog_entry_slot(pog_store *s, uint64_t ino, struct pog_inode *dir,
+		   const char *name, size_t len, uint64_t *key)
 {
 	uint64_t existing, child;
 	if (dir->type == POG_MAP) {
@@ -404,10 +385,10 @@ static int entry_slot(pog_store *s, uint64_t ino, struct pog_inode *dir,
 	return err ? err : pog_list_new_key(s, ino, dir, &names, &nm, key);
 }
 
-/* Add an entry to dir (ino) at the key entry_slot gave for name. */
-static int entry_insert(pog_store *s, uint64_t ino, struct pog_inode *dir,
-			uint64_t key, uint64_t child, const char *name,
-			size_t len)
+/* Add an entry to dir (ino) at the key pog_entry_slot gave for name. */
+int pog_entry_insert(pog_store *s, uint64_t ino, struct pog_inode *dir,
+		     uint64_t key, uint64_t child, const char *name,
+		     size_t len)
 {
 	/* A list entry made now carries its name until the commit. */
 	int err = dir->type == POG_LIST ? pog_list_touched(s, ino) : 0;
@@ -419,7 +400,7 @@ static int entry_insert(pog_store *s, uint64_t ino, struct pog_inode *dir,
 	return 0;
 }
 
-static int check_name(size_t len)
+int pog_check_name(size_t len)
 {
 	return len > POG_KEY_MAX ? -ENAMETOOLONG : 0;
 }
@@ -631,7 +612,7 @@ static int page_write_whole(pog_store *s, struct pog_inode *in, uint64_t page,
 	return 0;
 }
 
-static int inline_check(pog_store *s, const struct pog_inode *in)
+int pog_inline_check(pog_store *s, const struct pog_inode *in)
 {
 	if (pog_crc32(in->inline_data, in->size) == in->direct_crc)
 		return 0;
@@ -640,7 +621,7 @@ static int inline_check(pog_store *s, const struct pog_inode *in)
 	return POG_ECORRUPT;
 }
 
-static void inline_seal(struct pog_inode *in)
+void pog_inline_seal(struct pog_inode *in)
 {
 	in->direct_crc = pog_crc32(in->inline_data, in->size);
 }
@@ -648,7 +629,7 @@ static void inline_seal(struct pog_inode *in)
 /* Move inline bytes out into page 0, when the string outgrows them. */
 static int inline_to_pages(pog_store *s, struct pog_inode *in)
 {
-	int err = inline_check(s, in);
+	int err = pog_inline_check(s, in);
 	if (err)
 		return err;
 	uint8_t tmp[POG_INLINE_MAX];
@@ -667,8 +648,8 @@ static bool fits_inline(const struct pog_inode *in, uint64_t end)
 		(!(in->flags & POG_INODE_DIRECT) && !in->content));
 }
 
-static int data_write(pog_store *s, struct pog_inode *in, uint64_t off,
-		      const void *buf, size_t len)
+int pog_data_write(pog_store *s, struct pog_inode *in, uint64_t off,
+		   const void *buf, size_t len)
 {
 	uint64_t end = off + len > in->size ? off + len : in->size;
 	if (fits_inline(in, end)) {
@@ -678,7 +659,7 @@ static int data_write(pog_store *s, struct pog_inode *in, uint64_t off,
 			memset(in->inline_data, 0, POG_INLINE_MAX);
 			in->size = 0;
 		} else {
-			int err = inline_check(s, in);
+			int err = pog_inline_check(s, in);
 			if (err)
 				return err;
 		}
@@ -686,7 +667,7 @@ static int data_write(pog_store *s, struct pog_inode *in, uint64_t off,
 			memset(in->inline_data + in->size, 0, off - in->size);
 		memcpy(in->inline_data + off, buf, len);
 		in->size = end;
-		inline_seal(in);
+		pog_inline_seal(in);
 		return 0;
 	}
 	if (in->flags & POG_INODE_INLINE) {
@@ -731,7 +712,7 @@ ssize_t pog_data_read(pog_store *s, const struct pog_inode *in, uint64_t off,
 	if (len > in->size - off)
 		len = in->size - off;
 	if (in->flags & POG_INODE_INLINE) {
-		int err = inline_check(s, in);
+		int err = pog_inline_check(s, in);
 		if (err)
 			return err;
 		memcpy(buf, in->inline_data + off, len);
@@ -763,10 +744,10 @@ ssize_t pog_data_read(pog_store *s, const struct pog_inode *in, uint64_t off,
 }
 
 /* Drop pages at or past the new size and zero the tail of the last one. */
-static int data_truncate(pog_store *s, struct pog_inode *in, uint64_t size)
+int pog_data_truncate(pog_store *s, struct pog_inode *in, uint64_t size)
 {
 	if (in->flags & POG_INODE_INLINE) {
-		int err = size ? inline_check(s, in) : 0;
+		int err = size ? pog_inline_check(s, in) : 0;
 		if (err)
 			return err;
 		if (size <= POG_INLINE_MAX) {
@@ -775,7 +756,7 @@ static int data_truncate(pog_store *s, struct pog_inode *in, uint64_t size)
 			in->size = size;
 			if (!size)
 				in->flags &= ~POG_INODE_INLINE;
-			inline_seal(in);
+			pog_inline_seal(in);
 			return 0;
 		}
 		err = inline_to_pages(s, in);
@@ -820,9 +801,9 @@ static int data_truncate(pog_store *s, struct pog_inode *in, uint64_t size)
 }
 
 /* Release every page and page-table node of a string. */
-static int data_release(pog_store *s, struct pog_inode *in)
+int pog_data_release(pog_store *s, struct pog_inode *in)
 {
-	return data_truncate(s, in, 0);
+	return pog_data_truncate(s, in, 0);
 }
 
 /* Zero [at, at + n) of page `page`, unless it is a hole already. */
@@ -875,7 +856,7 @@ static int data_zero(pog_store *s, struct pog_inode *in, uint64_t off,
 	if (off >= zend)
 		return 0;
 	if (in->flags & POG_INODE_INLINE) {
-		int err = inline_check(s, in);
+		int err = pog_inline_check(s, in);
 		if (err)
 			return err;
 		if (first == 0 && last >= 1) { /* its one page goes */
@@ -885,7 +866,7 @@ static int data_zero(pog_store *s, struct pog_inode *in, uint64_t off,
 			return 0;
 		}
 		memset(in->inline_data + off, 0, zend - off);
-		inline_seal(in);
+		pog_inline_seal(in);
 		return 0;
 	}
 	int err = 0;
@@ -958,8 +939,8 @@ static int data_seek(pog_store *s, const struct pog_inode *in, uint64_t off,
  * bit is stripped) and its record. On success the caller unlocks; on
  * failure nothing is held.
  */
-static int read_begin(pog_store *s, uint64_t *ino, const struct pog_state **st,
-		      const struct pog_inode **in)
+int pog_read_begin(pog_store *s, uint64_t *ino, const struct pog_state **st,
+		   const struct pog_inode **in)
 {
 	int err = pog_rdlock(s);
 	if (err)
@@ -975,10 +956,10 @@ int pog_getattr(pog_store *s, uint64_t ino, struct pog_attr *out)
 {
 	const struct pog_state *st;
 	const struct pog_inode *in;
-	int err = read_begin(s, &ino, &st, &in);
+	int err = pog_read_begin(s, &ino, &st, &in);
 	if (err)
 		return err;
-	fill_attr(s, st, ino, in, out);
+	pog_fill_attr(s, st, ino, in, out);
 	pog_unlock(s);
 	return 0;
 }
@@ -986,20 +967,20 @@ int pog_getattr(pog_store *s, uint64_t ino, struct pog_attr *out)
 int pog_lookup(pog_store *s, uint64_t dir, const char *name, size_t len,
 	       struct pog_attr *out)
 {
-	int err = check_name(len);
+	int err = pog_check_name(len);
 	if (err)
 		return err;
 	const struct pog_state *st;
 	const struct pog_inode *d, *c;
 	uint64_t key, child;
-	err = read_begin(s, &dir, &st, &d);
+	err = pog_read_begin(s, &dir, &st, &d);
 	if (err)
 		return err;
-	err = dir_find(s, dir, st, d, name, len, &key, &child);
+	err = pog_dir_find(s, dir, st, d, name, len, &key, &child);
 	if (!err)
 		err = pog_inode_get(s, st, child, &c);
 	if (!err)
-		fill_attr(s, st, child, c, out);
+		pog_fill_attr(s, st, child, c, out);
 	pog_unlock(s);
 	return err;
 }
@@ -1022,12 +1003,12 @@ static int list_readdir(pog_store *s, const struct pog_state *st, uint64_t ino,
 		char name[256];
 		ssize_t nlen = it.key < POG_LIST_NAMED
 			? pog_list_iter_name(&it, &nm, name, sizeof(name))
-			: entry_name(POG_LIST, it.key, it.val, it.vlen, name,
-				     sizeof(name));
+			: pog_entry_name(POG_LIST, it.key, it.val, it.vlen, name,
+					 sizeof(name));
 		const struct pog_inode *c;
 		struct pog_attr a;
 		if (nlen >= 0 && pog_inode_get(s, st, it.child, &c) == 0) {
-			fill_attr(s, st, it.child, c, &a);
+			pog_fill_attr(s, st, it.child, c, &a);
 			r = fn(ctx, name, (size_t)nlen, &a, pog_list_cookie(&it));
 			if (r)
 				break;
@@ -1043,10 +1024,10 @@ int pog_readdir(pog_store *s, uint64_t dir, uint64_t cookie, pog_dirent_fn fn,
 {
 	const struct pog_state *st;
 	const struct pog_inode *d;
-	int err = read_begin(s, &dir, &st, &d);
+	int err = pog_read_begin(s, &dir, &st, &d);
 	if (err)
 		return err;
-	if (!is_dir_type(d->type)) {
+	if (!pog_is_dir_type(d->type)) {
 		pog_unlock(s);
 		return -ENOTDIR;
 	}
@@ -1067,12 +1048,12 @@ int pog_readdir(pog_store *s, uint64_t dir, uint64_t cookie, pog_dirent_fn fn,
 		pog_bt_cur(&it, &key, &val, &vlen);
 		memcpy(&child, val, sizeof(child));
 		char name[256];
-		ssize_t nlen = entry_name((uint32_t)dtype, key, val, vlen, name,
-					  sizeof(name));
+		ssize_t nlen = pog_entry_name((uint32_t)dtype, key, val, vlen, name,
+					      sizeof(name));
 		const struct pog_inode *c;
 		struct pog_attr a;
 		if (nlen >= 0 && pog_inode_get(s, st, child, &c) == 0) {
-			fill_attr(s, st, child, c, &a);
+			pog_fill_attr(s, st, child, c, &a);
 			r = fn(ctx, name, (size_t)nlen, &a, key + 1);
 			if (r)
 				break;
@@ -1088,10 +1069,10 @@ ssize_t pog_read(pog_store *s, uint64_t ino, uint64_t off, void *buf,
 {
 	const struct pog_state *st;
 	const struct pog_inode *in;
-	int err = read_begin(s, &ino, &st, &in);
+	int err = pog_read_begin(s, &ino, &st, &in);
 	if (err)
 		return err;
-	ssize_t r = is_dir_type(in->type) ? -EISDIR
+	ssize_t r = pog_is_dir_type(in->type) ? -EISDIR
 					  : pog_data_read(s, in, off, buf, len);
 	pog_unlock(s);
 	return r;
@@ -1121,10 +1102,10 @@ ssize_t pog_path_locked(pog_store *s, const struct pog_state *st, uint64_t ino,
 		char name[256];
 		struct pog_list_names nm;
 		ssize_t n = p->type != POG_LIST
-			? entry_name(p->type, key, val, vlen, name, sizeof(name))
+			? pog_entry_name(p->type, key, val, vlen, name, sizeof(name))
 			: pog_list_names_init(&nm, s, st, parent, p)
 			? -ENOENT
-			: list_entry_name(&nm, key, val, vlen, name, sizeof(name));
+			: pog_list_entry_name(&nm, key, val, vlen, name, sizeof(name));
 		if (n < 0 || (size_t)n + 1 > end)
 			return -ENAMETOOLONG;
 		if (end != sizeof(tmp))
@@ -1188,9 +1169,9 @@ static ssize_t relative_path(const char *from, const char *to, char *buf,
 	return (ssize_t)len;
 }
 
-static ssize_t readlink_locked(pog_store *s, const struct pog_state *st,
-			       uint64_t ino, const struct pog_inode *in,
-			       char *buf, size_t size)
+ssize_t pog_readlink_locked(pog_store *s, const struct pog_state *st,
+			    uint64_t ino, const struct pog_inode *in,
+			    char *buf, size_t size)
 {
 	if (in->type == POG_SYMLINK) {
 		char tmp[POG_SYMLINK_MAX + 1];
@@ -1223,10 +1204,10 @@ ssize_t pog_readlink(pog_store *s, uint64_t ino, char *buf, size_t size)
 {
 	const struct pog_state *st;
 	const struct pog_inode *in;
-	int err = read_begin(s, &ino, &st, &in);
+	int err = pog_read_begin(s, &ino, &st, &in);
 	if (err)
 		return err;
-	ssize_t r = readlink_locked(s, st, ino, in, buf, size);
+	ssize_t r = pog_readlink_locked(s, st, ino, in, buf, size);
 	pog_unlock(s);
 	return r;
 }
@@ -1235,7 +1216,7 @@ int pog_ref_target(pog_store *s, uint64_t ino, uint64_t *target)
 {
 	const struct pog_state *st;
 	const struct pog_inode *in;
-	int err = read_begin(s, &ino, &st, &in);
+	int err = pog_read_begin(s, &ino, &st, &in);
 	if (err)
 		return err;
 	if (in->type != POG_REF)
@@ -1289,8 +1270,8 @@ int pog_resolve_locked(pog_store *s, const struct pog_state *st, uint64_t dir,
 			else if (in->type == POG_REF || in->type == POG_SYMLINK)
 				err = -ENOENT; /* links are not followed */
 			else
-				err = dir_find(s, cur, st, in, key, (size_t)kl, &k,
-					       &child);
+				err = pog_dir_find(s, cur, st, in, key, (size_t)kl, &k,
+						   &child);
 			if (!err)
 				cur = child;
 		}
@@ -1304,7 +1285,7 @@ int pog_resolve_locked(pog_store *s, const struct pog_state *st, uint64_t dir,
 /* Take the write lock and make sure the change cannot run out of blocks
  * half-way: POG_OP_NEED blocks cover the tree copies of any one
  * operation. kind says whether it may use the reserve (store_int.h). */
-static int begin_change(pog_store *s, enum pog_space kind, uint64_t pages)
+int pog_begin_change(pog_store *s, enum pog_space kind, uint64_t pages)
 {
 	int err = pog_wrlock(s);
 	if (err)
@@ -1368,7 +1349,7 @@ static int new_inode(pog_store *s, const struct pog_new *spec,
 int pog_mknode(pog_store *s, uint64_t dir, const char *name, size_t len,
 	       const struct pog_new *spec, struct pog_attr *out)
 {
-	int err = check_name(len);
+	int err = pog_check_name(len);
 	if (err)
 		return err;
 	if (spec->type == POG_SYMLINK &&
@@ -1376,19 +1357,19 @@ int pog_mknode(pog_store *s, uint64_t dir, const char *name, size_t len,
 		return spec->text ? -ENAMETOOLONG : -EINVAL;
 	if (dir & POG_COMMITTED_BIT)
 		return -EROFS;
-	err = begin_change(s, POG_SPACE_GROW, 0);
+	err = pog_begin_change(s, POG_SPACE_GROW, 0);
 	if (err)
 		return err;
 	struct pog_inode d, c;
 	uint64_t key, ino = s->env->next_ino;
-	err = inode_load(s, &s->staged, dir, &d);
+	err = pog_inode_load(s, dir, &d);
 	if (!err)
-		err = entry_slot(s, dir, &d, name, len, &key);
+		err = pog_entry_slot(s, dir, &d, name, len, &key);
 	if (!err)
 		err = new_inode(s, spec, &c);
 	if (!err && spec->type == POG_SYMLINK) {
 		size_t tl = strlen(spec->text);
-		err = data_write(s, &c, 0, spec->text, tl);
+		err = pog_data_write(s, &c, 0, spec->text, tl);
 		c.size = tl;
 		if (!err && !(c.flags & POG_INODE_INLINE))
 			pog_note_change(s, ino, POG_CHG_PAGES);
@@ -1396,15 +1377,15 @@ int pog_mknode(pog_store *s, uint64_t dir, const char *name, size_t len,
 	if (!err) {
 		c.parent = dir;
 		c.parent_key = key;
-		err = inode_store(s, ino, &c);
+		err = pog_inode_put(s, ino, &c);
 	}
 	if (!err)
-		err = entry_insert(s, dir, &d, key, ino, name, len);
+		err = pog_entry_insert(s, dir, &d, key, ino, name, len);
 	if (!err) {
-		if (is_dir_type(c.type))
+		if (pog_is_dir_type(c.type))
 			d.nlink++;
-		stamp(&d, true);
-		err = inode_store(s, dir, &d);
+		pog_stamp(&d, true);
+		err = pog_inode_put(s, dir, &d);
 	}
 	if (!err) {
 		s->env->next_ino++;
@@ -1414,7 +1395,7 @@ int pog_mknode(pog_store *s, uint64_t dir, const char *name, size_t len,
 		pog_note_change(s, dir, POG_CHG_MODIFIED);
 		if (c.type == POG_REF)
 			pog_edit_ref(s, ino, c.content);
-		fill_attr(s, &s->staged, ino, &c, out);
+		pog_fill_attr(s, &s->staged, ino, &c, out);
 	}
 	pog_unlock(s);
 	return err;
@@ -1423,30 +1404,30 @@ int pog_mknode(pog_store *s, uint64_t dir, const char *name, size_t len,
 int pog_link(pog_store *s, uint64_t ino, uint64_t dir, const char *name,
 	     size_t len, struct pog_attr *out)
 {
-	int err = check_name(len);
+	int err = pog_check_name(len);
 	if (err)
 		return err;
 	if ((dir | ino) & POG_COMMITTED_BIT)
 		return -EROFS;
-	err = begin_change(s, POG_SPACE_GROW, 0);
+	err = pog_begin_change(s, POG_SPACE_GROW, 0);
 	if (err)
 		return err;
 	struct pog_inode d, c;
 	uint64_t key;
-	err = inode_load(s, &s->staged, ino, &c);
-	if (!err && is_dir_type(c.type))
+	err = pog_inode_load(s, ino, &c);
+	if (!err && pog_is_dir_type(c.type))
 		err = -EPERM;
 	if (!err && c.nlink >= 65000)
 		err = -EMLINK;
 	if (!err)
-		err = inode_load(s, &s->staged, dir, &d);
+		err = pog_inode_load(s, dir, &d);
 	if (!err)
-		err = entry_slot(s, dir, &d, name, len, &key);
+		err = pog_entry_slot(s, dir, &d, name, len, &key);
 	if (!err)
-		err = entry_insert(s, dir, &d, key, ino, name, len);
+		err = pog_entry_insert(s, dir, &d, key, ino, name, len);
 	if (!err) {
-		stamp(&d, true);
-		err = inode_store(s, dir, &d);
+		pog_stamp(&d, true);
+		err = pog_inode_put(s, dir, &d);
 	}
 	if (!err) {
 		c.nlink++;
@@ -1454,13 +1435,13 @@ int pog_link(pog_store *s, uint64_t ino, uint64_t dir, const char *name,
 			c.parent = dir;
 			c.parent_key = key;
 		}
-		err = object_changed(s, ino, &c, false, false);
+		err = pog_object_changed(s, ino, &c, false, false);
 	}
 	if (!err) {
 		pog_hash_entry_changed(s, dir, key);
 		pog_note_change(s, dir, POG_CHG_MODIFIED);
 		if (out)
-			fill_attr(s, &s->staged, ino, &c, out);
+			pog_fill_attr(s, &s->staged, ino, &c, out);
 	}
 	pog_unlock(s);
 	return err;
@@ -1468,37 +1449,37 @@ int pog_link(pog_store *s, uint64_t ino, uint64_t dir, const char *name,
 
 /* An edit hook failed after its operation succeeded: the operation
  * stands (plain POSIX semantics), the reason is kept for status. */
-static void edit_hook(pog_store *s, int err)
+void pog_edit_hook(pog_store *s, int err)
 {
 	if (err)
 		pog_set_error(s, "saving by rename: %s", pog_strerror(err));
 }
 
 /* The child leaves its place (dir already updated by the caller). */
-static int child_unlinked(pog_store *s, uint64_t ino, uint64_t dir,
-			  uint64_t key)
+int pog_child_unlinked(pog_store *s, uint64_t ino, uint64_t dir,
+		       uint64_t key)
 {
 	struct pog_inode c;
-	int err = inode_load(s, &s->staged, ino, &c);
+	int err = pog_inode_load(s, ino, &c);
 	if (err)
 		return err;
 	/* A map or list may live on without a place (a ref holds it), so it
 	 * keeps 2 + subdirectories; a file counts its names. */
-	if (!is_dir_type(c.type) && c.nlink)
+	if (!pog_is_dir_type(c.type) && c.nlink)
 		c.nlink--;
 	if (c.parent == dir && c.parent_key == key) {
 		c.parent = 0;
 		c.parent_key = 0;
 	}
-	stamp(&c, false);
-	return inode_store(s, ino, &c);
+	pog_stamp(&c, false);
+	return pog_inode_put(s, ino, &c);
 }
 
 int pog_child_orphaned(pog_store *s, uint64_t ino, uint64_t dir)
 {
 	struct pog_inode c;
-	int err = inode_load(s, &s->staged, ino, &c);
-	return err ? err : child_unlinked(s, ino, dir, c.parent_key);
+	int err = pog_inode_load(s, ino, &c);
+	return err ? err : pog_child_unlinked(s, ino, dir, c.parent_key);
 }
 
 #define REMOVE_DETACH 0x100u /* any object, even a non-empty map */
@@ -1508,11 +1489,11 @@ static int check_removable(const struct pog_inode *c, unsigned flags)
 	if (flags & REMOVE_DETACH)
 		return 0;
 	if (flags & POG_REMOVE_DIR) {
-		if (!is_dir_type(c->type))
+		if (!pog_is_dir_type(c->type))
 			return -ENOTDIR;
 		if (c->entries)
 			return -ENOTEMPTY;
-	} else if (is_dir_type(c->type)) {
+	} else if (pog_is_dir_type(c->type)) {
 		return -EISDIR;
 	}
 	return 0;
@@ -1521,40 +1502,40 @@ static int check_removable(const struct pog_inode *c, unsigned flags)
 int pog_remove(pog_store *s, uint64_t dir, const char *name, size_t len,
 	       unsigned flags)
 {
-	int err = check_name(len);
+	int err = pog_check_name(len);
 	if (err)
 		return err;
 	if (dir & POG_COMMITTED_BIT)
 		return -EROFS;
-	err = begin_change(s, POG_SPACE_SHRINK, 0);
+	err = pog_begin_change(s, POG_SPACE_SHRINK, 0);
 	if (err)
 		return err;
 	struct pog_inode d, c;
 	uint64_t key, child;
-	err = inode_load(s, &s->staged, dir, &d);
+	err = pog_inode_load(s, dir, &d);
 	if (!err)
-		err = dir_find(s, dir, &s->staged, &d, name, len, &key, &child);
+		err = pog_dir_find(s, dir, &s->staged, &d, name, len, &key, &child);
 	if (!err)
-		err = inode_load(s, &s->staged, child, &c);
+		err = pog_inode_load(s, child, &c);
 	if (!err)
 		err = check_removable(&c, flags);
 	if (!err) {
 		pog_note_removed(s, child);
-		err = entry_remove(s, dir, &d, key);
+		err = pog_entry_remove(s, dir, &d, key);
 	}
 	if (!err) {
-		if (is_dir_type(c.type))
+		if (pog_is_dir_type(c.type))
 			d.nlink--;
-		stamp(&d, true);
-		err = inode_store(s, dir, &d);
+		pog_stamp(&d, true);
+		err = pog_inode_put(s, dir, &d);
 	}
 	if (!err)
-		err = child_unlinked(s, child, dir, key);
+		err = pog_child_unlinked(s, child, dir, key);
 	if (!err) {
 		pog_hash_entry_changed(s, dir, key);
 		pog_note_change(s, dir, POG_CHG_MODIFIED);
-		if (c.nlink == 1 && !is_dir_type(c.type))
-			edit_hook(s, pog_edit_unlinked(s, child));
+		if (c.nlink == 1 && !pog_is_dir_type(c.type))
+			pog_edit_hook(s, pog_edit_unlinked(s, child));
 	}
 	pog_unlock(s);
 	return err;
@@ -1569,19 +1550,19 @@ int pog_set_ref_target(pog_store *s, uint64_t ino, uint64_t target)
 {
 	if ((ino | target) & POG_COMMITTED_BIT)
 		return -EROFS;
-	int err = begin_change(s, POG_SPACE_KEEP, 0);
+	int err = pog_begin_change(s, POG_SPACE_KEEP, 0);
 	if (err)
 		return err;
 	struct pog_inode in;
 	const struct pog_inode *t;
-	err = inode_load(s, &s->staged, ino, &in);
+	err = pog_inode_load(s, ino, &in);
 	if (!err && in.type != POG_REF)
 		err = -EINVAL;
 	if (!err)
 		err = pog_inode_get(s, &s->staged, target, &t);
 	if (!err) {
 		in.content = target;
-		err = object_changed(s, ino, &in, false, true);
+		err = pog_object_changed(s, ino, &in, false, true);
 	}
 	if (!err)
 		pog_edit_ref(s, ino, target);
@@ -1606,13 +1587,13 @@ static bool is_ancestor(pog_store *s, uint64_t ino, uint64_t dir)
 static int set_parent(pog_store *s, uint64_t ino, uint64_t dir, uint64_t key)
 {
 	struct pog_inode c;
-	int err = inode_load(s, &s->staged, ino, &c);
+	int err = pog_inode_load(s, ino, &c);
 	if (err)
 		return err;
 	c.parent = dir;
 	c.parent_key = key;
-	stamp(&c, false);
-	return inode_store(s, ino, &c);
+	pog_stamp(&c, false);
+	return pog_inode_put(s, ino, &c);
 }
 
 static void note_moved(pog_store *s, uint64_t ino)
@@ -1633,7 +1614,7 @@ struct rename_ctx {
 /* May the moved object replace the existing target of a rename? */
 static int replace_check(const struct rename_ctx *r)
 {
-	bool sdir = is_dir_type(r->src.type), ddir = is_dir_type(r->dst.type);
+	bool sdir = pog_is_dir_type(r->src.type), ddir = pog_is_dir_type(r->dst.type);
 	if (sdir != ddir)
 		return sdir ? -ENOTDIR : -EISDIR;
 	if (ddir && r->dst.entries)
@@ -1645,11 +1626,11 @@ static int replace_check(const struct rename_ctx *r)
 static int replace_target(pog_store *s, uint64_t newdir, struct rename_ctx *r)
 {
 	pog_note_removed(s, r->dino);
-	int err = entry_set_child(s, &r->nd, r->nkey, r->sino);
-	if (!err && is_dir_type(r->dst.type))
+	int err = pog_entry_set_child(s, &r->nd, r->nkey, r->sino);
+	if (!err && pog_is_dir_type(r->dst.type))
 		r->nd.nlink--;
 	if (!err)
-		err = child_unlinked(s, r->dino, newdir, r->nkey);
+		err = pog_child_unlinked(s, r->dino, newdir, r->nkey);
 	return err;
 }
 
@@ -1659,25 +1640,25 @@ static int rename_exchange(pog_store *s, uint64_t olddir, uint64_t newdir,
 	bool same = olddir == newdir;
 	note_moved(s, r->sino);
 	note_moved(s, r->dino);
-	int err = entry_set_child(s, &r->od, r->okey, r->dino);
+	int err = pog_entry_set_child(s, &r->od, r->okey, r->dino);
 	if (!err && same)
 		r->nd = r->od;
 	if (!err)
-		err = entry_set_child(s, &r->nd, r->nkey, r->sino);
+		err = pog_entry_set_child(s, &r->nd, r->nkey, r->sino);
 	if (err)
 		return err;
 	if (same) {
 		r->od = r->nd;
 	} else {
-		int sdir = is_dir_type(r->src.type), ddir = is_dir_type(r->dst.type);
+		int sdir = pog_is_dir_type(r->src.type), ddir = pog_is_dir_type(r->dst.type);
 		r->od.nlink += (uint32_t)(ddir - sdir);
 		r->nd.nlink += (uint32_t)(sdir - ddir);
 	}
-	stamp(&r->od, true);
-	err = inode_store(s, olddir, &r->od);
+	pog_stamp(&r->od, true);
+	err = pog_inode_put(s, olddir, &r->od);
 	if (!err && !same) {
-		stamp(&r->nd, true);
-		err = inode_store(s, newdir, &r->nd);
+		pog_stamp(&r->nd, true);
+		err = pog_inode_put(s, newdir, &r->nd);
 	}
 	if (!err)
 		err = set_parent(s, r->sino, newdir, r->nkey);
@@ -1690,7 +1671,7 @@ static int rename_move(pog_store *s, uint64_t olddir, uint64_t newdir,
 		       const char *newname, size_t newlen, struct rename_ctx *r)
 {
 	bool same = olddir == newdir;
-	bool sdir = is_dir_type(r->src.type);
+	bool sdir = pog_is_dir_type(r->src.type);
 	int err = r->have_dst ? replace_check(r) : 0;
 	if (err)
 		return err;
@@ -1698,14 +1679,14 @@ static int rename_move(pog_store *s, uint64_t olddir, uint64_t newdir,
 	if (r->have_dst) {
 		err = replace_target(s, newdir, r);
 	} else {
-		err = entry_insert(s, newdir, &r->nd, r->nkey, r->sino, newname,
-				   newlen);
+		err = pog_entry_insert(s, newdir, &r->nd, r->nkey, r->sino, newname,
+				       newlen);
 	}
 	if (err)
 		return err;
 	if (same)
 		r->od = r->nd;
-	err = entry_remove(s, olddir, &r->od, r->okey);
+	err = pog_entry_remove(s, olddir, &r->od, r->okey);
 	if (err)
 		return err;
 	if (same) {
@@ -1714,11 +1695,11 @@ static int rename_move(pog_store *s, uint64_t olddir, uint64_t newdir,
 		r->od.nlink--;
 		r->nd.nlink++;
 	}
-	stamp(&r->od, true);
-	err = inode_store(s, olddir, &r->od);
+	pog_stamp(&r->od, true);
+	err = pog_inode_put(s, olddir, &r->od);
 	if (!err && !same) {
-		stamp(&r->nd, true);
-		err = inode_store(s, newdir, &r->nd);
+		pog_stamp(&r->nd, true);
+		err = pog_inode_put(s, newdir, &r->nd);
 	}
 	if (!err)
 		err = set_parent(s, r->sino, newdir, r->nkey);
@@ -1736,25 +1717,25 @@ static void rename_edits(pog_store *s, const struct rename_ctx *r,
 	if (flags & POG_RENAME_EXCHANGE)
 		return;
 	if (file && (!pog_ino_new(s, r->sino) || pog_type_is_scalar(r->src.type)))
-		edit_hook(s, pog_edit_moved(s, r->sino, olddir, oldname, oldlen));
+		pog_edit_hook(s, pog_edit_moved(s, r->sino, olddir, oldname, oldlen));
 	if (r->have_dst && r->dino != r->sino)
-		edit_hook(s, pog_edit_replaced(s, r->dino, r->sino));
+		pog_edit_hook(s, pog_edit_replaced(s, r->dino, r->sino));
 }
 
 int pog_rename(pog_store *s, uint64_t olddir, const char *oldname,
 	       size_t oldlen, uint64_t newdir, const char *newname,
 	       size_t newlen, unsigned flags)
 {
-	int err = check_name(oldlen);
+	int err = pog_check_name(oldlen);
 	if (!err)
-		err = check_name(newlen);
+		err = pog_check_name(newlen);
 	if (err)
 		return err;
 	if ((olddir | newdir) & POG_COMMITTED_BIT)
 		return -EROFS;
 	if ((flags & POG_RENAME_NOREPLACE) && (flags & POG_RENAME_EXCHANGE))
 		return -EINVAL;
-	err = begin_change(s, POG_SPACE_KEEP, 0);
+	err = pog_begin_change(s, POG_SPACE_KEEP, 0);
 	if (err)
 		return err;
 	struct rename_ctx *r = calloc(1, sizeof(*r));
@@ -1762,39 +1743,39 @@ int pog_rename(pog_store *s, uint64_t olddir, const char *oldname,
 		pog_unlock(s);
 		return -ENOMEM;
 	}
-	err = inode_load(s, &s->staged, olddir, &r->od);
+	err = pog_inode_load(s, olddir, &r->od);
 	if (!err)
-		err = inode_load(s, &s->staged, newdir, &r->nd);
+		err = pog_inode_load(s, newdir, &r->nd);
 	if (!err)
-		err = dir_find(s, olddir, &s->staged, &r->od, oldname, oldlen,
-			       &r->okey, &r->sino);
+		err = pog_dir_find(s, olddir, &s->staged, &r->od, oldname, oldlen,
+				   &r->okey, &r->sino);
 	if (!err)
-		err = inode_load(s, &s->staged, r->sino, &r->src);
+		err = pog_inode_load(s, r->sino, &r->src);
 	if (!err) {
-		int f = dir_find(s, newdir, &s->staged, &r->nd, newname, newlen,
-				 &r->nkey, &r->dino);
+		int f = pog_dir_find(s, newdir, &s->staged, &r->nd, newname, newlen,
+				     &r->nkey, &r->dino);
 		if (f == 0)
 			r->have_dst = true;
 		else if (f != -ENOENT)
 			err = f;
 		else if (!(flags & POG_RENAME_EXCHANGE))
-			err = entry_slot(s, newdir, &r->nd, newname, newlen,
-					 &r->nkey);
+			err = pog_entry_slot(s, newdir, &r->nd, newname, newlen,
+					     &r->nkey);
 		/* making room for a fraction may have moved the source */
 		if (!err && !r->have_dst && olddir == newdir)
-			err = dir_find(s, newdir, &s->staged, &r->nd, oldname,
-				       oldlen, &r->okey, &r->sino);
+			err = pog_dir_find(s, newdir, &s->staged, &r->nd, oldname,
+					   oldlen, &r->okey, &r->sino);
 	}
 	if (!err && r->have_dst)
-		err = inode_load(s, &s->staged, r->dino, &r->dst);
+		err = pog_inode_load(s, r->dino, &r->dst);
 	if (!err && (flags & POG_RENAME_NOREPLACE) && r->have_dst)
 		err = -EEXIST;
 	if (!err && (flags & POG_RENAME_EXCHANGE) && !r->have_dst)
 		err = -ENOENT;
-	if (!err && is_dir_type(r->src.type) && is_ancestor(s, r->sino, newdir))
+	if (!err && pog_is_dir_type(r->src.type) && is_ancestor(s, r->sino, newdir))
 		err = -EINVAL;
 	if (!err && (flags & POG_RENAME_EXCHANGE) &&
-	    is_dir_type(r->dst.type) && is_ancestor(s, r->dino, olddir))
+	    pog_is_dir_type(r->dst.type) && is_ancestor(s, r->dino, olddir))
 		err = -EINVAL;
 	bool noop = !err && r->have_dst && r->sino == r->dino;
 	if (!err && !noop) {
@@ -1815,9 +1796,9 @@ int pog_rename(pog_store *s, uint64_t olddir, const char *oldname,
 	return err;
 }
 
-static int writable_file(const struct pog_inode *in)
+int pog_writable_file(const struct pog_inode *in)
 {
-	if (is_dir_type(in->type))
+	if (pog_is_dir_type(in->type))
 		return -EISDIR;
 	if (in->type != POG_STRING && !pog_type_is_scalar(in->type))
 		return -EINVAL;
@@ -1825,14 +1806,14 @@ static int writable_file(const struct pog_inode *in)
 }
 
 /* Set a scalar's text (which parses to bits) in its record. */
-static void scalar_set(struct pog_inode *in, uint64_t bits, const char *text,
-		       size_t len)
+void pog_scalar_set(struct pog_inode *in, uint64_t bits, const char *text,
+		    size_t len)
 {
 	in->content = bits;
 	in->flags = POG_INODE_INLINE;
 	memcpy(in->inline_data, text, len);
 	in->size = len;
-	inline_seal(in);
+	pog_inline_seal(in);
 }
 
 /*
@@ -1840,11 +1821,11 @@ static void scalar_set(struct pog_inode *in, uint64_t bits, const char *text,
  * -EINVAL and nothing changes. Size 0 (truncate) is allowed: the scalar is
  * then empty and has no value (a commit refuses to make it durable).
  */
-static int scalar_edit(pog_store *s, struct pog_inode *in, uint64_t off,
-		       const void *buf, size_t len, uint64_t new_size)
+int pog_scalar_edit(pog_store *s, struct pog_inode *in, uint64_t off,
+		    const void *buf, size_t len, uint64_t new_size)
 {
 	char text[POG_INLINE_MAX];
-	int err = inline_check(s, in);
+	int err = pog_inline_check(s, in);
 	if (err)
 		return err;
 	if (new_size > POG_INLINE_MAX || off + len > POG_INLINE_MAX)
@@ -1855,14 +1836,14 @@ static int scalar_edit(pog_store *s, struct pog_inode *in, uint64_t off,
 	if (buf)
 		memcpy(text + off, buf, len);
 	if (new_size == 0) {
-		scalar_set(in, 0, text, 0); /* empty: no value */
+		pog_scalar_set(in, 0, text, 0); /* empty: no value */
 		return 0;
 	}
 	uint64_t bits;
 	err = pog_scalar_parse(in->type, text, new_size, &bits);
 	if (err)
 		return err;
-	scalar_set(in, bits, text, new_size);
+	pog_scalar_set(in, bits, text, new_size);
 	return 0;
 }
 
@@ -1873,25 +1854,25 @@ ssize_t pog_write(pog_store *s, uint64_t ino, uint64_t off, const void *buf,
 		return -EROFS;
 	if (off > POG_FILE_MAX || len > POG_FILE_MAX - off)
 		return -EFBIG;
-	int err = begin_change(s, POG_SPACE_GROW, len / PAGE + 2);
+	int err = pog_begin_change(s, POG_SPACE_GROW, len / PAGE + 2);
 	if (err)
 		return err;
 	struct pog_inode in;
-	err = inode_load(s, &s->staged, ino, &in);
+	err = pog_inode_load(s, ino, &in);
 	if (!err)
-		err = writable_file(&in);
+		err = pog_writable_file(&in);
 	if (!err && len && pog_type_is_scalar(in.type)) {
 		uint64_t end = off + len > in.size ? off + len : in.size;
-		err = scalar_edit(s, &in, off, buf, len, end);
+		err = pog_scalar_edit(s, &in, off, buf, len, end);
 	} else if (!err && len) {
-		err = data_write(s, &in, off, buf, len);
+		err = pog_data_write(s, &in, off, buf, len);
 		if (!err && off + len > in.size)
 			in.size = off + len;
 		if (!err && !(in.flags & POG_INODE_INLINE))
 			pog_note_change(s, ino, POG_CHG_PAGES);
 	}
 	if (!err)
-		err = object_changed(s, ino, &in, true, true);
+		err = pog_object_changed(s, ino, &in, true, true);
 	pog_unlock(s);
 	return err ? err : (ssize_t)len;
 }
@@ -1902,24 +1883,24 @@ int pog_setattr(pog_store *s, uint64_t ino, const struct pog_attr *attr,
 	if (ino & POG_COMMITTED_BIT)
 		return -EROFS;
 	/* Truncating down shrinks; growing a file is checked below. */
-	int err = begin_change(s, mask & POG_SET_SIZE ? POG_SPACE_SHRINK
+	int err = pog_begin_change(s, mask & POG_SET_SIZE ? POG_SPACE_SHRINK
 						      : POG_SPACE_KEEP, 0);
 	if (err)
 		return err;
 	struct pog_inode in;
-	err = inode_load(s, &s->staged, ino, &in);
+	err = pog_inode_load(s, ino, &in);
 	if (!err && (mask & POG_SET_SIZE)) {
-		err = writable_file(&in);
+		err = pog_writable_file(&in);
 		if (!err && attr->size > POG_FILE_MAX)
 			err = -EFBIG;
 		if (!err && attr->size > in.size)
 			err = pog_space_check(s, POG_SPACE_GROW, POG_OP_NEED);
 		if (!err && attr->size != in.size) {
 			if (pog_type_is_scalar(in.type))
-				err = scalar_edit(s, &in, 0, NULL, 0, attr->size);
+				err = pog_scalar_edit(s, &in, 0, NULL, 0, attr->size);
 			else
-				err = data_truncate(s, &in, attr->size);
-			stamp(&in, true);
+				err = pog_data_truncate(s, &in, attr->size);
+			pog_stamp(&in, true);
 		}
 	}
 	if (!err) {
@@ -1937,19 +1918,19 @@ int pog_setattr(pog_store *s, uint64_t ino, const struct pog_attr *attr,
 			in.mtime_sec = attr->mtime.sec;
 			in.mtime_nsec = attr->mtime.nsec;
 		}
-		stamp(&in, false);
+		pog_stamp(&in, false);
 		if (mask & POG_SET_CTIME) {
 			in.ctime_sec = attr->ctime.sec;
 			in.ctime_nsec = attr->ctime.nsec;
 		}
-		err = inode_store(s, ino, &in);
+		err = pog_inode_put(s, ino, &in);
 	}
 	if (!err) {
 		if (mask & POG_SET_SIZE)
 			pog_hash_changed(s, ino);
 		pog_note_change(s, ino, POG_CHG_MODIFIED);
 		if (out)
-			fill_attr(s, &s->staged, ino, &in, out);
+			pog_fill_attr(s, &s->staged, ino, &in, out);
 	}
 	pog_unlock(s);
 	return err;
@@ -2029,8 +2010,8 @@ static int falloc_scalar(pog_store *s, struct pog_inode *in, uint64_t off,
 	uint64_t n = zend > off ? zend - off : 0;
 	int err = n > POG_INLINE_MAX || size > POG_INLINE_MAX
 			  ? -EINVAL
-			  : scalar_edit(s, in, n ? off : 0, n ? zeros : NULL,
-					(size_t)n, size);
+			  : pog_scalar_edit(s, in, n ? off : 0, n ? zeros : NULL,
+					    (size_t)n, size);
 	if (err == -EINVAL)
 		pog_set_error(s, "fallocate: a %s must keep parseable text",
 			      pog_type_name(in->type));
@@ -2043,16 +2024,16 @@ int pog_fallocate(pog_store *s, uint64_t ino, unsigned mode, uint64_t off,
 	if (ino & POG_COMMITTED_BIT)
 		return -EROFS;
 	/* Punching a hole shrinks (it may use the reserve); the rest grows. */
-	int err = begin_change(s, mode & POG_FALLOC_PUNCH_HOLE ? POG_SPACE_SHRINK
+	int err = pog_begin_change(s, mode & POG_FALLOC_PUNCH_HOLE ? POG_SPACE_SHRINK
 							       : POG_SPACE_GROW, 2);
 	if (err)
 		return err;
 	struct pog_inode in;
 	uint64_t size = 0, zero_end = 0;
 	bool pages = false;
-	err = inode_load(s, &s->staged, ino, &in);
+	err = pog_inode_load(s, ino, &in);
 	if (!err)
-		err = writable_file(&in);
+		err = pog_writable_file(&in);
 	if (!err)
 		err = falloc_plan(&in, mode, off, len, &size, &zero_end);
 	if (!err && !zero_end)
@@ -2067,12 +2048,12 @@ int pog_fallocate(pog_store *s, uint64_t ino, unsigned mode, uint64_t off,
 	} else {
 		err = data_zero(s, &in, off, zero_end, &pages);
 		if (!err && size != in.size)
-			err = data_truncate(s, &in, size);
+			err = pog_data_truncate(s, &in, size);
 	}
 	if (!err && pages)
 		pog_note_change(s, ino, POG_CHG_PAGES);
 	if (!err)
-		err = object_changed(s, ino, &in, true, true);
+		err = pog_object_changed(s, ino, &in, true, true);
 out:
 	pog_unlock(s);
 	return err;
@@ -2085,10 +2066,10 @@ int pog_seek(pog_store *s, uint64_t ino, uint64_t off, int whence,
 		return -EINVAL;
 	const struct pog_state *st;
 	const struct pog_inode *in;
-	int err = read_begin(s, &ino, &st, &in);
+	int err = pog_read_begin(s, &ino, &st, &in);
 	if (err)
 		return err;
-	err = writable_file(in);
+	err = pog_writable_file(in);
 	if (!err)
 		err = data_seek(s, in, off, whence == POG_SEEK_DATA, out);
 	pog_unlock(s);
@@ -2154,7 +2135,7 @@ static int convert_scalar(pog_store *s, struct pog_inode *in, unsigned type)
 	if (err)
 		return err;
 	if (in->type == POG_STRING) {
-		err = data_release(s, in);
+		err = pog_data_release(s, in);
 		if (err)
 			return err;
 	}
@@ -2165,7 +2146,7 @@ static int convert_scalar(pog_store *s, struct pog_inode *in, unsigned type)
 		len = pog_scalar_format(type, bits, text, sizeof(text) - 1);
 		text[len++] = '\n';
 	}
-	scalar_set(in, bits, text, len);
+	pog_scalar_set(in, bits, text, len);
 	return 0;
 }
 
@@ -2174,19 +2155,17 @@ static int reown(pog_store *s, uint64_t dir, uint64_t child, uint64_t old_key,
 		 uint64_t new_key)
 {
 	struct pog_inode c;
-	if (inode_load(s, &s->staged, child, &c) || c.parent != dir ||
+	if (pog_inode_load(s, child, &c) || c.parent != dir ||
 	    c.parent_key != old_key)
 		return 0;
 	c.parent_key = new_key;
-	return inode_store(s, child, &c);
+	return pog_inode_put(s, child, &c);
 }
 
 /* Call fn for each entry of a map (key order) or list (its order) with
  * the entry's key bytes: a list's integer names are written out. */
-typedef int (*dir_entry_fn)(void *ctx, uint64_t key, uint64_t child,
-			    const char *name, size_t len);
-static int dir_foreach(pog_store *s, uint64_t ino, const struct pog_inode *in,
-		       dir_entry_fn fn, void *ctx)
+int pog_dir_foreach(pog_store *s, uint64_t ino, const struct pog_inode *in,
+		    pog_dir_entry_fn fn, void *ctx)
 {
 	if (in->type == POG_LIST) {
 		char name[POG_KEY_MAX + 1];
@@ -2247,10 +2226,10 @@ static int convert_entry(void *ctx, uint64_t key, uint64_t child,
 {
 	struct convert *cv = ctx;
 	uint64_t new_key;
-	int err = entry_slot(cv->s, cv->ino, cv->to, name, len, &new_key);
+	int err = pog_entry_slot(cv->s, cv->ino, cv->to, name, len, &new_key);
 	if (!err)
-		err = entry_insert(cv->s, cv->ino, cv->to, new_key, child, name,
-				   len);
+		err = pog_entry_insert(cv->s, cv->ino, cv->to, new_key, child, name,
+				       len);
 	if (!err)
 		err = reown(cv->s, cv->ino, child, key, new_key);
 	return err;
@@ -2268,7 +2247,7 @@ static int convert_dir(pog_store *s, uint64_t ino, struct pog_inode *in,
 {
 	int err = 0;
 	if (type == POG_LIST)
-		err = dir_foreach(s, ino, in, name_is_position, NULL);
+		err = pog_dir_foreach(s, ino, in, name_is_position, NULL);
 	if (!err)
 		err = pog_space_check(s, POG_SPACE_GROW,
 				      POG_OP_NEED + in->entries / 2);
@@ -2279,7 +2258,7 @@ static int convert_dir(pog_store *s, uint64_t ino, struct pog_inode *in,
 	to.content = 0;
 	to.entries = 0;
 	struct convert cv = {s, ino, &to};
-	err = dir_foreach(s, ino, in, convert_entry, &cv);
+	err = pog_dir_foreach(s, ino, in, convert_entry, &cv);
 	if (err) {
 		pog_bt_release(s, to.content);
 		return err;
@@ -2295,11 +2274,11 @@ int pog_set_type(pog_store *s, uint64_t ino, unsigned type)
 {
 	if (ino & POG_COMMITTED_BIT)
 		return -EROFS;
-	int err = begin_change(s, POG_SPACE_GROW, 0);
+	int err = pog_begin_change(s, POG_SPACE_GROW, 0);
 	if (err)
 		return err;
 	struct pog_inode in;
-	err = inode_load(s, &s->staged, ino, &in);
+	err = pog_inode_load(s, ino, &in);
 	bool file_like = !err && (in.type == POG_STRING || pog_type_is_scalar(in.type));
 	bool to_file = type == POG_STRING || pog_type_is_scalar(type);
 	bool changed = !err && in.type != type;
@@ -2309,13 +2288,13 @@ int pog_set_type(pog_store *s, uint64_t ino, unsigned type)
 		err = -EINVAL; /* the root is a map, always */
 	} else if (file_like && to_file) {
 		err = convert_scalar(s, &in, type);
-	} else if (is_dir_type(in.type) && is_dir_type(type)) {
+	} else if (pog_is_dir_type(in.type) && pog_is_dir_type(type)) {
 		err = convert_dir(s, ino, &in, type);
 	} else {
 		err = -EINVAL;
 	}
 	if (!err && changed)
-		err = object_changed(s, ino, &in, false, true);
+		err = pog_object_changed(s, ino, &in, false, true);
 	if (!err && file_like)
 		pog_edit_typed(s, ino);
 	pog_unlock(s);
@@ -2329,10 +2308,10 @@ static int xattr_find(pog_store *s, uint64_t root, const char *name,
 		      uint64_t *key, const char **value, size_t *vsize,
 		      uint64_t *free_key)
 {
-	struct named n = {name, strlen(name), true, 0};
+	struct pog_named n = {name, strlen(name), true, 0};
 	const void *val;
 	uint16_t vlen;
-	int err = bucket_find(s, root, &n, key, &val, &vlen, free_key);
+	int err = pog_bucket_find(s, root, &n, key, &val, &vlen, free_key);
 	if (err)
 		return err == -ENOENT ? -ENODATA : err;
 	if (value)
@@ -2350,7 +2329,7 @@ ssize_t pog_getxattr(pog_store *s, uint64_t ino, const char *name, void *buf,
 	const char *value;
 	size_t vsize;
 	uint64_t key;
-	int err = read_begin(s, &ino, &st, &in);
+	int err = pog_read_begin(s, &ino, &st, &in);
 	if (err)
 		return err;
 	ssize_t r = xattr_find(s, in->xattrs, name, &key, &value, &vsize, NULL);
@@ -2376,12 +2355,12 @@ int pog_setxattr(pog_store *s, uint64_t ino, const char *name,
 		return -E2BIG;
 	if (ino & POG_COMMITTED_BIT)
 		return -EROFS;
-	int err = begin_change(s, POG_SPACE_GROW, 0);
+	int err = pog_begin_change(s, POG_SPACE_GROW, 0);
 	if (err)
 		return err;
 	struct pog_inode in;
 	uint64_t key, free_key = 0;
-	err = inode_load(s, &s->staged, ino, &in);
+	err = pog_inode_load(s, ino, &in);
 	if (!err) {
 		err = xattr_find(s, in.xattrs, name, &key, NULL, NULL, &free_key);
 		if (!err && (flags & POG_XATTR_CREATE))
@@ -2400,7 +2379,7 @@ int pog_setxattr(pog_store *s, uint64_t ino, const char *name,
 				 (uint16_t)(1 + nlen + size));
 	}
 	if (!err)
-		err = object_changed(s, ino, &in, false, false);
+		err = pog_object_changed(s, ino, &in, false, false);
 	pog_unlock(s);
 	return err;
 }
@@ -2409,7 +2388,7 @@ ssize_t pog_listxattr(pog_store *s, uint64_t ino, char *buf, size_t size)
 {
 	const struct pog_state *st;
 	const struct pog_inode *in;
-	int err = read_begin(s, &ino, &st, &in);
+	int err = pog_read_begin(s, &ino, &st, &in);
 	if (err)
 		return err;
 	size_t total = 0;
@@ -2440,18 +2419,18 @@ int pog_removexattr(pog_store *s, uint64_t ino, const char *name)
 {
 	if (ino & POG_COMMITTED_BIT)
 		return -EROFS;
-	int err = begin_change(s, POG_SPACE_SHRINK, 0);
+	int err = pog_begin_change(s, POG_SPACE_SHRINK, 0);
 	if (err)
 		return err;
 	struct pog_inode in;
 	uint64_t key;
-	err = inode_load(s, &s->staged, ino, &in);
+	err = pog_inode_load(s, ino, &in);
 	if (!err)
 		err = xattr_find(s, in.xattrs, name, &key, NULL, NULL, NULL);
 	if (!err)
 		err = pog_bt_del(s, &in.xattrs, key);
 	if (!err)
-		err = object_changed(s, ino, &in, false, false);
+		err = pog_object_changed(s, ino, &in, false, false);
 	pog_unlock(s);
 	return err;
 }
@@ -2479,7 +2458,7 @@ int pog_object_blocks(pog_store *s, const struct pog_inode *in,
 	bool has_pages = in->type == POG_STRING || in->type == POG_SYMLINK;
 	if (has_pages && (in->flags & POG_INODE_DIRECT)) {
 		r = fn(ctx, in->content, 0);
-	} else if (has_pages || is_dir_type(in->type)) {
+	} else if (has_pages || pog_is_dir_type(in->type)) {
 		r = pog_bt_walk(s, in->content, node_visit, &b);
 		if (!r && has_pages) {
 			struct pog_bt_iter it;
@@ -2506,7 +2485,7 @@ int pog_object_edges(pog_store *s, const struct pog_inode *in,
 {
 	if (in->type == POG_REF)
 		return fn(ctx, in->content, 0);
-	if (!is_dir_type(in->type))
+	if (!pog_is_dir_type(in->type))
 		return 0;
 	struct pog_bt_iter it;
 	int r = pog_bt_seek(&it, s, in->content, 0);
@@ -2524,7 +2503,7 @@ int pog_object_edges(pog_store *s, const struct pog_inode *in,
 }
 
 /* Release a string's pages and page table without reading the pages. */
-static void pages_release(pog_store *s, const struct pog_inode *in)
+void pog_pages_release(pog_store *s, const struct pog_inode *in)
 {
 	if (in->flags & POG_INODE_INLINE)
 		return;
@@ -2549,7 +2528,7 @@ static void pages_release(pog_store *s, const struct pog_inode *in)
 int pog_object_destroy(pog_store *s, uint64_t ino)
 {
 	struct pog_inode in;
-	int err = inode_load(s, &s->staged, ino, &in);
+	int err = pog_inode_load(s, ino, &in);
 	if (err)
 		return err;
 	/* The record goes first: if its leaf is damaged nothing else has
@@ -2558,10 +2537,10 @@ int pog_object_destroy(pog_store *s, uint64_t ino)
 	if (err)
 		return err;
 	s->staged.nobjects--;
-	s->staged.logical_bytes -= logical_size(&in);
+	s->staged.logical_bytes -= pog_logical_size(&in);
 	if (in.type == POG_STRING || in.type == POG_SYMLINK)
-		pages_release(s, &in);
-	else if (is_dir_type(in.type))
+		pog_pages_release(s, &in);
+	else if (pog_is_dir_type(in.type))
 		pog_bt_release(s, in.content);
 	pog_bt_release(s, in.xattrs);
 	return 0;
@@ -2575,32 +2554,6 @@ int pog_child_of(pog_store *s, uint64_t dir, const char *key, size_t len,
 	const struct pog_inode *d;
 	uint64_t k;
 	int err = pog_inode_get(s, &s->staged, dir, &d);
-	return err ? err : dir_find(s, dir, &s->staged, d, key, len, &k, child);
+	return err ? err : pog_dir_find(s, dir, &s->staged, d, key, len, &k, child);
 }
 
-int pog_inode_load(pog_store *s, uint64_t ino, struct pog_inode *copy)
-{
-	return inode_load(s, &s->staged, ino, copy);
-}
-
-int pog_inode_put(pog_store *s, uint64_t ino, const struct pog_inode *in)
-{
-	return inode_store(s, ino, in);
-}
-
-int pog_data_release(pog_store *s, struct pog_inode *in)
-{
-	return data_release(s, in);
-}
-
-void pog_scalar_set(struct pog_inode *in, uint64_t bits, const char *text,
-		    size_t len)
-{
-	scalar_set(in, bits, text, len);
-}
-
-ssize_t pog_entry_name(uint32_t type, uint64_t key, const void *val,
-		       uint16_t vlen, char *buf, size_t size)
-{
-	return entry_name(type, key, val, vlen, buf, size);
-}
