@@ -1,4 +1,4 @@
-/* dirent.c - the entries of maps and lists: finding, adding, removing, listing them. */
+/* dirent.c - map and list entries: finding, adding, removing, listing. */
 #include <errno.h>
 #include <inttypes.h>
 #include <string.h>

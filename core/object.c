@@ -1,20 +1,9 @@
-/* object.c - the object graph: maps, lists, strings, refs, xattrs. */
+/* object.c - making, linking, removing objects; walks for GC and fsck. */
 #include <errno.h>
-#include <inttypes.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <unistd.h>
 
-#include "store_int.h"
 #include "object_int.h"
-
-#define KEY_HASH_MASK 0x0FFFFFFFFFFFFFF0ULL
-#define KEY_SEQS 16
-#define PAGE POG_BLOCK_SIZE
-
-/* ---- public: reading ------------------------------------------------------------ */
-
-/* ---- public: changing ---------------------------------------------------------- */
 
 static int new_inode(pog_store *s, const struct pog_new *spec,
 		     struct pog_inode *in)
@@ -351,5 +340,3 @@ int pog_object_destroy(pog_store *s, uint64_t ino)
 	pog_bt_release(s, in.xattrs);
 	return 0;
 }
-
-/* ---- for edit.c: records and text of the staged state --------------------------- */

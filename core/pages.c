@@ -1,4 +1,4 @@
-/* pages.c - a string's bytes, inline or in pages: read, write, truncate, holes, copies. */
+/* pages.c - a string's bytes, inline or in pages: read, write, holes. */
 #include <errno.h>
 #include <inttypes.h>
 #include <string.h>

@@ -501,7 +501,7 @@ int pog_bt_trim_fresh(pog_store *s, uint64_t root,
 /* Check a node's address and header sanity (magic, counts). */
 int pog_node_check(const pog_store *s, uint64_t addr, uint32_t kind);
 
-/* ---- object.c ----------------------------------------------------------- */
+/* ---- objects: inode.c dirent.c pages.c path.c type.c object.c ---------- */
 
 int pog_inode_get(pog_store *s, const struct pog_state *st, uint64_t ino,
 		  const struct pog_inode **out);
