@@ -417,9 +417,10 @@ void pog_history_fill(pog_store *s, uint64_t id, struct pog_commit_rec *rec,
 /* After the commit point: pin what the new list holds, let go of the rest,
  * empty the views of commits that left. */
 void pog_history_committed(pog_store *s);
-/* The state behind a view slot (an empty one when it is gone). */
+/* The state behind a view slot (an empty one when it is gone; store.c,
+ * beside pog_view, as views are read by every layer). */
 const struct pog_state *pog_history_state(pog_store *s, uint64_t slot);
-/* The view bits of a state pog_view returned. */
+/* The view bits of a state pog_view returned (store.c). */
 uint64_t pog_view_bits(pog_store *s, const struct pog_state *st);
 /* Space is short: the next commit keeps only named commits. */
 void pog_history_squeeze(pog_store *s);
