@@ -225,7 +225,7 @@ struct pog_store {
 	struct pog_map64 pins;
 
 	pthread_mutex_t hash_lock;   /* protects hashes */
-	struct pog_map64 hashes;     /* ino -> struct hcache * (merkle.c) */
+	struct pog_map64 hashes;     /* ino -> struct pog_hcache * (hcache.c) */
 
 	pthread_mutex_t err_lock;    /* protects last_error */
 	char last_error[256];
@@ -681,7 +681,7 @@ ssize_t pog_list_iter_name(struct pog_list_iter *it,
 			   size_t size);
 void pog_list_iter_release(struct pog_list_iter *it);
 
-/* ---- merkle.c: the hash cache --------------------------------------- */
+/* ---- hcache.c: the hash cache (merkle.c computes it) ----------------- */
 /* An object's content changed (write lock held). */
 void pog_hash_changed(pog_store *s, uint64_t ino);
 /* dir's entry `key` was added, removed or re-pointed (write lock held). */
@@ -690,7 +690,7 @@ void pog_hash_entry_changed(pog_store *s, uint64_t dir, uint64_t key);
 void pog_hash_rekeyed(pog_store *s, uint64_t ino);
 /* Forget every cached hash (abort, gc, close). */
 void pog_hash_reset(pog_store *s);
-/* pog_hash of a staged ino with the store lock held. */
+/* merkle.c: pog_hash of a staged ino with the store lock held. */
 int pog_hash_locked(pog_store *s, uint64_t ino, uint32_t *out);
 
 /* ---- moved.c: what a moving view changed ----------------------------- */
