@@ -354,11 +354,6 @@ void pog_history_committed(pog_store *s)
 	views_refresh(s);
 }
 
-void pog_history_squeeze(pog_store *s)
-{
-	s->env->hist.squeeze = true;
-}
-
 /* ---- views ------------------------------------------------------------------ */
 
 /* The slot showing commit id, made if needed (read lock held). */

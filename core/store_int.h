@@ -261,8 +261,14 @@ static inline void *pog_node(const pog_store *s, uint64_t addr)
 bool pog_node_valid(const pog_store *s, uint64_t addr);
 /* Written in this transaction (may be changed in place). */
 bool pog_node_fresh(const pog_store *s, uint64_t addr);
+/* The DRAM state of segment i as the pool holds it (open.c loads them). */
+void pog_seg_dram_init(pog_store *s, uint64_t i);
 /* Stop filling the current small-slot blocks (GC recomputes use). */
 void pog_small_forget(pog_store *s);
+/* commit.c: CRC the transaction's small nodes, flush the carried-over
+ * slots; then end the transaction's small-slot state (committed or not). */
+void pog_small_seal(pog_store *s);
+void pog_small_end(pog_store *s, bool committed);
 /* A new node of size bytes (256..4096, a power of two), not cleared. */
 int pog_node_alloc(pog_store *s, uint32_t size, uint64_t *addr);
 /* Let a node go (pog_block_release for blocks; a committed small slot
@@ -324,6 +330,11 @@ int pog_reachable(pog_store *s, const struct pog_state *st, bool pins,
  * (its staged changes discarded). Write lock held. */
 pog_store *pog_session_new_locked(struct pog_env *env);
 void pog_session_free_locked(pog_store *s);
+/* open.c: the session begins at the latest commit, which it pins. */
+void pog_session_begin(pog_store *s);
+/* commit.c: forget the transaction's change table, conflicts, list
+ * edits and removed paths. */
+void pog_changes_clear(pog_store *s);
 /* Move every session with nothing staged to the latest commit. */
 void pog_sessions_catch_up(pog_store *s);
 /* session.c: mark in use what every session's staged state holds (its
@@ -422,7 +433,8 @@ void pog_history_committed(pog_store *s);
 const struct pog_state *pog_history_state(pog_store *s, uint64_t slot);
 /* The view bits of a state pog_view returned (store.c). */
 uint64_t pog_view_bits(pog_store *s, const struct pog_state *st);
-/* Space is short: the next commit keeps only named commits. */
+/* Space is short: the next commit keeps only named commits (store.c:
+ * the space check sets it). */
 void pog_history_squeeze(pog_store *s);
 
 /* ---- btree.c ------------------------------------------------------------ */
