@@ -349,6 +349,22 @@ int pog_pool_format(const char *path, uint32_t *version)
 	return err;
 }
 
+/* Rebuild a format-2 pool's list trees and commit them (list.c says how). */
+static int lists_upgrade_commit(pog_store *s)
+{
+	int err = pog_wrlock(s);
+	if (err)
+		return err;
+	err = pog_lists_upgrade(s);
+	if (!err)
+		err = pog_commit_locked(s, "upgrade to format 3: lists count "
+					   "their entries", NULL);
+	if (err)
+		pog_abort_locked(s);
+	pog_unlock(s);
+	return err;
+}
+
 int pog_open(const char *path, unsigned flags, pog_store **out)
 {
 	pog_store *s = store_new();
@@ -374,7 +390,7 @@ int pog_open(const char *path, unsigned flags, pog_store **out)
 	 * list trees are rebuilt with counts, in one commit (list.c). Then
 	 * the new version is recorded, one persisted store. */
 	if (!err && !ro && !s->env->list_counts)
-		err = pog_lists_upgrade_commit(s);
+		err = lists_upgrade_commit(s);
 	if (!err && !ro && s->env->super->format_version < POG_FORMAT_VERSION) {
 		s->env->super->format_version = POG_FORMAT_VERSION;
 		pmemobj_persist(s->env->pop, &s->env->super->format_version,

@@ -663,10 +663,9 @@ int pog_lists_settle(pog_store *s);
 void pog_lists_seal(pog_store *s);
 /* Forget the transaction's list edits (after commit or abort). */
 void pog_lists_clear(pog_store *s);
-/* Rebuild format-2 list trees (staged; the caller commits). */
+/* Rebuild format-2 list trees (staged; the caller commits: pog_open of a
+ * format-2 pool, writable). */
 int pog_lists_upgrade(pog_store *s);
-/* The same, committed (pog_open of a format-2 pool, writable). */
-int pog_lists_upgrade_commit(pog_store *s);
 
 /* A list's entries in key order: positions in numeric order, then the
  * temporary entries. */
