@@ -1,4 +1,5 @@
-/* store_int.h - internals shared by the core modules (not installed). */
+/* store_int.h - internals shared by the core modules (not installed); the
+ * files form layers that call downwards only (core/README.md). */
 #ifndef POG_STORE_INT_H
 #define POG_STORE_INT_H
 
@@ -348,15 +349,16 @@ int pog_merge_locked(pog_store *s);
 void pog_conflicts_clear(pog_store *s);
 /* GC with the write lock held (-EBUSY while changes are staged). */
 int pog_gc_locked(pog_store *s, struct pog_gc_result *res);
-/* Abort with the write lock held. */
+/* commit.c: abort with the write lock held. */
 void pog_abort_locked(pog_store *s);
-/* Commit with the write lock held. */
+/* commit.c: commit with the write lock held. */
 int pog_commit_locked(pog_store *s, const char *message, uint64_t *id);
 /* Let a committed block go now: nothing readable uses it any more
  * (commit pins, pins.c). */
 void pog_block_free_now(pog_store *s, uint64_t bno);
 /* Let a block go: a fresh one at once, a committed one after commit. */
 void pog_block_release(pog_store *s, uint64_t bno);
+/* changes.c: the transaction's change table (ino -> POG_CHG_*). */
 void pog_note_change(pog_store *s, uint64_t ino, unsigned kind);
 /* ino was made as an entry of dir (an A line, unless an import made it
  * in a directory that is new too: that directory's line covers it). */
