@@ -354,36 +354,7 @@ void pog_history_committed(pog_store *s)
 	views_refresh(s);
 }
 
-void pog_history_squeeze(pog_store *s)
-{
-	s->env->hist.squeeze = true;
-}
-
 /* ---- views ------------------------------------------------------------------ */
-
-static const struct pog_state empty_state;
-
-const struct pog_state *pog_history_state(pog_store *s, uint64_t slot)
-{
-	struct pog_hview *v = slot < POG_VIEW_SLOTS ?
-		__atomic_load_n(&s->env->hist.views[slot], __ATOMIC_ACQUIRE) : NULL;
-	return v ? &v->st : &empty_state;
-}
-
-uint64_t pog_view_bits(pog_store *s, const struct pog_state *st)
-{
-	if (st == &s->staged)
-		return 0;
-	if (st == &s->env->committed)
-		return POG_COMMITTED_BIT;
-	uint64_t n = __atomic_load_n(&s->env->hist.nviews, __ATOMIC_ACQUIRE);
-	for (uint64_t i = 1; i <= n; i++) {
-		struct pog_hview *v = __atomic_load_n(&s->env->hist.views[i], __ATOMIC_ACQUIRE);
-		if (v && &v->st == st)
-			return v->bits;
-	}
-	return POG_COMMITTED_BIT;
-}
 
 /* The slot showing commit id, made if needed (read lock held). */
 static int view_slot(pog_store *s, uint64_t id, uint64_t *bits)

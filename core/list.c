@@ -779,18 +779,3 @@ int pog_lists_upgrade(pog_store *s)
 	pog_vec_release(&lists);
 	return err;
 }
-
-int pog_lists_upgrade_commit(pog_store *s)
-{
-	int err = pog_wrlock(s);
-	if (err)
-		return err;
-	err = pog_lists_upgrade(s);
-	if (!err)
-		err = pog_commit_locked(s, "upgrade to format 3: lists count "
-					   "their entries", NULL);
-	if (err)
-		pog_abort_locked(s);
-	pog_unlock(s);
-	return err;
-}

@@ -3,7 +3,7 @@
 #include <string.h>
 #include <zlib.h>
 
-#include "store_int.h"
+#include "hcache.h"
 
 /*
  * The definition (README "Hashes"; pinned by tests with fixed vectors).
@@ -19,32 +19,8 @@
  * A list chains its elements in order; a map sums its entries' signatures
  * so that their order does not matter.
  *
- * Cache: each object's hash is kept after it is computed, and each object
- * remembers which cached maps and lists used its hash (the directory and
- * the entry key, recorded when the entry was signed: every name of a hard
- * link, wherever its owner pointer points). A change to an object marks
- * those entries stale and goes on up from each of them, so no cached hash
- * ever depends on one that changed. A map also keeps every entry's
- * signature, so after a change below it only the stale entries are signed
- * again: reading the root's hash after a small change costs the paths to
- * the change, not the store. A stale object has no users left (they were
- * marked with it): the walk up stops at what is already stale.
+ * The cache of computed hashes and what invalidates it: hcache.c.
  */
-
-struct hcache {
-	uint32_t hash;
-	bool valid;
-	bool sum_valid;        /* maps: sum and sigs are right but for dirty */
-	uint32_t sum;
-	struct pog_map64 sigs; /* entry key + 1 -> signature + 1 */
-	struct pog_vec dirty;  /* entry keys to sign again */
-	struct pog_vec users;  /* (dir, key) pairs whose cached hash used this */
-	bool many_users;       /* too many to track: a change resets all */
-};
-
-/* Above this many (dir, key) pairs (hard links of one file) a change to
- * the object resets the whole cache instead of tracking each name. */
-#define USERS_MAX 256
 
 static void le32(unsigned char *b, uint32_t v)
 {
@@ -63,139 +39,6 @@ static uint32_t crc_more(uint32_t crc, const void *p, size_t n)
 	return (uint32_t)crc32(crc, p, (uInt)n);
 }
 
-static struct hcache *cache_get(pog_store *s, uint64_t ino, bool create)
-{
-	uint64_t *v = pog_map64_find(&s->hashes, ino);
-	if (v)
-		return (struct hcache *)(uintptr_t)*v;
-	if (!create)
-		return NULL;
-	struct hcache *c = calloc(1, sizeof(*c));
-	if (!c)
-		return NULL;
-	v = pog_map64_get(&s->hashes, ino);
-	if (!v) {
-		free(c);
-		return NULL;
-	}
-	*v = (uint64_t)(uintptr_t)c;
-	return c;
-}
-
-static void cache_free(struct hcache *c)
-{
-	pog_map64_release(&c->sigs);
-	pog_vec_release(&c->dirty);
-	pog_vec_release(&c->users);
-	free(c);
-}
-
-static void reset_locked(pog_store *s)
-{
-	pog_map64_foreach(&s->hashes, i)
-		cache_free((struct hcache *)(uintptr_t)s->hashes.vals[i]);
-	pog_map64_release(&s->hashes);
-}
-
-void pog_hash_reset(pog_store *s)
-{
-	pthread_mutex_lock(&s->hash_lock);
-	reset_locked(s);
-	pthread_mutex_unlock(&s->hash_lock);
-}
-
-/* Mark dir's entry `key` to be signed again (and dir stale). */
-static void mark_entry(pog_store *s, uint64_t dir, uint64_t key)
-{
-	struct hcache *c = cache_get(s, dir, false);
-	if (!c)
-		return;
-	c->valid = false;
-	if (c->sum_valid && pog_vec_push(&c->dirty, key))
-		c->sum_valid = false;
-}
-
-/*
- * ino's hash changed: it goes stale, and so does every cached entry that
- * used it, and everything above those (an explicit stack: chains may be
- * deep). Returns false when the cache could not be kept exact (too many
- * users, no memory): the caller then resets it.
- */
-static bool stale_up(pog_store *s, uint64_t ino)
-{
-	struct pog_vec todo = {0};
-	bool ok = pog_vec_push(&todo, ino) == 0;
-	while (ok && todo.n) {
-		struct hcache *c = cache_get(s, todo.v[--todo.n], false);
-		if (!c)
-			continue;
-		c->valid = false;
-		if (c->many_users) {
-			ok = false;
-			break;
-		}
-		for (size_t i = 0; ok && i + 1 < c->users.n; i += 2) {
-			mark_entry(s, c->users.v[i], c->users.v[i + 1]);
-			ok = pog_vec_push(&todo, c->users.v[i]) == 0;
-		}
-		c->users.n = 0;
-	}
-	pog_vec_release(&todo);
-	return ok;
-}
-
-/* Note that dir's cached hash (entry key) was computed from child's. */
-static int add_user(struct hcache *child, uint64_t dir, uint64_t key)
-{
-	if (child->many_users)
-		return 0;
-	for (size_t i = 0; i + 1 < child->users.n; i += 2)
-		if (child->users.v[i] == dir && child->users.v[i + 1] == key)
-			return 0;
-	if (child->users.n >= 2 * USERS_MAX) {
-		child->many_users = true;
-		return 0;
-	}
-	if (pog_vec_push(&child->users, dir) ||
-	    pog_vec_push(&child->users, key)) {
-		child->users.n &= ~(size_t)1;
-		return -ENOMEM;
-	}
-	return 0;
-}
-
-/* Stale up from ino, or drop the whole cache when that cannot be exact. */
-static void changed_locked(pog_store *s, uint64_t ino)
-{
-	if (s->hashes.n && !stale_up(s, ino))
-		reset_locked(s);
-}
-
-void pog_hash_changed(pog_store *s, uint64_t ino)
-{
-	pthread_mutex_lock(&s->hash_lock);
-	changed_locked(s, ino);
-	pthread_mutex_unlock(&s->hash_lock);
-}
-
-void pog_hash_rekeyed(pog_store *s, uint64_t ino)
-{
-	pthread_mutex_lock(&s->hash_lock);
-	struct hcache *c = cache_get(s, ino, false);
-	if (c)
-		c->sum_valid = false; /* its signatures are signed again */
-	changed_locked(s, ino);
-	pthread_mutex_unlock(&s->hash_lock);
-}
-
-void pog_hash_entry_changed(pog_store *s, uint64_t dir, uint64_t key)
-{
-	pthread_mutex_lock(&s->hash_lock);
-	mark_entry(s, dir, key);
-	changed_locked(s, dir);
-	pthread_mutex_unlock(&s->hash_lock);
-}
-
 /* ---- computing -------------------------------------------------------------- */
 
 static int hash_of(pog_store *s, const struct pog_state *st, uint64_t ino,
@@ -209,8 +52,8 @@ static int child_hash(pog_store *s, const struct pog_state *st, uint64_t dir,
 	int err = hash_of(s, st, child, depth + 1, out);
 	if (err || st != &s->staged)
 		return err;
-	struct hcache *c = cache_get(s, child, false);
-	return c ? add_user(c, dir, key) : -ENOMEM;
+	struct pog_hcache *c = pog_hcache_get(s, child, false);
+	return c ? pog_hcache_add_user(c, dir, key) : -ENOMEM;
 }
 
 /*
@@ -399,7 +242,7 @@ static int entry_sig(pog_store *s, const struct pog_state *st, uint64_t dir,
 
 static int map_sum_full(pog_store *s, const struct pog_state *st,
 			uint64_t ino, const struct pog_inode *in, int depth,
-			struct hcache *c, uint32_t *sum)
+			struct pog_hcache *c, uint32_t *sum)
 {
 	uint32_t total = 0;
 	struct pog_bt_iter it;
@@ -431,7 +274,7 @@ static int map_sum_full(pog_store *s, const struct pog_state *st,
 /* Sign only the dirty entries again (cached maps of the staged view). */
 static int map_sum_update(pog_store *s, const struct pog_state *st,
 			  uint64_t ino, const struct pog_inode *in, int depth,
-			  struct hcache *c)
+			  struct pog_hcache *c)
 {
 	for (size_t i = 0; i < c->dirty.n; i++) {
 		uint64_t key = c->dirty.v[i];
@@ -461,7 +304,7 @@ static int map_sum_update(pog_store *s, const struct pog_state *st,
 }
 
 static int hash_map(pog_store *s, const struct pog_state *st, uint64_t ino,
-		    const struct pog_inode *in, int depth, struct hcache *c,
+		    const struct pog_inode *in, int depth, struct pog_hcache *c,
 		    uint32_t *out)
 {
 	uint32_t sum;
@@ -505,7 +348,7 @@ static int hash_scalar(const struct pog_inode *in, uint32_t *out)
 
 static int hash_compute(pog_store *s, const struct pog_state *st,
 			uint64_t ino, const struct pog_inode *in, int depth,
-			struct hcache *c, uint32_t *out)
+			struct pog_hcache *c, uint32_t *out)
 {
 	unsigned char b[16];
 	switch (in->type) {
@@ -548,7 +391,7 @@ static int hash_of(pog_store *s, const struct pog_state *st, uint64_t ino,
 	if (err)
 		return err;
 	/* Only the staged view is cached. */
-	struct hcache *c = st == &s->staged ? cache_get(s, ino, true) : NULL;
+	struct pog_hcache *c = st == &s->staged ? pog_hcache_get(s, ino, true) : NULL;
 	if (c && c->valid) {
 		*out = c->hash;
 		return 0;
@@ -566,7 +409,7 @@ int pog_hash_locked(pog_store *s, uint64_t ino, uint32_t *out)
 	pthread_mutex_lock(&s->hash_lock);
 	int err = hash_of(s, &s->staged, ino & POG_INO_MASK, 0, out);
 	if (err)
-		reset_locked(s);
+		pog_hcache_reset_locked(s);
 	pthread_mutex_unlock(&s->hash_lock);
 	return err;
 }
@@ -580,7 +423,7 @@ int pog_hash(pog_store *s, uint64_t ino, uint32_t *out)
 	pthread_mutex_lock(&s->hash_lock);
 	err = hash_of(s, st, ino, 0, out);
 	if (err && st == &s->staged)
-		reset_locked(s); /* a half-recorded computation is not kept */
+		pog_hcache_reset_locked(s); /* a half-recorded computation is not kept */
 	pthread_mutex_unlock(&s->hash_lock);
 	pog_unlock(s);
 	return err;

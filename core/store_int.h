@@ -1,4 +1,5 @@
-/* store_int.h - internals shared by the core modules (not installed). */
+/* store_int.h - internals shared by the core modules (not installed); the
+ * files form layers that call downwards only (core/README.md). */
 #ifndef POG_STORE_INT_H
 #define POG_STORE_INT_H
 
@@ -225,7 +226,7 @@ struct pog_store {
 	struct pog_map64 pins;
 
 	pthread_mutex_t hash_lock;   /* protects hashes */
-	struct pog_map64 hashes;     /* ino -> struct hcache * (merkle.c) */
+	struct pog_map64 hashes;     /* ino -> struct pog_hcache * (hcache.c) */
 
 	pthread_mutex_t err_lock;    /* protects last_error */
 	char last_error[256];
@@ -261,8 +262,14 @@ static inline void *pog_node(const pog_store *s, uint64_t addr)
 bool pog_node_valid(const pog_store *s, uint64_t addr);
 /* Written in this transaction (may be changed in place). */
 bool pog_node_fresh(const pog_store *s, uint64_t addr);
+/* The DRAM state of segment i as the pool holds it (open.c loads them). */
+void pog_seg_dram_init(pog_store *s, uint64_t i);
 /* Stop filling the current small-slot blocks (GC recomputes use). */
 void pog_small_forget(pog_store *s);
+/* commit.c: CRC the transaction's small nodes, flush the carried-over
+ * slots; then end the transaction's small-slot state (committed or not). */
+void pog_small_seal(pog_store *s);
+void pog_small_end(pog_store *s, bool committed);
 /* A new node of size bytes (256..4096, a power of two), not cleared. */
 int pog_node_alloc(pog_store *s, uint32_t size, uint64_t *addr);
 /* Let a node go (pog_block_release for blocks; a committed small slot
@@ -324,6 +331,11 @@ int pog_reachable(pog_store *s, const struct pog_state *st, bool pins,
  * (its staged changes discarded). Write lock held. */
 pog_store *pog_session_new_locked(struct pog_env *env);
 void pog_session_free_locked(pog_store *s);
+/* open.c: the session begins at the latest commit, which it pins. */
+void pog_session_begin(pog_store *s);
+/* commit.c: forget the transaction's change table, conflicts, list
+ * edits and removed paths. */
+void pog_changes_clear(pog_store *s);
 /* Move every session with nothing staged to the latest commit. */
 void pog_sessions_catch_up(pog_store *s);
 /* session.c: mark in use what every session's staged state holds (its
@@ -337,15 +349,16 @@ int pog_merge_locked(pog_store *s);
 void pog_conflicts_clear(pog_store *s);
 /* GC with the write lock held (-EBUSY while changes are staged). */
 int pog_gc_locked(pog_store *s, struct pog_gc_result *res);
-/* Abort with the write lock held. */
+/* commit.c: abort with the write lock held. */
 void pog_abort_locked(pog_store *s);
-/* Commit with the write lock held. */
+/* commit.c: commit with the write lock held. */
 int pog_commit_locked(pog_store *s, const char *message, uint64_t *id);
 /* Let a committed block go now: nothing readable uses it any more
  * (commit pins, pins.c). */
 void pog_block_free_now(pog_store *s, uint64_t bno);
 /* Let a block go: a fresh one at once, a committed one after commit. */
 void pog_block_release(pog_store *s, uint64_t bno);
+/* changes.c: the transaction's change table (ino -> POG_CHG_*). */
 void pog_note_change(pog_store *s, uint64_t ino, unsigned kind);
 /* ino was made as an entry of dir (an A line, unless an import made it
  * in a directory that is new too: that directory's line covers it). */
@@ -417,11 +430,13 @@ void pog_history_fill(pog_store *s, uint64_t id, struct pog_commit_rec *rec,
 /* After the commit point: pin what the new list holds, let go of the rest,
  * empty the views of commits that left. */
 void pog_history_committed(pog_store *s);
-/* The state behind a view slot (an empty one when it is gone). */
+/* The state behind a view slot (an empty one when it is gone; store.c,
+ * beside pog_view, as views are read by every layer). */
 const struct pog_state *pog_history_state(pog_store *s, uint64_t slot);
-/* The view bits of a state pog_view returned. */
+/* The view bits of a state pog_view returned (store.c). */
 uint64_t pog_view_bits(pog_store *s, const struct pog_state *st);
-/* Space is short: the next commit keeps only named commits. */
+/* Space is short: the next commit keeps only named commits (store.c:
+ * the space check sets it). */
 void pog_history_squeeze(pog_store *s);
 
 /* ---- btree.c ------------------------------------------------------------ */
@@ -501,7 +516,7 @@ int pog_bt_trim_fresh(pog_store *s, uint64_t root,
 /* Check a node's address and header sanity (magic, counts). */
 int pog_node_check(const pog_store *s, uint64_t addr, uint32_t kind);
 
-/* ---- object.c ----------------------------------------------------------- */
+/* ---- objects: inode.c dirent.c pages.c path.c type.c object.c ---------- */
 
 int pog_inode_get(pog_store *s, const struct pog_state *st, uint64_t ino,
 		  const struct pog_inode **out);
@@ -650,10 +665,9 @@ int pog_lists_settle(pog_store *s);
 void pog_lists_seal(pog_store *s);
 /* Forget the transaction's list edits (after commit or abort). */
 void pog_lists_clear(pog_store *s);
-/* Rebuild format-2 list trees (staged; the caller commits). */
+/* Rebuild format-2 list trees (staged; the caller commits: pog_open of a
+ * format-2 pool, writable). */
 int pog_lists_upgrade(pog_store *s);
-/* The same, committed (pog_open of a format-2 pool, writable). */
-int pog_lists_upgrade_commit(pog_store *s);
 
 /* A list's entries in key order: positions in numeric order, then the
  * temporary entries. */
@@ -680,7 +694,7 @@ ssize_t pog_list_iter_name(struct pog_list_iter *it,
 			   size_t size);
 void pog_list_iter_release(struct pog_list_iter *it);
 
-/* ---- merkle.c: the hash cache --------------------------------------- */
+/* ---- hcache.c: the hash cache (merkle.c computes it) ----------------- */
 /* An object's content changed (write lock held). */
 void pog_hash_changed(pog_store *s, uint64_t ino);
 /* dir's entry `key` was added, removed or re-pointed (write lock held). */
@@ -689,7 +703,7 @@ void pog_hash_entry_changed(pog_store *s, uint64_t dir, uint64_t key);
 void pog_hash_rekeyed(pog_store *s, uint64_t ino);
 /* Forget every cached hash (abort, gc, close). */
 void pog_hash_reset(pog_store *s);
-/* pog_hash of a staged ino with the store lock held. */
+/* merkle.c: pog_hash of a staged ino with the store lock held. */
 int pog_hash_locked(pog_store *s, uint64_t ino, uint32_t *out);
 
 /* ---- moved.c: what a moving view changed ----------------------------- */

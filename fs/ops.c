@@ -1245,7 +1245,7 @@ static bool add_entry(struct dir_fill *d, const char *name,
 
 /*
  * pog_readdir hands out names already escaped for the mount (core's
- * object.c calls pog_name_escape), so they are used as they are.
+ * dirent.c calls pog_name_escape), so they are used as they are.
  */
 static int dir_fill_fn(void *ctx, const char *escaped, size_t len,
 		       const struct pog_attr *a, uint64_t next_cookie)
