@@ -114,7 +114,8 @@ static int item_cmp(const void *a, const void *b)
  */
 static void share_batch_run(struct share_batch *q)
 {
-	qsort(q->v, q->n, sizeof(q->v[0]), item_cmp);
+	if (q->n)
+		qsort(q->v, q->n, sizeof(q->v[0]), item_cmp);
 	for (size_t i = 0; i < q->n; i++)
 		share_one(q->s, q->v[i].bno, q->v[i].crc, q->v[i].val);
 	free(q->v);
