@@ -49,7 +49,8 @@ static bool others_fresh(const pog_store *s, uint64_t seg, unsigned from,
 /* Runs of this session's fresh blocks gathered into address ranges. */
 struct fresh_spans {
 	pog_store *s;
-	void (*emit)(pog_store *s, char *lo, char *hi);
+	void (*emit)(pog_store *s, char *lo, char *hi, void *ctx);
+	void *ctx;
 	char *lo, *hi;      /* the range at hand (lo NULL: none) */
 	uint64_t seg;       /* where it ends: segment and block after it */
 	unsigned end;
@@ -78,7 +79,7 @@ static void spans_add(struct fresh_spans *sp, uint64_t seg, unsigned first,
 		sp->hi = to;
 	} else {
 		if (sp->lo)
-			sp->emit(sp->s, sp->lo, sp->hi);
+			sp->emit(sp->s, sp->lo, sp->hi, sp->ctx);
 		sp->lo = from;
 		sp->hi = to;
 	}
@@ -90,9 +91,10 @@ static void spans_add(struct fresh_spans *sp, uint64_t seg, unsigned first,
  * (ranges that lie together in one call); with crc, the CRC of every
  * fresh node first. */
 static void fresh_spans(pog_store *s, bool crc,
-			void (*emit)(pog_store *s, char *lo, char *hi))
+			void (*emit)(pog_store *s, char *lo, char *hi, void *ctx),
+			void *ctx)
 {
-	struct fresh_spans sp = {.s = s, .emit = emit};
+	struct fresh_spans sp = {.s = s, .emit = emit, .ctx = ctx};
 	for (uint64_t i = s->fresh_min_seg; i <= s->fresh_max_seg; i++) {
 		struct pog_seg *g = &s->env->segs[i];
 		struct pog_txseg *x = &s->tx[i];
@@ -124,11 +126,12 @@ static void fresh_spans(pog_store *s, bool crc,
 			spans_add(&sp, i, (unsigned)first, (unsigned)last + 1);
 	}
 	if (sp.lo)
-		emit(s, sp.lo, sp.hi);
+		emit(s, sp.lo, sp.hi, ctx);
 }
 
-static void flush_span(pog_store *s, char *lo, char *hi)
+static void flush_span(pog_store *s, char *lo, char *hi, void *ctx)
 {
+	(void)ctx;
 	pmemobj_flush(s->env->pop, lo, (size_t)(hi - lo));
 }
 
@@ -143,30 +146,33 @@ static void seal_fresh(pog_store *s)
 {
 	pog_small_seal(s);
 	if (s->fresh_count)
-		fresh_spans(s, true, flush_span);
+		fresh_spans(s, true, flush_span, NULL);
 	pmemobj_drain(s->env->pop);
 }
 
 /*
- * A large commit starts the disk on its fresh blocks first (asynchronous
- * writeback of the pool file's pages), so that the disk works while the
- * commit computes page CRCs and shares pages; the flush in seal_fresh
- * then waits for what is left. Nothing is durable before that flush.
+ * A large commit starts the disk on its fresh blocks first (writeback of
+ * the pool file's pages, from a thread: core/writeback.c), so that the
+ * disk works while the commit computes page CRCs and shares pages; the
+ * flush in seal_fresh then waits for what is left. Nothing is durable
+ * before that flush.
  */
 #define WRITEBACK_MIN_BLOCKS 1024u
 
-static void writeback_span(pog_store *s, char *lo, char *hi)
+static void writeback_span(pog_store *s, char *lo, char *hi, void *ctx)
 {
-	/* A hint: where it cannot be had, the flush does it all. */
-	(void)sync_file_range(s->env->lock_fd, (off_t)(lo - (char *)s->env->pop),
-			      (off_t)(hi - lo), SYNC_FILE_RANGE_WRITE);
+	pog_writeback_add(ctx, (off_t)(lo - (char *)s->env->pop),
+			  (off_t)(hi - lo));
 }
 
-static void fresh_writeback(pog_store *s)
+static struct pog_writeback *fresh_writeback(pog_store *s)
 {
 	if (s->fresh_count < WRITEBACK_MIN_BLOCKS || s->env->lock_fd < 0)
-		return;
-	fresh_spans(s, false, writeback_span);
+		return NULL;
+	struct pog_writeback *wb = pog_writeback_new(s->env->lock_fd);
+	if (wb)
+		fresh_spans(s, false, writeback_span, wb);
+	return pog_writeback_start(wb);
 }
 
 static void fresh_clear(pog_store *s, bool discard)
@@ -279,22 +285,22 @@ int pog_commit_locked(pog_store *s, const char *message, uint64_t *id_out)
 	err = pog_edit_commit_prepare(s);
 	if (err)
 		return err; /* the reason is in the last error */
-	fresh_writeback(s);
+	struct pog_writeback *wb = fresh_writeback(s);
 	err = pog_pages_seal(s);
-	if (err) {
-		pog_set_error(s, "commit: %s", pog_strerror(err));
-		return err;
-	}
 	/* The floor that every operation leaves free covers this. */
-	err = pog_reserve(s, POG_COMMIT_NEED);
+	if (!err)
+		err = pog_reserve(s, POG_COMMIT_NEED);
 	if (err) {
+		pog_writeback_wait(wb);
 		pog_set_error(s, "commit: %s", pog_strerror(err));
 		return err;
 	}
 	if (s->base_id != s->env->commit_id) {
 		err = pog_merge_locked(s);
-		if (err)
+		if (err) {
+			pog_writeback_wait(wb);
 			return err; /* the reason is in the last error */
+		}
 		/* the view moves past the commits made since the base */
 		pog_moved_collect(s, &s->base, &s->env->committed);
 	}
@@ -313,6 +319,7 @@ int pog_commit_locked(pog_store *s, const char *message, uint64_t *id_out)
 	if (!err)
 		err = pog_block_alloc(s, false, &cbno);
 	if (err) {
+		pog_writeback_wait(wb);
 		s->staged.log_root = log_root;
 		pog_set_error(s, "commit: %s", pog_strerror(err));
 		return err;
@@ -341,6 +348,7 @@ int pog_commit_locked(pog_store *s, const char *message, uint64_t *id_out)
 	memcpy(cblock, &rec, sizeof(rec));
 
 	pog_lists_seal(s); /* nothing fails from here on */
+	pog_writeback_wait(wb);
 	seal_fresh(s);
 	/* The commit point: one aligned 8-byte store, then persisted. */
 	__atomic_store_n(&s->env->super->commit_block, cbno, __ATOMIC_RELEASE);

@@ -1,6 +1,8 @@
 /* dedup.c - content-addressed pages: identical pages are stored once. */
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "store_int.h"
 
@@ -43,26 +45,83 @@ static uint64_t index_share(pog_store *s, uint64_t bno, uint32_t crc)
 	return 0;
 }
 
+/* A fresh page ref to share or index, where it lies in its page table. */
+struct share_item {
+	uint32_t crc;
+	uint64_t bno;
+	void *val; /* the ref in its (fresh) page-table leaf */
+};
+
+struct share_batch {
+	pog_store *s;
+	struct share_item *v;
+	size_t n, cap;
+	bool failed; /* out of memory: share at once, unsorted */
+};
+
+static void share_one(pog_store *s, uint64_t bno, uint32_t crc, void *val)
+{
+	uint64_t shared = index_share(s, bno, crc);
+	if (!shared)
+		return;
+	struct pog_page_ref ref;
+	memcpy(&ref, val, sizeof(ref));
+	pog_block_release(s, ref.bno);
+	ref.bno = shared;
+	memcpy(val, &ref, sizeof(ref));
+}
+
 static int share_ref(void *ctx, uint64_t key, void *val, uint16_t vlen)
 {
-	pog_store *s = ctx;
+	struct share_batch *q = ctx;
 	(void)key;
 	struct pog_page_ref ref;
 	if (vlen != sizeof(ref))
 		return 0;
 	memcpy(&ref, val, sizeof(ref));
-	if (!pog_bno_fresh(s, ref.bno))
+	if (!pog_bno_fresh(q->s, ref.bno))
 		return 0;
-	uint64_t shared = index_share(s, ref.bno, ref.crc);
-	if (shared) {
-		pog_block_release(s, ref.bno);
-		ref.bno = shared;
-		memcpy(val, &ref, sizeof(ref));
+	if (!q->failed && q->n == q->cap) {
+		size_t cap = q->cap ? 2 * q->cap : 4096;
+		struct share_item *v = realloc(q->v, cap * sizeof(*v));
+		if (v) {
+			q->v = v;
+			q->cap = cap;
+		} else {
+			q->failed = true;
+		}
 	}
+	if (q->failed)
+		share_one(q->s, ref.bno, ref.crc, val);
+	else
+		q->v[q->n++] = (struct share_item){ref.crc, ref.bno, val};
 	return 0;
 }
 
-static void dedup_object(pog_store *s, uint64_t ino)
+static int item_cmp(const void *a, const void *b)
+{
+	const struct share_item *x = a, *y = b;
+	if (x->crc != y->crc)
+		return x->crc < y->crc ? -1 : 1;
+	return x->bno < y->bno ? -1 : x->bno > y->bno;
+}
+
+/*
+ * The pages of page tables are looked up and indexed in CRC order, the
+ * index's key order: the walk of the index goes one way, and each of its
+ * leaves is copied once, not once per page that lands in it. The refs
+ * stay where they are meanwhile (only the index and the bitmaps change).
+ */
+static void share_batch_run(struct share_batch *q)
+{
+	if (q->n)
+		qsort(q->v, q->n, sizeof(q->v[0]), item_cmp);
+	for (size_t i = 0; i < q->n; i++)
+		share_one(q->s, q->v[i].bno, q->v[i].crc, q->v[i].val);
+	free(q->v);
+}
+
+static void dedup_object(pog_store *s, uint64_t ino, struct share_batch *q)
 {
 	const struct pog_inode *in;
 	if (pog_inode_get(s, &s->staged, ino, &in))
@@ -70,7 +129,7 @@ static void dedup_object(pog_store *s, uint64_t ino)
 	if (in->type != POG_STRING && in->type != POG_SYMLINK)
 		return;
 	if (!(in->flags & POG_INODE_DIRECT)) {
-		pog_bt_foreach_fresh(s, in->content, share_ref, s);
+		pog_bt_foreach_fresh(s, in->content, share_ref, q);
 		return;
 	}
 	if (!pog_bno_fresh(s, in->content))
@@ -93,29 +152,77 @@ static void dedup_object(pog_store *s, uint64_t ino)
 
 /* ---- sealing: a page's CRC is computed once, when it is committed ------- */
 
+/*
+ * Pages are read for their CRC with pread from the pool file's page
+ * cache, a run of fresh blocks at a time, not through the mapping: a
+ * page that staging wrote with pwrite is then never mapped, so reading
+ * it costs no page fault, and the commit's writeback of it no
+ * write-protecting of the mapping and TLB shootdown.
+ */
+#define SEAL_RUN 256u /* blocks per read: 1 MiB */
+
+struct sealer {
+	pog_store *s;
+	char *buf;      /* SEAL_RUN blocks, or NULL: read through the mapping */
+	uint64_t first; /* blocks first .. first + n - 1 are in buf */
+	uint64_t n;
+};
+
 static bool fresh_page(const pog_store *s, uint64_t bno)
 {
 	return pog_bno_valid(s, bno) && pog_bno_fresh(s, bno);
 }
 
+/* Read the run of fresh blocks that starts at bno (within its segment). */
+static bool sealer_fill(struct sealer *z, uint64_t bno)
+{
+	pog_store *s = z->s;
+	uint64_t seg_end = (bno / POG_SEG_BLOCKS + 1) * POG_SEG_BLOCKS;
+	uint64_t n = 1;
+	while (n < SEAL_RUN && bno + n < seg_end && fresh_page(s, bno + n))
+		n++;
+	size_t len = (size_t)n * POG_BLOCK_SIZE;
+	off_t at = (off_t)((char *)pog_block(s, bno) - (char *)s->env->pop);
+	if (pread(s->env->lock_fd, z->buf, len, at) != (ssize_t)len) {
+		z->n = 0;
+		return false;
+	}
+	z->first = bno;
+	z->n = n;
+	return true;
+}
+
+static uint32_t sealer_crc(struct sealer *z, uint64_t bno)
+{
+	if (z->buf && (bno < z->first || bno >= z->first + z->n) &&
+	    !sealer_fill(z, bno)) {
+		free(z->buf); /* pread failed: the mapping from now on */
+		z->buf = NULL;
+	}
+	if (!z->buf)
+		return pog_crc32(pog_block(z->s, bno), POG_BLOCK_SIZE);
+	return pog_crc32(z->buf + (bno - z->first) * POG_BLOCK_SIZE,
+			 POG_BLOCK_SIZE);
+}
+
 static int seal_ref(void *ctx, uint64_t key, void *val, uint16_t vlen)
 {
-	pog_store *s = ctx;
+	struct sealer *z = ctx;
 	(void)key;
 	struct pog_page_ref ref;
 	if (vlen != sizeof(ref))
 		return 0;
 	memcpy(&ref, val, sizeof(ref));
-	if (!fresh_page(s, ref.bno))
+	if (!fresh_page(z->s, ref.bno))
 		return 0;
-	ref.crc = pog_crc32(pog_block(s, ref.bno), POG_BLOCK_SIZE);
+	ref.crc = sealer_crc(z, ref.bno);
 	memcpy(val, &ref, sizeof(ref));
 	return 0;
 }
 
 static int seal_object(void *ctx, uint64_t ino, void *val, uint16_t vlen)
 {
-	pog_store *s = ctx;
+	struct sealer *z = ctx;
 	(void)ino;
 	struct pog_inode in;
 	if (vlen < POG_INODE_FIXED)
@@ -125,9 +232,9 @@ static int seal_object(void *ctx, uint64_t ino, void *val, uint16_t vlen)
 	    (in.flags & POG_INODE_INLINE) || !in.content)
 		return 0;
 	if (!(in.flags & POG_INODE_DIRECT))
-		return pog_bt_foreach_fresh(s, in.content, seal_ref, s);
-	if (fresh_page(s, in.content)) {
-		in.direct_crc = pog_crc32(pog_block(s, in.content), POG_BLOCK_SIZE);
+		return pog_bt_foreach_fresh(z->s, in.content, seal_ref, z);
+	if (fresh_page(z->s, in.content)) {
+		in.direct_crc = sealer_crc(z, in.content);
 		memcpy(val, &in, POG_INODE_FIXED);
 	}
 	return 0;
@@ -140,14 +247,21 @@ static int seal_object(void *ctx, uint64_t ino, void *val, uint16_t vlen)
  */
 int pog_pages_seal(pog_store *s)
 {
-	return pog_bt_foreach_fresh(s, s->staged.obj_root, seal_object, s);
+	struct sealer z = { .s = s };
+	if (s->env->lock_fd >= 0)
+		z.buf = malloc((size_t)SEAL_RUN * POG_BLOCK_SIZE);
+	int err = pog_bt_foreach_fresh(s, s->staged.obj_root, seal_object, &z);
+	free(z.buf);
+	return err;
 }
 
 void pog_dedup_staged(pog_store *s)
 {
+	struct share_batch q = { .s = s };
 	pog_map64_foreach(&s->changes, i)
 		if (s->changes.vals[i] & POG_CHG_PAGES)
-			dedup_object(s, s->changes.keys[i]);
+			dedup_object(s, s->changes.keys[i], &q);
+	share_batch_run(&q);
 }
 
 /* Delete the dead entries in place, as many as the free space allows

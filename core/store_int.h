@@ -374,6 +374,14 @@ int pog_pages_seal(pog_store *s);
 /* Share the transaction's new pages with identical indexed ones and
  * index the rest (best effort: never fails the commit). */
 void pog_dedup_staged(pog_store *s);
+/* writeback.c: a large commit's fresh blocks go to the disk from a thread
+ * while the commit seals and shares pages; wait before its flush. */
+struct pog_writeback;
+struct pog_writeback *pog_writeback_new(int fd);
+void pog_writeback_add(struct pog_writeback *wb, off_t at, off_t len);
+/* Starts the thread (NULL: nothing to wait for); takes wb. */
+struct pog_writeback *pog_writeback_start(struct pog_writeback *wb);
+void pog_writeback_wait(struct pog_writeback *wb);
 /* Drop index entries of pages nothing holds (after a mark). */
 uint64_t pog_dedup_prune(pog_store *s);
 /* Mark a committed-state block used (recovery and GC). */

@@ -1,6 +1,7 @@
 /* main.c - the pogfs daemon: options, pool, mount, session loop, unmount. */
 #include "pogfs.h"
 #include "mount_helper.h"
+#include "killpriv.h"
 #include "serve.h"
 
 #include <errno.h>
@@ -759,6 +760,9 @@ static int pogfs_main(int argc, char *argv[])
 		pogfs_log(NULL, LOG_ERR, "%s: mount failed", opts.mountpoint);
 		goto out_signals;
 	}
+	/* Fails only out of memory: then the kernel clears setuid itself. */
+	if (pogfs_killpriv_io(fs.se) != 0)
+		pogfs_log(&fs, LOG_ERR, "killpriv: out of memory");
 
 	pogfs_autocommit_start(&fs);
 	/* op_init releases the parent once the kernel's INIT is answered. */

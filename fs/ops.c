@@ -1,5 +1,6 @@
 /* ops.c - the FUSE low-level operations: thin adapters onto pog_* calls. */
 #include "pogfs.h"
+#include "killpriv.h"
 #include "serve.h"
 
 #include <errno.h>
@@ -247,6 +248,47 @@ static int check_writable(uint64_t ino)
 	return 0;
 }
 
+/* Is the caller in group gid (its own or a supplementary one), or root? */
+static bool caller_in_group(fuse_req_t req, gid_t gid)
+{
+	const struct fuse_ctx *ctx = fuse_req_ctx(req);
+	gid_t groups[64];
+
+	if (ctx->uid == 0 || ctx->gid == gid)
+		return true;
+	int n = fuse_req_getgroups(req, 64, groups);
+	for (int i = 0; i < n && i < 64; i++)
+		if (groups[i] == gid)
+			return true;
+	return false;
+}
+
+/*
+ * FUSE_HANDLE_KILLPRIV_V2 (fs/killpriv.c): when the request being
+ * processed says so (a write or truncate by a caller without
+ * CAP_FSETID, a chown), clear setuid, and setgid when group-executable
+ * or the caller is not in the file's group, as the kernel would on a
+ * local filesystem.
+ */
+static void kill_suidgid(fuse_req_t req, uint64_t ino)
+{
+	struct pogfs *fs = fs_of(req);
+	struct pog_attr a, out;
+
+	if (!pogfs_kill_suidgid_asked() || pog_getattr(fs->store, ino, &a) != 0 ||
+	    !(a.mode & (S_ISUID | S_ISGID)))
+		return;
+	mode_t m = pogfs_killed_mode(a.mode, caller_in_group(req, a.gid));
+	if (m == a.mode)
+		return;
+	struct pog_attr want = { .mode = m & 07777 };
+	if (pog_setattr(fs->store, ino, &want, POG_SET_MODE, &out) != 0)
+		return;
+	pogfs_touch(fs);
+	/* The kernel keeps its cached mode otherwise (write, open). */
+	fuse_lowlevel_notify_inval_inode(fs->se, ino, -1, 0);
+}
+
 static void now_time(struct pog_time *t)
 {
 	struct timespec ts;
@@ -463,6 +505,7 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
 		return;
 	}
 
+	kill_suidgid(req, ino);
 	memset(&want, 0, sizeof(want));
 	if (to_set & FUSE_SET_ATTR_MODE) {
 		want.mode = attr->st_mode & 07777;
@@ -581,6 +624,7 @@ static void make_node(fuse_req_t req, uint64_t parent, const char *name,
 	struct fuse_entry_param e;
 	fill_entry(fs, &a, &e);
 	fi->keep_cache = 1;
+	fi->noflush = 1; /* see op_flush */
 	fi->fh = 0;
 	hold(fs, a.ino, parent, name, strlen(name));
 	if (fuse_reply_create(req, &e, fi) != 0)
@@ -933,6 +977,8 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		fuse_reply_err(req, EROFS);
 		return;
 	}
+	if (fi->flags & O_TRUNC)
+		kill_suidgid(req, ino);
 	rc = pog_getattr(fs->store, ino, &a);
 	if (rc == 0 && (fi->flags & O_TRUNC) && writing && a.size != 0 &&
 	    is_scalar_type(a.type)) {
@@ -947,6 +993,7 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		h->truncate_pending = true;
 		fi->fh = (uint64_t)(uintptr_t)h;
 		fi->direct_io = 1;
+		fi->noflush = 1; /* see op_flush */
 		if (fuse_reply_open(req, fi) != 0)
 			scalar_handle_free(h);
 		return;
@@ -973,6 +1020,7 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		 * text: keep them out of the page cache. */
 		fi->direct_io = 1;
 	}
+	fi->noflush = 1; /* see op_flush */
 	fuse_reply_open(req, fi);
 }
 
@@ -1023,6 +1071,7 @@ static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf,
 		fuse_reply_err(req, EROFS);
 		return;
 	}
+	kill_suidgid(req, ino);
 	struct scalar_handle *h = (struct scalar_handle *)(uintptr_t)fi->fh;
 	ssize_t n;
 	if (h) {
@@ -1052,6 +1101,11 @@ static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf,
 	fuse_reply_write(req, (size_t)n);
 }
 
+/*
+ * A store object's close needs nothing from the daemon (writes reach the
+ * store at once; locks are the kernel's), so its opens say noflush and
+ * the kernel sends no FLUSH for them: only .pog files get here.
+ */
 static void op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	if (ino == VINO_EVENTS) {

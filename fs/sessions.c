@@ -2,6 +2,7 @@
  * session of its own (core/pog.h), its own FUSE session in its own
  * threads; and the client side that hands a new mount to the daemon. */
 #include "pogfs.h"
+#include "killpriv.h"
 #include "socket_path.h"
 
 #include <errno.h>
@@ -175,6 +176,8 @@ int pogfs_session_add(struct pogfs *first, const char *mnt, const char *opts,
 	fs->se = fuse_session_new(&args, &pogfs_ops, sizeof(pogfs_ops), fs);
 	snprintf(dev, sizeof(dev), "/dev/fd/%d", fd);
 	bool mounted = fs->se && fuse_session_mount(fs->se, dev) == 0;
+	if (mounted && pogfs_killpriv_io(fs->se) != 0)
+		pogfs_log(fs, LOG_ERR, "%s: killpriv: out of memory", mnt);
 	rc = mounted ? 0 : -EIO;
 	pthread_t thread;
 	pthread_attr_t attr;
