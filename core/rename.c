@@ -68,6 +68,20 @@ static int replace_target(pog_store *s, uint64_t newdir, struct rename_ctx *r)
 	return err;
 }
 
+/* Both directories changed (one when they are the same): stamped and
+ * stored; the moved object's place is now in newdir. */
+static int put_dirs(pog_store *s, uint64_t olddir, uint64_t newdir,
+		    struct rename_ctx *r)
+{
+	pog_stamp(&r->od, true);
+	int err = pog_inode_put(s, olddir, &r->od);
+	if (!err && olddir != newdir) {
+		pog_stamp(&r->nd, true);
+		err = pog_inode_put(s, newdir, &r->nd);
+	}
+	return err ? err : set_parent(s, r->sino, newdir, r->nkey);
+}
+
 static int rename_exchange(pog_store *s, uint64_t olddir, uint64_t newdir,
 			   struct rename_ctx *r)
 {
@@ -88,14 +102,7 @@ static int rename_exchange(pog_store *s, uint64_t olddir, uint64_t newdir,
 		r->od.nlink += (uint32_t)(ddir - sdir);
 		r->nd.nlink += (uint32_t)(sdir - ddir);
 	}
-	pog_stamp(&r->od, true);
-	err = pog_inode_put(s, olddir, &r->od);
-	if (!err && !same) {
-		pog_stamp(&r->nd, true);
-		err = pog_inode_put(s, newdir, &r->nd);
-	}
-	if (!err)
-		err = set_parent(s, r->sino, newdir, r->nkey);
+	err = put_dirs(s, olddir, newdir, r);
 	if (!err)
 		err = set_parent(s, r->dino, olddir, r->okey);
 	return err;
@@ -129,15 +136,7 @@ static int rename_move(pog_store *s, uint64_t olddir, uint64_t newdir,
 		r->od.nlink--;
 		r->nd.nlink++;
 	}
-	pog_stamp(&r->od, true);
-	err = pog_inode_put(s, olddir, &r->od);
-	if (!err && !same) {
-		pog_stamp(&r->nd, true);
-		err = pog_inode_put(s, newdir, &r->nd);
-	}
-	if (!err)
-		err = set_parent(s, r->sino, newdir, r->nkey);
-	return err;
+	return put_dirs(s, olddir, newdir, r);
 }
 
 /* After a rename: remember where a file came from (an editor may unlink
