@@ -150,17 +150,12 @@ static int object_diff(void *ctx, uint64_t ino, const void *a, uint16_t alen,
 {
 	struct differ *d = ctx;
 	struct pog_inode x, y;
-	if ((a && (alen < POG_INODE_FIXED || alen > sizeof(x))) ||
-	    (b && (blen < POG_INODE_FIXED || blen > sizeof(y))))
+	if ((a && pog_inode_copy(a, alen, &x)) || (b && pog_inode_copy(b, blen, &y)))
 		return POG_ECORRUPT;
 	if (!a)
 		return object_line(d, 'A', d->b, ino);
 	if (!b)
 		return object_line(d, 'D', d->a, ino);
-	memset(&x, 0, sizeof(x));
-	memset(&y, 0, sizeof(y));
-	memcpy(&x, a, alen);
-	memcpy(&y, b, blen);
 	int err = 0;
 	if (record_changed(&x, &y))
 		err = object_line(d, 'M', d->b, ino);

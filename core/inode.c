@@ -28,6 +28,15 @@ size_t pog_inode_len(const struct pog_inode *in)
 	return POG_INODE_FIXED;
 }
 
+int pog_inode_copy(const void *val, uint16_t vlen, struct pog_inode *out)
+{
+	if (vlen < POG_INODE_FIXED || vlen > sizeof(*out))
+		return POG_ECORRUPT;
+	memset(out, 0, sizeof(*out));
+	memcpy(out, val, vlen);
+	return 0;
+}
+
 int pog_inode_load(pog_store *s, uint64_t ino, struct pog_inode *copy)
 {
 	const struct pog_inode *in;

@@ -131,11 +131,7 @@ static int index_entry(struct marker *m, const void *val, uint16_t vlen)
 static int object_entry(struct marker *m, const void *val, uint16_t vlen)
 {
 	struct pog_inode in;
-	if (vlen < POG_INODE_FIXED || vlen > sizeof(in))
-		return POG_ECORRUPT;
-	memset(&in, 0, sizeof(in));
-	memcpy(&in, val, vlen);
-	if (vlen != pog_inode_len(&in))
+	if (pog_inode_copy(val, vlen, &in) || vlen != pog_inode_len(&in))
 		return POG_ECORRUPT;
 	int err = 0;
 	bool pages = in.type == POG_STRING || in.type == POG_SYMLINK;

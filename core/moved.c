@@ -31,10 +31,15 @@ static int grow(void **v, size_t *cap, size_t n, size_t size)
 	return 0;
 }
 
+static bool moved_full(const struct pog_moved *m)
+{
+	return m->ninos + m->nlists + m->nnames >= MOVED_MAX;
+}
+
 static int add_ino(struct pog_moved *m, uint64_t **v, size_t *n, size_t *cap,
 		   uint64_t ino)
 {
-	if (m->ninos + m->nlists + m->nnames >= MOVED_MAX)
+	if (moved_full(m))
 		return -E2BIG;
 	int err = grow((void **)v, cap, *n, sizeof(**v));
 	if (!err)
@@ -56,30 +61,19 @@ static int moved_entry(void *ctx, uint64_t key, const void *a, uint16_t alen,
 	ssize_t n = pog_entry_name(POG_MAP, key, v, vlen, name, sizeof(name));
 	if (n < 0)
 		return (int)n;
-	if (m->ninos + m->nlists + m->nnames >= MOVED_MAX)
+	if (moved_full(m))
 		return -E2BIG;
 	int err = grow((void **)&m->names, &m->names_cap, m->nnames,
 		       sizeof(*m->names));
-	char *copy = err ? NULL : malloc((size_t)n + 1);
+	char *copy = err ? NULL : strndup(name, (size_t)n);
 	if (!copy)
 		return -ENOMEM;
-	memcpy(copy, name, (size_t)n);
-	copy[n] = '\0';
 	struct pog_moved_name *e = &m->names[m->nnames++];
 	e->dir = c->dir;
 	memcpy(&e->child, v, 8);
 	e->removed = b == NULL;
 	e->name = copy;
 	e->len = (size_t)n;
-	return 0;
-}
-
-static int record(const void *v, uint16_t vlen, struct pog_inode *in)
-{
-	if (vlen < POG_INODE_FIXED || vlen > sizeof(*in))
-		return POG_ECORRUPT;
-	memset(in, 0, sizeof(*in));
-	memcpy(in, v, vlen);
 	return 0;
 }
 
@@ -93,9 +87,9 @@ static int moved_object(void *ctx, uint64_t ino, const void *a, uint16_t alen,
 	struct pog_inode ia, ib;
 	if (err || !a)
 		return err; /* new: the kernel knows nothing under it */
-	err = record(a, alen, &ia);
+	err = pog_inode_copy(a, alen, &ia);
 	if (!err && b)
-		err = record(b, blen, &ib);
+		err = pog_inode_copy(b, blen, &ib);
 	else if (!err) /* gone: every name under it went */
 		ib = (struct pog_inode){.type = ia.type, .content = 0};
 	if (err || ia.type != ib.type || ia.content == ib.content)

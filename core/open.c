@@ -501,16 +501,21 @@ static void record_discard(pog_store *s, uint64_t n)
 			sizeof(sb->discarded_changes) + sizeof(sb->discarded_time));
 }
 
+/* Staged changes go, counted in the pool when it is writable (lock held). */
+static void discard_locked(pog_store *s, int staged)
+{
+	if ((s->env->open_flags & POG_OPEN_READONLY) || s->env->fatal)
+		return;
+	if (staged > 0)
+		record_discard(s, (uint64_t)staged);
+	pog_abort_locked(s);
+}
+
 int pog_discard(pog_store *s)
 {
 	int staged = (int)pog_staged_count(s);
 	pthread_rwlock_wrlock(&s->env->lock);
-	bool ro = s->env->open_flags & POG_OPEN_READONLY;
-	if (!ro && !s->env->fatal) {
-		if (staged > 0)
-			record_discard(s, (uint64_t)staged);
-		pog_abort_locked(s);
-	}
+	discard_locked(s, staged);
 	pthread_rwlock_unlock(&s->env->lock);
 	return staged;
 }
@@ -520,31 +525,23 @@ int pog_close(pog_store *s, unsigned flags)
 	if (!s)
 		return 0;
 	int staged = (int)pog_staged_count(s);
-	bool ro = s->env->open_flags & POG_OPEN_READONLY;
 	struct pog_env *env = s->env;
 	pthread_rwlock_wrlock(&env->lock);
+	discard_locked(s, staged);
 	if (env->nsessions > 1) {
 		/* Not the last session: its transaction goes, the pool stays. */
-		if (!ro && !env->fatal) {
-			if (staged > 0)
-				record_discard(s, (uint64_t)staged);
-			pog_abort_locked(s);
-		}
 		session_free(s);
 		pog_deferred_release(env->sessions);
 		pthread_rwlock_unlock(&env->lock);
 		return staged;
 	}
 	pthread_rwlock_unlock(&env->lock);
-	if (!ro && !s->env->fatal) {
-		if (staged > 0)
-			record_discard(s, (uint64_t)staged);
-		pog_abort(s);
+	if (!(env->open_flags & POG_OPEN_READONLY) && !env->fatal) {
 		if (!(flags & POG_CLOSE_NOGC))
 			pog_gc(s, NULL);
-		pthread_rwlock_wrlock(&s->env->lock);
+		pthread_rwlock_wrlock(&env->lock);
 		write_bitmaps(s);
-		pthread_rwlock_unlock(&s->env->lock);
+		pthread_rwlock_unlock(&env->lock);
 	}
 	store_free(s);
 	return staged;

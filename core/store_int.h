@@ -530,6 +530,9 @@ int pog_inode_get(pog_store *s, const struct pog_state *st, uint64_t ino,
 		  const struct pog_inode **out);
 /* Bytes of an inode record as stored (fixed part + inline bytes). */
 size_t pog_inode_len(const struct pog_inode *in);
+/* A record as a tree holds it (val, vlen bytes) copied into *out, the
+ * rest zeroed; POG_ECORRUPT when vlen cannot be a record's length. */
+int pog_inode_copy(const void *val, uint16_t vlen, struct pog_inode *out);
 /* Visit every block held by an object (content trees, pages, xattrs):
  * is_node says bno is a tree node address (pog_node_bno gives its block). */
 int pog_object_blocks(pog_store *s, const struct pog_inode *in,
