@@ -130,10 +130,8 @@ static int want_list(void *ctx, uint64_t parent)
 {
 	const struct pog_moved *m = ctx;
 
-	for (size_t i = 0; i < m->nlists; i++)
-		if (m->lists[i] == parent)
-			return 1;
-	return 0;
+	return bsearch(&parent, m->lists, m->nlists, sizeof(*m->lists),
+		       cmp_u64) != NULL;
 }
 
 /* The names the kernel was given in the lists whose ranks moved. */
@@ -143,6 +141,7 @@ static void tell_lists(struct pogfs *fs, struct pog_moved *m)
 
 	if (!m->nlists)
 		return;
+	qsort(m->lists, m->nlists, sizeof(*m->lists), cmp_u64);
 	if (inode_table_take_names(&fs->inodes, want_list, m, &v) < 0)
 		return; /* out of memory: the list inodes are told below */
 	pogfs_view_moved(fs, v);
@@ -153,17 +152,13 @@ bool pogfs_tell_moved(struct pogfs *fs)
 {
 	struct pog_moved m;
 	struct inode_dentry *d = NULL;
-	uint64_t *inos = NULL;
 	size_t nremoved = 0, nchanged = 0, ninos = 0;
 
 	pog_take_moved(fs->store, &m);
 	if (m.nnames)
 		d = malloc(m.nnames * sizeof(*d));
-	if (m.ninos)
-		inos = malloc(m.ninos * sizeof(*inos));
-	if (m.all || (m.nnames && !d) || (m.ninos && !inos)) {
+	if (m.all || (m.nnames && !d)) {
 		free(d);
-		free(inos);
 		pog_moved_clear(&m);
 		return false;
 	}
@@ -180,15 +175,15 @@ bool pogfs_tell_moved(struct pogfs *fs)
 		else
 			d[m.nnames - ++nchanged] = e;
 	}
+	/* the inodes the kernel holds, kept in place */
 	for (size_t i = 0; i < m.ninos; i++)
 		if (m.inos[i] == POG_ROOT_INO || /* never in the table */
 		    inode_table_has(&fs->inodes, m.inos[i]))
-			inos[ninos++] = m.inos[i];
+			m.inos[ninos++] = m.inos[i];
 	tell_lists(fs, &m);
 	pogfs_tell_kernel(fs, d, nremoved, d + m.nnames - nchanged, nchanged,
-			  inos, ninos);
+			  m.inos, ninos);
 	free(d);
-	free(inos);
 	pog_moved_clear(&m);
 	return true;
 }

@@ -338,7 +338,32 @@ static int change_line(void *ctx, char kind, const char *path)
 	return 0;
 }
 
-/* .pog/conflicts: a path a line, escaped as in .pog/changes. */
+/*
+ * .pog/conflicts: the paths of the last commit or revert that failed with
+ * ESTALE ("C path" lines, escaped as in .pog/changes); emptied by a
+ * success or an abort. conflicts_set keeps a copy of paths (NULL: none).
+ */
+static pthread_mutex_t conflicts_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static void conflicts_set(struct pogfs *fs, const struct text *paths)
+{
+	char *copy = paths && paths->len ? strndup(paths->data, paths->len)
+					 : NULL;
+	pthread_mutex_lock(&conflicts_lock);
+	free(fs->conflicts);
+	fs->conflicts = copy;
+	fs->conflicts_len = copy ? paths->len : 0;
+	pthread_mutex_unlock(&conflicts_lock);
+}
+
+static void conflicts_get(struct pogfs *fs, struct text *t)
+{
+	pthread_mutex_lock(&conflicts_lock);
+	if (fs->conflicts_len)
+		text_addn(t, fs->conflicts, fs->conflicts_len);
+	pthread_mutex_unlock(&conflicts_lock);
+}
+
 /* .pog/sessions: one line a session of this daemon: its mount point, the
  * commit its view is based on, its staged changes (tab-separated). */
 static int session_line(void *ctx, struct pogfs *fs)
@@ -467,16 +492,10 @@ static int make_content(struct pogfs *fs, uint64_t ino, struct text *t)
 	case VINO_CHANGES:
 		rc = pog_changes(fs->store, change_line, t);
 		break;
-	case VINO_CONFLICTS: {
-		size_t len;
-		char *text = history_conflicts_get(fs, &len);
-		if (!text)
-			return -ENOMEM;
-		text_addn(t, text, len);
-		free(text);
+	case VINO_CONFLICTS:
+		conflicts_get(fs, t);
 		rc = 0;
 		break;
-	}
 	case VINO_SESSIONS:
 		rc = make_sessions(fs, t);
 		break;
@@ -742,7 +761,7 @@ static void commit_conflicts(struct pogfs *fs, int rc)
 	struct text paths = { 0 };
 	if (rc == -ESTALE)
 		(void)pog_conflicts(fs->store, conflict_line, &paths);
-	history_conflicts_set(fs, paths.data ? paths.data : "", paths.len);
+	conflicts_set(fs, &paths);
 	text_release(&paths);
 }
 
@@ -762,9 +781,7 @@ static int cmd_commit(struct pogfs *fs, const char *message, struct text *answer
 	if (rc < 0) /* a failed commit changed no name (core/list.c) */
 		return core_failed(fs, answer, rc, "commit");
 	text_addf(answer, "commit %" PRIu64 " %" PRIu64 "\n", id, staged);
-	pogfs_invalidate(fs, true);
-	pogfs_moved(fs); /* committed onto others' commits: past them */
-	pogfs_sessions_committed(fs);
+	pogfs_committed(fs);
 	return 0;
 }
 
@@ -776,7 +793,7 @@ static int cmd_abort(struct pogfs *fs, struct text *answer)
 	if (rc < 0)
 		return command_failed(fs, answer, rc, "abort: %s",
 				      pog_strerror(rc));
-	history_conflicts_set(fs, "", 0);
+	conflicts_set(fs, NULL);
 	text_addf(answer, "abort %" PRIu64 "\n", staged);
 	pogfs_moved(fs);
 	return 0;
@@ -1374,7 +1391,7 @@ static int cmd_revert(struct pogfs *fs, const char *arg, struct text *answer)
 	pog_set_error(fs->store, NULL);
 	rc = pog_revert(fs->store, id, conflict_line, &paths);
 	if (rc == -ESTALE || rc == 0)
-		history_conflicts_set(fs, paths.data ? paths.data : "", paths.len);
+		conflicts_set(fs, &paths);
 	if (rc < 0) {
 		rc = core_failed(fs, answer, rc, "revert");
 		if (paths.len)
@@ -1606,6 +1623,13 @@ static void invalidate_renumbered(struct pogfs *fs)
 		fuse_lowlevel_notify_inval_inode(fs->se, dirs.v[i], 0, 0);
 	free(v);
 	free(dirs.v);
+}
+
+void pogfs_committed(struct pogfs *fs)
+{
+	pogfs_invalidate(fs, true);
+	pogfs_moved(fs); /* committed onto others' commits: past them */
+	pogfs_sessions_committed(fs);
 }
 
 void pogfs_moved(struct pogfs *fs)

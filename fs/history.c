@@ -9,37 +9,6 @@
 
 #include "pogfs.h"
 
-static pthread_mutex_t conflicts_lock = PTHREAD_MUTEX_INITIALIZER;
-
-int history_conflicts_set(struct pogfs *fs, const char *text, size_t len)
-{
-	char *copy = malloc(len + 1);
-	if (!copy)
-		return -ENOMEM;
-	memcpy(copy, text, len);
-	copy[len] = '\0';
-	pthread_mutex_lock(&conflicts_lock);
-	free(fs->conflicts);
-	fs->conflicts = copy;
-	fs->conflicts_len = len;
-	pthread_mutex_unlock(&conflicts_lock);
-	return 0;
-}
-
-char *history_conflicts_get(struct pogfs *fs, size_t *len)
-{
-	pthread_mutex_lock(&conflicts_lock);
-	char *copy = malloc(fs->conflicts_len + 1);
-	if (copy) {
-		if (fs->conflicts_len)
-			memcpy(copy, fs->conflicts, fs->conflicts_len);
-		copy[fs->conflicts_len] = '\0';
-		*len = fs->conflicts_len;
-	}
-	pthread_mutex_unlock(&conflicts_lock);
-	return copy;
-}
-
 static struct pogfs *fs_of(fuse_req_t req)
 {
 	return fuse_req_userdata(req);

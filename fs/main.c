@@ -207,11 +207,9 @@ static void *autocommit_main(void *arg)
 			pogfs_touch(fs); /* try again after another quiet period */
 			continue;
 		}
-		pogfs_sessions_committed(fs);
 		pogfs_log(fs, LOG_INFO, "autocommit: commit %" PRIu64 " (%" PRIu64 " changes)",
 			  id, staged);
-		pogfs_invalidate(fs, true);
-		pogfs_moved(fs);
+		pogfs_committed(fs);
 	}
 	return NULL;
 }

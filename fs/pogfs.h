@@ -99,7 +99,7 @@ struct pogfs {
 	/* .pog/events: the store's stream of commits (events.c). One per
 	 * store: every session's commits feed it, every session reads it. */
 	struct pogfs_events *events; /* the first mount's */
-	char *conflicts;             /* .pog/conflicts (history.c) */
+	char *conflicts;             /* .pog/conflicts (ctl.c), NULL: empty */
 	size_t conflicts_len;
 };
 
@@ -189,6 +189,10 @@ void pogfs_invalidate_committed(struct pogfs *fs);
  * follow): the kernel is told what changed (coherence.c), or everything
  * is invalidated when the core could not say. */
 void pogfs_moved(struct pogfs *fs);
+/* fs committed: its kernel forgets the committed view (and list names the
+ * commit renumbered), is told how its view moved past others' commits, and
+ * the other mounts hear of it (pogfs_sessions_committed). */
+void pogfs_committed(struct pogfs *fs);
 
 /* ---- .pog virtual directory (ctl.c) --------------------------------- */
 void ctl_lookup(fuse_req_t req, uint64_t parent, const char *name);
@@ -216,10 +220,6 @@ size_t history_readdir(fuse_req_t req, uint64_t ino, char *buf, size_t size,
  * view's root and the rest of the path; -ENOENT when it names none. */
 int history_view_path(struct pogfs *fs, const char *rel, uint64_t *root,
 		      const char **rest);
-/* .pog/conflicts: the paths of the last revert that failed with ESTALE
- * (set replaces; get returns a malloc'ed copy, "" when none). */
-int history_conflicts_set(struct pogfs *fs, const char *text, size_t len);
-char *history_conflicts_get(struct pogfs *fs, size_t *len);
 /* A commit named by a diff/revert argument: an id, a snapshot name, or
  * "staged" (POG_DIFF_STAGED). */
 int history_commit_arg(struct pogfs *fs, const char *arg, uint64_t *id);

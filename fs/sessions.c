@@ -10,7 +10,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <sys/un.h>
 #include <unistd.h>
 
 /*
@@ -39,11 +38,6 @@ void pogfs_sessions_set_first(struct pogfs *fs)
 	reg_first = fs;
 	pthread_mutex_unlock(&reg_lock);
 }
-
-struct added {
-	struct pogfs *fs;
-	int fd;
-};
 
 static void session_free(struct pogfs *fs)
 {
