@@ -135,26 +135,110 @@ static void flush_span(pog_store *s, char *lo, char *hi, void *ctx)
 	pmemobj_flush(s->env->pop, lo, (size_t)(hi - lo));
 }
 
-/*
- * CRC every fresh node and flush every fresh range of this session (not
- * another session's staged blocks), with one call for ranges that lie
- * together (the allocator fills segments in order, and libpmemobj places
- * them one after the other): the number of flushes does not grow with the
- * number of pages.
- */
-static void seal_fresh(pog_store *s)
+/* The address range that holds every range given. */
+struct extent {
+	char *lo, *hi;
+};
+
+static void extent_add(struct extent *e, char *lo, char *hi)
 {
-	pog_small_seal(s);
+	if (!e->lo || lo < e->lo)
+		e->lo = lo;
+	if (!e->hi || hi > e->hi)
+		e->hi = hi;
+}
+
+static void extent_span(pog_store *s, char *lo, char *hi, void *ctx)
+{
+	(void)s;
+	extent_add(ctx, lo, hi);
+}
+
+/* Does another session hold fresh blocks (which a flush over a range
+ * that spans them would write out too)? */
+static bool others_stage(const pog_store *s)
+{
+	for (const pog_store *p = s->env->sessions; p; p = p->next_session)
+		if (p != s && p->fresh_count)
+			return true;
+	return false;
+}
+
+/* What a commit writes: the carried-over small slots, sorted. */
+struct commit_io {
+	uint64_t *slots;
+	size_t nslots;
+	struct extent fresh;   /* of the fresh blocks */
+};
+
+/* Flush every fresh range and carried-over slot of this session (not
+ * another session's staged blocks), with one call for ranges that lie
+ * together: the allocator fills segments in order, and libpmemobj places
+ * them one after the other, so the number of flushes does not grow with
+ * the number of pages. */
+static void flush_fresh(pog_store *s, const struct commit_io *io)
+{
 	if (s->fresh_count)
-		fresh_spans(s, true, flush_span, NULL);
-	pmemobj_drain(s->env->pop);
+		fresh_spans(s, false, flush_span, NULL);
+	pog_small_flush(s, io->slots, io->nslots);
+}
+
+/*
+ * A listed commit: its blocks, slots and the commit slot may reach the
+ * pool in any order (the open checks the list), so on a file one flush
+ * (one msync: its cost is the device flush, and only dirty pages in the
+ * range are written) covers them all, unless another session's staged
+ * blocks lie in that range or flushes are cache-line flushes.
+ */
+static void flush_listed(pog_store *s, const struct commit_io *io,
+			 uint64_t *slot)
+{
+	if (s->env->is_pmem || others_stage(s)) {
+		flush_fresh(s, io);
+		pmemobj_flush(s->env->pop, slot, sizeof(*slot));
+		return;
+	}
+	struct extent e = io->fresh;
+	extent_add(&e, (char *)slot, (char *)(slot + 1));
+	if (io->nslots) {
+		uint64_t last = io->slots[io->nslots - 1];
+		extent_add(&e, pog_node(s, io->slots[0]),
+			   (char *)pog_node(s, last) + pog_node_size(last));
+	}
+	pmemobj_flush(s->env->pop, e.lo, (size_t)(e.hi - e.lo));
+}
+
+/*
+ * Publish the commit whose record is in block cbno: store its bno into
+ * the commit slot that does not hold the current commit, and return the
+ * record that slot named (the commit before the current one, 0: none).
+ * A listed commit flushes everything together once; any other flushes
+ * its blocks first and then the slot.
+ */
+static uint64_t publish(pog_store *s, const struct commit_io *io,
+			uint64_t cbno, bool listed)
+{
+	uint64_t *slot = pog_commit_slot_next(s);
+	uint64_t leaving = *slot;
+	if (listed) {
+		__atomic_store_n(slot, cbno, __ATOMIC_RELEASE);
+		flush_listed(s, io, slot);
+		pmemobj_drain(s->env->pop);
+	} else {
+		flush_fresh(s, io);
+		pmemobj_drain(s->env->pop);
+		__atomic_store_n(slot, cbno, __ATOMIC_RELEASE);
+		pmemobj_persist(s->env->pop, slot, sizeof(*slot));
+	}
+	pog_commit_slot_taken(s);
+	return leaving;
 }
 
 /*
  * A large commit starts the disk on its fresh blocks first (writeback of
  * the pool file's pages, from a thread: core/writeback.c), so that the
  * disk works while the commit computes page CRCs and shares pages; the
- * flush in seal_fresh then waits for what is left. Nothing is durable
+ * flush in publish then waits for what is left. Nothing is durable
  * before that flush.
  */
 #define WRITEBACK_MIN_BLOCKS 1024u
@@ -341,20 +425,28 @@ int pog_commit_locked(pog_store *s, const char *message, uint64_t *id_out)
 		.logical_bytes = s->staged.logical_bytes,
 		.lists = s->env->list_counts ? POG_LISTS_COUNTED : 0,
 	};
+	struct commit_io io = {0};
+	err = pog_small_slot_list(s, &io.slots, &io.nslots);
+	if (err) {
+		pog_writeback_wait(wb);
+		pog_set_error(s, "commit: %s", pog_strerror(err));
+		return err;
+	}
 	void *cblock = pog_block(s, cbno);
 	memset(cblock, 0, POG_BLOCK_SIZE);
 	pog_history_fill(s, id, &rec, (void *)((char *)cblock + sizeof(rec)));
-	rec.crc = pog_crc32(&rec, sizeof(rec));
-	memcpy(cblock, &rec, sizeof(rec));
 
 	pog_lists_seal(s); /* nothing fails from here on */
 	pog_writeback_wait(wb);
-	seal_fresh(s);
-	/* The commit point: one aligned 8-byte store, then persisted. */
-	__atomic_store_n(&s->env->super->commit_block, cbno, __ATOMIC_RELEASE);
-	pmemobj_persist(s->env->pop, &s->env->super->commit_block, sizeof(uint64_t));
+	pog_small_seal(s);
+	if (s->fresh_count) /* node CRCs; where the fresh blocks lie */
+		fresh_spans(s, true, extent_span, &io.fresh);
+	bool listed = !pog_fresh_list(s, cbno, &rec, cblock, io.slots, io.nslots);
+	rec.crc = pog_crc32(&rec, sizeof(rec));
+	memcpy(cblock, &rec, sizeof(rec));
+	uint64_t leaving = publish(s, &io, cbno, listed);
+	free(io.slots);
 
-	uint64_t old_commit = s->env->commit_bno;
 	s->env->last_commit_fresh = s->fresh_count;
 	fresh_clear(s, false);
 	s->staged.next_ino = s->env->next_ino;
@@ -369,8 +461,9 @@ int pog_commit_locked(pog_store *s, const char *message, uint64_t *id_out)
 	for (size_t i = 0; i < s->freed.n; i++)
 		(void)pog_defer_free(s, id, s->freed.v[i]);
 	s->freed.n = 0;
-	if (old_commit)
-		(void)pog_defer_free(s, id, old_commit);
+	/* The record before the last stays while a slot names it. */
+	if (leaving)
+		(void)pog_defer_free(s, id, leaving);
 	pog_session_begin(s);
 	pog_deferred_release(s);
 	if (s->report) {

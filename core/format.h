@@ -11,9 +11,16 @@
  * valid data block and serves as "none".
  *
  * All structures reachable from a commit are immutable: changes are
- * written copy-on-write into blocks that no commit references, flushed,
- * and published by storing the new commit record's bno into
- * pog_super.commit_block (one aligned 8-byte store, then persisted).
+ * written copy-on-write into blocks that no commit references, and
+ * published by storing the new commit record's bno into one of the two
+ * commit slots of pog_super (one aligned 8-byte store): the slot that
+ * does not hold the current commit, so the other one always names the
+ * commit before. A small commit (format 4) lists every block and slot
+ * it wrote, with their CRCs, in its record, and flushes all of it and
+ * the slot together, once: after a crash that left it incomplete, the
+ * open finds a listed block that does not match and takes the other
+ * slot's commit (open.c). A large commit flushes its blocks first, then
+ * the slot. The current commit is the valid record of higher id.
  *
  * Block kinds: B+tree nodes (struct pog_node_hdr first), data pages (raw
  * bytes, CRC kept by whoever points at them), and commit records.
@@ -38,7 +45,7 @@
 
 #define POG_LAYOUT "pogfs"
 #define POG_SUPER_MAGIC 0x314c4f4f50474f50ULL /* "POGPOOL1" */
-#define POG_FORMAT_VERSION 3u
+#define POG_FORMAT_VERSION 4u
 #define POG_BLOCK_SIZE 4096u
 #define POG_BLOCK_SHIFT 12
 #define POG_SEG_BLOCKS 2048u /* 8 MiB segments */
@@ -63,7 +70,7 @@ struct pog_super {
 	uint64_t max_segments;  /* lowered if libpmemobj has less room */
 	uint64_t nsegments;     /* slots in use */
 	PMEMoid segtab;         /* struct pog_seg_slot[max_segments] */
-	uint64_t commit_block;  /* bno of the current commit record */
+	uint64_t commit_block;  /* commit slot 0: a commit record's bno */
 	uint64_t clean;         /* 1: segment bitmaps are exact */
 	uint64_t uuid[2];
 	/* The last close that discarded staged changes (pog info shows it):
@@ -78,7 +85,9 @@ struct pog_super {
 	uint32_t keep;
 	uint32_t pad;
 	PMEMoid snapshots;
-	uint64_t reserved[11];
+	/* Format 4: commit slot 1 (0 in older pools: none). */
+	uint64_t commit_block2;
+	uint64_t reserved[10];
 };
 _Static_assert(sizeof(struct pog_super) == 224, "super size");
 
@@ -113,7 +122,11 @@ struct pog_commit_rec {
 	 * history_crc is their crc32. Zero in older records: no history. */
 	uint64_t history_count;
 	uint64_t history_crc;
-	uint64_t reserved[1];
+	/* Format 4: fresh_count struct pog_fresh_ent after the history
+	 * entries, fresh_crc their crc32; 0: the commit's blocks were
+	 * flushed before its commit slot (nothing to check). */
+	uint32_t fresh_count;
+	uint32_t fresh_crc;
 	uint64_t lists;       /* POG_LISTS_COUNTED: list trees count their
 				 entries (0: format 2, rebuilt when opened
 				 writable) */
@@ -127,6 +140,15 @@ struct pog_history_ent {
 };
 #define POG_HISTORY_MAX \
 	((POG_BLOCK_SIZE - sizeof(struct pog_commit_rec)) / sizeof(struct pog_history_ent))
+
+/* A block (addr a bno) or small slot (a small node address) that a
+ * commit wrote, and the crc32 of its bytes as committed. */
+struct pog_fresh_ent {
+	uint64_t addr;
+	uint32_t crc;
+	uint32_t len;
+};
+_Static_assert(sizeof(struct pog_fresh_ent) == 16, "fresh entry size");
 
 /* Snapshot names (format 3): a libpmemobj object, replaced whole in a
  * libpmemobj transaction by each snapshot and unsnapshot. count entries

@@ -450,6 +450,9 @@ int pog_fsck(pog_store *s, unsigned flags, pog_fsck_fn fn, void *ctx,
 	for (uint64_t i = 0; i < s->env->nsegs; i++)
 		f.claimed[i * POG_WORDS_PER_SEG] |= 1;
 	claim(&f, s->env->commit_bno, "commit record", false);
+	uint64_t before = pog_commit_before(s);
+	if (before)
+		claim(&f, before, "commit record", false);
 	pog_bt_walk(s, s->env->committed.log_root, check_node, &f);
 	pog_bt_walk(s, s->env->committed.dedup_root, check_node, &f);
 	err = pog_bt_walk(s, s->env->committed.obj_root, check_node, &f);

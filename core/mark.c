@@ -165,12 +165,24 @@ static int mark_commit(struct marker *m, uint64_t bno,
 	return err;
 }
 
+static int mark_listed(void *ctx, uint64_t bno)
+{
+	bool was;
+	return mark_bno(ctx, bno, &was);
+}
+
 /* Mark every pinned commit (and the latest unless bits are given);
  * 0 or the first error. */
 static int mark_pinned(struct marker *m)
 {
 	pog_store *s = m->s;
 	int err = m->bits ? 0 : mark_commit(m, s->env->commit_bno, &s->env->committed, true);
+	uint64_t before = pog_commit_before(s);
+	bool was;
+	if (!err && !m->bits && before) /* its record only: the open's fallback */
+		err = mark_bno(m, before, &was);
+	if (!err)
+		err = pog_commit_listed(s, mark_listed, m);
 	struct pog_vec ids = {0};
 	if (!err)
 		err = pog_pins_list(s, &ids);

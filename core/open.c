@@ -2,6 +2,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -193,6 +194,23 @@ static int lock_pool(pog_store *s, const char *path)
 	return 0;
 }
 
+/* Is the pool on persistent memory (a DAX file, or libpmemobj told to
+ * take it as such)? There libpmemobj flushes cache line by cache line,
+ * so a flush must not span clean memory; elsewhere a flush is an msync,
+ * which writes only the dirty pages of its range. */
+static bool pool_is_pmem(int fd)
+{
+	const char *force = getenv("PMEM_IS_PMEM_FORCE");
+	if (force && strcmp(force, "1") == 0)
+		return true;
+	void *p = mmap(NULL, POG_BLOCK_SIZE, PROT_READ,
+		       MAP_SHARED_VALIDATE | MAP_SYNC, fd, 0);
+	if (p == MAP_FAILED)
+		return false;
+	munmap(p, POG_BLOCK_SIZE);
+	return true;
+}
+
 static int check_signature(int fd)
 {
 	char sig[8];
@@ -204,17 +222,15 @@ static int check_signature(int fd)
 	return 0;
 }
 
+/* The current commit: after a crash (the pool was not closed), the newer
+ * of the two slots' only if everything it lists reached the pool. */
 static int load_commit(pog_store *s)
 {
-	uint64_t bno = s->env->super->commit_block;
-	if (!pog_bno_valid(s, bno))
-		return POG_EDAMAGED;
 	struct pog_commit_rec rec;
-	memcpy(&rec, pog_block(s, bno), sizeof(rec));
-	uint32_t crc = rec.crc;
-	rec.crc = 0;
-	if (rec.magic != POG_COMMIT_MAGIC || pog_crc32(&rec, sizeof(rec)) != crc)
-		return POG_EDAMAGED;
+	uint64_t bno;
+	int err = pog_commit_find(s, !s->env->super->clean, &rec, &bno);
+	if (err)
+		return err;
 	s->env->committed = (struct pog_state){
 		.obj_root = rec.obj_root,
 		.log_root = rec.log_root,
@@ -228,7 +244,7 @@ static int load_commit(pog_store *s)
 	s->env->commit_bno = bno;
 	s->env->list_counts = rec.lists == POG_LISTS_COUNTED;
 	s->env->commit_time = (struct pog_time){rec.time_sec, rec.time_nsec};
-	int err = pog_pins_note_commit(s, rec.id, bno);
+	err = pog_pins_note_commit(s, rec.id, bno);
 	if (!err)
 		pog_session_begin(s);
 	return err ? err : pog_history_load(s, &rec);
@@ -386,16 +402,21 @@ int pog_open(const char *path, unsigned flags, pog_store **out)
 		s->env->super->clean = 0;
 		pmemobj_persist(s->env->pop, &s->env->super->clean, sizeof(s->env->super->clean));
 	}
-	/* Format 1 (no small nodes) is valid format 2 as it is; format 2's
-	 * list trees are rebuilt with counts, in one commit (list.c). Then
-	 * the new version is recorded, one persisted store. */
-	if (!err && !ro && !s->env->list_counts)
-		err = lists_upgrade_commit(s);
+	if (!err && !ro && s->env->commit_dropped)
+		pog_commit_slot_drop(s);
+	/* The new version is recorded first, one persisted store: format 4
+	 * commits use both commit slots, which older pogfs would not read.
+	 * Format 1 (no small nodes) is valid format 2 as it is; format 2's
+	 * list trees are rebuilt with counts, in one commit (list.c). */
 	if (!err && !ro && s->env->super->format_version < POG_FORMAT_VERSION) {
 		s->env->super->format_version = POG_FORMAT_VERSION;
 		pmemobj_persist(s->env->pop, &s->env->super->format_version,
 				sizeof(s->env->super->format_version));
 	}
+	if (!err && !ro && !s->env->list_counts)
+		err = lists_upgrade_commit(s);
+	if (!err)
+		s->env->is_pmem = pool_is_pmem(s->env->lock_fd);
 	if (err) {
 		store_free(s);
 		return err;
@@ -462,8 +483,10 @@ int pog_create(const char *path, uint64_t size, pog_store **out)
 		err = -errno;
 	if (!err)
 		err = lock_pool(s, path);
-	if (!err)
+	if (!err) {
+		s->env->is_pmem = pool_is_pmem(s->env->lock_fd);
 		err = init_super(s, size);
+	}
 	if (!err)
 		err = pog_root_init(s);
 	if (!err)

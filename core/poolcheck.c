@@ -623,24 +623,62 @@ static int check_segments(struct pcheck *c, const struct pog_super *sb,
 	return 0;
 }
 
-static int check_commit(struct pcheck *c, const struct pog_super *sb,
-			const uint64_t *bases)
+int pog_commit_block_check(const void *block, struct pog_commit_rec *rec)
 {
-	uint64_t bno = sb->commit_block;
+	memcpy(rec, block, sizeof(*rec));
+	uint32_t crc = rec->crc;
+	rec->crc = 0;
+	if (rec->magic != POG_COMMIT_MAGIC || pog_crc32(rec, sizeof(*rec)) != crc)
+		return POG_ECORRUPT;
+	rec->crc = crc;
+	const char *b = (const char *)block + sizeof(*rec);
+	size_t hist = rec->history_count * sizeof(struct pog_history_ent);
+	if (rec->history_count > POG_HISTORY_MAX ||
+	    pog_crc32(b, hist) != rec->history_crc)
+		return POG_ECORRUPT;
+	size_t fresh = rec->fresh_count * sizeof(struct pog_fresh_ent);
+	if (rec->fresh_count > POG_BLOCK_SIZE / sizeof(struct pog_fresh_ent) ||
+	    sizeof(*rec) + hist + fresh > POG_BLOCK_SIZE ||
+	    pog_crc32(b + hist, fresh) != rec->fresh_crc)
+		return POG_ECORRUPT;
+	return 0;
+}
+
+/* Is there a commit record, whole, at bno? */
+static int commit_at(struct pcheck *c, const struct pog_super *sb,
+		     const uint64_t *bases, uint64_t bno)
+{
 	uint64_t seg = bno / POG_SEG_BLOCKS;
 	if (seg >= sb->nsegments || bno % POG_SEG_BLOCKS == 0)
 		return damaged(c, "commit record block %llu is not in a segment",
 			       (unsigned long long)bno);
 	struct pog_commit_rec rec;
+	char block[POG_BLOCK_SIZE];
 	int err = get(c, bases[seg] + (bno % POG_SEG_BLOCKS) * POG_BLOCK_SIZE,
-		      &rec, sizeof(rec), "commit record");
+		      block, sizeof(block), "commit record");
 	if (err)
 		return err;
-	uint32_t crc = rec.crc;
-	rec.crc = 0;
-	if (rec.magic != POG_COMMIT_MAGIC || pog_crc32(&rec, sizeof(rec)) != crc)
+	if (pog_commit_block_check(block, &rec))
 		return damaged(c, "commit record (block %llu) checksum mismatch",
 			       (unsigned long long)bno);
+	return 0;
+}
+
+/* The commit slots (format.h) name commit records: both (those not 0)
+ * in a pool closed cleanly; after a crash, one may name a record that
+ * was never written whole (the open checks more: which is newer, and
+ * whether it is complete). */
+static int check_commit(struct pcheck *c, const struct pog_super *sb,
+			const uint64_t *bases)
+{
+	/* 1: an empty slot; slot 0 is read when both are (a pool has one) */
+	int err0 = 1, err1 = 1;
+	if (sb->commit_block || !sb->commit_block2)
+		err0 = commit_at(c, sb, bases, sb->commit_block);
+	if (sb->commit_block2)
+		err1 = commit_at(c, sb, bases, sb->commit_block2);
+	if (sb->clean || (err0 && err1))
+		return err0 < 0 ? err0 : err1 < 0 ? err1 : 0;
 	return 0;
 }
 

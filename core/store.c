@@ -415,37 +415,34 @@ void pog_node_release(pog_store *s, uint64_t addr)
 	(void)pog_vec_push(&s->small[pog_node_class(addr)].free, addr);
 }
 
-/* CRC the small nodes of this transaction; flush the carried-over slots
- * (fresh blocks are flushed with their segment's range). */
 static int addr_cmp(const void *a, const void *b)
 {
 	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
 	return x < y ? -1 : x > y;
 }
 
+int pog_small_slot_list(const pog_store *s, uint64_t **out, size_t *n)
+{
+	*n = 0;
+	*out = NULL;
+	if (!s->small_slots.n)
+		return 0;
+	uint64_t *v = malloc(s->small_slots.n * sizeof(*v));
+	if (!v)
+		return -ENOMEM;
+	pog_map64_foreach(&s->small_slots, i)
+		v[(*n)++] = s->small_slots.keys[i];
+	qsort(v, *n, sizeof(*v), addr_cmp);
+	*out = v;
+	return 0;
+}
+
 /* Carried-over slots that lie this close are flushed by one call (as
  * FLUSH_GAP for fresh ranges). */
 #define SLOTS_GAP ((size_t)1 << 20)
 
-/* Flush the carried-over slots in address order, one call for slots that
- * lie together (slots of a block, blocks near each other), not one per
- * slot: each call is a device flush on a file. */
-static void small_slots_flush(pog_store *s)
+void pog_small_flush(pog_store *s, const uint64_t *v, size_t n)
 {
-	size_t n = 0;
-	uint64_t *v = s->small_slots.n ? malloc(s->small_slots.n * sizeof(*v))
-				       : NULL;
-	pog_map64_foreach(&s->small_slots, i) {
-		uint64_t addr = s->small_slots.keys[i];
-		if (v)
-			v[n++] = addr;
-		else /* out of memory: one by one */
-			pmemobj_flush(s->env->pop, pog_node(s, addr),
-				      pog_node_size(addr));
-	}
-	if (!v)
-		return;
-	qsort(v, n, sizeof(*v), addr_cmp);
 	char *lo = NULL, *hi = NULL;
 	for (size_t i = 0; i < n; i++) {
 		char *from = pog_node(s, v[i]);
@@ -461,7 +458,6 @@ static void small_slots_flush(pog_store *s)
 	}
 	if (lo)
 		pmemobj_flush(s->env->pop, lo, (size_t)(hi - lo));
-	free(v);
 }
 
 void pog_small_seal(pog_store *s)
@@ -482,7 +478,6 @@ void pog_small_seal(pog_store *s)
 		if (h->magic == POG_NODE_MAGIC)
 			h->crc = pog_node_crc(h, pog_node_size(addr));
 	}
-	small_slots_flush(s);
 }
 
 /*

@@ -156,6 +156,10 @@ struct pog_env {
 	struct pog_state committed;  /* the latest commit */
 	uint64_t commit_id;
 	uint64_t commit_bno;
+	unsigned commit_slot;        /* the superblock slot naming it */
+	uint64_t commit_dropped;     /* id of a commit the open found cut
+					short by a crash (0: none) */
+	bool is_pmem;                /* flushes are cache-line flushes */
 	struct pog_time commit_time;
 	uint64_t next_ino;           /* identities: one counter for all */
 
@@ -243,6 +247,30 @@ static inline bool pog_bit(const uint64_t *words, uint64_t i)
 	return (words[i / 64] >> (i % 64)) & 1;
 }
 
+/* commitpoint.c: the commit slot the next commit stores its record's bno
+ * in; after that store, the current one. The list of what this
+ * transaction wrote (its fresh blocks but cbno, and the carried-over
+ * slots) after the history entries of the record's block, with
+ * rec->fresh_count and fresh_crc (-E2BIG: too many for a list). The
+ * current commit (after_crash: the newer one only if whole). */
+uint64_t *pog_commit_slot_next(pog_store *s);
+void pog_commit_slot_taken(pog_store *s);
+/* The record the other slot names: the commit before the current one,
+ * which the open falls back to (0: none, or not a record of an older
+ * commit). */
+uint64_t pog_commit_before(const pog_store *s);
+/* fn for the block of every entry of the current commit's list: they
+ * stay allocated while it is the current commit (its check after a
+ * crash reads them), even those it does not reach. */
+int pog_commit_listed(const pog_store *s,
+		      int (*fn)(void *ctx, uint64_t bno), void *ctx);
+int pog_fresh_list(pog_store *s, uint64_t cbno, struct pog_commit_rec *rec,
+		   void *block, const uint64_t *slots, size_t nslots);
+int pog_commit_find(pog_store *s, bool after_crash, struct pog_commit_rec *rec,
+		    uint64_t *bno);
+/* Forget the commit that pog_commit_find found cut short (its slot). */
+void pog_commit_slot_drop(pog_store *s);
+
 /* A bno that names an existing, allocated block of this pool. */
 bool pog_bno_valid(const pog_store *s, uint64_t bno);
 
@@ -250,6 +278,9 @@ bool pog_bno_valid(const pog_store *s, uint64_t bno);
  * the pool file fd (0, POG_EDAMAGED with why filled, POG_ENOTPOOL,
  * POG_ENEWER, -errno). */
 int pog_pool_precheck(int fd, char *why, size_t why_size);
+/* A commit record's block, whole: header, history and fresh lists check
+ * (0, POG_ECORRUPT); the header in *rec either way. */
+int pog_commit_block_check(const void *block, struct pog_commit_rec *rec);
 bool pog_bno_fresh(const pog_store *s, uint64_t bno);
 
 /* Tree nodes by node address (a bno, or a small node: format.h). */
@@ -266,9 +297,13 @@ bool pog_node_fresh(const pog_store *s, uint64_t addr);
 void pog_seg_dram_init(pog_store *s, uint64_t i);
 /* Stop filling the current small-slot blocks (GC recomputes use). */
 void pog_small_forget(pog_store *s);
-/* commit.c: CRC the transaction's small nodes, flush the carried-over
- * slots; then end the transaction's small-slot state (committed or not). */
+/* commit.c: CRC the transaction's small nodes; the carried-over slots
+ * (fresh slots in blocks of earlier commits), sorted (*out malloc'd, NULL
+ * when none), and their flush; then end the transaction's small-slot
+ * state (committed or not). */
 void pog_small_seal(pog_store *s);
+int pog_small_slot_list(const pog_store *s, uint64_t **out, size_t *n);
+void pog_small_flush(pog_store *s, const uint64_t *slots, size_t n);
 void pog_small_end(pog_store *s, bool committed);
 /* A new node of size bytes (256..4096, a power of two), not cleared. */
 int pog_node_alloc(pog_store *s, uint32_t size, uint64_t *addr);
