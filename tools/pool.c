@@ -236,8 +236,14 @@ int tool_info(const struct tool_args *a, struct tool_error *e)
 	status = tool_open_or_ask(a, &s, &remote, e, TOOL_EXIT_FAIL);
 	if (status)
 		return status;
-	if (remote >= 0)
-		return tool_remote_info(a, remote, e);
+	if (remote >= 0) {
+		status = tool_remote_info(a, remote, e);
+		if (status != TOOL_REMOTE_GONE)
+			return status;
+		status = tool_open_pool(a, POG_OPEN_READONLY, &s, e, TOOL_EXIT_FAIL);
+		if (status)
+			return status;
+	}
 	err = pog_status(s, &st);
 	if (err < 0) {
 		status = tool_fail(e, TOOL_EXIT_FAIL,

@@ -298,6 +298,8 @@ int tool_remote_info(const struct tool_args *a, int fd, struct tool_error *e)
 	err = tool_remote_request(fd, "info", parse_info, &in, NULL, message,
 				  sizeof(message));
 	close(fd);
+	if ((err == -EPIPE || err == -ECONNRESET) && !in.mountpoint[0])
+		return TOOL_REMOTE_GONE;
 	if (err < 0)
 		return remote_failed(a, err, message, e, TOOL_EXIT_FAIL);
 	tool_print_status(a->operands[0], &in.st);

@@ -170,7 +170,11 @@ int tool_remote_request(int fd, const char *request, tool_frame_fn fn,
 int tool_open_or_ask(const struct tool_args *a, pog_store **s, int *remote,
 		     struct tool_error *e, int status);
 
-/* info and fsck of a pool, asked of the daemon on fd (closed here). */
+/* info and fsck of a pool, asked of the daemon on fd (closed here).
+ * info answers TOOL_REMOTE_GONE, printing nothing, when the daemon
+ * closed the connection before answering (it is finishing: the pool
+ * file will be free). */
+#define TOOL_REMOTE_GONE (-1)
 int tool_remote_info(const struct tool_args *a, int fd, struct tool_error *e);
 int tool_remote_fsck(const struct tool_args *a, int fd, struct tool_error *e);
 
