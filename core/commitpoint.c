@@ -119,15 +119,6 @@ int pog_fresh_list(pog_store *s, uint64_t cbno, struct pog_commit_rec *rec,
 
 /* ---- finding the current commit --------------------------------------- */
 
-/* The record at bno, whole: header, history list and fresh list. */
-static int rec_read_whole(const pog_store *s, uint64_t bno,
-			  struct pog_commit_rec *rec)
-{
-	if (!pog_bno_valid(s, bno))
-		return POG_ECORRUPT;
-	return pog_commit_block_check(pog_block(s, bno), rec);
-}
-
 static const struct pog_fresh_ent *rec_list(const pog_store *s, uint64_t bno,
 					     const struct pog_commit_rec *rec)
 {
@@ -139,7 +130,7 @@ int pog_commit_listed(const pog_store *s,
 		      int (*fn)(void *ctx, uint64_t bno), void *ctx)
 {
 	struct pog_commit_rec rec;
-	int err = rec_read_whole(s, s->env->commit_bno, &rec);
+	int err = pog_commit_rec_read(s, s->env->commit_bno, &rec);
 	if (err || !rec.fresh_count)
 		return err;
 	const struct pog_fresh_ent *e = rec_list(s, s->env->commit_bno, &rec);
@@ -173,7 +164,7 @@ int pog_commit_find(pog_store *s, bool after_crash, struct pog_commit_rec *rec,
 	bool ok[2];
 	for (unsigned i = 0; i < 2; i++) {
 		bno[i] = *slot_at(s, i);
-		ok[i] = bno[i] && rec_read_whole(s, bno[i], &r[i]) == 0;
+		ok[i] = bno[i] && pog_commit_rec_read(s, bno[i], &r[i]) == 0;
 		/* closed cleanly: both records were whole */
 		if (bno[i] && !ok[i] && !after_crash)
 			return POG_EDAMAGED;

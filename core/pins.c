@@ -56,13 +56,7 @@ int pog_commit_rec_read(const pog_store *s, uint64_t bno,
 {
 	if (!pog_bno_valid(s, bno))
 		return POG_ECORRUPT;
-	memcpy(rec, pog_block(s, bno), sizeof(*rec));
-	uint32_t crc = rec->crc;
-	rec->crc = 0;
-	if (rec->magic != POG_COMMIT_MAGIC || pog_crc32(rec, sizeof(*rec)) != crc)
-		return POG_ECORRUPT;
-	rec->crc = crc;
-	return 0;
+	return pog_commit_block_check(pog_block(s, bno), rec);
 }
 
 int pog_pins_note_commit(pog_store *s, uint64_t id, uint64_t bno)

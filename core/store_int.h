@@ -448,7 +448,8 @@ void pog_pins_free(pog_store *s);
 /* Commit id's record is at bno (the latest commit, or one found on open):
  * it can be pinned and read. */
 int pog_pins_note_commit(pog_store *s, uint64_t id, uint64_t bno);
-/* Read and check the commit record at bno. */
+/* Read the commit record at bno and check its block whole (header,
+ * history and fresh lists: pog_commit_block_check). */
 int pog_commit_rec_read(const pog_store *s, uint64_t bno,
 			struct pog_commit_rec *rec);
 /* The state of readable commit id (-ENOENT when its record is gone). */
