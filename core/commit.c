@@ -46,9 +46,15 @@ static bool others_fresh(const pog_store *s, uint64_t seg, unsigned from,
 	return false;
 }
 
+/* A flushed run of at least this many fresh blocks leaves the page
+ * tables first (pog_blocks_unmap): a shorter one costs about as much to
+ * map again as its write-protection at writeback. */
+#define UNMAP_MIN_BLOCKS 8u
+
 /* Runs of this session's fresh blocks gathered into address ranges. */
 struct fresh_spans {
 	pog_store *s;
+	bool unmap;         /* runs are sealed: unmap long ones (flush) */
 	void (*emit)(pog_store *s, char *lo, char *hi, void *ctx);
 	void *ctx;
 	char *lo, *hi;      /* the range at hand (lo NULL: none) */
@@ -74,6 +80,8 @@ static void spans_add(struct fresh_spans *sp, uint64_t seg, unsigned first,
 	char *base = sp->s->env->segs[seg].base;
 	char *from = base + (uint64_t)first * POG_BLOCK_SIZE;
 	char *to = base + (uint64_t)end * POG_BLOCK_SIZE;
+	if (sp->unmap && end - first >= UNMAP_MIN_BLOCKS)
+		pog_blocks_unmap(from, to);
 	if (sp->lo && from >= sp->hi && (size_t)(from - sp->hi) <= FLUSH_GAP &&
 	    spans_gap_clean(sp, seg, first)) {
 		sp->hi = to;
@@ -94,7 +102,7 @@ static void fresh_spans(pog_store *s, bool crc,
 			void (*emit)(pog_store *s, char *lo, char *hi, void *ctx),
 			void *ctx)
 {
-	struct fresh_spans sp = {.s = s, .emit = emit, .ctx = ctx};
+	struct fresh_spans sp = {.s = s, .unmap = crc, .emit = emit, .ctx = ctx};
 	for (uint64_t i = s->fresh_min_seg; i <= s->fresh_max_seg; i++) {
 		struct pog_seg *g = &s->env->segs[i];
 		struct pog_txseg *x = &s->tx[i];

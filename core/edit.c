@@ -395,24 +395,70 @@ static int links_resolve(pog_store *s, struct pog_edits *e)
 
 /* ---- commit -------------------------------------------------------------- */
 
-/* A typed scalar left empty (no value) that the commit would keep. */
+/* A typed scalar left empty (no value): the commit would keep it. */
+static bool empty_scalar(const struct pog_inode *in)
+{
+	return pog_type_is_scalar(in->type) && !in->size && in->nlink;
+}
+
+static int empty_scalar_refuse(pog_store *s, uint64_t ino,
+			       const struct pog_inode *in)
+{
+	char path[4096];
+	ssize_t n = pog_path_locked(s, &s->staged, ino, path, sizeof(path) - 1);
+	if (n < 0 || (size_t)n >= sizeof(path) - 1)
+		return 0; /* no place the root reaches */
+	path[n] = '\0';
+	pog_set_error(s, "commit: %s: an empty %s has no value (write "
+		      "one, or remove it)", path, pog_type_name(in->type));
+	return -EINVAL;
+}
+
+/* Below this many changes, each record is looked up by itself. */
+#define EMPTY_WALK_MIN 64u
+
+struct empty_walk {
+	pog_store *s;
+	size_t seen; /* changed objects met in the fresh leaves */
+};
+
+static int empty_walk_entry(void *ctx, uint64_t ino, void *val, uint16_t vlen)
+{
+	struct empty_walk *w = ctx;
+	const struct pog_inode *in = val;
+	if (vlen < POG_INODE_FIXED || vlen != pog_inode_len(in) ||
+	    !pog_map64_find(&w->s->changes, ino))
+		return 0;
+	w->seen++;
+	return empty_scalar(in) ? empty_scalar_refuse(w->s, ino, in) : 0;
+}
+
+/*
+ * The commit refuses a typed scalar left empty among the changed objects.
+ * A changed object's record was written in this transaction, so it sits
+ * in a fresh leaf of the object table: one walk over those leaves reads
+ * the records in key order, instead of a lookup from the root for each
+ * (most of a 10,000-file commit's time in the processor). When the walk
+ * meets fewer changed objects than the change table holds (a record
+ * left as committed), each is looked up as before.
+ */
 static int empty_scalars_check(pog_store *s)
 {
+	if (s->changes.n >= EMPTY_WALK_MIN) {
+		struct empty_walk w = {.s = s};
+		int err = pog_bt_foreach_fresh(s, s->staged.obj_root,
+					       empty_walk_entry, &w);
+		if (err || w.seen == s->changes.n)
+			return err;
+	}
 	pog_map64_foreach(&s->changes, i) {
 		uint64_t ino = s->changes.keys[i];
 		const struct pog_inode *in;
-		if (pog_inode_get(s, &s->staged, ino, &in) ||
-		    !pog_type_is_scalar(in->type) || in->size || !in->nlink)
+		if (pog_inode_get(s, &s->staged, ino, &in) || !empty_scalar(in))
 			continue;
-		char path[4096];
-		ssize_t n = pog_path_locked(s, &s->staged, ino, path,
-					    sizeof(path) - 1);
-		if (n < 0 || (size_t)n >= sizeof(path) - 1)
-			continue; /* no place the root reaches */
-		path[n] = '\0';
-		pog_set_error(s, "commit: %s: an empty %s has no value (write "
-			      "one, or remove it)", path, pog_type_name(in->type));
-		return -EINVAL;
+		int err = empty_scalar_refuse(s, ino, in);
+		if (err)
+			return err;
 	}
 	return 0;
 }

@@ -2,6 +2,7 @@
 #include <errno.h>
 #include <stdarg.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "store_int.h"
 
@@ -155,6 +156,24 @@ static int seg_add(pog_store *s)
 	pog_seg_dram_init(s, n);
 	s->env->blocks_used++; /* its header */
 	return 0;
+}
+
+/* Told to take the pool for persistent memory, libpmemobj flushes it
+ * with cache-line flushes, not msync: nothing to gain there. */
+static bool pmem_forced(void)
+{
+	const char *force = getenv("PMEM_IS_PMEM_FORCE");
+	return force && force[0] == '1';
+}
+
+void pog_blocks_unmap(char *lo, char *hi)
+{
+	if (hi <= lo || pmem_forced())
+		return;
+	/* MADV_DONTNEED on a shared file mapping marks the pages' dirt in
+	 * the page cache and drops only the mappings, with one TLB flush for
+	 * the whole range; failing, it leaves them mapped (still correct). */
+	(void)madvise(lo, (size_t)(hi - lo), MADV_DONTNEED);
 }
 
 static int find_free(pog_store *s, uint64_t from_seg, uint64_t to_seg,
