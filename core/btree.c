@@ -777,8 +777,10 @@ static int fresh_rec(pog_store *s, uint64_t addr, int depth,
 		     int (*fn)(void *ctx, uint64_t key, void *val, uint16_t vlen),
 		     void *ctx)
 {
-	if (depth >= POG_BT_MAX_DEPTH || pog_node_check(s, addr, 0) ||
-	    !pog_node_fresh(s, addr))
+	/* Fresh first: that is in DRAM, while the header of a committed
+	 * child (most children of a fresh branch) may be a page to fault in. */
+	if (depth >= POG_BT_MAX_DEPTH || !pog_node_fresh(s, addr) ||
+	    pog_node_check(s, addr, 0))
 		return 0;
 	struct pog_node_hdr *h = HDR(s, addr);
 	for (unsigned i = 0; i < h->count; i++) {
@@ -1227,8 +1229,10 @@ static int trim_rec(pog_store *s, uint64_t addr, int depth,
 		    int (*fn)(void *ctx, uint64_t key, void *val, uint16_t *vlen),
 		    void *ctx)
 {
-	if (depth >= POG_BT_MAX_DEPTH || pog_node_check(s, addr, 0) ||
-	    !pog_node_fresh(s, addr))
+	/* Fresh first: that is in DRAM, while the header of a committed
+	 * child (most children of a fresh branch) may be a page to fault in. */
+	if (depth >= POG_BT_MAX_DEPTH || !pog_node_fresh(s, addr) ||
+	    pog_node_check(s, addr, 0))
 		return 0;
 	struct pog_node_hdr *h = HDR(s, addr);
 	for (unsigned i = 0; i < h->count; i++) {
