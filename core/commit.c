@@ -51,10 +51,12 @@ static bool others_fresh(const pog_store *s, uint64_t seg, unsigned from,
  * map again as its write-protection at writeback. */
 #define UNMAP_MIN_BLOCKS 8u
 
+static void flush_span(pog_store *s, char *lo, char *hi, void *ctx);
+
 /* Runs of this session's fresh blocks gathered into address ranges. */
 struct fresh_spans {
 	pog_store *s;
-	bool unmap;         /* runs are sealed: unmap long ones (flush) */
+	bool unmap;         /* flushing them: unmap long runs first */
 	void (*emit)(pog_store *s, char *lo, char *hi, void *ctx);
 	void *ctx;
 	char *lo, *hi;      /* the range at hand (lo NULL: none) */
@@ -102,7 +104,10 @@ static void fresh_spans(pog_store *s, bool crc,
 			void (*emit)(pog_store *s, char *lo, char *hi, void *ctx),
 			void *ctx)
 {
-	struct fresh_spans sp = {.s = s, .unmap = crc, .emit = emit, .ctx = ctx};
+	struct fresh_spans sp = {
+		.s = s, .emit = emit, .ctx = ctx,
+		.unmap = emit == flush_span && !s->env->is_pmem,
+	};
 	for (uint64_t i = s->fresh_min_seg; i <= s->fresh_max_seg; i++) {
 		struct pog_seg *g = &s->env->segs[i];
 		struct pog_txseg *x = &s->tx[i];

@@ -158,17 +158,9 @@ static int seg_add(pog_store *s)
 	return 0;
 }
 
-/* Told to take the pool for persistent memory, libpmemobj flushes it
- * with cache-line flushes, not msync: nothing to gain there. */
-static bool pmem_forced(void)
-{
-	const char *force = getenv("PMEM_IS_PMEM_FORCE");
-	return force && force[0] == '1';
-}
-
 void pog_blocks_unmap(char *lo, char *hi)
 {
-	if (hi <= lo || pmem_forced())
+	if (hi <= lo)
 		return;
 	/* MADV_DONTNEED on a shared file mapping marks the pages' dirt in
 	 * the page cache and drops only the mappings, with one TLB flush for

@@ -317,8 +317,8 @@ int pog_block_alloc(pog_store *s, bool node, uint64_t *bno);
  * flushed) out of this process's page tables, keeping its bytes: on a
  * file, the flush then writes the pages back without write-protecting
  * each one (a TLB shootdown a page); the next touch maps them again
- * from the page cache. Nothing when PMEM_IS_PMEM_FORCE=1 (libpmemobj
- * flushes cache lines then, no msync). */
+ * from the page cache. For a pool not on persistent memory (env
+ * is_pmem: there a flush is cache-line flushes, no msync). */
 void pog_blocks_unmap(char *lo, char *hi);
 /* Make sure `blocks` more blocks can be allocated (adding segments as
  * needed), so that an operation either fails before it changes anything
