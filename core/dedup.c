@@ -168,9 +168,11 @@ struct sealer {
 	uint64_t n;
 };
 
+/* A fresh page without its CRC yet (pages written whole have theirs). */
 static bool fresh_page(const pog_store *s, uint64_t bno)
 {
-	return pog_bno_valid(s, bno) && pog_bno_fresh(s, bno);
+	return pog_bno_valid(s, bno) && pog_bno_fresh(s, bno) &&
+	       !pog_bno_sealed(s, bno);
 }
 
 /* Read the run of fresh blocks that starts at bno (within its segment). */
@@ -243,15 +245,21 @@ static int seal_object(void *ctx, uint64_t ino, void *val, uint16_t vlen)
 /*
  * Every page a record refers to and that this transaction wrote is fresh,
  * and so is the record's leaf (copy on write) and the page table's leaf:
- * the fresh leaves of the object table reach them all.
+ * the fresh leaves of the object table reach them all. Pages written
+ * whole got their CRC at staging (pages.c): when no page was written
+ * otherwise since the last sealing, there is nothing to walk.
  */
 int pog_pages_seal(pog_store *s)
 {
+	if (!s->unsealed)
+		return 0;
 	struct sealer z = { .s = s };
 	if (s->env->lock_fd >= 0)
 		z.buf = malloc((size_t)SEAL_RUN * POG_BLOCK_SIZE);
 	int err = pog_bt_foreach_fresh(s, s->staged.obj_root, seal_object, &z);
 	free(z.buf);
+	if (!err)
+		s->unsealed = false;
 	return err;
 }
 

@@ -97,12 +97,14 @@ static int page_drop(pog_store *s, struct pog_inode *in, uint64_t page)
 
 /*
  * A writable copy of page `page` (zeros when it was a hole; with whole,
- * which the caller overwrites entirely, its bytes are undefined). Returns
+ * which the caller overwrites entirely, its bytes are undefined; with
+ * pwritten, the caller fills it through the file, not the mapping, and
+ * a new block comes from the segments of such pages: store.c). Returns
  * 1 when the page was fresh already (written in place: its ref stays), 0
  * for a new block, whose ref the caller sets.
  */
 static int page_writable(pog_store *s, struct pog_inode *in, uint64_t page,
-			 bool whole, char **data, uint64_t *bno)
+			 bool whole, bool pwritten, char **data, uint64_t *bno)
 {
 	struct pog_page_ref ref;
 	int err = page_ref(s, in, page, &ref);
@@ -120,7 +122,8 @@ static int page_writable(pog_store *s, struct pog_inode *in, uint64_t page,
 		if (err)
 			return err;
 	}
-	err = pog_block_alloc(s, false, bno);
+	err = pwritten ? pog_data_block_alloc(s, bno)
+		       : pog_block_alloc(s, false, bno);
 	if (err)
 		return err;
 	*data = pog_block(s, *bno);
@@ -144,14 +147,19 @@ static int page_set_fresh(pog_store *s, struct pog_inode *in, uint64_t page,
 	return page_set(s, in, page, &ref);
 }
 
+/* Write part of page `page` through the mapping; the commit computes its
+ * CRC (pog_pages_seal). */
 static int page_write(pog_store *s, struct pog_inode *in, uint64_t page,
 		      size_t at, const void *buf, size_t len)
 {
 	char *data;
 	uint64_t bno;
-	int r = page_writable(s, in, page, at == 0 && len == PAGE, &data, &bno);
+	int r = page_writable(s, in, page, at == 0 && len == PAGE, false, &data,
+			      &bno);
 	if (r < 0)
 		return r;
+	pog_bno_set_sealed(s, bno, false);
+	s->unsealed = true;
 	if (buf)
 		memcpy(data + at, buf, len);
 	else
@@ -170,9 +178,11 @@ struct page_run {
  * Fill a run of fresh blocks: one pwrite through the pool file's
  * descriptor (the page cache the pool is mapped from), which spares the
  * page faults and the zeroing of a first touch through the mapping; the
- * commit's flush of the mapping writes these pages like any other. A
- * descriptor that cannot write (a read-only one, device DAX) falls back
- * to a copy through the mapping.
+ * commit's flush of the mapping writes these pages like any other. These
+ * pages are never mapped (they lie in segments of their own: store.c
+ * pog_data_block_alloc), so their writeback need not write-protect them.
+ * A descriptor that cannot write (a read-only one, device DAX) falls
+ * back to a copy through the mapping.
  */
 static void page_run_fill(pog_store *s, struct page_run *run)
 {
@@ -187,23 +197,29 @@ static void page_run_fill(pog_store *s, struct page_run *run)
 	run->n = 0;
 }
 
-/* Write the whole page `page` from src, through run (blocks in a row are
- * filled together). */
+/*
+ * Write the whole page `page` from src, through run (blocks in a row are
+ * filled together). Its CRC is computed here, from the caller's bytes
+ * (in the CPU cache already, and computed once: the page is never read
+ * back for it), and its ref holds it: the commit need not read the page.
+ */
 static int page_write_whole(pog_store *s, struct pog_inode *in, uint64_t page,
 			    const char *src, struct page_run *run)
 {
 	char *data;
 	uint64_t bno;
-	int r = page_writable(s, in, page, true, &data, &bno);
+	int r = page_writable(s, in, page, true, true, &data, &bno);
 	if (r < 0)
 		return r;
-	if (!r) {
-		int err = page_set_fresh(s, in, page, bno);
-		if (err) {
-			memcpy(data, src, PAGE); /* the ref may be in: no garbage */
-			return err;
-		}
+	pog_bno_set_sealed(s, bno, false);
+	struct pog_page_ref ref = {bno, pog_crc32(src, PAGE), 0};
+	int err = page_set(s, in, page, &ref);
+	if (err) {
+		memcpy(data, src, PAGE); /* the ref may be in: no garbage */
+		s->unsealed = true;
+		return err;
 	}
+	pog_bno_set_sealed(s, bno, true);
 	if (run->n && bno == run->bno + run->n && src == run->src + run->n * PAGE) {
 		run->n++;
 		return 0;

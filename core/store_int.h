@@ -71,6 +71,9 @@ struct pog_seg {
 struct pog_txseg {
 	uint64_t fresh[POG_WORDS_PER_SEG];   /* allocated by this txn */
 	uint64_t node[POG_WORDS_PER_SEG];    /* fresh block is a tree node */
+	uint64_t sealed[POG_WORDS_PER_SEG];  /* fresh page whose ref holds its
+						CRC already (pages.c); only
+						with its fresh bit */
 };
 
 struct pog_state {
@@ -150,6 +153,7 @@ struct pog_env {
 	struct pog_seg *segs;
 	uint64_t nsegs;
 	uint64_t alloc_cursor;
+	uint64_t data_cursor;        /* after the last pwritten page (store.c) */
 	uint64_t blocks_used;
 	uint64_t last_commit_fresh;  /* blocks the last commit sealed */
 
@@ -194,6 +198,7 @@ struct pog_store {
 	uint64_t ntx;
 	uint64_t fresh_count;
 	uint64_t fresh_min_seg, fresh_max_seg;
+	bool unsealed;               /* a fresh page may lack its CRC (pages.c) */
 
 	struct pog_vec freed;        /* committed blocks replaced by this txn */
 	struct pog_small_alloc {     /* small nodes (format.h), per class */
@@ -282,6 +287,8 @@ int pog_pool_precheck(int fd, char *why, size_t why_size);
  * (0, POG_ECORRUPT); the header in *rec either way. */
 int pog_commit_block_check(const void *block, struct pog_commit_rec *rec);
 bool pog_bno_fresh(const pog_store *s, uint64_t bno);
+bool pog_bno_sealed(const pog_store *s, uint64_t bno);
+void pog_bno_set_sealed(pog_store *s, uint64_t bno, bool sealed);
 
 /* Tree nodes by node address (a bno, or a small node: format.h). */
 static inline void *pog_node(const pog_store *s, uint64_t addr)
@@ -313,6 +320,7 @@ void pog_node_release(pog_store *s, uint64_t addr);
 
 /* store.c: block allocation inside the running transaction. */
 int pog_block_alloc(pog_store *s, bool node, uint64_t *bno);
+int pog_data_block_alloc(pog_store *s, uint64_t *bno);
 /* Take [lo, hi) of the pool (whole blocks, written and about to be
  * flushed) out of this process's page tables, keeping its bytes: on a
  * file, the flush then writes the pages back without write-protecting
