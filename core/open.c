@@ -113,6 +113,7 @@ static void store_free(pog_store *s)
 	pog_history_free(s);
 	pog_pins_free(s);
 	session_free(s);
+	pog_early_stop(env);
 	if (env->pop)
 		pmemobj_close(env->pop);
 	if (env->lock_fd >= 0)

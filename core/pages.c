@@ -181,9 +181,12 @@ struct page_run {
  * commit's flush of the mapping writes these pages like any other. These
  * pages are never mapped (they lie in segments of their own: store.c
  * pog_data_block_alloc), so their writeback need not write-protect them.
- * A descriptor that cannot write (a read-only one, device DAX) falls
+ * A long run is handed to the early writeback (writeback.c): the disk
+ * starts on it now, not at the commit. A descriptor that cannot write (a read-only one, device DAX) falls
  * back to a copy through the mapping.
  */
+#define EARLY_MIN_PAGES 32 /* runs of 128 KiB and more: FUSE's writes */
+
 static void page_run_fill(pog_store *s, struct page_run *run)
 {
 	if (!run->n)
@@ -194,6 +197,8 @@ static void page_run_fill(pog_store *s, struct page_run *run)
 	if (s->env->lock_fd < 0 ||
 	    pwrite(s->env->lock_fd, run->src, len, at) != (ssize_t)len)
 		memcpy(dst, run->src, len);
+	else if (run->n >= EARLY_MIN_PAGES)
+		pog_early_writeback(s->env, at, (off_t)len);
 	run->n = 0;
 }
 

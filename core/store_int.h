@@ -154,6 +154,8 @@ struct pog_env {
 	uint64_t nsegs;
 	uint64_t alloc_cursor;
 	uint64_t data_cursor;        /* after the last pwritten page (store.c) */
+	struct pog_early *early;     /* early writeback thread (writeback.c) */
+	bool early_failed;           /* it could not be started */
 	uint64_t blocks_used;
 	uint64_t last_commit_fresh;  /* blocks the last commit sealed */
 
@@ -432,6 +434,8 @@ void pog_writeback_add(struct pog_writeback *wb, off_t at, off_t len);
 /* Starts the thread (NULL: nothing to wait for); takes wb. */
 struct pog_writeback *pog_writeback_start(struct pog_writeback *wb);
 void pog_writeback_wait(struct pog_writeback *wb);
+void pog_early_writeback(struct pog_env *env, off_t at, off_t len);
+void pog_early_stop(struct pog_env *env);
 /* Drop index entries of pages nothing holds (after a mark). */
 uint64_t pog_dedup_prune(pog_store *s);
 /* Mark a committed-state block used (recovery and GC). */

@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <pthread.h>
 #include <stdlib.h>
+#include <unistd.h>
 
 #include "store_int.h"
 
@@ -88,4 +89,113 @@ void pog_writeback_wait(struct pog_writeback *wb)
 		return;
 	pthread_join(wb->thread, NULL);
 	writeback_free(wb);
+}
+
+/* ---- early writeback: staging hands over whole runs as it writes them --- */
+
+/*
+ * A run of whole pages that staging wrote with pwrite (pages.c) is handed
+ * to a thread of the env, which starts its writeback at once, while
+ * staging goes on: by the commit most of a large write is on the disk,
+ * and the commit's flush waits only for the tail. Staging never blocks on
+ * the disk for it (sync_file_range waits for the device queue): a range
+ * that finds the queue of this thread full is left to the commit. Like
+ * the commit's writeback this orders and persists nothing: these blocks
+ * are fresh, referenced by no commit until the commit point, which comes
+ * after the commit's flush of them.
+ */
+#define EARLY_RANGES 64
+
+struct pog_early {
+	pthread_t thread;
+	pid_t pid;                 /* the process the thread runs in */
+	int fd;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	bool stop;
+	unsigned head, n;          /* a ring of pending ranges */
+	struct wb_range r[EARLY_RANGES];
+};
+
+static void *early_main(void *arg)
+{
+	struct pog_early *e = arg;
+	pthread_mutex_lock(&e->mu);
+	for (;;) {
+		while (!e->n && !e->stop)
+			pthread_cond_wait(&e->cv, &e->mu);
+		if (e->stop)
+			break;
+		struct wb_range r = e->r[e->head];
+		e->head = (e->head + 1) % EARLY_RANGES;
+		e->n--;
+		pthread_mutex_unlock(&e->mu);
+		range_start(e->fd, r.at, r.len);
+		pthread_mutex_lock(&e->mu);
+	}
+	pthread_mutex_unlock(&e->mu);
+	return NULL;
+}
+
+static struct pog_early *early_start(struct pog_env *env)
+{
+	struct pog_early *e = calloc(1, sizeof(*e));
+	if (!e)
+		return NULL;
+	e->fd = env->lock_fd;
+	e->pid = getpid();
+	pthread_mutex_init(&e->mu, NULL);
+	pthread_cond_init(&e->cv, NULL);
+	if (pthread_create(&e->thread, NULL, early_main, e) != 0) {
+		pthread_cond_destroy(&e->cv);
+		pthread_mutex_destroy(&e->mu);
+		free(e);
+		return NULL;
+	}
+	return e;
+}
+
+void pog_early_writeback(struct pog_env *env, off_t at, off_t len)
+{
+	if (env->lock_fd < 0 || env->early_failed)
+		return;
+	if (!env->early) {
+		env->early = early_start(env);
+		if (!env->early) {
+			env->early_failed = true; /* the commit does it all */
+			return;
+		}
+	}
+	struct pog_early *e = env->early;
+	if (e->pid != getpid())
+		return; /* a forked child: the thread stayed in the parent */
+	pthread_mutex_lock(&e->mu);
+	struct wb_range *last = e->n ? &e->r[(e->head + e->n - 1) % EARLY_RANGES]
+				     : NULL;
+	if (last && last->at + last->len == at) {
+		last->len += len;
+	} else if (e->n < EARLY_RANGES) {
+		e->r[(e->head + e->n) % EARLY_RANGES] = (struct wb_range){at, len};
+		e->n++;
+	}
+	pthread_cond_signal(&e->cv);
+	pthread_mutex_unlock(&e->mu);
+}
+
+void pog_early_stop(struct pog_env *env)
+{
+	struct pog_early *e = env->early;
+	env->early = NULL;
+	if (!e)
+		return;
+	if (e->pid == getpid()) {
+		pthread_mutex_lock(&e->mu);
+		e->stop = true;
+		pthread_cond_signal(&e->cv);
+		pthread_mutex_unlock(&e->mu);
+		pthread_join(e->thread, NULL);
+		pthread_cond_destroy(&e->cv);
+		pthread_mutex_destroy(&e->mu);
+	}
+	free(e); /* in a forked child only the copy of it */
 }
