@@ -146,6 +146,7 @@ static void crash_staged(const char *pool, uint64_t ino)
 	stage(s, ino, 6, 4, 2000);
 }
 
+#ifndef __SANITIZE_ADDRESS__
 /* Stage 2 MiB (the early-writeback thread starts), fork a writer from
  * the open store (the thread stays behind) that stages 3 MiB more,
  * commits, stages 4 MiB and dies; die too. */
@@ -168,6 +169,7 @@ static void crash_forked(const char *pool, uint64_t ino)
 	    WEXITSTATUS(st) != 0)
 		_exit(7);
 }
+#endif
 
 /* The file holds MiB i seeded seed(i) for i < n, and nothing more. */
 static void assert_mibs(pog_store *s, uint64_t ino, size_t n)
@@ -201,12 +203,19 @@ static void test_crash(void **state)
 	assert_ok(pog_open(ctx->pool, 0, &ctx->s));
 	assert_mibs(ctx->s, ino, 6);
 	tu_assert_fsck_clean(ctx->s);
+#ifdef __SANITIZE_ADDRESS__
+	/* ASan's allocator is not fork-safe: a process forked while another
+	 * thread holds its lock (the early-writeback thread here) hangs in
+	 * its next malloc. The build without ASan runs this part. */
+	print_message("    forked writer skipped under ASan\n");
+#else
 	assert_ok(pog_close(ctx->s, POG_CLOSE_NOGC));
 	ctx->s = NULL;
 	in_child(ctx->pool, ino, crash_forked);
 	assert_ok(pog_open(ctx->pool, 0, &ctx->s));
 	assert_mibs(ctx->s, ino, 11);
 	tu_assert_fsck_clean(ctx->s);
+#endif
 }
 
 int main(void)
