@@ -43,7 +43,7 @@ struct fresh_fill {
 
 static void fill_one(const pog_store *s, struct fresh_fill *f, uint64_t addr)
 {
-	uint32_t len = addr & POG_NODE_SMALL ? pog_node_size(addr) : POG_BLOCK_SIZE;
+	uint32_t len = pog_node_size(addr);
 	f->ents[f->n++] = (struct pog_fresh_ent){
 		.addr = addr,
 		.crc = pog_crc32(pog_node(s, addr), len),
@@ -147,8 +147,7 @@ static bool rec_complete(const pog_store *s, uint64_t bno,
 	const struct pog_fresh_ent *e = rec_list(s, bno, rec);
 	for (uint32_t i = 0; i < rec->fresh_count; i++) {
 		uint64_t addr = e[i].addr;
-		uint32_t len = addr & POG_NODE_SMALL ? pog_node_size(addr)
-						     : POG_BLOCK_SIZE;
+		uint32_t len = pog_node_size(addr);
 		if (!pog_node_valid(s, addr) || e[i].len != len ||
 		    pog_crc32(pog_node(s, addr), len) != e[i].crc)
 			return false;

@@ -177,10 +177,12 @@ static int mark_pinned(struct marker *m)
 {
 	pog_store *s = m->s;
 	int err = m->bits ? 0 : mark_commit(m, s->env->commit_bno, &s->env->committed, true);
-	uint64_t before = pog_commit_before(s);
-	bool was;
-	if (!err && !m->bits && before) /* its record only: the open's fallback */
-		err = mark_bno(m, before, &was);
+	if (!err && !m->bits) { /* its record only: the open's fallback */
+		uint64_t before = pog_commit_before(s);
+		bool was;
+		if (before)
+			err = mark_bno(m, before, &was);
+	}
 	if (!err)
 		err = pog_commit_listed(s, mark_listed, m);
 	struct pog_vec ids = {0};

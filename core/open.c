@@ -399,6 +399,8 @@ int pog_open(const char *path, unsigned flags, pog_store **out)
 	}
 	if (!err)
 		err = open_pool(s, path);
+	if (!err) /* before any commit: the upgrades below commit */
+		s->env->is_pmem = pool_is_pmem(s->env->lock_fd);
 	if (!err && !ro && s->env->super->clean) {
 		s->env->super->clean = 0;
 		pmemobj_persist(s->env->pop, &s->env->super->clean, sizeof(s->env->super->clean));
@@ -416,8 +418,6 @@ int pog_open(const char *path, unsigned flags, pog_store **out)
 	}
 	if (!err && !ro && !s->env->list_counts)
 		err = lists_upgrade_commit(s);
-	if (!err)
-		s->env->is_pmem = pool_is_pmem(s->env->lock_fd);
 	if (err) {
 		store_free(s);
 		return err;
